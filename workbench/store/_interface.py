@@ -52,7 +52,8 @@ class ProjectStore(Protocol):
         """Many label versions in one transaction (imports)."""
         ...
 
-    def current_label(self, item_id: int, *, include_ground_truth: bool = False) -> LabelVersion | None:
+    def current_label(self, item_id: int, *,
+                      include_ground_truth: bool = False) -> LabelVersion | None:
         """The newest label version of an item (hidden ground truth excluded unless asked)."""
         ...
 
