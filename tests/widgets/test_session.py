@@ -1,0 +1,229 @@
+"""AnnotationSession against a real SQLiteStore: serving, provenance, edits, drafts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from tests.widgets.conftest import npy_loader, ready_model
+from workbench.store import LabelSource, Prediction, SQLiteStore
+from workbench.widgets import AnnotationSession, SessionError, Stroke
+from workbench.widgets._edits import Fill
+
+
+def session(store: SQLiteStore, clock: Callable[[], float] | None = None,
+            name: str = "ann") -> AnnotationSession:
+    kwargs = {"clock": clock} if clock else {}
+    s = AnnotationSession(store, name, image_loader=npy_loader, **kwargs)
+    s.next()
+    return s
+
+
+# classification -----------------------------------------------------------------------------
+def test_choose_class_without_proposal_is_human_and_advances(cls_store: SQLiteStore,
+                                                             clock: Callable[[], float]) -> None:
+    s = session(cls_store, clock)
+    first = s.item
+    assert first is not None and s.status().position == 1
+    version = s.choose_class(2)
+    assert version.source is LabelSource.HUMAN and version.class_index == 2
+    assert version.model_version_id is None and version.seconds_spent == pytest.approx(4.0)
+    assert s.item is not None and s.item.id != first.id
+    status = s.status()
+    assert (status.position, status.labelled, status.budget) == (2, 1, 6)
+
+
+def test_accept_and_correct_proposals(cls_store: SQLiteStore) -> None:
+    items = cls_store.list_items()
+    model = ready_model(cls_store, [Prediction(i.id, probs=np.array([0.1, 0.7, 0.2]))
+                                    for i in items])
+    s = session(cls_store)
+    assert s.proposal_class == 1 and s.status().model_version_id == model
+    accepted = s.accept()
+    assert accepted.source is LabelSource.ACCEPTED and accepted.class_index == 1
+    assert accepted.model_version_id == model
+    corrected = s.choose_class(0)
+    assert corrected.source is LabelSource.CORRECTED and corrected.model_version_id == model
+    same = s.choose_class(1)
+    assert same.source is LabelSource.ACCEPTED
+
+
+def test_accept_without_proposal_is_an_error(cls_store: SQLiteStore) -> None:
+    with pytest.raises(SessionError):
+        session(cls_store).accept()
+
+
+def test_skip_releases_and_serves_another_item(cls_store: SQLiteStore) -> None:
+    s = session(cls_store)
+    first = s.item
+    assert first is not None
+    s.skip()
+    assert s.item is not None and s.item.id != first.id
+    held = {a.item_id for a in cls_store.list_assignments() if a.annotator == "ann"}
+    assert held == {s.item.id}
+    s.choose_class(0)
+    assert cls_store.current_label(first.id) is None
+
+
+def test_flag_keeps_item_and_records_comment(cls_store: SQLiteStore) -> None:
+    s = session(cls_store)
+    item = s.item
+    assert item is not None
+    s.flag("blurry, ask an expert")
+    assert s.item == item
+    flags = cls_store.list_flags(item.id)
+    assert [(f.annotator, f.comment) for f in flags] == [("ann", "blurry, ask an expert")]
+
+
+def test_go_back_and_change_writes_a_new_version(cls_store: SQLiteStore) -> None:
+    s = session(cls_store)
+    first = s.item
+    assert first is not None
+    v1 = s.choose_class(0)
+    second = s.item
+    s.previous()
+    assert s.item == first and s.status().revising
+    v2 = s.choose_class(2)
+    assert v2.replaces_id == v1.id and v2.class_index == 2
+    assert [v.id for v in cls_store.label_history(first.id)] == [v1.id, v2.id]
+    assert s.item == second and not s.status().revising
+
+
+def test_keyboard_run_labels_every_item_then_done(cls_store: SQLiteStore) -> None:
+    s = session(cls_store)
+    for n in range(6):
+        s.choose_class(n % 3)
+    assert s.item is None and s.done and s.status().labelled == 6
+
+
+def test_display_of_2d_item(cls_store: SQLiteStore) -> None:
+    s = session(cls_store)
+    image = s.plane_image()
+    assert image.dtype == np.uint8 and image.shape == (32, 48)
+    assert np.array_equal(image, np.load(s.item.source_uri))  # uint8 shown as is
+    assert s.pixel_aspect() == pytest.approx(2.0)
+    assert s.plane_mask() is None
+
+
+# segmentation -------------------------------------------------------------------------------
+def test_draw_from_scratch_is_human(seg_store: SQLiteStore) -> None:
+    s = session(seg_store)
+    item = s.item
+    s.apply_edit(Stroke(((10, 10), (10, 20)), radius=2, value=1))
+    expected = s.mask.copy()
+    version = s.submit_mask()
+    assert version.source is LabelSource.HUMAN and version.model_version_id is None
+    assert np.array_equal(seg_store.get_mask(version.mask_hash), expected)
+    assert item is not None and s.item is not None and s.item.id != item.id
+
+
+def proposal_mask() -> np.ndarray:
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:20, 10:20] = 1
+    return mask
+
+
+def seg_model(store: SQLiteStore) -> int:
+    return ready_model(store, [Prediction(i.id, mask=proposal_mask(),
+                                          uncertainty_map=np.full((40, 40), 0.2, np.float32))
+                               for i in store.list_items()])
+
+
+def test_unchanged_proposal_is_accepted_edited_is_corrected(seg_store: SQLiteStore) -> None:
+    model = seg_model(seg_store)
+    s = session(seg_store)
+    assert np.array_equal(s.plane_mask(), proposal_mask())
+    accepted = s.accept()
+    assert accepted.source is LabelSource.ACCEPTED and accepted.model_version_id == model
+    s.apply_edit(Stroke(((30, 30),), radius=1, value=1))
+    corrected = s.submit_mask()
+    assert corrected.source is LabelSource.CORRECTED
+    stored = seg_store.get_mask(corrected.mask_hash)
+    assert stored[30, 30] == 1 and stored[10:20, 10:20].all()
+    # an edit undone leaves the proposal unchanged: accepted again
+    s.apply_edit(Stroke(((30, 30),), radius=1, value=1))
+    s.undo()
+    assert s.accept().source is LabelSource.ACCEPTED
+
+
+def test_reject_then_draw_is_human_with_model_recorded(seg_store: SQLiteStore) -> None:
+    model = seg_model(seg_store)
+    s = session(seg_store)
+    s.reject_proposal()
+    assert not s.mask.any()
+    s.apply_edit(Fill((0, 0), 1))
+    version = s.submit_mask()
+    assert version.source is LabelSource.HUMAN and version.model_version_id == model
+    assert seg_store.get_mask(version.mask_hash).all()
+
+
+def test_revise_a_mask(seg_store: SQLiteStore) -> None:
+    s = session(seg_store)
+    s.apply_edit(Stroke(((5, 5),), radius=2, value=1))
+    v1 = s.submit_mask()
+    s.previous()
+    assert np.array_equal(s.mask, seg_store.get_mask(v1.mask_hash))
+    s.apply_edit(Stroke(((5, 5),), radius=3, value=0))
+    v2 = s.submit_mask()
+    assert v2.replaces_id == v1.id and not seg_store.get_mask(v2.mask_hash).any()
+
+
+def test_draft_survives_a_new_session(seg_store: SQLiteStore) -> None:
+    seg_model(seg_store)
+    s = session(seg_store)
+    item = s.item
+    s.apply_edit(Stroke(((30, 5), (30, 35)), radius=1.5, value=1))
+    s.reject_proposal()
+    s.apply_edit(Stroke(((2, 2),), radius=1, value=1))
+    drafted = s.mask.copy()
+    # a kernel restart: a new session for the same annotator gets the held item and its draft
+    again = session(seg_store)
+    assert again.item == item and again.status().rejected
+    assert np.array_equal(again.mask, drafted)
+    assert "draft" in again.status().message.lower()
+    assert again.submit_mask().source is LabelSource.HUMAN
+    assert again.drafts is not None and again.drafts.items() == []
+
+
+def test_drafts_live_under_the_project_folder(seg_store: SQLiteStore) -> None:
+    s = session(seg_store)
+    s.apply_edit(Stroke(((5, 5),), radius=1, value=1))
+    assert s.item is not None
+    assert (seg_store.root / "drafts" / "ann" / f"{s.item.id}.npz").is_file()
+
+
+# volumes ------------------------------------------------------------------------------------
+def test_volume_planes_edit_and_jump(vol_store: SQLiteStore) -> None:
+    item = vol_store.list_items()[0]
+    prop = np.zeros((20, 24, 10), np.uint8)
+    prop[5:8, 5:8, 7] = 1
+    unc = np.zeros((20, 24, 10), np.float32)
+    unc[:, :, 3] = 1.0
+    ready_model(vol_store, [Prediction(item.id, mask=prop, uncertainty_map=unc)])
+    s = session(vol_store)
+    assert s.is_volume and s.plane is not None and (s.plane.axis, s.plane.index) == ("axial", 5)
+    assert s.plane_image().shape == (24, 20)
+    assert s.pixel_aspect() == pytest.approx(1.0)
+    assert s.busiest_slice("uncertainty") == 3 and s.busiest_slice("mask") == 7
+    s.set_plane(index=7)
+    assert s.plane_mask().sum() == 9
+    assert s.plane_uncertainty() is not None
+    s.set_plane("coronal")
+    assert s.plane is not None and s.plane.index == 12 and s.pixel_aspect() == pytest.approx(2.5)
+    s.set_plane("axial", 2)
+    s.apply_edit(Stroke(((0, 0),), radius=0, value=1))  # top-left: i=0, j=23
+    assert s.mask[0, 23, 2] == 1 and s.mask.sum() == 10
+    s.set_plane(index=99)
+    assert s.plane.index == 9
+    window = s.set_preset("lung")
+    assert (window.center, window.width) == (-600.0, 1500.0)
+    version = s.submit_mask()
+    assert version.source is LabelSource.CORRECTED
+
+
+def test_mask_actions_refused_on_classification(cls_store: SQLiteStore) -> None:
+    s = session(cls_store)
+    with pytest.raises(SessionError):
+        s.apply_edit(Stroke(((1, 1),), 1, 1))

@@ -1,0 +1,534 @@
+"""The annotation logic behind the annotator widget, as a plain Python object.
+
+``AnnotationSession(store, annotator)`` serves items in active-learning order, shows the latest
+ready model's proposal, records labels with their provenance, edits masks through typed edit
+records with undo / redo, and keeps in-progress masks as drafts on disk. It imports no widget
+code: the widget is a thin layer of traits over it, and everything here is testable without a
+browser.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from workbench.errors import StoreError
+from workbench.io._image import ScanImage
+from workbench.store._interface import ProjectStore
+from workbench.store._records import (
+    Item,
+    LabelSource,
+    LabelSubmission,
+    LabelVersion,
+    ModelStatus,
+    Prediction,
+    Task,
+)
+from workbench.widgets._display import Window, auto_window, default_window, presets, to_uint8
+from workbench.widgets._drafts import Draft, DraftStore
+from workbench.widgets._edits import Edit, EditHistory, MaskDiff, apply_edit
+from workbench.widgets._planes import AXES, Plane
+
+ImageLoader = Callable[[Item], ScanImage]
+
+
+class SessionError(StoreError):
+    """An annotation action that does not apply now (no item, wrong task, nothing to accept)."""
+
+    code = "annotation_session_error"
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the status bar shows."""
+
+    item_id: int | None
+    item_key: str
+    position: int  # 1-based position of the current item among those served in this session
+    served: int  # items served in this session so far
+    labelled: int  # items of the project with a label
+    budget: int  # items to label (all items of the project unless a budget was given)
+    model_version_id: int | None  # the model whose proposal is shown, if any
+    seconds_on_item: float
+    revising: bool  # the current item already has a label; a submit writes a new version
+    proposal_class: int | None
+    edited: bool
+    rejected: bool
+    can_undo: bool
+    can_redo: bool
+    done: bool  # no item left to serve
+    message: str = ""
+
+
+@dataclass
+class _Current:
+    """The item on screen and everything about it that is not in the store yet."""
+
+    item: Item
+    image: ScanImage
+    prediction: Prediction | None
+    model_version_id: int | None
+    started_at: float
+    label: LabelVersion | None = None  # the label being revised, if any
+    mask: np.ndarray | None = None  # the mask being edited (segmentation)
+    base: str = "empty"
+    base_mask: np.ndarray | None = None
+    rejected: bool = False
+    history: EditHistory = field(default_factory=EditHistory)
+    plane: Plane | None = None
+    window: Window = field(default_factory=lambda: Window(127.5, 255.0))
+
+
+def default_loader(item: Item) -> ScanImage:
+    """Read an item's scan with ``workbench.io.read_uri``."""
+    try:
+        from workbench.io import read_uri  # type: ignore[attr-defined]
+    except ImportError as error:
+        raise SessionError("workbench.io.read_uri is not available to read scans") from error
+    image: ScanImage = read_uri(item.source_uri)
+    return image
+
+
+def latest_ready_model(store: ProjectStore) -> int | None:
+    """Id of the newest model version whose status is ready, if any."""
+    ready = [m.id for m in store.list_model_versions() if m.status is ModelStatus.READY]
+    return max(ready) if ready else None
+
+
+class AnnotationSession:
+    """One annotator working through a project's queue."""
+
+    def __init__(self, store: ProjectStore, annotator: str, *,
+                 drafts_dir: str | Path | None = None,
+                 image_loader: ImageLoader | None = None,
+                 lease_seconds: float = 900.0, budget: int | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        if not annotator:
+            raise SessionError("annotator must be a non-empty name", field="annotator")
+        self.store = store
+        self.annotator = annotator
+        self.task = store.config.task
+        self.classes = tuple(store.config.classes)
+        self.lease_seconds = float(lease_seconds)
+        self._budget = budget
+        self._clock = clock
+        self._load_image = image_loader or default_loader
+        if drafts_dir is None:
+            root = getattr(store, "root", None)
+            drafts_dir = Path(root) / "drafts" if root is not None else None
+        self.drafts = DraftStore(drafts_dir, annotator) if drafts_dir is not None else None
+        self._served: list[int] = []  # item ids in the order this session showed them
+        self._pos = -1
+        self._skipped: list[int] = []
+        self._current: _Current | None = None
+        self._done = False
+        self._message = ""
+
+    # navigation ---------------------------------------------------------------------------
+    @property
+    def item(self) -> Item | None:
+        return self._current.item if self._current else None
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def next(self) -> Item | None:
+        """Show the next item: forward through items revisited with ``previous``, else the
+        store's next unlabelled item. None when the queue is empty."""
+        if self._current is not None and 0 <= self._pos < len(self._served) - 1:
+            self._show(self._served[self._pos + 1])
+            self._pos += 1
+            return self.item
+        item = self._reserve_next()
+        if item is None:
+            self._current = None
+            self._done = True
+            self._message = "No items left to label."
+            self._pos = len(self._served)
+            return None
+        self._done = False
+        if item.id in self._served:
+            self._pos = self._served.index(item.id)
+        else:
+            self._served.append(item.id)
+            self._pos = len(self._served) - 1
+        self._show(item.id)
+        return self.item
+
+    def previous(self) -> Item | None:
+        """Go back to the item served before this one, to look at or change its label."""
+        if self._pos <= 0:
+            self._message = "This is the first item of the session."
+            return self.item
+        self._pos -= 1
+        self._show(self._served[self._pos])
+        return self.item
+
+    def skip(self) -> Item | None:
+        """Leave this item unlabelled (releasing it) and show the next one."""
+        cur = self._need_current()
+        if cur.label is None:
+            self._skipped.append(cur.item.id)
+            self._served.remove(cur.item.id)
+            self._pos -= 1
+            self.store.release(cur.item.id, self.annotator)
+            self._park(cur.item.id)
+        self._current = None
+        return self.next()
+
+    def flag(self, comment: str, kind: str = "unclear") -> None:
+        """Flag the current item for review (it stays in the queue)."""
+        cur = self._need_current()
+        self.store.flag_item(cur.item.id, self.annotator, kind, comment)
+        self._message = f"Flagged item {cur.item.key}."
+
+    # labels -------------------------------------------------------------------------------
+    @property
+    def proposal_class(self) -> int | None:
+        cur = self._current
+        if cur is None or cur.prediction is None or cur.prediction.probs is None:
+            return None
+        return int(np.argmax(cur.prediction.probs))
+
+    @property
+    def has_mask_proposal(self) -> bool:
+        cur = self._current
+        return bool(cur and cur.prediction is not None and cur.prediction.mask is not None)
+
+    def accept(self) -> LabelVersion:
+        """Accept what is shown: the proposed class, or the current mask (ACCEPTED when it is
+        the unchanged proposal, CORRECTED when edited, HUMAN when drawn after a reject)."""
+        cur = self._need_current()
+        if self.task is Task.CLASSIFICATION:
+            proposed = self.proposal_class
+            if proposed is None:
+                raise SessionError("there is no proposal to accept: choose a class")
+            return self.choose_class(proposed)
+        if cur.mask is None:
+            raise SessionError("there is no mask to accept")
+        return self.submit_mask()
+
+    def choose_class(self, class_index: int) -> LabelVersion:
+        """Label the current item with ``class_index`` and show the next item."""
+        cur = self._need_current()
+        if self.task is not Task.CLASSIFICATION:
+            raise SessionError("choose_class is for classification projects")
+        if not 0 <= class_index < len(self.classes):
+            raise SessionError(f"class {class_index} is not one of {list(self.classes)}",
+                               field="class_index")
+        proposed = self.proposal_class
+        if proposed is None:
+            source = LabelSource.HUMAN
+        else:
+            source = LabelSource.ACCEPTED if class_index == proposed else LabelSource.CORRECTED
+        return self._submit(cur, source, class_index=int(class_index))
+
+    def reject_proposal(self) -> MaskDiff | None:
+        """Discard the proposed mask: the mask is emptied and what is drawn next is HUMAN."""
+        cur = self._need_mask()
+        cur.rejected = True
+        diff = self.apply_edit_clear_all()
+        self._save_draft()
+        return diff
+
+    def submit_mask(self) -> LabelVersion:
+        """Submit the current mask and show the next item."""
+        cur = self._need_mask()
+        assert cur.mask is not None
+        proposal = self._proposal_mask(cur)
+        if proposal is None or cur.rejected:
+            source = LabelSource.HUMAN
+        elif np.array_equal(cur.mask, proposal):
+            source = LabelSource.ACCEPTED
+        else:
+            source = LabelSource.CORRECTED
+        return self._submit(cur, source, mask=cur.mask.copy())
+
+    # mask editing ------------------------------------------------------------------------
+    @property
+    def mask(self) -> np.ndarray | None:
+        return self._current.mask if self._current else None
+
+    def apply_edit(self, edit: Edit) -> MaskDiff:
+        """Apply an edit on the displayed plane; the diff goes on the undo stack and the draft
+        is saved."""
+        cur = self._need_mask()
+        assert cur.mask is not None and cur.plane is not None
+        diff = apply_edit(cur.mask, cur.plane, edit)
+        cur.history.push(diff)
+        if len(diff):
+            self._save_draft()
+        return diff
+
+    def apply_edit_clear_all(self) -> MaskDiff:
+        from workbench.widgets._edits import Clear
+
+        return self.apply_edit(Clear(whole_mask=True))
+
+    def undo(self) -> MaskDiff | None:
+        cur = self._need_mask()
+        assert cur.mask is not None
+        diff = cur.history.undo(cur.mask)
+        if diff is not None:
+            self._save_draft()
+        return diff
+
+    def redo(self) -> MaskDiff | None:
+        cur = self._need_mask()
+        assert cur.mask is not None
+        diff = cur.history.redo(cur.mask)
+        if diff is not None:
+            self._save_draft()
+        return diff
+
+    # display -----------------------------------------------------------------------------
+    @property
+    def plane(self) -> Plane | None:
+        return self._current.plane if self._current else None
+
+    @property
+    def window(self) -> Window | None:
+        return self._current.window if self._current else None
+
+    @property
+    def is_volume(self) -> bool:
+        return bool(self._current and self._current.image.ndim_spatial == 3)
+
+    def set_plane(self, axis: str | None = None, index: int | None = None) -> Plane:
+        """Show another plane: ``axis`` one of axial / coronal / sagittal (3D only), ``index``
+        clipped to the volume; changing the axis without an index goes to its middle slice."""
+        cur = self._need_current()
+        assert cur.plane is not None
+        if cur.image.ndim_spatial == 2:
+            return cur.plane
+        new_axis = cur.plane.axis if axis is None else axis
+        if new_axis not in AXES:
+            raise SessionError(f"axis must be one of {AXES}, got {axis!r}", field="axis")
+        probe = Plane(cur.plane.shape, new_axis, 0)
+        if index is None:
+            index = cur.plane.index if new_axis == cur.plane.axis else probe.n_slices // 2
+        cur.plane = Plane(cur.plane.shape, new_axis, int(np.clip(index, 0, probe.n_slices - 1)))
+        return cur.plane
+
+    def set_window(self, center: float, width: float) -> Window:
+        cur = self._need_current()
+        cur.window = Window(float(center), max(float(width), 1e-3))
+        return cur.window
+
+    def set_preset(self, name: str) -> Window:
+        """Window by preset name (CT presets, ``auto``, or ``full`` for the whole range)."""
+        cur = self._need_current()
+        if name == "auto":
+            cur.window = auto_window(cur.image.array)
+        elif name == "full":
+            arr = cur.image.array
+            lo, hi = float(arr.min()), float(arr.max())
+            cur.window = Window((lo + hi) / 2, max(hi - lo, 1.0))
+        else:
+            table = presets()
+            if name not in table:
+                raise SessionError(f"unknown window preset {name!r}; known: {sorted(table)}")
+            cur.window = Window(*table[name])
+        return cur.window
+
+    def plane_image(self) -> np.ndarray:
+        """[H, W] or [H, W, 3] uint8: the displayed plane through the current window."""
+        cur = self._need_current()
+        assert cur.plane is not None
+        arr = cur.plane.take(cur.image.array)
+        if arr.ndim == 3 and arr.shape[2] == 4:
+            arr = arr[:, :, :3]
+        return to_uint8(arr, cur.window)
+
+    def plane_mask(self) -> np.ndarray | None:
+        """[H, W] uint8 of the mask on the displayed plane (segmentation only)."""
+        cur = self._current
+        if cur is None or cur.mask is None or cur.plane is None:
+            return None
+        return np.ascontiguousarray(cur.plane.take(cur.mask), np.uint8)
+
+    def plane_uncertainty(self) -> np.ndarray | None:
+        """[H, W] uint8 of the proposal's uncertainty map on the displayed plane (0..255)."""
+        cur = self._current
+        if cur is None or cur.prediction is None or cur.plane is None:
+            return None
+        unc = cur.prediction.uncertainty_map
+        if unc is None or unc.shape[: len(cur.plane.shape)] != cur.plane.shape:
+            return None
+        top = float(np.nanmax(unc)) if unc.size else 0.0
+        plane = np.nan_to_num(np.asarray(cur.plane.take(unc), np.float32))
+        return to_uint8(plane, Window(top / 2, top if top > 0 else 1.0))
+
+    def pixel_aspect(self) -> float:
+        """Height / width of one displayed pixel, from the scan's spacing."""
+        cur = self._need_current()
+        assert cur.plane is not None
+        row_mm, col_mm = cur.plane.spacing(cur.image.spacing)
+        return row_mm / col_mm if row_mm > 0 and col_mm > 0 else 1.0
+
+    def busiest_slice(self, what: str = "auto") -> int:
+        """The slice along the current axis with the most proposal mask (``"mask"``) or
+        uncertainty (``"uncertainty"``); ``"auto"`` prefers uncertainty."""
+        cur = self._need_current()
+        assert cur.plane is not None
+        fixed = cur.plane.fixed_axis
+        if fixed is None:
+            return 0
+        source = None
+        if cur.prediction is not None and what in ("auto", "uncertainty"):
+            source = cur.prediction.uncertainty_map
+        if source is None and what in ("auto", "mask"):
+            source = cur.mask if cur.mask is not None and cur.mask.any() else None
+            if source is None and cur.prediction is not None:
+                source = cur.prediction.mask
+        if source is None:
+            return cur.plane.index
+        others = tuple(a for a in range(3) if a != fixed)
+        per_slice = np.nansum(np.asarray(source, np.float64), axis=others)
+        best = int(np.argmax(per_slice))
+        # plane index along the fixed axis is the voxel index itself
+        return best
+
+    def status(self) -> Status:
+        cur = self._current
+        labelled = len(self.store.current_labels())
+        budget = self._budget if self._budget is not None else len(self.store.list_items())
+        return Status(
+            item_id=cur.item.id if cur else None,
+            item_key=cur.item.key if cur else "",
+            position=self._pos + 1 if cur else len(self._served),
+            served=len(self._served),
+            labelled=labelled,
+            budget=budget,
+            model_version_id=cur.model_version_id if cur else None,
+            seconds_on_item=self._clock() - cur.started_at if cur else 0.0,
+            revising=bool(cur and cur.label is not None),
+            proposal_class=self.proposal_class,
+            edited=bool(cur and cur.history.can_undo),
+            rejected=bool(cur and cur.rejected),
+            can_undo=bool(cur and cur.history.can_undo),
+            can_redo=bool(cur and cur.history.can_redo),
+            done=self._done,
+            message=self._message,
+        )
+
+    # internals ---------------------------------------------------------------------------
+    def _need_current(self) -> _Current:
+        if self._current is None:
+            raise SessionError("no item is shown (call next() first, or the queue is empty)")
+        return self._current
+
+    def _need_mask(self) -> _Current:
+        cur = self._need_current()
+        if cur.mask is None:
+            raise SessionError("mask editing is for segmentation projects")
+        return cur
+
+    def _reserve_next(self) -> Item | None:
+        """The store's next item for this annotator, passing over items skipped here."""
+        if "exclude" in inspect.signature(self.store.next_item).parameters:
+            return self.store.next_item(  # type: ignore[call-arg]
+                self.annotator, lease_seconds=self.lease_seconds, exclude=tuple(self._skipped))
+        return self.store.next_item(self.annotator, lease_seconds=self.lease_seconds)
+
+    def _park(self, item_id: int) -> None:
+        """Keep a skipped item out of this annotator's way for one lease.
+
+        The store's protocol serves the first free item in queue order, which would be the item
+        just skipped; so it is reserved under a parking name until its lease runs out, after
+        which it is served again (to anyone). Not needed when ``next_item`` takes ``exclude``.
+        """
+        if "exclude" in inspect.signature(self.store.next_item).parameters:
+            return
+        parking = f"{self.annotator}~skipped~{item_id}"
+        got = self.store.next_item(parking, lease_seconds=self.lease_seconds)
+        if got is not None and got.id != item_id:
+            self.store.release(got.id, parking)
+
+    def _show(self, item_id: int) -> None:
+        item = self.store.get_item(item_id)
+        image = self._load_image(item)
+        model_id = latest_ready_model(self.store)
+        label = self.store.current_label(item_id)
+        if label is not None and label.model_version_id is not None:
+            model_id = label.model_version_id
+        prediction = self.store.get_prediction(model_id, item_id) if model_id is not None else None
+        if prediction is None:
+            model_id = None
+        self._message = ""
+        cur = _Current(item=item, image=image, prediction=prediction, model_version_id=model_id,
+                       started_at=self._clock(), label=label)
+        spatial = image.spatial_shape
+        cur.plane = (Plane(spatial) if image.ndim_spatial == 2
+                     else Plane(spatial, "axial", spatial[2] // 2))
+        cur.window = default_window(image)
+        if self.task is Task.SEGMENTATION:
+            self._init_mask(cur, tuple(item.shape))
+        self._current = cur
+
+    def _init_mask(self, cur: _Current, shape: tuple[int, ...]) -> None:
+        proposal = self._proposal_mask(cur, shape)
+        if cur.label is not None and cur.label.mask_hash is not None:
+            cur.base, cur.base_mask = f"label:{cur.label.id}", self._as_mask(
+                self.store.get_mask(cur.label.mask_hash), shape)
+            cur.rejected = proposal is not None and cur.label.source is LabelSource.HUMAN
+        elif proposal is not None:
+            cur.base, cur.base_mask = "proposal", proposal
+        else:
+            cur.base, cur.base_mask = "empty", np.zeros(shape, np.uint8)
+        cur.mask = cur.base_mask.copy()
+        draft = self.drafts.load(cur.item.id) if self.drafts else None
+        if draft is not None and draft.base == cur.base:
+            cur.mask = draft.apply_to(cur.base_mask)
+            cur.rejected = draft.rejected
+            cur.started_at = draft.started_at
+            self._message = "Recovered an unsaved draft."
+
+    def _proposal_mask(self, cur: _Current, shape: tuple[int, ...] | None = None
+                       ) -> np.ndarray | None:
+        if cur.prediction is None or cur.prediction.mask is None:
+            return None
+        return self._as_mask(cur.prediction.mask, shape or tuple(cur.item.shape))
+
+    @staticmethod
+    def _as_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        arr = np.asarray(mask)
+        if arr.dtype.kind == "f":
+            arr = arr >= 0.5
+        arr = np.ascontiguousarray(arr, np.uint8)
+        if arr.shape != shape:
+            raise SessionError(f"mask shape {arr.shape} differs from the item's {shape}")
+        return arr
+
+    def _save_draft(self) -> None:
+        cur = self._current
+        if self.drafts is None or cur is None or cur.mask is None or cur.base_mask is None:
+            return
+        self.drafts.save(Draft.from_masks(
+            cur.item.id, cur.base, cur.base_mask, cur.mask,
+            model_version_id=cur.model_version_id, rejected=cur.rejected,
+            started_at=cur.started_at))
+
+    def _submit(self, cur: _Current, source: LabelSource, *, class_index: int | None = None,
+                mask: np.ndarray | None = None) -> LabelVersion:
+        now = self._clock()
+        version = self.store.submit_label(LabelSubmission(
+            item_id=cur.item.id, annotator=self.annotator, source=source,
+            class_index=class_index, mask=mask, started_at=cur.started_at,
+            seconds_spent=max(now - cur.started_at, 0.0),
+            model_version_id=cur.model_version_id,
+            replaces_id=cur.label.id if cur.label is not None else None))
+        if self.drafts is not None:
+            self.drafts.delete(cur.item.id)
+        self._message = f"Saved {source.value} label for {cur.item.key}."
+        message = self._message
+        self.next()
+        if not self._message:
+            self._message = message
+        return version
