@@ -1,0 +1,88 @@
+"""Dataset reader for a folder of images (recursive) and/or DICOM files (one record per series).
+
+When the folder has ``images/`` and ``labels/`` (or ``masks/``) sub-folders, each image under
+``images/`` gets the file with the same relative name (any image suffix) under ``labels/`` as mask.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from ._atomic import full_suffix
+from ._dicom import group_dicom_files, has_dicom_magic
+from ._paths import relative_key, walk_files
+from ._records import DatasetRecord, DatasetReport
+from ._sniff import SUFFIX_FORMATS, FileFormat
+
+IMAGE_SUFFIXES = frozenset(
+    s for s, f in SUFFIX_FORMATS.items() if f not in (FileFormat.DICOM, FileFormat.NPZ)
+)
+_DICOM_SUFFIXES = frozenset((".dcm", ".dicom"))
+
+
+def is_dicom_file(path: Path) -> bool:
+    return full_suffix(path) in _DICOM_SUFFIXES or (
+        full_suffix(path) not in IMAGE_SUFFIXES and has_dicom_magic(path)
+    )
+
+
+def _label_folder(root: Path) -> Path | None:
+    if not (root / "images").is_dir():
+        return None
+    for name in ("labels", "masks"):
+        if (root / name).is_dir():
+            return root / name
+    return None
+
+
+def _stem(path: Path) -> str:
+    return path.name[: -len(full_suffix(path))]
+
+
+def dicom_records_under(root: Path, folder: Path, report: DatasetReport) -> Iterator[DatasetRecord]:
+    """One record per DICOM series under ``folder``; keys are ``<relative dir>/<SeriesUID>``."""
+    files = [p for p in walk_files(folder, report.skipped) if is_dicom_file(p)]
+    series, skipped = group_dicom_files(files)
+    report.skipped.extend(skipped)
+    for item in series:
+        where = relative_key(root, item.folder)
+        key = item.series_uid if where == "." else f"{where}/{item.series_uid}"
+        yield DatasetRecord(key, item.uri, None, None, None, item.modality)
+
+
+def open_folder(root: Path, report: DatasetReport) -> Iterator[DatasetRecord]:
+    """Image files (sorted by relative path) then DICOM series."""
+    return _records(root, report)
+
+
+def _records(root: Path, report: DatasetReport) -> Iterator[DatasetRecord]:
+    labels = _label_folder(root)
+    masks: dict[str, Path] = {}
+    if labels is not None:
+        masks = {
+            os.path.join(os.path.relpath(p.parent, labels), _stem(p)): p
+            for p in walk_files(labels)
+            if full_suffix(p) in IMAGE_SUFFIXES
+        }
+    has_dicom = False
+    for path in walk_files(root, report.skipped):
+        if labels is not None and path.is_relative_to(labels):
+            continue
+        if full_suffix(path) not in IMAGE_SUFFIXES:
+            has_dicom = has_dicom or is_dicom_file(path)
+            continue
+        mask = None
+        if labels is not None and path.is_relative_to(root / "images"):
+            rel = os.path.join(os.path.relpath(path.parent, root / "images"), _stem(path))
+            mask = masks.get(rel)
+        yield DatasetRecord(
+            relative_key(root, path),
+            str(path.absolute()),
+            None,
+            None,
+            str(mask.absolute()) if mask else None,
+        )
+    if has_dicom:
+        yield from dicom_records_under(root, root, report)
