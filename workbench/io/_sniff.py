@@ -41,14 +41,14 @@ def _nifti_magic(head: bytes) -> bool:
 
 
 def _format_of_bytes(head: bytes) -> FileFormat | None:
+    if head[128:132] == b"DICM":  # first: a DICOM preamble may itself look like TIFF
+        return FileFormat.DICOM
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return FileFormat.PNG
     if head.startswith(b"\xff\xd8\xff"):
         return FileFormat.JPEG
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return FileFormat.TIFF
-    if head[128:132] == b"DICM":
-        return FileFormat.DICOM
     if head.startswith(b"PK\x03\x04"):
         return FileFormat.NPZ
     if _nifti_magic(head):
