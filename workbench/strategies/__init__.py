@@ -1,0 +1,68 @@
+"""Active-learning query strategies: pure scores, separate selection, callable strategies.
+
+Shapes: ``probs`` ``[N, T, C, *spatial]`` (T Monte-Carlo samples) or ``[N, C, *spatial]``;
+``embeddings`` ``[N, D]``; ``labelled_mask`` ``[N]`` bool; scores ``[N]``, higher = more
+useful to label; maps ``[N, *spatial]``. Selections return pool positions, never item ids.
+"""
+
+from workbench.strategies._balanced import select_class_balanced
+from workbench.strategies._batchbald import select_batchbald
+from workbench.strategies._diversity import (
+    badge_embeddings,
+    downsample,
+    select_badge,
+    select_cold_start,
+    select_coreset,
+)
+from workbench.strategies._errors import (
+    InvalidEmbeddingsError,
+    InvalidProbabilitiesError,
+    StrategyError,
+    UnknownStrategyError,
+)
+from workbench.strategies._registry import Strategy, available_strategies, get_strategy
+from workbench.strategies._scoring import (
+    bald,
+    entropy,
+    least_confidence,
+    margin,
+    random_scores,
+    reduce_map,
+    uncertainty_map,
+)
+from workbench.strategies._select import (
+    select_random,
+    select_stochastic,
+    select_top_k,
+    stochastic_distribution,
+)
+from workbench.strategies._types import SelectionResult
+
+__all__ = [
+    "InvalidEmbeddingsError",
+    "InvalidProbabilitiesError",
+    "SelectionResult",
+    "Strategy",
+    "StrategyError",
+    "UnknownStrategyError",
+    "available_strategies",
+    "badge_embeddings",
+    "bald",
+    "downsample",
+    "entropy",
+    "get_strategy",
+    "least_confidence",
+    "margin",
+    "random_scores",
+    "reduce_map",
+    "select_badge",
+    "select_batchbald",
+    "select_class_balanced",
+    "select_cold_start",
+    "select_coreset",
+    "select_random",
+    "select_stochastic",
+    "select_top_k",
+    "stochastic_distribution",
+    "uncertainty_map",
+]

@@ -1,0 +1,400 @@
+"""Strategies as callables for the loop, and the registry that builds them by name.
+
+Every strategy is called the same way::
+
+    result = strategy(k=10, probs=probs, embeddings=emb, labelled_mask=mask, rng=seed)
+
+and reads only what it needs (listed in ``strategy.needs``: ``"probs"``, ``"mc_probs"``,
+``"embeddings"``); the other inputs may be omitted. Every input given is checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from types import MappingProxyType
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from workbench.strategies._arrays import as_embeddings, as_mask, as_probs, to_numpy
+from workbench.strategies._balanced import select_class_balanced
+from workbench.strategies._batchbald import select_batchbald
+from workbench.strategies._diversity import (
+    badge_embeddings,
+    select_badge,
+    select_cold_start,
+    select_coreset,
+)
+from workbench.strategies._errors import (
+    InvalidEmbeddingsError,
+    InvalidProbabilitiesError,
+    StrategyError,
+    UnknownStrategyError,
+)
+from workbench.strategies._scoring import bald, entropy, least_confidence, margin
+from workbench.strategies._select import select_random, select_stochastic, select_top_k
+from workbench.strategies._types import (
+    ArrayLike,
+    Reduction,
+    RngLike,
+    SelectionResult,
+    StochasticMode,
+    UncertaintyKind,
+)
+
+_SCORES: Mapping[str, Callable[..., np.ndarray]] = MappingProxyType(
+    {"entropy": entropy, "bald": bald, "margin": margin, "least_confidence": least_confidence}
+)
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """A query strategy: picks ``k`` unlabelled pool positions.
+
+    ``probs``: ``[N, T, C, *spatial]`` or ``[N, C, *spatial]``; ``embeddings``: ``[N, D]``
+    (penultimate features, or raw pixels ``[N, *spatial]`` for cold start);
+    ``labelled_mask``: ``[N]`` bool, True for items that must not be picked.
+    """
+
+    @property
+    def name(self) -> str:
+        """Registry name."""
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """Inputs read: a subset of ``{"probs", "mc_probs", "embeddings"}``."""
+
+    def __call__(
+        self,
+        *,
+        k: int,
+        probs: ArrayLike | None = None,
+        embeddings: ArrayLike | None = None,
+        labelled_mask: ArrayLike | None = None,
+        rng: RngLike = None,
+    ) -> SelectionResult: ...
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    n: int
+    probs: np.ndarray | None  # [N, T, C, *S] when the strategy needs it
+    embeddings: np.ndarray | None  # [N, D] when the strategy needs it
+    labelled: np.ndarray  # [N] bool
+
+
+class _Base:
+    """Input checks shared by every strategy."""
+
+    _needs: ClassVar[frozenset[str]] = frozenset()
+    spatial_dims: int = 0
+    flatten_embeddings: ClassVar[bool] = False
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """Inputs read: a subset of ``{"probs", "mc_probs", "embeddings"}``."""
+        return self._needs
+
+    def _inputs(
+        self,
+        probs: ArrayLike | None,
+        embeddings: ArrayLike | None,
+        labelled_mask: ArrayLike | None,
+    ) -> _Inputs:
+        given = {"probs": probs, "embeddings": embeddings, "labelled_mask": labelled_mask}
+        arrays = {key: to_numpy(v, field=key) for key, v in given.items() if v is not None}
+        for need in self.needs:
+            key = "probs" if need in ("probs", "mc_probs") else need
+            if key not in arrays:
+                label = getattr(self, "name", "")
+                raise StrategyError(f"strategy {label!r} needs {key}", field=key)
+        sizes = {key: (a.shape[0] if a.ndim else -1) for key, a in arrays.items()}
+        if not sizes:
+            raise StrategyError(
+                "give at least one of probs, embeddings or labelled_mask to size the pool"
+            )
+        n = next(iter(sizes.values()))
+        if len(set(sizes.values())) > 1 or n < 0:
+            raise StrategyError(f"inputs disagree on the pool size N: {sizes}")
+        p = e = None
+        if "probs" in arrays:
+            if self.needs & {"probs", "mc_probs"}:
+                p = as_probs(
+                    arrays["probs"],
+                    spatial_dims=self.spatial_dims,
+                    require_mc="mc_probs" in self.needs,
+                )
+            elif not np.isfinite(arrays["probs"]).all():
+                raise InvalidProbabilitiesError("contains NaN or infinite values", field="probs")
+        if "embeddings" in arrays:
+            if "embeddings" in self.needs:
+                e = as_embeddings(arrays["embeddings"], flatten=self.flatten_embeddings)
+            elif not np.isfinite(arrays["embeddings"]).all():
+                raise InvalidEmbeddingsError("contains NaN or infinite values", field="embeddings")
+        return _Inputs(n, p, e, as_mask(arrays.get("labelled_mask"), n))
+
+
+@dataclass(frozen=True)
+class RandomStrategy(_Base):
+    """Uniform random picks; needs only the pool size (from any input)."""
+
+    name: str = "random"
+
+    def __call__(
+        self,
+        *,
+        k: int,
+        probs: ArrayLike | None = None,
+        embeddings: ArrayLike | None = None,
+        labelled_mask: ArrayLike | None = None,
+        rng: RngLike = None,
+    ) -> SelectionResult:
+        x = self._inputs(probs, embeddings, labelled_mask)
+        return select_random(x.n, k, labelled_mask=x.labelled, rng=rng)
+
+
+@dataclass(frozen=True)
+class ScoreStrategy(_Base):
+    """An uncertainty score, then top-k (``mode="top_k"``) or stochastic batch selection."""
+
+    name: str = "entropy"
+    kind: UncertaintyKind = "entropy"
+    mode: StochasticMode | str = "top_k"
+    beta: float = 1.0
+    spatial_dims: int = 0
+    reduction: Reduction = "mean"
+    q: float = 10.0
+    background_class: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in _SCORES:
+            raise StrategyError(f"unknown score {self.kind!r}", field="kind")
+        if self.mode not in ("top_k", "power", "softmax", "softrank"):
+            raise StrategyError(f"unknown mode {self.mode!r}", field="mode")
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """Inputs read: MC probabilities for BALD, else probabilities."""
+        return frozenset({"mc_probs" if self.kind == "bald" else "probs"})
+
+    def scores(self, probs: ArrayLike) -> np.ndarray:
+        """``[N]`` scores of ``probs`` with this strategy's score and reduction."""
+        return _SCORES[self.kind](
+            probs,
+            spatial_dims=self.spatial_dims,
+            reduction=self.reduction,
+            q=self.q,
+            background_class=self.background_class,
+        )
+
+    def __call__(
+        self,
+        *,
+        k: int,
+        probs: ArrayLike | None = None,
+        embeddings: ArrayLike | None = None,
+        labelled_mask: ArrayLike | None = None,
+        rng: RngLike = None,
+    ) -> SelectionResult:
+        x = self._inputs(probs, embeddings, labelled_mask)
+        assert x.probs is not None
+        s = self.scores(x.probs)
+        if s.ndim != 1:
+            raise StrategyError("reduction 'none' cannot rank items", field="reduction")
+        if self.mode == "top_k":
+            return select_top_k(s, k, labelled_mask=x.labelled, rng=rng)
+        mode: StochasticMode = self.mode  # type: ignore[assignment]
+        return select_stochastic(s, k, mode=mode, beta=self.beta, labelled_mask=x.labelled, rng=rng)
+
+
+@dataclass(frozen=True)
+class BatchBALDStrategy(_Base):
+    """Greedy BatchBALD (see :func:`select_batchbald`); classification ``[N, T, C]`` only."""
+
+    name: str = "batchbald"
+    num_samples: int = 1000
+    max_exact_configs: int = 1024
+    chunk_size: int = 64
+    _needs: ClassVar[frozenset[str]] = frozenset({"mc_probs"})
+
+    def __call__(
+        self,
+        *,
+        k: int,
+        probs: ArrayLike | None = None,
+        embeddings: ArrayLike | None = None,
+        labelled_mask: ArrayLike | None = None,
+        rng: RngLike = None,
+    ) -> SelectionResult:
+        x = self._inputs(probs, embeddings, labelled_mask)
+        return select_batchbald(
+            x.probs,  # type: ignore[arg-type]
+            k,
+            labelled_mask=x.labelled,
+            num_samples=self.num_samples,
+            max_exact_configs=self.max_exact_configs,
+            chunk_size=self.chunk_size,
+            rng=rng,
+        )
+
+
+@dataclass(frozen=True)
+class CoresetStrategy(_Base):
+    """k-center greedy on ``embeddings`` ``[N, D]`` (see :func:`select_coreset`)."""
+
+    name: str = "coreset"
+    _needs: ClassVar[frozenset[str]] = frozenset({"embeddings"})
+
+    def __call__(
+        self,
+        *,
+        k: int,
+        probs: ArrayLike | None = None,
+        embeddings: ArrayLike | None = None,
+        labelled_mask: ArrayLike | None = None,
+        rng: RngLike = None,
+    ) -> SelectionResult:
+        x = self._inputs(probs, embeddings, labelled_mask)
+        return select_coreset(x.embeddings, k, labelled_mask=x.labelled, rng=rng)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ColdStartStrategy(_Base):
+    """No model yet: k-center greedy on raw features ``[N, *spatial]`` pooled by ``factor``."""
+
+    name: str = "cold_start_kcenter"
+    factor: int = 1
+    _needs: ClassVar[frozenset[str]] = frozenset({"embeddings"})
+    flatten_embeddings: ClassVar[bool] = True
+
+    def __call__(
+        self,
+        *,
+        k: int,
+        probs: ArrayLike | None = None,
+        embeddings: ArrayLike | None = None,
+        labelled_mask: ArrayLike | None = None,
+        rng: RngLike = None,
+    ) -> SelectionResult:
+        x = self._inputs(probs, embeddings, labelled_mask)
+        return select_cold_start(
+            embeddings,  # type: ignore[arg-type]
+            k,
+            method="kcenter",
+            factor=self.factor,
+            labelled_mask=x.labelled,
+            rng=rng,
+        )
+
+
+@dataclass(frozen=True)
+class BadgeStrategy(_Base):
+    """BADGE: gradient embeddings from ``probs`` and penultimate ``embeddings``, k-means++."""
+
+    name: str = "badge"
+    _needs: ClassVar[frozenset[str]] = frozenset({"probs", "embeddings"})
+
+    def __call__(
+        self,
+        *,
+        k: int,
+        probs: ArrayLike | None = None,
+        embeddings: ArrayLike | None = None,
+        labelled_mask: ArrayLike | None = None,
+        rng: RngLike = None,
+    ) -> SelectionResult:
+        x = self._inputs(probs, embeddings, labelled_mask)
+        grads = badge_embeddings(x.probs, x.embeddings)  # type: ignore[arg-type]
+        return select_badge(grads, k, labelled_mask=x.labelled, rng=rng)
+
+
+@dataclass(frozen=True)
+class ClassBalancedStrategy(_Base):
+    """An uncertainty score spread over predicted classes (see :func:`select_class_balanced`)."""
+
+    name: str = "class_balanced_entropy"
+    kind: UncertaintyKind = "entropy"
+    min_per_class: int = 1
+    class_counts: tuple[int, ...] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.kind not in _SCORES:
+            raise StrategyError(f"unknown score {self.kind!r}", field="kind")
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """Inputs read: MC probabilities for BALD, else probabilities."""
+        return frozenset({"mc_probs" if self.kind == "bald" else "probs"})
+
+    def __call__(
+        self,
+        *,
+        k: int,
+        probs: ArrayLike | None = None,
+        embeddings: ArrayLike | None = None,
+        labelled_mask: ArrayLike | None = None,
+        rng: RngLike = None,
+    ) -> SelectionResult:
+        x = self._inputs(probs, embeddings, labelled_mask)
+        assert x.probs is not None
+        mean = x.probs.mean(axis=1)  # [N, C]
+        return select_class_balanced(
+            _SCORES[self.kind](x.probs),
+            mean.argmax(axis=1),
+            k,
+            num_classes=mean.shape[1],
+            min_per_class=self.min_per_class,
+            class_counts=None if self.class_counts is None else np.asarray(self.class_counts),
+            labelled_mask=x.labelled,
+            rng=rng,
+        )
+
+
+def _build_registry() -> Mapping[str, Callable[..., Strategy]]:
+    reg: dict[str, Callable[..., Strategy]] = {
+        "random": RandomStrategy,
+        "batchbald": BatchBALDStrategy,
+        "coreset": CoresetStrategy,
+        "badge": BadgeStrategy,
+        "cold_start_kcenter": ColdStartStrategy,
+    }
+    kinds: tuple[UncertaintyKind, ...] = ("entropy", "bald", "margin", "least_confidence")
+    modes: tuple[StochasticMode, ...] = ("power", "softmax", "softrank")
+    for kind in kinds:
+        reg[kind] = partial(ScoreStrategy, name=kind, kind=kind)
+        for mode in modes:
+            name = f"{mode}_{kind}"
+            reg[name] = partial(ScoreStrategy, name=name, kind=kind, mode=mode)
+    for kind in kinds[:3]:
+        name = f"class_balanced_{kind}"
+        reg[name] = partial(ClassBalancedStrategy, name=name, kind=kind)
+    return MappingProxyType(reg)
+
+
+_REGISTRY = _build_registry()
+
+
+def available_strategies() -> tuple[str, ...]:
+    """Names accepted by :func:`get_strategy`, sorted."""
+    return tuple(sorted(_REGISTRY))
+
+
+def get_strategy(name: str, **params: Any) -> Strategy:
+    """Build the strategy registered as ``name`` with typed ``params``.
+
+    E.g. ``get_strategy("power_bald", beta=2.0)``, ``get_strategy("entropy", spatial_dims=2,
+    reduction="top_percentile", q=5.0)``, ``get_strategy("batchbald", num_samples=2000)``.
+    """
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise UnknownStrategyError(
+            f"unknown strategy {name!r}; available: {', '.join(available_strategies())}",
+            field="name",
+        ) from None
+    try:
+        return factory(**params)
+    except TypeError as exc:
+        raise StrategyError(f"bad parameters for strategy {name!r}: {exc}", field="params") from exc
