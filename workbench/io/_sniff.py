@@ -37,7 +37,10 @@ _HEAD_BYTES = 544
 
 
 def _nifti_magic(head: bytes) -> bool:
-    return head[344:348] in (b"n+1\x00", b"ni1\x00") or head[4:8] in (b"n+2\x00", b"ni2\x00")
+    """NIfTI-1 (sizeof_hdr 348, magic at 344) or NIfTI-2 (540, magic at 4), either endian."""
+    size = {int.from_bytes(head[:4], "little"), int.from_bytes(head[:4], "big")}
+    nifti1 = 348 in size and head[344:348] in (b"n+1\x00", b"ni1\x00")
+    return nifti1 or (540 in size and head[4:8] in (b"n+2\x00", b"ni2\x00"))
 
 
 def _format_of_bytes(head: bytes) -> FileFormat | None:
