@@ -87,7 +87,7 @@ class _Current:
 def default_loader(item: Item) -> ScanImage:
     """Read an item's scan with ``workbench.io.read_uri``."""
     try:
-        from workbench.io import read_uri  # type: ignore[attr-defined]
+        from workbench.io import read_uri
     except ImportError as error:
         raise SessionError("workbench.io.read_uri is not available to read scans") from error
     image: ScanImage = read_uri(item.source_uri)

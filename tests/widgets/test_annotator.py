@@ -1,0 +1,83 @@
+"""The widget layer without a browser: traits mirror the session, messages drive it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tests.widgets.conftest import npy_loader, ready_model
+from workbench.store import LabelSource, Prediction, SQLiteStore
+from workbench.widgets import Annotator
+from workbench.widgets._annotator import STATIC
+
+
+class Recorder(Annotator):
+    """Keeps what the kernel sends to the front-end."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.sent: list[tuple[dict[str, Any], list[bytes]]] = []
+        super().__init__(*args, **kwargs)
+
+    def send(self, content: dict[str, Any], buffers: Any = None) -> None:  # type: ignore[override]
+        self.sent.append((content, list(buffers or [])))
+
+
+def test_bundle_is_shipped_and_has_no_url_imports() -> None:
+    js = (STATIC / "annotator.js").read_text()
+    assert "export" in js and "render" in js
+    assert "http://" not in js.split("\n", 1)[0] and "import(" not in js
+    assert 'from "http' not in js and "from 'http" not in js
+
+
+def test_classification_traits_and_keyboard_actions(cls_store: SQLiteStore) -> None:
+    w = Recorder(cls_store, "ann", image_loader=npy_loader)
+    assert isinstance(w.image, bytes) and len(w.image) == 32 * 48
+    assert w.image_shape == [32, 48, 1] and w.pixel_aspect == 2.0
+    assert w.classes == ["benign", "malignant", "normal"] and w.task == "classification"
+    first = w.status["item_id"]
+    w._handle({"type": "action", "name": "choose", "index": 1})
+    assert w.status["item_id"] != first and w.status["labelled"] == 1
+    assert cls_store.current_label(first).source is LabelSource.HUMAN
+    w._on_message(w, {"type": "action", "name": "accept"}, [])  # no proposal: shown as error
+    assert "proposal" in w.error
+    assert {s["action"] for s in w.shortcuts} >= {"accept", "skip", "flag", "undo", "redo"}
+
+
+def test_segmentation_strokes_cross_as_diffs(seg_store: SQLiteStore) -> None:
+    w = Recorder(seg_store, "ann", image_loader=npy_loader)
+    w._handle({"type": "ready"})
+    content, buffers = w.sent[-1]
+    assert content["type"] == "mask" and len(buffers[0]) == 40 * 40
+    w._handle({"type": "stroke", "stroke_id": "s", "points": [[5, 5], [5, 9]], "radius": 1,
+               "value": 1, "seq": 12.5})
+    content, (idx, values) = w.sent[-1]
+    assert content["type"] == "diff" and content["seq"] == 12.5
+    flat = np.frombuffer(idx, "<u4")
+    assert content["n"] == flat.size == 17 and set(values) == {1}
+    assert np.array_equal(np.flatnonzero(w.session.mask), np.sort(flat))
+    w._handle({"type": "action", "name": "undo"})
+    assert not w.session.mask.any() and w.sent[-1][0]["n"] == 17
+    w._handle({"type": "action", "name": "redo"})
+    w._handle({"type": "action", "name": "accept"})
+    item_id = seg_store.list_items()[0].id
+    assert seg_store.get_mask(seg_store.current_label(item_id).mask_hash).sum() == 17
+
+
+def test_volume_slice_traits(vol_store: SQLiteStore) -> None:
+    item = vol_store.list_items()[0]
+    unc = np.zeros((20, 24, 10), np.float32)
+    unc[:, :, 8] = 1
+    ready_model(vol_store, [Prediction(item.id, mask=np.zeros((20, 24, 10), np.uint8),
+                                       uncertainty_map=unc)])
+    w = Recorder(vol_store, "ann", image_loader=npy_loader)
+    assert (w.axis, w.n_slices, w.slice_index) == ("axial", 10, 5)
+    w.slice_index = 2
+    assert w.session.plane.index == 2 and w.view_key.endswith("axial:2")
+    assert w.sent[-1][0]["type"] == "mask"
+    w._handle({"type": "action", "name": "jump"})
+    assert w.slice_index == 8 and len(w.uncertainty) == 24 * 20
+    w.axis = "sagittal"
+    assert w.image_shape[:2] == [10, 24] and w.pixel_aspect == 2.5
+    w._handle({"type": "action", "name": "preset", "preset": "bone"})
+    assert w.window_width > 1000

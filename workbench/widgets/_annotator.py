@@ -1,0 +1,265 @@
+"""``Annotator``: the anywidget front of an :class:`AnnotationSession`.
+
+The widget is a list of traits mirroring the session (the displayed plane as raw uint8 bytes,
+status, classes, view settings) plus a small message protocol for actions. Masks never cross the
+wire whole per edit: the front-end sends stroke points, the kernel answers with the diff (flat
+plane indices as uint32 bytes and values as uint8 bytes). The whole displayed plane's mask is
+sent only when the plane changes or a view (re)connects.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import numpy as np
+import traitlets as t
+
+from workbench.errors import WorkbenchError
+from workbench.store._interface import ProjectStore
+from workbench.store._records import Task
+from workbench.widgets._display import presets
+from workbench.widgets._edits import Clear, Fill, MaskDiff, Polygon, Stroke
+from workbench.widgets._session import AnnotationSession, ImageLoader
+
+STATIC = Path(__file__).parent / "static"
+
+# (keys, action, description): the front-end builds its key map from this list
+SHORTCUTS: tuple[tuple[str, str, str], ...] = (
+    ("Enter a", "accept", "accept the proposal / submit the mask"),
+    ("1-9", "digit", "choose class n (classification) or paint label n (segmentation)"),
+    ("s", "skip", "skip this item"),
+    ("f", "flag", "flag this item with a comment"),
+    ("Backspace ArrowLeft", "previous", "go back to the previous item"),
+    ("ArrowRight", "next", "go forward again after going back"),
+    ("b", "brush", "brush tool"),
+    ("e", "eraser", "eraser tool"),
+    ("g", "fill", "fill tool (click inside a closed outline)"),
+    ("p", "polygon", "polygon tool (click corners, Enter or double-click closes)"),
+    ("[ ]", "size", "smaller / larger brush"),
+    ("ctrl+z", "undo", "undo"),
+    ("ctrl+y ctrl+shift+z", "redo", "redo"),
+    ("x", "reject", "reject the proposed mask (start from empty)"),
+    ("ArrowUp ArrowDown wheel", "slice", "next / previous slice (3D)"),
+    ("v", "axis", "cycle axial / coronal / sagittal (3D)"),
+    ("j", "jump", "jump to the slice with the most uncertainty / proposal (3D)"),
+    ("ctrl+wheel = -", "zoom", "zoom in / out"),
+    ("shift+drag middle-drag", "pan", "pan"),
+    ("right-drag w", "window", "window / level (drag); w toggles the window tool"),
+    ("r", "reset", "reset zoom and pan"),
+    ("o", "outline", "mask as outline / filled"),
+    ("u", "uncertainty", "show / hide the uncertainty map"),
+    ("h ?", "help", "show / hide this help"),
+    ("Escape", "escape", "cancel the polygon / close help"),
+)
+
+
+class Annotator(anywidget.AnyWidget):
+    """Label a project's items in the notebook: ``Annotator("path/to/project", "alice")``."""
+
+    _esm = STATIC / "annotator.js"
+
+    # what is shown (kernel -> browser)
+    task = t.Unicode("classification").tag(sync=True)
+    classes = t.List(t.Unicode()).tag(sync=True)
+    image = t.Bytes(b"").tag(sync=True)  # raw uint8, row-major, image_shape = [H, W, C]
+    image_shape = t.List(t.Int(), [0, 0, 1]).tag(sync=True)
+    pixel_aspect = t.Float(1.0).tag(sync=True)  # height / width of one pixel
+    uncertainty = t.Bytes(b"").tag(sync=True)  # uint8 [H, W] or empty
+    view_key = t.Unicode("").tag(sync=True)  # changes with the displayed item and plane
+    status = t.Dict().tag(sync=True)
+    proposal = t.Dict().tag(sync=True)  # {"probs": [...], "class": k} or {"mask": true}
+    shortcuts = t.List(t.Dict()).tag(sync=True)
+    presets = t.List(t.Unicode()).tag(sync=True)
+    n_slices = t.Int(1).tag(sync=True)
+    error = t.Unicode("").tag(sync=True)
+    # view settings (both ways)
+    axis = t.Unicode("image").tag(sync=True)
+    slice_index = t.Int(0).tag(sync=True)
+    window_center = t.Float(127.5).tag(sync=True)
+    window_width = t.Float(255.0).tag(sync=True)
+    opacity = t.Float(0.5).tag(sync=True)
+    outline = t.Bool(False).tag(sync=True)
+    show_uncertainty = t.Bool(False).tag(sync=True)
+    tool = t.Unicode("brush").tag(sync=True)
+    brush_radius = t.Float(5.0).tag(sync=True)
+    brush_value = t.Int(1).tag(sync=True)
+    display_size = t.Int(512).tag(sync=True)
+    show_help = t.Bool(False).tag(sync=True)
+
+    def __init__(self, project_or_store: str | Path | ProjectStore, annotator: str = "annotator",
+                 *, image_loader: ImageLoader | None = None, lease_seconds: float = 900.0,
+                 budget: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(project_or_store, str | Path):
+            from workbench.store import open_project
+
+            store: ProjectStore = open_project(project_or_store)
+        else:
+            store = project_or_store
+        self.session = AnnotationSession(store, annotator, image_loader=image_loader,
+                                         lease_seconds=lease_seconds, budget=budget)
+        self._syncing = False
+        self.task = self.session.task.value
+        self.classes = list(self.session.classes)
+        self.brush_value = 1 if len(self.classes) > 1 else 0
+        self.presets = ["auto", "full", *sorted(presets())]
+        self.shortcuts = [{"keys": k, "action": a, "description": d} for k, a, d in SHORTCUTS]
+        self.on_msg(self._on_message)
+        self.observe(self._on_plane, names=["axis", "slice_index"])
+        self.observe(self._on_window, names=["window_center", "window_width"])
+        self.session.next()
+        self._refresh()
+
+    # kernel -> browser ---------------------------------------------------------------------
+    def _refresh(self, *, image_only: bool = False) -> None:
+        """Mirror the session into the traits; then send the displayed plane's mask."""
+        s = self.session
+        self._syncing = True
+        try:
+            with self.hold_sync():
+                self._sync_traits(s, image_only=image_only)
+        finally:
+            self._syncing = False
+        if not image_only:
+            self._send_plane_mask()
+
+    def _sync_traits(self, s: AnnotationSession, *, image_only: bool) -> None:
+        if s.item is None:
+            self.image, self.image_shape, self.uncertainty = b"", [0, 0, 1], b""
+            self.view_key = "done"
+            self.proposal = {}
+            self.status = self._status()
+            return
+        plane, window = s.plane, s.window
+        assert plane is not None and window is not None
+        img = s.plane_image()
+        self.image = img.tobytes()
+        self.image_shape = [int(img.shape[0]), int(img.shape[1]),
+                            int(img.shape[2]) if img.ndim == 3 else 1]
+        self.window_center, self.window_width = window.center, window.width
+        if image_only:
+            return
+        self.pixel_aspect = s.pixel_aspect()
+        unc = s.plane_uncertainty()
+        self.uncertainty = b"" if unc is None else unc.tobytes()
+        self.axis, self.n_slices, self.slice_index = plane.axis, plane.n_slices, plane.index
+        self.view_key = f"{s.item.id}:{plane.key}"
+        self.proposal = self._proposal()
+        self.status = self._status()
+
+    def _proposal(self) -> dict[str, Any]:
+        s = self.session
+        cur = s._current
+        if cur is None or cur.prediction is None:
+            return {}
+        out: dict[str, Any] = {"model_version_id": cur.model_version_id,
+                               "mask": s.has_mask_proposal}
+        if cur.prediction.probs is not None:
+            out["probs"] = [float(p) for p in np.asarray(cur.prediction.probs).reshape(-1)]
+            out["class"] = s.proposal_class
+        return out
+
+    def _status(self) -> dict[str, Any]:
+        status = asdict(self.session.status())
+        status["sent_at"] = time.time()
+        return status
+
+    def _send_plane_mask(self) -> None:
+        mask = self.session.plane_mask()
+        if mask is None:
+            return
+        self.send({"type": "mask", "view_key": self.view_key, "shape": list(mask.shape)},
+                  [mask.tobytes()])
+
+    def _send_diff(self, diff: MaskDiff | None, seq: Any = None) -> None:
+        plane = self.session.plane
+        if plane is None:
+            return
+        if diff is None or len(diff) == 0:
+            self.send({"type": "diff", "view_key": self.view_key, "seq": seq, "n": 0},
+                      [b"", b""])
+        else:
+            on = plane.on_plane(diff.indices)
+            idx = plane.from_mask_index(diff.indices).astype("<u4")
+            self.send({"type": "diff", "view_key": self.view_key, "seq": seq,
+                       "n": int(idx.size)}, [idx.tobytes(), diff.new[on].tobytes()])
+        self.status = self._status()
+
+    # browser -> kernel ---------------------------------------------------------------------
+    def _on_plane(self, change: dict[str, Any]) -> None:
+        if self._syncing or self.session.item is None:
+            return
+        self.session.set_plane(self.axis if self.axis != "image" else None, self.slice_index)
+        self._refresh()
+
+    def _on_window(self, change: dict[str, Any]) -> None:
+        if self._syncing or self.session.item is None:
+            return
+        self.session.set_window(self.window_center, self.window_width)
+        self._refresh(image_only=True)
+
+    def _on_message(self, widget: Any, content: dict[str, Any], buffers: list[bytes]) -> None:
+        try:
+            self.error = ""
+            self._handle(content)
+        except WorkbenchError as error:
+            self.error = str(error)
+            self.status = self._status()
+
+    def _handle(self, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        s = self.session
+        if kind == "ready":
+            self._send_plane_mask()
+        elif kind == "stroke":
+            diff = s.apply_edit(Stroke(tuple((float(r), float(c)) for r, c in msg["points"]),
+                                       float(msg["radius"]), int(msg["value"]),
+                                       str(msg.get("stroke_id", ""))))
+            self._send_diff(diff, msg.get("seq"))
+        elif kind == "fill":
+            r, c = msg["point"]
+            self._send_diff(s.apply_edit(Fill((float(r), float(c)), int(msg["value"]))))
+        elif kind == "polygon":
+            points = tuple((float(r), float(c)) for r, c in msg["points"])
+            self._send_diff(s.apply_edit(Polygon(points, int(msg["value"]))))
+        elif kind == "action":
+            self._action(str(msg.get("name")), msg)
+
+    def _action(self, name: str, msg: dict[str, Any]) -> None:
+        s = self.session
+        edits = {"undo": s.undo, "redo": s.redo, "reject": s.reject_proposal,
+                 "clear": lambda: s.apply_edit(Clear())}
+        if name in edits:
+            self._send_diff(edits[name]())
+            return
+        if name == "accept":
+            s.accept()
+        elif name == "choose":
+            s.choose_class(int(msg["index"]))
+        elif name == "skip":
+            s.skip()
+        elif name == "flag":
+            s.flag(str(msg.get("comment", "")))
+        elif name == "previous":
+            s.previous()
+        elif name == "next":
+            s.next()
+        elif name == "jump":
+            s.set_plane(index=s.busiest_slice())
+        elif name == "preset":
+            s.set_preset(str(msg["preset"]))
+            self._refresh(image_only=True)
+            return
+        else:
+            self.error = f"unknown action {name!r}"
+            return
+        self._refresh()
+
+    # notebook conveniences -----------------------------------------------------------------
+    @property
+    def is_segmentation(self) -> bool:
+        return self.session.task is Task.SEGMENTATION
