@@ -72,5 +72,7 @@ def write_series(
         ds.Rows, ds.Columns = volume.shape[1], volume.shape[0]
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
         ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
-        pydicom.dcmwrite(folder / f"{rng.integers(0, 2**48):012x}.dcm", ds, enforce_file_format=True)
+        pydicom.dcmwrite(
+            folder / f"{rng.integers(0, 2**48):012x}.dcm", ds, enforce_file_format=True
+        )
     return str(series_uid)

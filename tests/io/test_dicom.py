@@ -141,12 +141,20 @@ for path in sys.argv[1:]:
 
 
 def test_missing_codec_names_syntax_and_package() -> None:
-    names = ["MR_small_jpeg_ls_lossless.dcm", "JPEG2000.dcm", "SC_rgb_jpeg_dcmtk.dcm",
-             "MR_small_RLE.dcm"]
+    names = [
+        "MR_small_jpeg_ls_lossless.dcm",
+        "JPEG2000.dcm",
+        "SC_rgb_jpeg_dcmtk.dcm",
+        "MR_small_RLE.dcm",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
         [sys.executable, "-c", _BLOCKED, *(str(TEST_FILES / n) for n in names)],
-        capture_output=True, text=True, env=env, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
     )
     lines = done.stdout.splitlines()
     assert len(lines) == 4, done.stdout + done.stderr

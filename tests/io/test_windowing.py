@@ -50,7 +50,10 @@ def test_default_window_by_modality() -> None:
         0, 255, "full"
     )
     with_header = ScanImage(
-        np.zeros((2, 2), np.int16), (1.0, 1.0), np.eye(4), "MR",
+        np.zeros((2, 2), np.int16),
+        (1.0, 1.0),
+        np.eye(4),
+        "MR",
         {"WindowCenter": "300\\200", "WindowWidth": "800\\600"},
     )
     assert (default_window(with_header).level, default_window(with_header).width) == (300, 800)

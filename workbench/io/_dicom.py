@@ -199,16 +199,16 @@ def group_dicom_files(
         try:
             ds = read_dataset(path, headers_only=True)
         except ScanReadError as exc:
-            skipped.append((str(path), exc.message))
+            skipped.append((str(path), f"[{exc.code}] {exc.message}"))
             continue
         if path.name == "DICOMDIR" or str(ds.get("MediaStorageSOPClassUID", "")) == _DICOMDIR_CLASS:
             continue
         if "Rows" not in ds:
-            skipped.append((str(path), "DICOM object holds no image"))
+            skipped.append((str(path), "[unsupported_format] DICOM object holds no image"))
             continue
         uid = str(ds.get("SeriesInstanceUID", "") or "")
         if not uid:
-            skipped.append((str(path), "no SeriesInstanceUID"))
+            skipped.append((str(path), "[scan_read_error] no SeriesInstanceUID"))
             continue
         groups[uid].append((path, ds))
     series = []

@@ -81,7 +81,7 @@ def _records(
                 else None
             )
         except WorkbenchError as exc:
-            report.skip(where, str(exc))
+            report.skip_error(where, exc)
             continue
         class_index = None
         if label and mode == "index":

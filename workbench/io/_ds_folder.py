@@ -44,6 +44,12 @@ def _stem(path: Path) -> str:
 def dicom_records_under(root: Path, folder: Path, report: DatasetReport) -> Iterator[DatasetRecord]:
     """One record per DICOM series under ``folder``; keys are ``<relative dir>/<SeriesUID>``."""
     files = [p for p in walk_files(folder, report.skipped) if is_dicom_file(p)]
+    return _series_records(root, files, report)
+
+
+def _series_records(
+    root: Path, files: list[Path], report: DatasetReport
+) -> Iterator[DatasetRecord]:
     series, skipped = group_dicom_files(files)
     report.skipped.extend(skipped)
     for item in series:
@@ -66,12 +72,13 @@ def _records(root: Path, report: DatasetReport) -> Iterator[DatasetRecord]:
             for p in walk_files(labels)
             if full_suffix(p) in IMAGE_SUFFIXES
         }
-    has_dicom = False
+    dicom_files: list[Path] = []
     for path in walk_files(root, report.skipped):
         if labels is not None and path.is_relative_to(labels):
             continue
         if full_suffix(path) not in IMAGE_SUFFIXES:
-            has_dicom = has_dicom or is_dicom_file(path)
+            if is_dicom_file(path):
+                dicom_files.append(path)
             continue
         mask = None
         if labels is not None and path.is_relative_to(root / "images"):
@@ -84,5 +91,4 @@ def _records(root: Path, report: DatasetReport) -> Iterator[DatasetRecord]:
             None,
             str(mask.absolute()) if mask else None,
         )
-    if has_dicom:
-        yield from dicom_records_under(root, root, report)
+    yield from _series_records(root, dicom_files, report)

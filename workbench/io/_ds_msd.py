@@ -119,7 +119,7 @@ def _msd_records(
                 else None
             )
         except WorkbenchError as exc:
-            report.skip(f"{json_path}:{where}", str(exc))
+            report.skip_error(f"{json_path}:{where}", exc)
             continue
         yield DatasetRecord(
             relative_key(root, image),
@@ -136,7 +136,7 @@ def _msd_records(
                 raise ManifestError("test entry must be a path", path=json_path, field=where)
             image = resolve_inside(root, entry, source=json_path, field=where)
         except WorkbenchError as exc:
-            report.skip(f"{json_path}:{where}", str(exc))
+            report.skip_error(f"{json_path}:{where}", exc)
             continue
         yield DatasetRecord(relative_key(root, image), file_uri(image), "test", modality=modality)
 
@@ -175,7 +175,7 @@ def _nnunet_records(
                     if mask is None:
                         report.notes.append(f"{folder}/{case}: no label in labelsTr")
             except WorkbenchError as exc:
-                report.skip(str(image), str(exc))
+                report.skip_error(str(image), exc)
                 continue
             yield DatasetRecord(
                 relative_key(root, image),

@@ -51,7 +51,9 @@ def walk_files(root: Path, escapes: list[tuple[str, str]] | None = None) -> Iter
             path = Path(folder) / name
             if path.is_symlink() and not path.resolve().is_relative_to(root_real):
                 if escapes is not None:
-                    escapes.append((str(path), "symlink resolves outside the dataset root"))
+                    escapes.append(
+                        (str(path), f"[{PathEscapeError.code}] symlink resolves outside the root")
+                    )
                 continue
             if path.is_file():
                 yield path

@@ -8,6 +8,7 @@ from enum import Enum
 
 import numpy as np
 
+from ..errors import WorkbenchError
 from ._image import ScanImage
 from ._read import read_label, read_uri
 
@@ -63,3 +64,7 @@ class DatasetReport:
 
     def skip(self, location: str, reason: str) -> None:
         self.skipped.append((location, reason))
+
+    def skip_error(self, location: str, error: WorkbenchError) -> None:
+        """Record a typed error as ``"[code] message"`` (e.g. ``[path_escape] ...``)."""
+        self.skip(location, f"[{error.code}] {error}")
