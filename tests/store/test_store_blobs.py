@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from workbench.store._blobs import array_hash
 
 
 def _blob_count(store: SQLiteStore) -> int:
-    with sqlite3.connect(store.path) as conn:
+    with closing(sqlite3.connect(store.path)) as conn, conn:
         return int(conn.execute("SELECT COUNT(*) FROM blobs").fetchone()[0])
 
 
@@ -66,7 +67,7 @@ def test_masks_are_compressed(seg_store: SQLiteStore) -> None:
     mask = np.zeros((512, 512), np.uint8)
     mask[100:200, 150:300] = 1
     seg_store.submit_label(LabelSubmission(item, "ann", LabelSource.HUMAN, mask=mask))
-    with sqlite3.connect(seg_store.path) as conn:
+    with closing(sqlite3.connect(seg_store.path)) as conn, conn:
         stored, raw = conn.execute("SELECT length(data), nbytes FROM blobs").fetchone()
     assert raw == 512 * 512 and stored < raw / 50
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from dataclasses import replace
 
 import numpy as np
@@ -14,7 +15,7 @@ from workbench.store import LabelSource, LabelSubmission, NewItem, SQLiteStore
 
 
 def _table_counts(store: SQLiteStore) -> dict[str, int]:
-    with sqlite3.connect(store.path) as conn:
+    with closing(sqlite3.connect(store.path)) as conn, conn:
         tables = [r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
         return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
@@ -48,7 +49,8 @@ def test_duplicate_key_fails_the_whole_call(cls_store: SQLiteStore) -> None:
 
 def test_item_ids_are_never_reused(cls_store: SQLiteStore) -> None:
     first = cls_store.add_items(new_items(2))
-    with sqlite3.connect(cls_store.path) as conn:  # even if a row were removed by hand
+    # even if a row were removed by hand:
+    with closing(sqlite3.connect(cls_store.path)) as conn, conn:
         conn.execute("DELETE FROM items WHERE id = ?", (first[-1],))
     again = cls_store.add_items(new_items(1, prefix="new"))
     assert again[0] > first[-1]
@@ -83,7 +85,7 @@ def test_versions_history_and_current(cls_store: SQLiteStore) -> None:
 def test_label_versions_are_immutable_in_the_database(cls_store: SQLiteStore) -> None:
     (a,) = cls_store.add_items(new_items(1))
     label = cls_store.submit_label(LabelSubmission(a, "ann", LabelSource.HUMAN, class_index=1))
-    with sqlite3.connect(cls_store.path) as conn:
+    with closing(sqlite3.connect(cls_store.path)) as conn, conn:
         with pytest.raises(sqlite3.IntegrityError, match="immutable"):
             conn.execute("UPDATE label_versions SET class_index = 0")
         with pytest.raises(sqlite3.IntegrityError, match="immutable"):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from workbench.store import (
     RoundStatus,
     SQLiteStore,
     Task,
+    _schema,
     checkpoints_dir,
     create_project,
     open_project,
@@ -85,7 +89,7 @@ def test_open_missing_project_names_the_folder(tmp_path: Path) -> None:
 
 def test_open_refuses_a_newer_schema(tmp_path: Path) -> None:
     create_project(tmp_path, ProjectConfig("p", Task.CLASSIFICATION, CLASSES)).close()
-    with sqlite3.connect(tmp_path / "workbench.db") as conn:
+    with closing(sqlite3.connect(tmp_path / "workbench.db")) as conn, conn:
         conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
     with pytest.raises(StoreError, match="newer"):
         open_project(tmp_path)
@@ -126,3 +130,41 @@ def test_status_counts(cls_store: SQLiteStore) -> None:
     assert status["rounds"]["latest"]["selected"] == 1
     assert status["model_versions"]["latest_ready"]["metrics"] == {"acc": 0.8}
     assert status["assignments"] == {"live": 1}
+
+
+def test_migration_hook_upgrades_an_older_schema(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    create_project(tmp_path, ProjectConfig("p", Task.CLASSIFICATION, CLASSES)).close()
+    with closing(sqlite3.connect(tmp_path / "workbench.db")) as conn, conn:
+        conn.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+    ran: list[int] = []
+    monkeypatch.setitem(_schema.MIGRATIONS, 0, lambda conn: ran.append(0))
+    open_project(tmp_path).close()
+    assert ran == [0]
+    with closing(sqlite3.connect(tmp_path / "workbench.db")) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert version == (str(SCHEMA_VERSION),)
+    open_project(tmp_path).close()
+    assert ran == [0]  # already current: not run again
+
+
+def test_a_write_waits_for_another_writer(cls_store: SQLiteStore) -> None:
+    (a,) = cls_store.add_items(new_items(1))
+    other = sqlite3.connect(cls_store.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    timer = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    timer.start()
+    started = time.perf_counter()
+    label = cls_store.submit_label(LabelSubmission(a, "ann", LabelSource.HUMAN, class_index=0))
+    assert time.perf_counter() - started >= 0.25
+    assert cls_store.current_label(a) == label
+    timer.join()
+    other.close()
+
+
+def test_database_errors_surface_as_store_errors(cls_store: SQLiteStore) -> None:
+    (a,) = cls_store.add_items(new_items(1))
+    cls_store.submit_label(LabelSubmission(a, "ann", LabelSource.HUMAN, class_index=0))
+    with pytest.raises(StoreError, match="immutable"), cls_store._db.write() as conn:
+        conn.execute("UPDATE label_versions SET class_index = 1")
+    assert cls_store.current_label(a).class_index == 0  # type: ignore[union-attr]

@@ -66,29 +66,43 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: commits (durably) on success, rolls back on any exception."""
+        """A write transaction: commits (durably) on success, rolls back on any exception.
+
+        Database errors surface as StoreError (no sqlite types leave the store).
+        """
         with self._lock:
             try:
                 _retry(lambda: self.conn.execute("BEGIN IMMEDIATE"), WRITE_DEADLINE_S)
-            except sqlite3.OperationalError as error:
+            except sqlite3.Error as error:
                 raise StoreError(f"could not lock the project database: {error}",
                                  path=self.path) from error
             try:
                 yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
+                self.conn.execute("COMMIT")
+            except BaseException as error:
+                self._rollback()
+                if isinstance(error, sqlite3.Error):
+                    raise StoreError(f"database error: {error}", path=self.path) from error
                 raise
-            self.conn.execute("COMMIT")
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: every query inside sees one consistent snapshot."""
         with self._lock:
-            self.conn.execute("BEGIN")
             try:
+                self.conn.execute("BEGIN")
                 yield self.conn
-            finally:
                 self.conn.execute("COMMIT")
+            except BaseException as error:
+                self._rollback()
+                if isinstance(error, sqlite3.Error):
+                    raise StoreError(f"database error: {error}", path=self.path) from error
+                raise
+
+    def _rollback(self) -> None:
+        """Roll back if a transaction is still open (SQLite may have ended it already)."""
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
 
     def close(self) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ share an open store across ``fork``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sqlite3
@@ -56,12 +57,16 @@ class SQLiteStore:
             raise StoreError("no project database here", path=self.path)
         self._db = Database(self.path)
         try:
-            with self._db.write() as conn:
+            with self._db.read() as conn:
                 found = schema_version(conn)
-                if found is None:
-                    raise StoreError("not a workbench project database", path=self.path)
-                if found != SCHEMA_VERSION:
-                    migrate(conn, found)
+            if found != SCHEMA_VERSION:
+                with self._db.write() as conn:  # check again under the write lock
+                    found = schema_version(conn)
+                    if found is None:
+                        raise StoreError("not a workbench project database", path=self.path)
+                    if found != SCHEMA_VERSION:
+                        migrate(conn, found)
+            with self._db.read() as conn:
                 row = conn.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
             self.config = _rows.config_from_json(row["value"])
         except BaseException:
@@ -93,19 +98,41 @@ class SQLiteStore:
     # items -------------------------------------------------------------------------------
     def add_items(self, items: Sequence[NewItem]) -> list[int]:
         """Add items in one transaction; returns their ids. A duplicate key fails the whole call."""
+        with self._db.write() as conn:
+            return self._insert_items(conn, items, time.time())
+
+    @staticmethod
+    def _insert_items(conn: sqlite3.Connection, items: Sequence[NewItem], now: float) -> list[int]:
+        check_new_items(conn, items)
+        ids = []
+        for new in items:
+            cursor = conn.execute(
+                "INSERT INTO items (key, source_uri, content_hash, modality, shape, spacing, "
+                "split, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (new.key, new.source_uri, new.content_hash, new.modality,
+                 json.dumps([int(s) for s in new.shape]),
+                 json.dumps([float(s) for s in new.spacing]), new.split,
+                 _rows.to_json(new.metadata, field="metadata"), now))
+            ids.append(int(cursor.lastrowid or 0))
+        return ids
+
+    def add_items_with_labels(self, items: Sequence[NewItem],
+                              labels: Sequence[LabelSubmission | None]) -> list[int]:
+        """Add items and their first labels in ONE transaction (imports): all or nothing.
+
+        ``labels[i]`` belongs to ``items[i]`` (its ``item_id`` is ignored) or is ``None``.
+        """
+        if len(labels) != len(items):
+            raise StoreError("one label (or None) per item is required", field="labels")
         now = time.time()
         with self._db.write() as conn:
-            check_new_items(conn, items)
-            ids = []
-            for new in items:
-                cursor = conn.execute(
-                    "INSERT INTO items (key, source_uri, content_hash, modality, shape, spacing, "
-                    "split, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (new.key, new.source_uri, new.content_hash, new.modality,
-                     json.dumps([int(s) for s in new.shape]),
-                     json.dumps([float(s) for s in new.spacing]), new.split,
-                     _rows.to_json(new.metadata, field="metadata"), now))
-                ids.append(int(cursor.lastrowid or 0))
+            ids = self._insert_items(conn, items, now)
+            subs = [dataclasses.replace(sub, item_id=item_id)
+                    for item_id, sub in zip(ids, labels, strict=True) if sub is not None]
+            for n, sub in enumerate(subs):
+                check_submission(conn, self.config, sub, where=f"labels[{n}]: ")
+            for sub in subs:
+                self._insert_label(conn, sub, now)
         return ids
 
     def get_item(self, item_id: int) -> Item:
