@@ -1,0 +1,62 @@
+"""Models: MONAI networks in Lightning modules, array data modules, MC-dropout scoring, TTA and
+embeddings. Imports no widget code and no store."""
+
+from workbench.models._data import ArrayDataModule, ArrayDataset, Arrays, batch_loader
+from workbench.models._dropout import enable_mc_dropout, item_keys, mc_dropout
+from workbench.models._errors import ModelError
+from workbench.models._mc import (
+    MCBatch,
+    MCPrediction,
+    TTABatch,
+    embeddings,
+    iter_mc_predict,
+    iter_tta_predict,
+    mc_predict,
+)
+from workbench.models._modules import ClassificationModule, SegmentationModule
+from workbench.models._networks import (
+    TrunkHeadNet,
+    build_classifier,
+    build_segmenter,
+    densenet121,
+    resnet18_classifier,
+    small_cnn,
+)
+from workbench.models._training import (
+    FitResult,
+    ScoreWriter,
+    fit_and_checkpoint,
+    gather_scores,
+    make_trainer,
+)
+
+__all__ = [
+    "ArrayDataModule",
+    "ArrayDataset",
+    "Arrays",
+    "ClassificationModule",
+    "FitResult",
+    "MCBatch",
+    "MCPrediction",
+    "ModelError",
+    "ScoreWriter",
+    "SegmentationModule",
+    "TTABatch",
+    "TrunkHeadNet",
+    "batch_loader",
+    "build_classifier",
+    "build_segmenter",
+    "densenet121",
+    "embeddings",
+    "enable_mc_dropout",
+    "fit_and_checkpoint",
+    "gather_scores",
+    "item_keys",
+    "iter_mc_predict",
+    "iter_tta_predict",
+    "make_trainer",
+    "mc_dropout",
+    "mc_predict",
+    "resnet18_classifier",
+    "small_cnn",
+]

@@ -1,0 +1,348 @@
+"""Streaming MC-dropout scoring, test-time augmentation and embeddings over a pool.
+
+Peak memory does not grow with the pool: batches are scored one at a time and, given a
+``reduce`` function, only its per-item output (e.g. one score) is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from workbench.models._dropout import KeyedDropout, item_keys, mc_dropout, row_keys
+from workbench.models._errors import ModelError, guarded_forward, is_out_of_memory
+
+Precision = Literal["32", "32-true", "16-mixed", "bf16-mixed"]
+Reducer = Callable[[Tensor], Tensor]  # [B, T, C, *spatial] -> [B, ...]
+
+
+@dataclass(frozen=True)
+class MCBatch:
+    """One scored batch: item ids [B] and probs [B, T, C, *spatial] (or reduced [B, ...])."""
+
+    ids: np.ndarray
+    values: Tensor
+
+
+@dataclass(frozen=True)
+class MCPrediction:
+    """A scored pool: item ids [N] and values [N, T, C, *spatial] (or reduced [N, ...])."""
+
+    ids: np.ndarray
+    values: np.ndarray
+
+
+def unwrap_network(model: nn.Module) -> nn.Module:
+    """The network inside a LightningModule that holds it as ``net``; else ``model`` itself."""
+    inner = getattr(model, "net", None)
+    return inner if isinstance(model, L.LightningModule) and isinstance(inner, nn.Module) else model
+
+
+def split_batch(batch: Any, offset: int) -> tuple[Tensor, np.ndarray]:
+    """Image tensor and item ids from a dict (``image``, ``id``), a tuple/list or a tensor;
+    without ids, positions in the loader (starting at ``offset``) stand in."""
+    ids: Any = None
+    if isinstance(batch, dict):
+        if "image" not in batch:
+            raise ModelError(f"a batch dict needs an 'image' key, got {sorted(batch)}")
+        x, ids = batch["image"], batch.get("id")
+    elif isinstance(batch, (tuple, list)):
+        x = batch[0]
+    else:
+        x = batch
+    if not isinstance(x, Tensor):
+        raise ModelError(f"expected an image tensor in the batch, got {type(x).__name__}")
+    if ids is None:
+        ids = np.arange(offset, offset + x.shape[0])
+    elif isinstance(ids, Tensor):
+        ids = ids.cpu().numpy()
+    return x, np.asarray(ids)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` picks CUDA when present, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _autocast(device: torch.device, precision: str) -> Any:
+    if precision in ("32", "32-true"):
+        return nullcontext()
+    if precision not in ("16-mixed", "bf16-mixed"):
+        raise ModelError(f"precision must be 32, 16-mixed or bf16-mixed, got {precision!r}")
+    dtype = torch.float16 if precision == "16-mixed" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def _prepare(x: Tensor, device: torch.device) -> Tensor:
+    x = x.to(device, non_blocking=True).float()
+    if device.type == "cuda" and x.ndim in (4, 5):
+        fmt = torch.channels_last if x.ndim == 4 else torch.channels_last_3d
+        x = x.contiguous(memory_format=fmt)
+    return x
+
+
+def _to_probs(logits: Tensor, activation: str) -> Tensor:
+    logits = logits.float()
+    return torch.softmax(logits, dim=1) if activation == "softmax" else torch.sigmoid(logits)
+
+
+def _mc_batch(
+    net: nn.Module,
+    x: Tensor,
+    keys: Tensor,
+    samples: int,
+    per_pass: int,
+    keyed: KeyedDropout | None,
+    activation: str,
+) -> Tensor:
+    """MC probabilities for one batch, ``per_pass`` samples per forward pass.
+    # x [B, C, *spatial] -> [B, T, C, *spatial]"""
+    trunk: nn.Module | None = getattr(net, "trunk", None)
+    head: nn.Module | None = getattr(net, "head", None)
+    split = trunk is not None and head is not None and not _has_dropout(trunk)
+    stem = guarded_forward(trunk, x, "running the network") if split and trunk else x
+    stage = head if split else net
+    assert stage is not None
+    b = x.shape[0]
+    chunks = []
+    for start in range(0, samples, per_pass):
+        ts = range(start, min(samples, start + per_pass))
+        rep = stem.repeat(len(ts), *([1] * (stem.ndim - 1)))  # [S*B, ...], sample-major
+        if keyed is not None:
+            keyed.rows = row_keys(keys, ts)
+        out = guarded_forward(stage, rep, "running the network")  # [S*B, C, ...]
+        probs = _to_probs(out, activation)
+        chunks.append(probs.view(len(ts), b, *probs.shape[1:]))
+    return torch.cat(chunks, 0).transpose(0, 1)  # [B, T, C, *spatial]
+
+
+def _has_dropout(module: nn.Module) -> bool:
+    from workbench.models._dropout import dropout_modules
+
+    return bool(dropout_modules(module))
+
+
+def iter_mc_predict(
+    model: nn.Module,
+    loader: Iterable[Any],
+    samples: int = 20,
+    *,
+    reduce: Reducer | None = None,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    precision: Precision = "32",
+    max_rows: int | None = None,
+    activation: Literal["softmax", "sigmoid"] = "softmax",
+) -> Iterator[MCBatch]:
+    """Stream MC-dropout probabilities batch by batch.
+
+    Each batch is replicated ``samples`` times and run in one forward pass, in chunks of at most
+    ``max_rows`` rows when given (``max_rows <= batch`` is the plain loop over samples). On a
+    device out-of-memory the chunk is halved and retried. A classifier with a dropout-free
+    ``trunk`` runs the trunk once and only its ``head`` T times. With ``seed``, dropout masks are
+    keyed by (seed, item id, sample): identical across batch sizes, chunking and DDP ranks.
+    ``reduce`` maps [B, T, C, *spatial] to a per-item output on the device; only that is yielded.
+    The network is moved to ``device``; its train/eval modes are restored afterwards.
+    """
+    if samples < 1:
+        raise ModelError(f"samples must be >= 1, got {samples}")
+    net = unwrap_network(model)
+    dev = resolve_device(device)
+    net.to(dev)
+    offset = 0
+    with ExitStack() as stack:
+        stack.enter_context(torch.inference_mode())
+        stack.enter_context(mc_dropout(net))
+        keyed = stack.enter_context(KeyedDropout(net, seed)) if seed is not None else None
+        for batch in loader:
+            x, ids = split_batch(batch, offset)
+            offset += len(ids)
+            x = _prepare(x, dev)
+            keys = item_keys(ids) if keyed is not None else torch.empty(0, dtype=torch.int64)
+            per_pass = samples if max_rows is None else max(1, max_rows // x.shape[0])
+            while True:
+                try:
+                    with _autocast(dev, precision):
+                        probs = _mc_batch(net, x, keys, samples, per_pass, keyed, activation)
+                    break
+                except RuntimeError as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    if per_pass == 1:
+                        raise ModelError(
+                            f"out of memory scoring a batch of {x.shape[0]} items even one MC "
+                            "sample at a time: use a smaller predict batch size"
+                        ) from exc
+                    per_pass //= 2
+                    if dev.type == "cuda":
+                        torch.cuda.empty_cache()
+            values = reduce(probs) if reduce is not None else probs
+            yield MCBatch(ids=ids, values=values.detach().cpu())
+
+
+def mc_predict(
+    model: nn.Module,
+    loader: Iterable[Any],
+    samples: int = 20,
+    *,
+    reduce: Reducer | None = None,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    precision: Precision = "32",
+    max_rows: int | None = None,
+    activation: Literal["softmax", "sigmoid"] = "softmax",
+) -> MCPrediction:
+    """`iter_mc_predict` collected: ids [N] and probs [N, T, C, *spatial] or reduced [N, ...].
+    Pass ``reduce`` for large pools so that only per-item outputs are kept."""
+    ids: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    for part in iter_mc_predict(
+        model,
+        loader,
+        samples,
+        reduce=reduce,
+        seed=seed,
+        device=device,
+        precision=precision,
+        max_rows=max_rows,
+        activation=activation,
+    ):
+        ids.append(part.ids)
+        values.append(part.values.numpy())
+    if not ids:
+        return MCPrediction(ids=np.empty(0, dtype=np.int64), values=np.empty(0, np.float32))
+    return MCPrediction(ids=np.concatenate(ids), values=np.concatenate(values))
+
+
+def default_flips(spatial_dims: int) -> list[tuple[int, ...]]:
+    """Identity and every single-axis flip, as tensor dims of a [B, C, *spatial] batch."""
+    return [(), *[(d,) for d in range(2, 2 + spatial_dims)]]
+
+
+@dataclass(frozen=True)
+class TTABatch:
+    """Per-voxel mean probabilities [B, C, *spatial] and predictive entropy [B, *spatial]."""
+
+    ids: np.ndarray
+    mean: Tensor
+    uncertainty: Tensor
+
+
+def iter_tta_predict(
+    model: nn.Module,
+    loader: Iterable[Any],
+    *,
+    flips: Sequence[tuple[int, ...]] | None = None,
+    samples: int = 1,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    precision: Precision = "32",
+) -> Iterator[TTABatch]:
+    """Test-time augmentation for segmentation: each flip (default: identity and one per axis)
+    is applied, predicted (``samples`` > 1 adds MC dropout) and flipped back; the probabilities
+    are averaged into a per-voxel mean and its entropy is the uncertainty map."""
+    net = unwrap_network(model)
+    dev = resolve_device(device)
+    net.to(dev)
+    offset = 0
+    with ExitStack() as stack:
+        stack.enter_context(torch.inference_mode())
+        stack.enter_context(mc_dropout(net) if samples > 1 else _eval_mode(net))
+        keyed = None
+        if samples > 1 and seed is not None:
+            keyed = stack.enter_context(KeyedDropout(net, seed))
+        for batch in loader:
+            x, ids = split_batch(batch, offset)
+            offset += len(ids)
+            x = _prepare(x, dev)
+            keys = item_keys(ids) if keyed is not None else torch.empty(0, dtype=torch.int64)
+            axes = flips if flips is not None else default_flips(x.ndim - 2)
+            total = torch.zeros(())
+            for flip in axes:
+                xf = torch.flip(x, flip) if flip else x
+                with _autocast(dev, precision):
+                    if samples > 1:
+                        probs = _mc_batch(net, xf, keys, samples, samples, keyed, "softmax")
+                        probs = probs.mean(1)  # [B, C, *spatial]
+                    else:
+                        logits = guarded_forward(net, xf, "running the network")
+                        probs = _to_probs(logits, "softmax")
+                total = total + (torch.flip(probs, flip) if flip else probs)
+            mean = total / len(axes)  # [B, C, *spatial]
+            entropy = -(mean * torch.log(mean.clamp_min(1e-12))).sum(1)  # [B, *spatial]
+            yield TTABatch(ids=ids, mean=mean.cpu(), uncertainty=entropy.cpu())
+
+
+class _eval_mode:  # noqa: N801 - used as a context manager
+    def __init__(self, net: nn.Module) -> None:
+        self.net = net
+        self.modes: list[tuple[nn.Module, bool]] = []
+
+    def __enter__(self) -> nn.Module:
+        self.modes = [(m, m.training) for m in self.net.modules()]
+        return self.net.eval()
+
+    def __exit__(self, *exc: object) -> None:
+        for module, training in self.modes:
+            module.training = training
+
+
+def embeddings(
+    model: nn.Module,
+    loader: Iterable[Any],
+    *,
+    layer: str | None = None,
+    device: str | torch.device | None = None,
+) -> MCPrediction:
+    """Penultimate embeddings [N, D] in eval mode, for core-set or BADGE: the network's
+    ``embed`` method, or the flattened output of the submodule named ``layer``."""
+    net = unwrap_network(model)
+    dev = resolve_device(device)
+    net.to(dev)
+    captured: list[Tensor] = []
+    handle = None
+    if layer is not None:
+        modules = dict(net.named_modules())
+        if layer not in modules:
+            raise ModelError(f"no layer named {layer!r} in {type(net).__name__}")
+        handle = modules[layer].register_forward_hook(lambda m, i, o: captured.append(o))
+    elif not callable(getattr(net, "embed", None)):
+        raise ModelError(f"{type(net).__name__} has no embed(); name a layer for the embeddings")
+    ids: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    offset = 0
+    try:
+        with torch.inference_mode(), _eval_mode(net):
+            for batch in loader:
+                x, batch_ids = split_batch(batch, offset)
+                offset += len(batch_ids)
+                x = _prepare(x, dev)
+                if layer is None:
+                    embed: Callable[[Tensor], Tensor] = getattr(net, "embed")  # noqa: B009
+                    z = guarded_forward(embed, x, "computing embeddings")
+                else:
+                    captured.clear()
+                    guarded_forward(net, x, "computing embeddings")
+                    z = captured[-1]
+                ids.append(batch_ids)
+                values.append(z.flatten(1).float().cpu().numpy())
+    finally:
+        if handle is not None:
+            handle.remove()
+    return MCPrediction(ids=np.concatenate(ids), values=np.concatenate(values))
+
+
+def flip_combinations(spatial_dims: int) -> list[tuple[int, ...]]:
+    """Every subset of spatial axes (2**d flips), for a fuller TTA than `default_flips`."""
+    axes = range(2, 2 + spatial_dims)
+    return [c for r in range(spatial_dims + 1) for c in combinations(axes, r)]

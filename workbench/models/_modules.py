@@ -1,0 +1,228 @@
+"""LightningModules: the injected network plus loss, metrics, optimiser and MC prediction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import ExitStack
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceCELoss
+from monai.metrics import DiceMetric, compute_roc_auc
+from torch import Tensor, nn
+
+from workbench.models._dropout import KeyedDropout, item_keys, mc_dropout
+from workbench.models._errors import ModelError
+from workbench.models._mc import _mc_batch, split_batch
+
+
+def _check_images(x: Tensor, spatial_dims: int, in_channels: int) -> None:
+    if x.ndim != spatial_dims + 2:
+        raise ModelError(
+            f"the model expects {spatial_dims}D images shaped [B, C, *spatial] "
+            f"({spatial_dims + 2} dims), got shape {tuple(x.shape)}"
+        )
+    if x.shape[1] != in_channels:
+        raise ModelError(f"the model expects {in_channels} channel(s), got {x.shape[1]}")
+
+
+def _check_labels(y: Tensor, num_classes: int) -> None:
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ModelError(
+            f"labels must lie in 0..{num_classes - 1}, got {int(y.min())}..{int(y.max())}"
+        )
+
+
+def _check_logits(logits: Tensor, num_classes: int) -> None:
+    if logits.shape[1] != num_classes:
+        raise ModelError(
+            f"the network outputs {logits.shape[1]} classes but the module was built for "
+            f"num_classes={num_classes}"
+        )
+
+
+class _MCPredictMixin(L.LightningModule):
+    """``predict_step`` returns MC-dropout probabilities {"id": [B], "probs": [B, T, C, ...]}."""
+
+    net: nn.Module
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        if not (isinstance(batch, dict) and "id" in batch):
+            raise ModelError("predict batches must be dicts with 'image' and 'id' (item ids)")
+        x, ids = split_batch(batch, 0)
+        _check_images(x, self.hparams["spatial_dims"], self.hparams["in_channels"])
+        seed = self.hparams["mc_seed"]
+        samples = int(self.hparams["mc_samples"])
+        with ExitStack() as stack:
+            stack.enter_context(mc_dropout(self.net))
+            keyed = stack.enter_context(KeyedDropout(self.net, seed)) if seed is not None else None
+            keys = item_keys(ids) if keyed is not None else torch.empty(0, dtype=torch.int64)
+            probs = _mc_batch(self.net, x.float(), keys, samples, samples, keyed, "softmax")
+        return {"id": ids, "probs": probs}
+
+    def _check_loss(self, loss: Tensor, stage: str, batch_idx: int) -> None:
+        if not torch.isfinite(loss.detach()):
+            raise ModelError(
+                f"{stage} loss is {loss.item()} at global step {self.global_step} "
+                f"(epoch {self.current_epoch}, batch {batch_idx}): lower the learning rate, "
+                "check the images and labels for NaN/inf, or use 32-bit precision"
+            )
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(
+            self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
+        )
+
+
+class ClassificationModule(_MCPredictMixin):
+    """Image classification: weighted cross-entropy, val AUC (macro one-vs-rest) and accuracy,
+    AdamW. Batches are dicts with ``image`` [B, C, *spatial], ``label`` [B] or [B, 1], ``id``."""
+
+    monitor = "val_auc"
+    monitor_mode = "max"
+
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        num_classes: int = 2,
+        in_channels: int = 1,
+        spatial_dims: int = 2,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        class_weights: Sequence[float] | None = None,
+        mc_samples: int = 20,
+        mc_seed: int | None = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"])
+        self.net = net
+        if class_weights is not None and len(class_weights) != num_classes:
+            raise ModelError(f"{len(class_weights)} class weights for {num_classes} classes")
+        weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float)
+        self.class_weights: Tensor | None
+        self.register_buffer("class_weights", weights)
+        self._val_probs: list[Tensor] = []
+        self._val_labels: list[Tensor] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits.  # [B, C, *spatial] -> [B, num_classes]"""
+        return self.net(x)
+
+    def _step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        x, y = batch["image"].float(), batch["label"].long().reshape(-1)
+        _check_images(x, self.hparams["spatial_dims"], self.hparams["in_channels"])
+        _check_labels(y, self.hparams["num_classes"])
+        logits = self(x)
+        _check_logits(logits, self.hparams["num_classes"])
+        return F.cross_entropy(logits.float(), y, weight=self.class_weights), logits, y
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, _, y = self._step(batch)
+        self._check_loss(loss, "training", batch_idx)
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        loss, logits, y = self._step(batch)
+        self._check_loss(loss, "validation", batch_idx)
+        self.log("val_loss", loss, sync_dist=True, batch_size=len(y))
+        self._val_probs.append(torch.softmax(logits.float(), 1))
+        self._val_labels.append(y)
+
+    def _gather(self, tensor: Tensor) -> Tensor:
+        gathered = self.all_gather(tensor)
+        assert isinstance(gathered, Tensor)
+        return gathered
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_probs:
+            return
+        probs = self._gather(torch.cat(self._val_probs)).reshape(-1, self.hparams["num_classes"])
+        labels = self._gather(torch.cat(self._val_labels)).reshape(-1)
+        self._val_probs.clear()
+        self._val_labels.clear()
+        self.log("val_acc", (probs.argmax(1) == labels).float().mean())
+        self.log("val_auc", torch.tensor(auc(probs, labels), device=self.device))
+
+
+def auc(probs: Tensor, labels: Tensor) -> float:
+    """Macro one-vs-rest ROC AUC over the classes present; NaN with fewer than two classes.
+    # probs [N, C], labels [N]"""
+    present = torch.unique(labels)
+    if len(present) < 2:
+        return float("nan")
+    onehot = F.one_hot(labels.long(), probs.shape[1])[:, present]
+    value = compute_roc_auc(probs[:, present].cpu(), onehot.cpu(), average="macro")
+    return float(np.asarray(value))
+
+
+class SegmentationModule(_MCPredictMixin):
+    """Semantic segmentation: DiceCE loss, val Dice (foreground mean), AdamW. Batches are dicts
+    with ``image`` [B, C, *spatial], ``label`` [B, 1, *spatial] (class indices) and ``id``."""
+
+    monitor = "val_dice"
+    monitor_mode = "max"
+
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        num_classes: int = 2,
+        in_channels: int = 1,
+        spatial_dims: int = 3,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        include_background: bool = False,
+        mc_samples: int = 8,
+        mc_seed: int | None = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"])
+        self.net = net
+        self.loss = DiceCELoss(to_onehot_y=True, softmax=True)
+        self.dice = DiceMetric(include_background=include_background, reduction="mean")
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits.  # [B, C, *spatial] -> [B, num_classes, *spatial]"""
+        return self.net(x)
+
+    def _step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        x, y = batch["image"].float(), batch["label"].long()
+        dims = self.hparams["spatial_dims"]
+        _check_images(x, dims, self.hparams["in_channels"])
+        if y.ndim == dims + 1:
+            y = y.unsqueeze(1)
+        if y.shape[2:] != x.shape[2:] or y.shape[1] != 1:
+            raise ModelError(
+                f"label shape {tuple(y.shape)} does not match image shape {tuple(x.shape)}"
+            )
+        _check_labels(y, self.hparams["num_classes"])
+        logits = self(x)
+        _check_logits(logits, self.hparams["num_classes"])
+        return self.loss(logits.float(), y), logits, y
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, _, y = self._step(batch)
+        self._check_loss(loss, "training", batch_idx)
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        loss, logits, y = self._step(batch)
+        self._check_loss(loss, "validation", batch_idx)
+        self.log("val_loss", loss, sync_dist=True, batch_size=len(y))
+        n = self.hparams["num_classes"]
+        pred = F.one_hot(logits.argmax(1), n).movedim(-1, 1)
+        self.dice(pred, F.one_hot(y[:, 0], n).movedim(-1, 1))
+
+    def on_validation_epoch_end(self) -> None:
+        value = self.dice.aggregate()
+        self.dice.reset()
+        score = (
+            value.item() if isinstance(value, Tensor) else float(np.mean([v.item() for v in value]))
+        )
+        self.log("val_dice", score, sync_dist=True)
