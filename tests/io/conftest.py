@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import nibabel as nib
@@ -14,6 +14,18 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 HIPPO_CASE = "hippocampus-msd/imagesTr/hippocampus_003.nii.gz"
 LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+@pytest.fixture(scope="session")
+def hippo_path(shared_data: Path) -> Path:
+    """A real hippocampus MRI in NIfTI (shared data)."""
+    return shared_data / HIPPO_CASE
+
+
+@pytest.fixture(scope="session")
+def series_writer() -> Callable[..., str]:
+    """``write_series`` (below), handed to tests as a fixture (no cross-conftest imports)."""
+    return write_series
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import write_series
 
 from workbench.errors import ManifestError, PathEscapeError, ScanReadError, WorkbenchError
 from workbench.io import (
@@ -224,7 +223,7 @@ def test_csv_masks_indices_and_bad_header(tmp_path: Path) -> None:
 
 @pytest.mark.shared_data
 def test_image_folder_with_labels_and_dicom(
-    tmp_path: Path, shared_data: Path, hippo_volume
+    series_writer, tmp_path: Path, shared_data: Path, hippo_volume
 ) -> None:
     nuclei = shared_data / "nuclei-bbbc038"
     names = sorted(p.name for p in (nuclei / "images").iterdir())[:2]
@@ -234,7 +233,7 @@ def test_image_folder_with_labels_and_dicom(
             shutil.copy(nuclei / sub / name, tmp_path / sub / name)
     (tmp_path / "notes.txt").write_text("not an image")
     data, affine = hippo_volume
-    uid = write_series(tmp_path / "dicom" / "s1", data[:, :, :4], affine)
+    uid = series_writer(tmp_path / "dicom" / "s1", data[:, :, :4], affine)
     (tmp_path / "bad.dcm").write_bytes(b"\x00" * 200)
     (tmp_path / "images" / "zz_link.png").symlink_to(nuclei / "images" / names[0])
     assert detect_dataset(tmp_path) is DatasetKind.IMAGE_FOLDER
@@ -248,9 +247,10 @@ def test_image_folder_with_labels_and_dicom(
     assert report.skipped[0][1].startswith("[path_escape]")
 
 
-def test_dicom_folder_one_record_per_series(tmp_path: Path, hippo_volume) -> None:
+@pytest.mark.shared_data
+def test_dicom_folder_one_record_per_series(series_writer, tmp_path: Path, hippo_volume) -> None:
     data, affine = hippo_volume
-    uids = {write_series(tmp_path, data[:, :, :3], affine, seed=s) for s in (1, 2)}
+    uids = {series_writer(tmp_path, data[:, :, :3], affine, seed=s) for s in (1, 2)}
     assert detect_dataset(tmp_path) is DatasetKind.DICOM_FOLDER
     records = list(iter_dataset(tmp_path))
     assert {r.key for r in records} == uids

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from conftest import write_series
 from pydicom.data import get_testdata_file
 
 from workbench.errors import MissingCodecError, ScanReadError
@@ -61,9 +60,10 @@ def test_non_parallel_slices_refused() -> None:
         read_scan(folder)
 
 
-def test_written_series_matches_nifti(tmp_path: Path, hippo_volume) -> None:
+@pytest.mark.shared_data
+def test_written_series_matches_nifti(series_writer, tmp_path: Path, hippo_volume) -> None:
     data, affine = hippo_volume
-    uid = write_series(tmp_path / "s", data, affine)
+    uid = series_writer(tmp_path / "s", data, affine)
     (series,) = list_dicom_series(tmp_path / "s")
     assert series.series_uid == uid and len(series.files) == data.shape[2]
     image = read_uri(series.uri)
@@ -75,10 +75,11 @@ def test_written_series_matches_nifti(tmp_path: Path, hippo_volume) -> None:
     assert "PatientName" not in image.metadata and image.metadata["Manufacturer"] == "TestVendor"
 
 
-def test_two_series_one_folder_with_rescale(tmp_path: Path, hippo_volume) -> None:
+@pytest.mark.shared_data
+def test_two_series_one_folder_with_rescale(series_writer, tmp_path: Path, hippo_volume) -> None:
     data, affine = hippo_volume
-    plain = write_series(tmp_path, data, affine, seed=1)
-    scaled = write_series(tmp_path, data, affine, slope=0.5, intercept=-100, seed=2)
+    plain = series_writer(tmp_path, data, affine, seed=1)
+    scaled = series_writer(tmp_path, data, affine, slope=0.5, intercept=-100, seed=2)
     images = {im.metadata["SeriesInstanceUID"]: im for im in read_dicom_series(tmp_path)}
     assert set(images) == {plain, scaled}
     assert images[scaled].array.dtype == np.float32
@@ -88,28 +89,35 @@ def test_two_series_one_folder_with_rescale(tmp_path: Path, hippo_volume) -> Non
         read_scan(tmp_path)
 
 
-def test_uneven_spacing_is_reported(tmp_path: Path, hippo_volume) -> None:
+@pytest.mark.shared_data
+def test_uneven_spacing_is_reported(series_writer, tmp_path: Path, hippo_volume) -> None:
     data, affine = hippo_volume
     keep = [k for k in range(data.shape[2]) if k != 5]
-    write_series(tmp_path, data[:, :, keep], affine, k_positions=keep)
+    series_writer(tmp_path, data[:, :, keep], affine, k_positions=keep)
     (image,) = read_dicom_series(tmp_path)
     np.testing.assert_array_equal(image.array, data[:, :, keep])
     assert any("uneven slice spacing" in w for w in image.warnings)
 
 
-def test_gantry_tilt_is_reported_and_kept_in_affine(tmp_path: Path, hippo_volume) -> None:
+@pytest.mark.shared_data
+def test_gantry_tilt_is_reported_and_kept_in_affine(
+    series_writer, tmp_path: Path, hippo_volume
+) -> None:
     data, affine = hippo_volume
-    write_series(tmp_path, data, affine, shear_per_slice=0.2)
+    series_writer(tmp_path, data, affine, shear_per_slice=0.2)
     (image,) = read_dicom_series(tmp_path)
     np.testing.assert_array_equal(image.array, data)
     assert any("gantry tilt of 11.31 degrees" in w for w in image.warnings)
     np.testing.assert_allclose(image.affine[:3, 2], affine[:3, :3] @ [0.2, 0, 1], atol=1e-4)
 
 
-def test_flipped_slice_axis_keeps_world_geometry(tmp_path: Path, hippo_volume) -> None:
+@pytest.mark.shared_data
+def test_flipped_slice_axis_keeps_world_geometry(
+    series_writer, tmp_path: Path, hippo_volume
+) -> None:
     data, affine = hippo_volume
     flipped = affine @ np.diag([1.0, 1.0, -1.0, 1.0])  # k runs inferior: reader re-sorts
-    write_series(tmp_path, data, flipped)
+    series_writer(tmp_path, data, flipped)
     (image,) = read_dicom_series(tmp_path)
     np.testing.assert_array_equal(image.array, data[:, :, ::-1])
     last = flipped @ [0, 0, data.shape[2] - 1, 1]

@@ -9,7 +9,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 import tifffile
-from conftest import HIPPO_CASE
 from PIL import Image
 
 from workbench.errors import ScanReadError, UnsupportedFormatError
@@ -19,8 +18,8 @@ NUCLEUS = "00071198d059ba7f5914a526d124d28e6d010c92466da21d4a04cd5413362552.png"
 
 
 @pytest.mark.shared_data
-def test_nifti_keeps_voxels_affine_and_spacing(shared_data: Path) -> None:
-    path = shared_data / HIPPO_CASE
+def test_nifti_keeps_voxels_affine_and_spacing(hippo_path: Path, shared_data: Path) -> None:
+    path = hippo_path
     reference = nib.load(path)
     image = read_scan(path)
     np.testing.assert_array_equal(image.array, np.asanyarray(reference.dataobj))
@@ -81,9 +80,9 @@ def test_write_nifti_round_trip_atomic(tmp_path: Path) -> None:
 
 
 @pytest.fixture()
-def good_files(tmp_path: Path, shared_data: Path) -> dict[str, Path]:
+def good_files(hippo_path: Path, tmp_path: Path, shared_data: Path) -> dict[str, Path]:
     files = {"nii.gz": tmp_path / "a.nii.gz", "png": tmp_path / "a.png"}
-    shutil.copy(shared_data / HIPPO_CASE, files["nii.gz"])
+    shutil.copy(hippo_path, files["nii.gz"])
     write_png(files["png"], np.random.default_rng(1).integers(0, 256, (64, 64), dtype=np.uint8))
     files["tif"] = tmp_path / "a.tif"
     tifffile.imwrite(files["tif"], np.arange(4096, dtype=np.uint16).reshape(64, 64))
