@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,9 +23,13 @@ def test_environment_yml_installs_the_pyproject_package_with_all_its_extras() ->
     assert extras == set(_pyproject()["project"]["optional-dependencies"]), (
         "environment.yml must install every extra that pyproject.toml declares"
     )
-    python_pin = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    python_pin = next(
+        d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python")
+    )
     required = _pyproject()["project"]["requires-python"].removeprefix(">=")
-    assert tuple(map(int, python_pin.split("=")[1].split("."))) >= tuple(map(int, required.split(".")))
+    assert tuple(map(int, python_pin.split("=")[1].split("."))) >= tuple(
+        map(int, required.split("."))
+    )
 
 
 def test_environment_yml_pins_the_same_torch_as_the_setup_script() -> None:

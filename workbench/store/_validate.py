@@ -33,13 +33,16 @@ def check_new_items(conn: sqlite3.Connection, items: Sequence[NewItem]) -> None:
 
 
 def item_shape(conn: sqlite3.Connection, item_id: object, *, where: str = "") -> tuple[int, ...]:
-    """The shape of an existing item; StoreError naming ``item_id`` if there is none."""
+    """The spatial shape of an existing item (an RGB image's channel axis dropped, as a mask has
+    none); StoreError naming ``item_id`` if there is none."""
     row = None
     if isinstance(item_id, int) and not isinstance(item_id, bool):
-        row = conn.execute("SELECT shape FROM items WHERE id = ?", (item_id,)).fetchone()
+        row = conn.execute("SELECT shape, spacing FROM items WHERE id = ?",
+                           (item_id,)).fetchone()
     if row is None:
         raise StoreError(f"{where}no item with id {item_id!r}", field="item_id")
-    return tuple(json.loads(row["shape"]))
+    shape, spacing = json.loads(row["shape"]), json.loads(row["spacing"])
+    return tuple(shape[: len(spacing)] if spacing else shape)
 
 
 def check_submission(conn: sqlite3.Connection, config: ProjectConfig,
@@ -56,6 +59,9 @@ def check_submission(conn: sqlite3.Connection, config: ProjectConfig,
         _check_class(config, sub, where)
     else:
         _check_mask(sub, shape, where)
+        if sub.mask is not None and sub.mask.size and int(sub.mask.max()) >= len(config.classes):
+            raise StoreError(f"{where}mask value {int(sub.mask.max())} is not one of the "
+                             f"{len(config.classes)} classes {list(config.classes)}", field="mask")
     if sub.model_version_id is not None and conn.execute(
             "SELECT 1 FROM model_versions WHERE id = ?",
             (sub.model_version_id,)).fetchone() is None:
