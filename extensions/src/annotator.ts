@@ -171,7 +171,9 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
     layers.heat.height = h;
     if (w && h && unc.length === w * h) layers.heat.getContext("2d")!.putImageData(heatRGBA(unc, w, h), 0, 0);
     if (actionAt) {
+      // timings for the benchmark: action sent -> new plane decoded (drawn on the next frame)
       root.dataset.lastLoadMs = String(performance.now() - actionAt);
+      root.dataset.loads = String(Number(root.dataset.loads ?? "0") + 1);
       actionAt = 0;
     }
     redraw();
@@ -221,7 +223,8 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
         applyDiff(idx, bytes(buffers[1]));
       }
       if (typeof msg.seq === "number") {
-        root.dataset.lastStrokeRttMs = String(performance.now() - msg.seq);
+        const rtts = (root.dataset.strokeRttsMs ?? "").split(",").filter(Boolean).slice(-49);
+        root.dataset.strokeRttsMs = [...rtts, (performance.now() - msg.seq).toFixed(2)].join(",");
         pendingAcks = Math.max(pendingAcks - 1, 0);
         if (!pendingAcks && stroke === null) redraw();
       }

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.browser.conftest import (
+from tests.browser._lab import (
     Lab,
     open_and_run,
     screenshot,

@@ -35,6 +35,17 @@ class Draft:
         return Draft(item_id, base, model_version_id, rejected, started_at,
                      idx.astype(np.int64), mask.reshape(-1)[idx].astype(np.uint8))
 
+    @staticmethod
+    def from_touched(item_id: int, base: str, base_mask: np.ndarray, mask: np.ndarray,
+                     touched: np.ndarray, *, model_version_id: int | None, rejected: bool,
+                     started_at: float) -> Draft:
+        """Like ``from_masks`` but only looks at ``touched`` (flat indices that may differ):
+        cheap for a few strokes on a large volume."""
+        values = mask.reshape(-1)[touched]
+        keep = values != base_mask.reshape(-1)[touched]
+        return Draft(item_id, base, model_version_id, rejected, started_at,
+                     np.asarray(touched, np.int64)[keep], values[keep].astype(np.uint8))
+
     def apply_to(self, base_mask: np.ndarray) -> np.ndarray:
         """The drafted mask: ``base_mask`` with the draft's voxels written in."""
         out = np.array(base_mask, dtype=np.uint8, order="C", copy=True)

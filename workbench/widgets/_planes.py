@@ -53,7 +53,7 @@ class Plane:
         if self.axis == "image":
             return volume
         fixed, row_ax, col_ax = _LAYOUT[self.axis]
-        sl = np.take(volume, self.index, axis=fixed)
+        sl = volume[(slice(None),) * fixed + (self.index,)]  # a view (np.take copies slowly)
         # remaining axes keep their order; map row/col axes into the 2D slice's axes
         remaining = [a for a in range(3) if a != fixed]
         out = np.moveaxis(sl, (remaining.index(row_ax), remaining.index(col_ax)), (0, 1))

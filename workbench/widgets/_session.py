@@ -80,6 +80,7 @@ class _Current:
     base_mask: np.ndarray | None = None
     rejected: bool = False
     history: EditHistory = field(default_factory=EditHistory)
+    touched: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # may differ
     plane: Plane | None = None
     window: Window = field(default_factory=lambda: Window(127.5, 255.0))
 
@@ -234,7 +235,7 @@ class AnnotationSession:
         cur = self._need_mask()
         cur.rejected = True
         diff = self.apply_edit_clear_all()
-        self._save_draft()
+        self._save_draft(None, force=True)
         return diff
 
     def submit_mask(self) -> LabelVersion:
@@ -262,8 +263,7 @@ class AnnotationSession:
         assert cur.mask is not None and cur.plane is not None
         diff = apply_edit(cur.mask, cur.plane, edit)
         cur.history.push(diff)
-        if len(diff):
-            self._save_draft()
+        self._save_draft(diff)
         return diff
 
     def apply_edit_clear_all(self) -> MaskDiff:
@@ -275,16 +275,14 @@ class AnnotationSession:
         cur = self._need_mask()
         assert cur.mask is not None
         diff = cur.history.undo(cur.mask)
-        if diff is not None:
-            self._save_draft()
+        self._save_draft(diff)
         return diff
 
     def redo(self) -> MaskDiff | None:
         cur = self._need_mask()
         assert cur.mask is not None
         diff = cur.history.redo(cur.mask)
-        if diff is not None:
-            self._save_draft()
+        self._save_draft(diff)
         return diff
 
     # display -----------------------------------------------------------------------------
@@ -486,6 +484,7 @@ class AnnotationSession:
         draft = self.drafts.load(cur.item.id) if self.drafts else None
         if draft is not None and draft.base == cur.base:
             cur.mask = draft.apply_to(cur.base_mask)
+            cur.touched = draft.indices
             cur.rejected = draft.rejected
             cur.started_at = draft.started_at
             self._message = "Recovered an unsaved draft."
@@ -506,14 +505,21 @@ class AnnotationSession:
             raise SessionError(f"mask shape {arr.shape} differs from the item's {shape}")
         return arr
 
-    def _save_draft(self) -> None:
+    def _save_draft(self, diff: MaskDiff | None, *, force: bool = False) -> None:
+        """Write the draft after ``diff`` changed the mask (only the touched voxels are read)."""
         cur = self._current
         if self.drafts is None or cur is None or cur.mask is None or cur.base_mask is None:
             return
-        self.drafts.save(Draft.from_masks(
-            cur.item.id, cur.base, cur.base_mask, cur.mask,
+        if diff is not None and len(diff):
+            cur.touched = np.union1d(cur.touched, diff.indices)
+        elif not force:
+            return
+        draft = Draft.from_touched(
+            cur.item.id, cur.base, cur.base_mask, cur.mask, cur.touched,
             model_version_id=cur.model_version_id, rejected=cur.rejected,
-            started_at=cur.started_at))
+            started_at=cur.started_at)
+        cur.touched = draft.indices
+        self.drafts.save(draft)
 
     def _submit(self, cur: _Current, source: LabelSource, *, class_index: int | None = None,
                 mask: np.ndarray | None = None) -> LabelVersion:

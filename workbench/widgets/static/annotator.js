@@ -263,6 +263,7 @@ function render({ model, el: host }) {
     if (w && h && unc.length === w * h) layers.heat.getContext("2d").putImageData(heatRGBA(unc, w, h), 0, 0);
     if (actionAt) {
       root.dataset.lastLoadMs = String(performance.now() - actionAt);
+      root.dataset.loads = String(Number(root.dataset.loads ?? "0") + 1);
       actionAt = 0;
     }
     redraw();
@@ -308,7 +309,8 @@ function render({ model, el: host }) {
         applyDiff(idx, bytes(buffers[1]));
       }
       if (typeof msg.seq === "number") {
-        root.dataset.lastStrokeRttMs = String(performance.now() - msg.seq);
+        const rtts = (root.dataset.strokeRttsMs ?? "").split(",").filter(Boolean).slice(-49);
+        root.dataset.strokeRttsMs = [...rtts, (performance.now() - msg.seq).toFixed(2)].join(",");
         pendingAcks = Math.max(pendingAcks - 1, 0);
         if (!pendingAcks && stroke === null) redraw();
       }
