@@ -107,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
         help="then open JupyterLab on notebooks/01_annotate.ipynb (127.0.0.1, token)",
     )
     demo.set_defaults(run=_demo)
+
+    from workbench._cli_loop import register_loop_commands
+    from workbench._cli_simulate import register_simulate_command
+
+    register_loop_commands(commands)
+    register_simulate_command(commands)
     return parser
 
 
