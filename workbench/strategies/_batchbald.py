@@ -39,9 +39,10 @@ class _Joint:
     def expected_entropy(self, px_t: np.ndarray) -> np.ndarray:
         """``E_{y_B}[H(y_x | y_B)]`` for candidates ``px_t`` ``[T, B, C]`` -> ``[B]``."""
         n_mc, b, c = px_t.shape
-        pred = (self.q @ px_t.reshape(n_mc, b * c)).reshape(-1, b, c)  # [M, B, C]
-        h = -xlogx(pred).sum(axis=2)  # [M, B]
-        return self.w @ h
+        pred = self.q @ px_t.reshape(n_mc, b * c)  # [M, B * C]: p(y_x | y_B)
+        plogp = xlogx(pred)  # [M, B * C]
+        # weight over configurations first (a BLAS mat-vec), then sum the C classes
+        return -(self.w.astype(plogp.dtype) @ plogp).reshape(b, c).sum(axis=1)
 
     def add(self, px: np.ndarray, rng: np.random.Generator) -> None:
         """Condition on a new batch member with probabilities ``px`` ``[T, C]``."""
