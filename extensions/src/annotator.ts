@@ -11,7 +11,7 @@ type Model = AnyModel<AnnotatorModel>;
 type Pt = [number, number];
 
 const AXES = ["axial", "coronal", "sagittal"];
-const CHUNK_MS = 30;
+const CHUNK_MS = 50;
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K, attrs: Record<string, string> = {}, text = "",
@@ -194,7 +194,12 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
   }
 
   function applyDiff(idx: Uint32Array, values: Uint8Array) {
-    for (let k = 0; k < idx.length; k++) maskData[idx[k]] = values[k];
+    let count = Number(root.dataset.maskSum ?? "0");
+    for (let k = 0; k < idx.length; k++) {
+      count += (values[k] ? 1 : 0) - (maskData[idx[k]] ? 1 : 0);
+      maskData[idx[k]] = values[k];
+    }
+    root.dataset.maskSum = String(count);
     if (!maskPixels) return repaintMask();
     const [h, w] = maskShape;
     const outline = m.get("outline");
@@ -206,7 +211,6 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
     }
     if (touched) for (const j of touched) paintMaskPixel(maskPixels, maskData, j, true);
     layers.mask.getContext("2d")!.putImageData(maskPixels, 0, 0);
-    root.dataset.maskSum = String(maskData.reduce((a, v) => a + (v ? 1 : 0), 0));
     redraw();
   }
 

@@ -187,7 +187,9 @@ class Annotator(anywidget.AnyWidget):
             idx = plane.from_mask_index(diff.indices).astype("<u4")
             self.send({"type": "diff", "view_key": self.view_key, "seq": seq,
                        "n": int(idx.size)}, [idx.tobytes(), diff.new[on].tobytes()])
-        self.status = self._status()
+        if self.session.edit_state != tuple(
+                self.status.get(k) for k in ("can_undo", "can_redo", "rejected")):
+            self.status = self._status()
 
     # browser -> kernel ---------------------------------------------------------------------
     def _on_plane(self, change: dict[str, Any]) -> None:

@@ -54,9 +54,15 @@ class Draft:
 
 
 class DraftStore:
-    """Drafts of one annotator under ``folder/<annotator>/<item id>.npz``."""
+    """Drafts of one annotator under ``folder/<annotator>/<item id>.npz``.
 
-    def __init__(self, folder: str | Path, annotator: str):
+    Writes are atomic (temporary file + rename), so a killed kernel leaves the old or the new
+    draft, never half of one. ``fsync`` (off by default: a draft is written per stroke chunk)
+    also makes them survive a power cut.
+    """
+
+    def __init__(self, folder: str | Path, annotator: str, *, fsync: bool = False):
+        self.fsync = fsync
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in annotator) or "_"
         self.folder = Path(folder) / safe
 
@@ -72,7 +78,8 @@ class DraftStore:
                 np.savez(fh, indices=draft.indices, values=draft.values,
                          meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
                 fh.flush()
-                os.fsync(fh.fileno())
+                if self.fsync:
+                    os.fsync(fh.fileno())
             os.replace(tmp, self._path(draft.item_id))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -256,6 +256,14 @@ class AnnotationSession:
     def mask(self) -> np.ndarray | None:
         return self._current.mask if self._current else None
 
+    @property
+    def edit_state(self) -> tuple[bool, bool, bool]:
+        """(can undo, can redo, proposal rejected) for the current item; no store access."""
+        cur = self._current
+        if cur is None:
+            return (False, False, False)
+        return (cur.history.can_undo, cur.history.can_redo, cur.rejected)
+
     def apply_edit(self, edit: Edit) -> MaskDiff:
         """Apply an edit on the displayed plane; the diff goes on the undo stack and the draft
         is saved."""

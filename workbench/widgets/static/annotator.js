@@ -106,7 +106,7 @@ function bytes(value) {
 
 // src/annotator.ts
 var AXES = ["axial", "coronal", "sagittal"];
-var CHUNK_MS = 30;
+var CHUNK_MS = 50;
 function el(tag, attrs = {}, text = "") {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
@@ -282,7 +282,12 @@ function render({ model, el: host }) {
     redraw();
   }
   function applyDiff(idx, values) {
-    for (let k = 0; k < idx.length; k++) maskData[idx[k]] = values[k];
+    let count = Number(root.dataset.maskSum ?? "0");
+    for (let k = 0; k < idx.length; k++) {
+      count += (values[k] ? 1 : 0) - (maskData[idx[k]] ? 1 : 0);
+      maskData[idx[k]] = values[k];
+    }
+    root.dataset.maskSum = String(count);
     if (!maskPixels) return repaintMask();
     const [h, w] = maskShape;
     const outline = m.get("outline");
@@ -294,7 +299,6 @@ function render({ model, el: host }) {
     }
     if (touched) for (const j of touched) paintMaskPixel(maskPixels, maskData, j, true);
     layers.mask.getContext("2d").putImageData(maskPixels, 0, 0);
-    root.dataset.maskSum = String(maskData.reduce((a, v) => a + (v ? 1 : 0), 0));
     redraw();
   }
   function onMessage(msg, buffers) {
