@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import ctypes
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.models import (
+    ArrayDataset,
+    ModelError,
+    batch_loader,
+    build_segmenter,
+    embeddings,
+    iter_tta_predict,
+    mc_predict,
+    small_cnn,
+)
+
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Predictive entropy.  # [B, T, C] -> [B]"""
+    mean = probs.mean(1)
+    return -(mean * mean.clamp_min(1e-12).log()).sum(1)
+
+
+def pool(n: int, seed: int = 0) -> ArrayDataset:
+    rng = np.random.default_rng(seed)
+    return ArrayDataset(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), ids=np.arange(n) + 1000)
+
+
+def test_replicated_pass_equals_looped_pass_with_keyed_masks() -> None:
+    net = small_cnn()
+    loader = batch_loader(pool(40), 16)
+    replicated = mc_predict(net, loader, 12, seed=7)
+    looped = mc_predict(net, loader, 12, seed=7, max_rows=16)  # one sample per pass
+    regrouped = mc_predict(net, batch_loader(pool(40), 5), 12, seed=7)
+    assert replicated.values.shape == (40, 12, 2)
+    np.testing.assert_array_equal(replicated.ids, np.arange(40) + 1000)
+    np.testing.assert_allclose(replicated.values, looped.values, atol=1e-6)
+    np.testing.assert_allclose(replicated.values, regrouped.values, atol=1e-6)
+    assert np.unique(replicated.values[0, :, 0]).size == 12
+
+
+def test_keyed_and_native_masks_give_the_same_predictive_distribution() -> None:
+    net = small_cnn(dropout=0.5)
+    loader = batch_loader(pool(64), 64)
+    keyed = mc_predict(net, loader, 400, seed=1).values
+    native = mc_predict(net, loader, 400).values
+    # same mean and spread per item, up to MC noise (400 samples)
+    assert np.abs(keyed.mean(1) - native.mean(1)).max() < 0.01
+    np.testing.assert_allclose(keyed.std(1), native.std(1), rtol=0.15, atol=1e-3)
+
+
+def test_without_dropout_all_samples_equal_the_eval_forward() -> None:
+    net = small_cnn(dropout=0.0).eval()
+    data = pool(10)
+    out = mc_predict(net, batch_loader(data, 4), 5).values
+    expected = torch.softmax(net(data.batch(range(10))["image"]), 1).detach().numpy()
+    np.testing.assert_allclose(out, np.repeat(expected[:, None], 5, 1), atol=1e-6)
+
+
+def _rss(key: str) -> int:
+    text = Path("/proc/self/status").read_text()
+    match = re.search(rf"{key}:\s+(\d+) kB", text)
+    assert match is not None
+    return int(match.group(1)) * 1024
+
+
+def _peak_growth(fn: Callable[[], object]) -> int:
+    """Peak RSS during ``fn`` minus RSS before (Linux: VmHWM reset through clear_refs)."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _rss("VmRSS")
+    fn()
+    return _rss("VmHWM") - before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self (Linux)")
+def test_streaming_scorer_peak_memory_does_not_grow_with_pool() -> None:
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD fixed: freed big blocks leave the RSS
+    net = small_cnn(num_classes=10, channels=(4, 8), hidden=16)
+    pools = {n: pool(n) for n in (1000, 4000)}
+
+    def score(
+        n: int, reduce: Callable[[torch.Tensor], torch.Tensor] | None
+    ) -> Callable[[], object]:
+        return lambda: mc_predict(net, batch_loader(pools[n], 128), 40, reduce=reduce)
+
+    score(1000, entropy)()  # warm-up
+    reduced = [_peak_growth(score(n, entropy)) for n in (1000, 4000)]
+    full = [_peak_growth(score(n, None)) for n in (1000, 4000)]  # keeps [N, 40, 10] float32
+    assert reduced[1] - reduced[0] < 2**20, reduced
+    assert full[1] - full[0] > 3 * 2**20, full  # the probe does see an output that grows
+
+
+def test_tta_gives_mean_probs_and_uncertainty_map() -> None:
+    net = build_segmenter("unet", num_classes=3, features=(8, 16, 32))
+    volumes = torch.randn(3, 1, 16, 16, 16)
+    loader = [{"image": volumes[:2], "id": ["a", "b"]}, {"image": volumes[2:], "id": ["c"]}]
+    parts = list(iter_tta_predict(net, loader, samples=2, seed=0))
+    assert [list(p.ids) for p in parts] == [["a", "b"], ["c"]]
+    mean, uncertainty = parts[0].mean, parts[0].uncertainty
+    assert mean.shape == (2, 3, 16, 16, 16) and uncertainty.shape == (2, 16, 16, 16)
+    torch.testing.assert_close(mean.sum(1), torch.ones(2, 16, 16, 16))
+    assert (uncertainty >= 0).all() and uncertainty.max() <= np.log(3) + 1e-5
+    again = next(iter_tta_predict(net, loader[:1], samples=2, seed=0))
+    torch.testing.assert_close(again.mean, mean)
+
+
+def test_embeddings_are_penultimate_features() -> None:
+    net = small_cnn(hidden=32)
+    out = embeddings(net, batch_loader(pool(20), 8))
+    assert out.values.shape == (20, 32) and out.ids[0] == 1000
+    by_layer = embeddings(net, batch_loader(pool(20), 8), layer="trunk")
+    np.testing.assert_allclose(out.values, by_layer.values)
+
+
+def test_input_that_does_not_fit_raises_model_error() -> None:
+    net = small_cnn(in_channels=3)
+    with pytest.raises(ModelError, match="does not fit"):
+        mc_predict(net, batch_loader(pool(4), 4), 2)
+    with pytest.raises(ModelError, match="samples"):
+        mc_predict(net, [], 0)
