@@ -140,3 +140,23 @@ def test_release(cls_store: SQLiteStore) -> None:
 
 def test_empty_queue(cls_store: SQLiteStore) -> None:
     assert cls_store.next_item("ann") is None
+
+
+def test_excluded_items_are_passed_over_and_served_again_later(tmp_path) -> None:
+    from workbench.store import NewItem, ProjectConfig, Task, create_project
+
+    store = create_project(tmp_path / "p", ProjectConfig("p", Task.CLASSIFICATION, ("a", "b")))
+    ids = store.add_items([NewItem(key=f"k{n}", source_uri=f"/x/{n}.png", content_hash=str(n),
+                                   modality="OT", shape=(4, 4), spacing=(1.0, 1.0))
+                           for n in range(3)])
+    first = store.next_item("ann")
+    assert first is not None and first.id == ids[0]
+    store.release(first.id, "ann")
+    second = store.next_item("ann", exclude=[ids[0]])
+    assert second is not None and second.id == ids[1]
+    # held items that are excluded are dropped too; without exclude the first one comes back
+    third = store.next_item("ann", exclude=[ids[0], ids[1]])
+    assert third is not None and third.id == ids[2]
+    store.release(third.id, "ann")
+    again = store.next_item("ann")
+    assert again is not None and again.id == ids[0]

@@ -108,13 +108,13 @@ class ProjectStore(Protocol):
 
     # serving -----------------------------------------------------------------------------
     def next_item(self, annotator: str, *, lease_seconds: float = 900.0,
-                  split: str | None = None) -> Item | None:
+                  split: str | None = None, exclude: Sequence[int] = ()) -> Item | None:
         """Reserve and return the next unlabelled item for this annotator.
 
         Order: the latest finished round's selection first (in its order), then the latest
         ready model's scores (highest first), then item id. Never returns an item reserved by
         another annotator whose lease has not expired; an annotator who asks again gets the item
-        they already hold.
+        they already hold. Items in ``exclude`` (e.g. just skipped) are passed over.
         """
         ...
 

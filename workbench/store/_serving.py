@@ -5,7 +5,9 @@ Serving only reads what rounds and scoring jobs wrote; it never waits for a mode
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Sequence
 
 # an item is unlabelled while it has no label version other than hidden ground truth
 _UNLABELLED = ("NOT EXISTS (SELECT 1 FROM label_versions lv "
@@ -13,19 +15,22 @@ _UNLABELLED = ("NOT EXISTS (SELECT 1 FROM label_versions lv "
 
 
 def reserve_next(conn: sqlite3.Connection, annotator: str, *, now: float, lease_seconds: float,
-                 split: str | None) -> int | None:
+                 split: str | None, exclude: Sequence[int] = ()) -> int | None:
     """Reserve an item for ``annotator`` until ``now + lease_seconds``; return its id.
 
     The caller holds the write lock (``BEGIN IMMEDIATE``), so no other process can reserve the
-    same item between the choice and the insert.
+    same item between the choice and the insert. Items in ``exclude`` (e.g. ones the annotator
+    just skipped) are passed over.
     """
+    excluded = json.dumps([int(i) for i in exclude])
     conn.execute("DELETE FROM assignments WHERE expires_at <= ?", (now,))
     expires = now + lease_seconds
     held = conn.execute(
         f"SELECT a.item_id FROM assignments a JOIN items i ON i.id = a.item_id "
         f"WHERE a.annotator = ? AND {_UNLABELLED} AND (? IS NULL OR i.split = ?) "
+        f"AND a.item_id NOT IN (SELECT value FROM json_each(?)) "
         f"ORDER BY a.served_at, a.item_id LIMIT 1",
-        (annotator, split, split)).fetchone()
+        (annotator, split, split, excluded)).fetchone()
     if held is not None:
         item_id = int(held["item_id"])
         conn.execute("DELETE FROM assignments WHERE annotator = ? AND item_id <> ?",
@@ -41,9 +46,10 @@ def reserve_next(conn: sqlite3.Connection, annotator: str, *, now: float, lease_
         f"WHERE {_UNLABELLED} "
         f"AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id) "
         f"AND (? IS NULL OR i.split = ?) "
+        f"AND i.id NOT IN (SELECT value FROM json_each(?)) "
         f"ORDER BY (ri.position IS NULL), ri.position, (s.score IS NULL), s.score DESC, i.id "
         f"LIMIT 1",
-        (round_id, model_id, strategy, split, split)).fetchone()
+        (round_id, model_id, strategy, split, split, excluded)).fetchone()
     if row is None:
         return None
     item_id = int(row["id"])

@@ -413,20 +413,22 @@ class SQLiteStore:
 
     # serving -----------------------------------------------------------------------------
     def next_item(self, annotator: str, *, lease_seconds: float = 900.0,
-                  split: str | None = None) -> Item | None:
+                  split: str | None = None, exclude: Sequence[int] = ()) -> Item | None:
         """Reserve and return the next unlabelled item for this annotator.
 
         Order: the latest finished round's selection first (in its order), then the latest
         ready model's scores (highest first; its most recently written strategy), then item id.
         Never returns an item reserved by another annotator whose lease has not expired; an
         annotator who asks again gets the item they already hold (and the lease is renewed).
-        Items whose only labels are hidden ground truth count as unlabelled.
+        Items whose only labels are hidden ground truth count as unlabelled; items in
+        ``exclude`` (e.g. just skipped) are passed over.
         """
         if not annotator:
             raise StoreError("annotator must be a non-empty string", field="annotator")
         with self._db.write() as conn:
             item_id = reserve_next(conn, annotator, now=time.time(),
-                                   lease_seconds=float(lease_seconds), split=split)
+                                   lease_seconds=float(lease_seconds), split=split,
+                                   exclude=exclude)
             if item_id is None:
                 return None
             row = conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()

@@ -9,7 +9,6 @@ browser.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -179,7 +178,6 @@ class AnnotationSession:
             self._served.remove(cur.item.id)
             self._pos -= 1
             self.store.release(cur.item.id, self.annotator)
-            self._park(cur.item.id)
         self._current = None
         return self.next()
 
@@ -438,24 +436,8 @@ class AnnotationSession:
 
     def _reserve_next(self) -> Item | None:
         """The store's next item for this annotator, passing over items skipped here."""
-        if "exclude" in inspect.signature(self.store.next_item).parameters:
-            return self.store.next_item(  # type: ignore[call-arg]
-                self.annotator, lease_seconds=self.lease_seconds, exclude=tuple(self._skipped))
-        return self.store.next_item(self.annotator, lease_seconds=self.lease_seconds)
-
-    def _park(self, item_id: int) -> None:
-        """Keep a skipped item out of this annotator's way for one lease.
-
-        The store's protocol serves the first free item in queue order, which would be the item
-        just skipped; so it is reserved under a parking name until its lease runs out, after
-        which it is served again (to anyone). Not needed when ``next_item`` takes ``exclude``.
-        """
-        if "exclude" in inspect.signature(self.store.next_item).parameters:
-            return
-        parking = f"{self.annotator}~skipped~{item_id}"
-        got = self.store.next_item(parking, lease_seconds=self.lease_seconds)
-        if got is not None and got.id != item_id:
-            self.store.release(got.id, parking)
+        return self.store.next_item(self.annotator, lease_seconds=self.lease_seconds,
+                                    exclude=tuple(self._skipped))
 
     def _show(self, item_id: int) -> None:
         item = self.store.get_item(item_id)
