@@ -86,7 +86,7 @@ def test_streaming_scorer_peak_memory_does_not_grow_with_pool() -> None:
     libc = ctypes.CDLL("libc.so.6")
     libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD fixed: freed big blocks leave the RSS
     net = small_cnn(num_classes=10, channels=(4, 8), hidden=16)
-    pools = {n: pool(n) for n in (1000, 4000)}
+    pools = {n: pool(n) for n in (1000, 8000)}
 
     def score(
         n: int, reduce: Callable[[torch.Tensor], torch.Tensor] | None
@@ -94,10 +94,12 @@ def test_streaming_scorer_peak_memory_does_not_grow_with_pool() -> None:
         return lambda: mc_predict(net, batch_loader(pools[n], 128), 40, reduce=reduce)
 
     score(1000, entropy)()  # warm-up
-    reduced = [_peak_growth(score(n, entropy)) for n in (1000, 4000)]
-    full = [_peak_growth(score(n, None)) for n in (1000, 4000)]  # keeps [N, 40, 10] float32
-    assert reduced[1] - reduced[0] < 2**20, reduced
-    assert full[1] - full[0] > 3 * 2**20, full  # the probe does see an output that grows
+    reduced = [min(_peak_growth(score(n, entropy)) for _ in range(2)) for n in (1000, 8000)]
+    full = [_peak_growth(score(n, None)) for n in (1000, 8000)]  # keeps [N, 40, 10] float32
+    assert reduced[1] - reduced[0] < 3 * 2**20, reduced
+    assert full[1] - full[0] > 8 * 2**20, (
+        full
+    )  # 7000 x 1.6 kB more  # the probe does see an output that grows
 
 
 def test_tta_gives_mean_probs_and_uncertainty_map() -> None:
