@@ -243,7 +243,9 @@ class ArrayDataModule(L.LightningDataModule):
         roi = hp["roi_size"]
         plain = (
             mt.ResizeWithPadOrCropd(
-                ["image", "label"] if task == "segmentation" else ["image"], roi
+                ["image", "label"] if task == "segmentation" else ["image"],
+                roi,
+                allow_missing_keys=True,
             )
             if roi is not None
             else None
