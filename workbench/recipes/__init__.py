@@ -1,0 +1,60 @@
+"""Training recipes shared by ``workbench simulate`` and the store-backed loop.
+
+A recipe is a frozen dataclass of everything that decides how a model is trained; the functions
+train it on arrays and score arrays with it::
+
+    recipe = ClassificationRecipe(max_epochs=30)
+    trained = train_classifier(recipe, x_lab, y_lab, x_val, y_val, seed=0)
+    probs = predict_probs(trained, x_pool)          # [N, T, C] MC dropout
+    feats = embed(trained, x_pool)                  # [N, D]
+    # next round, warm start: train_classifier(..., init_state=trained.state_dict)
+
+Segmentation: `SegmentationRecipe`, `train_segmenter`, `predict_segmentation` (per-image
+scores and per-voxel uncertainty maps), `predict_segmentation_probs` ([N, T, C, *spatial]).
+"""
+
+from workbench.recipes._classification import (
+    ClassificationRecipe,
+    NetworkFactory,
+    TrainedModel,
+    class_weights,
+    classification_metrics,
+    embed,
+    predict_mean,
+    predict_probs,
+    train_classifier,
+)
+from workbench.recipes._segmentation import (
+    SegmentationPrediction,
+    SegmentationRecipe,
+    SegmenterFactory,
+    TrainedSegmenter,
+    dice_scores,
+    predict_labels,
+    predict_segmentation,
+    predict_segmentation_probs,
+    small_unet,
+    train_segmenter,
+)
+
+__all__ = [
+    "ClassificationRecipe",
+    "NetworkFactory",
+    "SegmentationPrediction",
+    "SegmentationRecipe",
+    "SegmenterFactory",
+    "TrainedModel",
+    "TrainedSegmenter",
+    "class_weights",
+    "classification_metrics",
+    "dice_scores",
+    "embed",
+    "predict_labels",
+    "predict_mean",
+    "predict_probs",
+    "predict_segmentation",
+    "predict_segmentation_probs",
+    "small_unet",
+    "train_classifier",
+    "train_segmenter",
+]

@@ -1,0 +1,109 @@
+"""Tensors in memory, batches by one index, and a DataModule with an explicit val split."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from workbench.models import ModelError
+
+
+def as_images(x: np.ndarray, spatial_dims: int) -> Tensor:
+    """``[N, *spatial]`` or ``[N, C, *spatial]``, uint8 scaled to [0, 1] -> float ``[N, C, *S]``."""
+    a = np.asarray(x)
+    if a.ndim == spatial_dims + 1:
+        a = a[:, None]
+    if a.ndim != spatial_dims + 2:
+        raise ModelError(
+            f"expected images [N, (C,) *spatial] with {spatial_dims} spatial dims, "
+            f"got shape {a.shape}"
+        )
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t.float().div_(255.0) if a.dtype == np.uint8 else t.float()
+
+
+class TensorItems(Dataset[dict[str, Any]]):
+    """``{"image", "label", "id"}`` batches fetched with one tensor index (``__getitems__``)."""
+
+    def __init__(self, images: Tensor, labels: Tensor | None = None) -> None:
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
+        idx = torch.as_tensor(indices, dtype=torch.int64)
+        out: dict[str, Any] = {"image": self.images[idx], "id": idx}
+        if self.labels is not None:
+            out["label"] = self.labels[idx]
+        return out
+
+
+def _identity(batch: Any) -> Any:
+    return batch
+
+
+def loader(items: TensorItems, batch_size: int, sampler: Any = None) -> DataLoader[Any]:
+    """A DataLoader whose batches are fetched in one call each."""
+    return DataLoader(items, batch_size=batch_size, sampler=sampler, collate_fn=_identity)
+
+
+class SplitDataModule(L.LightningDataModule):
+    """Train and val sets given explicitly. Each epoch draws ``max(N, batch * min_steps)`` training
+    items (with replacement when N is small) so tiny labelled sets still get enough updates."""
+
+    def __init__(
+        self,
+        train: TensorItems,
+        val: TensorItems,
+        *,
+        batch_size: int,
+        min_steps: int,
+        predict_batch_size: int,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        self.train, self.val = train, val
+        self.batch_size, self.min_steps = batch_size, min_steps
+        self.predict_batch_size, self.seed = predict_batch_size, seed
+        self.hparams.update(batch_size=batch_size)
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        n = len(self.train)
+        draws = max(n, self.batch_size * self.min_steps)
+        generator = torch.Generator().manual_seed(self.seed)
+        sampler = RandomSampler(
+            self.train, replacement=draws > n, num_samples=draws, generator=generator
+        )
+        return loader(self.train, min(self.batch_size, draws), sampler)
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        return loader(self.val, self.predict_batch_size)
+
+
+def split_val(n: int, fraction: float, seed: int, labels: np.ndarray | None) -> np.ndarray:
+    """A seeded boolean val mask ``[N]``, stratified by class when ``labels`` are given; at least
+    one val item (two when two classes are present) and at least one training item."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(n, bool)
+    groups = (
+        [np.arange(n)]
+        if labels is None
+        else [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    )
+    for g in groups:
+        take = int(round(len(g) * fraction))
+        take = max(take, 1) if len(g) > 1 else 0
+        mask[rng.permutation(g)[:take]] = True
+    if not mask.any() and n > 1:
+        mask[rng.integers(n)] = True
+    return mask

@@ -1,0 +1,264 @@
+"""The segmentation recipe (2D or 3D): MONAI U-Net, DiceCE, early stopping on val Dice."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.metrics import DiceMetric
+from torch import Tensor, nn
+
+from workbench.models import (
+    SegmentationModule,
+    build_segmenter,
+    fit_and_checkpoint,
+    iter_mc_predict,
+    make_trainer,
+)
+from workbench.recipes._augment import flip
+from workbench.recipes._data import SplitDataModule, TensorItems, as_images, loader, split_val
+from workbench.strategies import reduce_map, uncertainty_map
+from workbench.strategies._types import Reduction, UncertaintyKind
+
+SegmenterFactory = Callable[..., nn.Module]
+"""Called as ``factory(spatial_dims=, in_channels=, num_classes=)``; returns logits
+[B, num_classes, *spatial]."""
+
+
+def small_unet(*, spatial_dims: int, in_channels: int, num_classes: int) -> nn.Module:
+    """A MONAI residual UNet (16-32-64-128) with dropout 0.1, small enough for a CPU."""
+    return build_segmenter(
+        "unet",
+        spatial_dims=spatial_dims,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        dropout=0.1,
+        features=(16, 32, 64, 128),
+    )
+
+
+@dataclass(frozen=True)
+class SegmentationRecipe:
+    """How to train a segmenter. Images must share one shape divisible by 8 (pad or crop them
+    first, e.g. with MONAI ``ResizeWithPadOrCrop``). Augmentation: random flips of image and mask
+    along ``flip_axes`` and intensity jitter."""
+
+    network: SegmenterFactory = small_unet
+    spatial_dims: int = 3
+    max_epochs: int = 30
+    patience: int = 6
+    min_steps_per_epoch: int = 8
+    batch_size: int = 4
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    augment: bool = True
+    flip_axes: tuple[int, ...] = (0, 1, 2)
+    intensity: float = 0.1
+    mc_samples: int = 8
+    warm_start: bool = False
+    val_fraction: float = 0.2
+    predict_batch_size: int = 8
+    seed: int = 0
+
+
+@dataclass
+class TrainedSegmenter:
+    """A trained segmentation module, val metrics, best checkpoint and its weights."""
+
+    module: nn.Module
+    metrics: dict[str, float]
+    checkpoint_path: Path
+    state_dict: dict[str, Tensor]
+    spatial_dims: int
+    num_classes: int
+    seed: int
+    mc_samples: int
+    predict_batch_size: int
+
+
+@dataclass(frozen=True)
+class SegmentationPrediction:
+    """Per-image scores ``[N]``, per-voxel uncertainty maps ``[N, *spatial]`` and the mean
+    predicted segmentation ``[N, *spatial]`` (argmax of the MC mean)."""
+
+    scores: np.ndarray
+    maps: np.ndarray
+    segmentation: np.ndarray
+
+
+class _AugmentedSegmenter(SegmentationModule):
+    recipe: SegmentationRecipe | None = None
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        r = self.recipe
+        if r is not None and r.augment and self.trainer.training and isinstance(batch, dict):
+            x, y = flip(batch["image"], r.flip_axes, batch["label"])
+            if r.intensity:
+                shape = (x.shape[0], *([1] * (x.ndim - 1)))
+                gain = 1 + (torch.rand(shape, device=x.device) * 2 - 1) * r.intensity
+                x = x * gain + (torch.rand(shape, device=x.device) * 2 - 1) * r.intensity
+            batch = {**batch, "image": x, "label": y}
+        return batch
+
+
+def _masks(y: np.ndarray, spatial_dims: int) -> Tensor:
+    a = np.asarray(y).astype(np.int64)
+    return torch.from_numpy(a[:, None] if a.ndim == spatial_dims + 1 else a)
+
+
+def train_segmenter(
+    recipe: SegmentationRecipe,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    *,
+    num_classes: int,
+    seed: int | None = None,
+    root_dir: str | Path | None = None,
+    init_state: Mapping[str, Tensor] | None = None,
+) -> TrainedSegmenter:
+    """Train on images ``[N, (C,) *spatial]`` and masks ``[N, *spatial]`` of class indices;
+    early stopping and the kept weights use val Dice (foreground mean) on ``(x_val, y_val)`` or
+    on a seeded ``val_fraction`` of the training set."""
+    seed = recipe.seed if seed is None else seed
+    x, y = np.asarray(x_train), np.asarray(y_train)
+    if x_val is None or y_val is None:
+        in_val = split_val(len(x), recipe.val_fraction, seed, None)
+        x, xv, y, yv = x[~in_val], x[in_val], y[~in_val], y[in_val]
+    else:
+        xv, yv = np.asarray(x_val), np.asarray(y_val)
+    dims = recipe.spatial_dims
+    images = as_images(x, dims)
+    torch.manual_seed(seed)
+    net = recipe.network(spatial_dims=dims, in_channels=images.shape[1], num_classes=num_classes)
+    module = _AugmentedSegmenter(
+        net,
+        num_classes=num_classes,
+        in_channels=images.shape[1],
+        spatial_dims=dims,
+        lr=recipe.lr,
+        weight_decay=recipe.weight_decay,
+        mc_samples=recipe.mc_samples,
+        mc_seed=seed,
+    )
+    module.recipe = recipe
+    if init_state is not None and recipe.warm_start:
+        module.net.load_state_dict(dict(init_state))
+    data = SplitDataModule(
+        TensorItems(images, _masks(y, dims)),
+        TensorItems(as_images(xv, dims), _masks(yv, dims)),
+        batch_size=recipe.batch_size,
+        min_steps=recipe.min_steps_per_epoch,
+        predict_batch_size=recipe.predict_batch_size,
+        seed=seed,
+    )
+    root = Path(root_dir) if root_dir is not None else Path(tempfile.mkdtemp(prefix="wb-recipe-"))
+    trainer = make_trainer(
+        recipe.max_epochs,
+        root_dir=root,
+        monitor="val_dice",
+        mode="max",
+        patience=recipe.patience,
+        seed=seed,
+    )
+    fit = fit_and_checkpoint(module, data, trainer=trainer)
+    state = torch.load(fit.checkpoint_path, map_location="cpu", weights_only=False)["state_dict"]
+    module.load_state_dict(state)
+    module.eval()
+    return TrainedSegmenter(
+        module=module,
+        metrics=fit.metrics,
+        checkpoint_path=fit.checkpoint_path,
+        state_dict={k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")},
+        spatial_dims=dims,
+        num_classes=num_classes,
+        seed=seed,
+        mc_samples=recipe.mc_samples,
+        predict_batch_size=recipe.predict_batch_size,
+    )
+
+
+def _items(trained: TrainedSegmenter, x: np.ndarray) -> Any:
+    return loader(TensorItems(as_images(x, trained.spatial_dims)), trained.predict_batch_size)
+
+
+def _pool(probs: Tensor, factor: int, dims: int) -> Tensor:
+    # [B, T, C, *S] -> [B, T, C, *S/factor] by average pooling
+    if factor == 1:
+        return probs
+    b, t, c = probs.shape[:3]
+    pool = F.avg_pool3d if dims == 3 else F.avg_pool2d
+    flat = probs.reshape(b * t, c, *probs.shape[3:])
+    out = pool(flat, factor, ceil_mode=True)
+    return out.reshape(b, t, c, *out.shape[2:])
+
+
+def predict_segmentation_probs(
+    trained: TrainedSegmenter, x: np.ndarray, T: int | None = None, *, pool: int = 1
+) -> np.ndarray:
+    """MC-dropout probabilities average-pooled by ``pool`` per spatial axis (to keep a whole
+    pool in memory for the strategies).  # x [N, (C,) *S] -> [N, T, C, *S/pool]"""
+    samples = trained.mc_samples if T is None else T
+    parts = [
+        part.values.numpy()
+        for part in iter_mc_predict(
+            trained.module,
+            _items(trained, x),
+            samples,
+            seed=trained.seed,
+            reduce=partial(_pool, factor=pool, dims=trained.spatial_dims),
+        )
+    ]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def predict_segmentation(
+    trained: TrainedSegmenter,
+    x: np.ndarray,
+    T: int | None = None,
+    *,
+    kind: UncertaintyKind = "bald",
+    reduction: Reduction = "mean",
+) -> SegmentationPrediction:
+    """Streaming MC dropout: per-voxel ``kind`` uncertainty maps, their per-image ``reduction``
+    and the mean segmentation; only one batch of [B, T, C, *S] is held at a time."""
+    samples = trained.mc_samples if T is None else T
+    dims = trained.spatial_dims
+    maps, segs = [], []
+    for part in iter_mc_predict(trained.module, _items(trained, x), samples, seed=trained.seed):
+        p = part.values.numpy()  # [B, T, C, *S]
+        maps.append(uncertainty_map(p, kind, spatial_dims=dims).astype(np.float32))
+        segs.append(p.mean(1).argmax(1).astype(np.uint8))
+    m = np.concatenate(maps)
+    return SegmentationPrediction(
+        reduce_map(m, reduction) if reduction != "none" else m, m, np.concatenate(segs)
+    )
+
+
+def predict_labels(trained: TrainedSegmenter, x: np.ndarray) -> np.ndarray:
+    """Deterministic (dropout off) argmax segmentation.  # [N, (C,) *S] -> [N, *S] uint8"""
+    module = trained.module.eval()
+    out = []
+    with torch.inference_mode():
+        for batch in _items(trained, x):
+            out.append(module(batch["image"]).argmax(1).to(torch.uint8).cpu().numpy())
+    return np.concatenate(out)
+
+
+def dice_scores(pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
+    """Per-image Dice averaged over foreground classes (an empty class pair counts as 1).
+    # pred, target [N, *S] -> [N]"""
+    p = F.one_hot(torch.from_numpy(pred.astype(np.int64)), num_classes).movedim(-1, 1)
+    t = F.one_hot(torch.from_numpy(target.astype(np.int64)), num_classes).movedim(-1, 1)
+    metric = DiceMetric(include_background=False, reduction="none", ignore_empty=False)
+    per_class = metric(p, t)  # [N, C-1]
+    assert isinstance(per_class, Tensor)
+    return torch.nanmean(per_class.float(), 1).numpy()
