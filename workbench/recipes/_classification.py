@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,6 @@ class ClassificationRecipe:
     val_fraction: float = 0.2
     predict_batch_size: int = 512
     seed: int = 0
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass

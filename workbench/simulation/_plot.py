@@ -1,0 +1,48 @@
+"""Learning curves as a PNG: mean over seeds with the 95% t-interval band."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def plot_curves(report: dict[str, Any], path: str | Path, *, title: str | None = None) -> Path:
+    """Write the mean learning curve of each strategy (± 95% interval band), the full-data
+    reference and 99% of it, to ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = report["metric"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for name, s in report["strategies"].items():
+        curve = s["mean_curve"]
+        x = [p["labels"] for p in curve]
+        y = [p["mean"] for p in curve]
+        (line,) = ax.plot(x, y, marker="o", ms=3, label=f"{name} (AULC {s['aulc']['mean']:.3f})")
+        if all(p["lo"] is not None for p in curve):
+            ax.fill_between(
+                x,
+                [p["lo"] for p in curve],
+                [p["hi"] for p in curve],
+                color=line.get_color(),
+                alpha=0.15,
+                lw=0,
+            )
+    ref = report["reference"]["metric"]
+    if ref is not None:
+        ax.axhline(ref, color="k", ls="--", lw=1, label=f"full data ({ref:.3f})")
+        ax.axhline(0.99 * ref, color="grey", ls=":", lw=1, label="99% of full data")
+    ax.set_xlabel("labelled items")
+    ax.set_ylabel(f"test {metric}")
+    n = len(report["config"]["seeds"])
+    ax.set_title(title or f"{report['dataset']['name']}: mean of {n} seeds, 95% t-interval")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

@@ -1,0 +1,286 @@
+"""The simulated loop: train -> score the pool -> select -> reveal, per strategy and seed."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from workbench.recipes import (
+    ClassificationRecipe,
+    SegmentationRecipe,
+    classification_metrics,
+    dice_scores,
+    embed,
+    predict_labels,
+    predict_mean,
+    predict_probs,
+    predict_segmentation_probs,
+    train_classifier,
+    train_segmenter,
+)
+from workbench.simulation._data import SimulationData
+from workbench.simulation._oracle import Oracle
+from workbench.strategies import Strategy, StrategyError, get_strategy, select_cold_start
+
+Progress = Callable[[int, int, str], None]  # (done, total, what)
+Recipe = ClassificationRecipe | SegmentationRecipe
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """What to simulate. ``cold_start``: how the first ``initial`` labels are drawn (the same set
+    for every strategy under one seed). ``pool_subsample``: score at most this many random
+    unlabelled items per round. ``score_pool``: segmentation probabilities are average-pooled by
+    this factor per axis before the strategies see them."""
+
+    strategies: tuple[str, ...] = ("random", "entropy", "bald")
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    initial: int = 20
+    batch: int = 20
+    rounds: int = 5
+    cold_start: Literal["random", "kcenter"] = "random"
+    pool_subsample: int | None = None
+    score_pool: int = 4
+    reference_seeds: int = 1
+    reference: bool = True
+    strategy_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    threads: int | None = 1
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """Test metrics after training on ``labels`` revealed labels."""
+
+    labels: int
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One strategy under one seed: the learning curve and the positions picked each round."""
+
+    strategy: str
+    seed: int
+    curve: list[CurvePoint]
+    picks: list[list[int]]
+
+
+def primary_metric(task: str) -> str:
+    """The metric of curves, AULC and targets: ``auc`` or ``dice``."""
+    return "auc" if task == "classification" else "dice"
+
+
+def quiet() -> None:
+    """Silence Lightning's per-fit banners and warnings (many fits per simulation)."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="lightning")
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def _train(
+    recipe: Recipe,
+    data: SimulationData,
+    x: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    root: Path,
+    init: Mapping[str, torch.Tensor] | None,
+) -> Any:
+    if isinstance(recipe, SegmentationRecipe):
+        return train_segmenter(
+            recipe,
+            x,
+            y,
+            data.val_x,
+            data.val_y,
+            num_classes=data.num_classes,
+            seed=seed,
+            root_dir=root,
+            init_state=init,
+        )
+    return train_classifier(
+        recipe,
+        x,
+        y,
+        data.val_x,
+        data.val_y,
+        seed=seed,
+        num_classes=data.num_classes,
+        root_dir=root,
+        init_state=init,
+    )
+
+
+def evaluate(trained: Any, data: SimulationData) -> dict[str, float]:
+    """Test metrics: AUC and accuracy (classification) or mean foreground Dice (segmentation)."""
+    if data.task == "segmentation":
+        dice = dice_scores(predict_labels(trained, data.test_x), data.test_y, data.num_classes)
+        return {"dice": float(np.nanmean(dice))}
+    return classification_metrics(predict_mean(trained, data.test_x), data.test_y)
+
+
+def build_strategy(name: str, data: SimulationData, params: Mapping[str, Any]) -> Strategy:
+    """The registry strategy; segmentation scores get ``spatial_dims`` when they accept it."""
+    if data.task == "segmentation":
+        try:
+            return get_strategy(name, spatial_dims=data.spatial_dims, **params)
+        except StrategyError:
+            pass  # strategies without a spatial reduction (random, coreset) take no spatial_dims
+    return get_strategy(name, **params)
+
+
+def _inputs(
+    strategy: Strategy,
+    trained: Any,
+    data: SimulationData,
+    cand: np.ndarray,
+    recipe: Recipe,
+    score_pool: int,
+) -> dict[str, np.ndarray]:
+    x = data.pool_x[cand]
+    out: dict[str, np.ndarray] = {"labelled_mask": np.zeros(len(cand), bool)}
+    if strategy.needs & {"probs", "mc_probs"}:
+        out["probs"] = (
+            predict_segmentation_probs(trained, x, recipe.mc_samples, pool=score_pool)
+            if data.task == "segmentation"
+            else predict_probs(trained, x)
+        )
+    if "embeddings" in strategy.needs:
+        out["embeddings"] = embed(trained, x)
+    return out
+
+
+def initial_picks(data: SimulationData, n: int, how: str, seed: int) -> np.ndarray:
+    """The cold-start set: uniform random, or k-center on pooled raw pixels."""
+    rng = np.random.default_rng([seed, 0xC01D])
+    if how == "kcenter":
+        factor = 2 if data.spatial_dims == 2 else 4
+        feats = data.pool_x.astype(np.float32)
+        return select_cold_start(feats, n, method="kcenter", factor=factor, rng=rng).indices
+    return np.sort(rng.choice(len(data.pool_x), min(n, len(data.pool_x)), replace=False))
+
+
+def run_strategy(
+    name: str,
+    seed: int,
+    data: SimulationData,
+    recipe: Recipe,
+    config: SimulationConfig,
+    workdir: Path,
+    tick: Callable[[str], None] = lambda _: None,
+) -> SeedRun:
+    """One learning curve. Training seeds depend on (seed, round) only and the initial set on the
+    seed only, so strategies are paired under a seed."""
+    strategy = build_strategy(name, data, config.strategy_params.get(name, {}))
+    oracle = Oracle(data.pool_y)
+    first = initial_picks(data, config.initial, config.cold_start, seed)
+    oracle.reveal(first)
+    picks = [[int(i) for i in first]]
+    curve: list[CurvePoint] = []
+    state = None
+    for r in range(config.rounds + 1):
+        idx, y = oracle.labels_of_revealed()
+        root = workdir / f"{name}-{seed}-{r}"
+        trained = _train(
+            recipe,
+            data,
+            data.pool_x[idx],
+            y,
+            seed * 1000 + r,
+            root,
+            state if recipe.warm_start else None,
+        )
+        curve.append(CurvePoint(len(idx), evaluate(trained, data)))
+        state = trained.state_dict
+        shutil.rmtree(root, ignore_errors=True)
+        tick(f"{name} seed {seed} round {r}")
+        if r == config.rounds:
+            break
+        rng = np.random.default_rng([seed, r, 0x5E1EC7])
+        cand = np.flatnonzero(~oracle.labelled_mask)
+        if config.pool_subsample is not None and len(cand) > config.pool_subsample:
+            cand = np.sort(rng.choice(cand, config.pool_subsample, replace=False))
+        result = strategy(
+            k=config.batch,
+            rng=rng,
+            **_inputs(strategy, trained, data, cand, recipe, config.score_pool),
+        )
+        chosen = cand[np.asarray(result.indices, np.int64)]
+        oracle.reveal(chosen)
+        picks.append([int(i) for i in chosen])
+    return SeedRun(name, seed, curve, picks)
+
+
+def reference_runs(
+    data: SimulationData,
+    recipe: Recipe,
+    seeds: Sequence[int],
+    workdir: Path,
+    tick: Callable[[str], None] = lambda _: None,
+) -> list[dict[str, float]]:
+    """Test metrics of the same recipe trained on every pool label, one per seed."""
+    out = []
+    for seed in seeds:
+        root = workdir / f"reference-{seed}"
+        trained = _train(recipe, data, data.pool_x, data.pool_y, seed * 1000 + 999, root, None)
+        out.append(evaluate(trained, data))
+        shutil.rmtree(root, ignore_errors=True)
+        tick(f"full-data reference seed {seed}")
+    return out
+
+
+def simulate(
+    data: SimulationData, recipe: Recipe, config: SimulationConfig, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Run every strategy under every seed (and the full-data reference) and summarise: see
+    `summarise` for the JSON layout. Deterministic for given seeds on one machine."""
+    from workbench.simulation._summary import summarise
+
+    if (data.task == "segmentation") != isinstance(recipe, SegmentationRecipe):
+        raise ValueError(f"a {type(recipe).__name__} cannot train a {data.task} task")
+    quiet()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    ref_seeds = list(config.seeds[: config.reference_seeds]) if config.reference else []
+    total = len(config.strategies) * len(config.seeds) * (config.rounds + 1) + len(ref_seeds)
+    done = 0
+
+    def tick(what: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total, what)
+
+    workdir = Path(tempfile.mkdtemp(prefix="wb-simulate-"))
+    try:
+        reference = reference_runs(data, recipe, ref_seeds, workdir, tick)
+        runs = [
+            run_strategy(name, seed, data, recipe, config, workdir, tick)
+            for name in config.strategies
+            for seed in config.seeds
+        ]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return summarise(data, recipe, config, reference, runs)
+
+
+def recipe_summary(recipe: Recipe) -> dict[str, Any]:
+    """The recipe's fields as JSON values (the network factory by name)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(recipe):
+        value = getattr(recipe, f.name)
+        out[f.name] = getattr(value, "__name__", repr(value)) if callable(value) else value
+    out["type"] = type(recipe).__name__
+    return out

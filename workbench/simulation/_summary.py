@@ -1,0 +1,129 @@
+"""The JSON report: reference, curves, AULC with intervals, paired differences, labels to reach."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from workbench.simulation._data import SimulationData
+from workbench.simulation._run import (
+    Recipe,
+    SeedRun,
+    SimulationConfig,
+    primary_metric,
+    recipe_summary,
+)
+from workbench.simulation._stats import INTERVAL, Interval, aulc, labels_to_reach, t_interval
+
+TARGETS = (0.95, 0.98, 0.99)
+SCHEMA_VERSION = 1
+
+
+def _interval(i: Interval) -> dict[str, Any]:
+    return {"mean": i.mean, "lo": i.lo, "hi": i.hi, "n": i.n}
+
+
+def _mean_curve(runs: list[SeedRun], metric: str) -> list[dict[str, Any]]:
+    labels = [p.labels for p in runs[0].curve]
+    out = []
+    for j, n in enumerate(labels):
+        values = [r.curve[j].metrics[metric] for r in runs]
+        out.append({"labels": n, **_interval(t_interval(values))})
+    return out
+
+
+def summarise(
+    data: SimulationData,
+    recipe: Recipe,
+    config: SimulationConfig,
+    reference: list[dict[str, float]],
+    runs: list[SeedRun],
+) -> dict[str, Any]:
+    """JSON-ready report.
+
+    ``reference``: full-data metrics per reference seed and their mean (``metric``).
+    ``strategies.<name>``: ``runs`` (per seed: ``curve`` of {labels, metrics}, ``picks`` per
+    round as pool positions), ``mean_curve`` ({labels, mean, lo, hi}), ``aulc`` (normalised:
+    mean primary metric over the label budget; mean/lo/hi/n and ``per_seed``),
+    ``aulc_vs_random`` (paired per-seed difference, strategy minus random; null for random or
+    when random was not run), ``labels_to_reach`` ({"0.95": n or null, ...} of the reference,
+    read off the mean curve) and ``labels_to_reach_per_seed``.
+    """
+    metric = primary_metric(data.task)
+    ref_values = [r[metric] for r in reference]
+    ref = float(np.mean(ref_values)) if ref_values else None
+    by_name: dict[str, list[SeedRun]] = {}
+    for run in runs:
+        by_name.setdefault(run.strategy, []).append(run)
+    aulcs = {
+        name: {
+            r.seed: aulc([p.labels for p in r.curve], [p.metrics[metric] for p in r.curve])
+            for r in rs
+        }
+        for name, rs in by_name.items()
+    }
+    strategies: dict[str, Any] = {}
+    for name, rs in by_name.items():
+        mean_curve = _mean_curve(rs, metric)
+        diff = None
+        if name != "random" and "random" in aulcs:
+            paired = [
+                aulcs[name][s] - aulcs["random"][s] for s in aulcs[name] if s in aulcs["random"]
+            ]
+            if paired:
+                diff = {**_interval(t_interval(paired)), "per_seed": paired}
+        reach: dict[str, int | None] = {}
+        reach_seed: dict[str, list[int | None]] = {}
+        for t in TARGETS:
+            key = f"{t:.2f}"
+            if ref is None:
+                reach[key], reach_seed[key] = None, [None for _ in rs]
+                continue
+            reach[key] = labels_to_reach(
+                [p["labels"] for p in mean_curve], [p["mean"] for p in mean_curve], t * ref
+            )
+            reach_seed[key] = [
+                labels_to_reach(
+                    [p.labels for p in r.curve], [p.metrics[metric] for p in r.curve], t * ref
+                )
+                for r in rs
+            ]
+        strategies[name] = {
+            "runs": [
+                {"seed": r.seed, "curve": [asdict(p) for p in r.curve], "picks": r.picks}
+                for r in rs
+            ],
+            "mean_curve": mean_curve,
+            "aulc": {
+                **_interval(t_interval(list(aulcs[name].values()))),
+                "per_seed": list(aulcs[name].values()),
+            },
+            "aulc_vs_random": diff,
+            "labels_to_reach": reach,
+            "labels_to_reach_per_seed": reach_seed,
+        }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "dataset": data.describe(),
+        "metric": metric,
+        "interval": INTERVAL,
+        "aulc_definition": "trapezoid area under metric-vs-labels divided by the label range "
+        "(the mean metric over the budget, in metric units; x100 = points)",
+        "config": {
+            "strategies": list(config.strategies),
+            "seeds": list(config.seeds),
+            "initial": config.initial,
+            "batch": config.batch,
+            "rounds": config.rounds,
+            "cold_start": config.cold_start,
+            "pool_subsample": config.pool_subsample,
+            "score_pool": config.score_pool,
+            "strategy_params": {k: dict(v) for k, v in config.strategy_params.items()},
+        },
+        "recipe": recipe_summary(recipe),
+        "reference": {"metric": ref, "per_seed": reference},
+        "targets": list(TARGETS),
+        "strategies": strategies,
+    }
