@@ -3,7 +3,74 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+
+from rich.console import Console
+
+console = Console(stderr=True)
 
 
-def register_loop_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register_loop_commands(commands: argparse._SubParsersAction) -> None:
     """Add the loop's subcommands to the ``workbench`` parser."""
+    train = commands.add_parser(
+        "train", help="train a model version on the current labels and score the pool",
+        description="Trains on the train split's labels (validating on the val split), records "
+        "the model version with the label versions it used, then writes predictions and "
+        "uncertainty scores for every unlabelled item, so serving never waits for a model.")
+    train.add_argument("dir", help="project folder")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=int, help="maximum epochs (early stopping on val AUC)")
+    train.add_argument("--warm-start", action="store_true",
+                       help="start from the latest ready model's weights")
+    train.add_argument("--json", action="store_true", help="print the model version as JSON")
+    train.set_defaults(run=_train)
+
+    query = commands.add_parser(
+        "query", help="select the next items to label (an active-learning round)",
+        description="Selects --batch unlabelled items with --strategy using the latest model "
+        "(with no model yet: random or k-center diversity) and records the round; annotators "
+        "are then served those items first.")
+    query.add_argument("dir", help="project folder")
+    query.add_argument("--strategy", default="power_bald",
+                       help="e.g. random, entropy, bald, margin, power_bald, batchbald, coreset, "
+                       "badge, class_balanced_entropy (default: power_bald)")
+    query.add_argument("--batch", type=int, required=True, help="how many items to select")
+    query.add_argument("--seed", type=int, default=0)
+    query.add_argument("--json", action="store_true", help="print the round as JSON")
+    query.set_defaults(run=_query)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from workbench.cli import _progress
+    from workbench.loop import ActiveLearningLoop
+    from workbench.recipes import ClassificationRecipe
+    from workbench.store import open_project
+
+    recipe = ClassificationRecipe(warm_start=args.warm_start)
+    if args.epochs:
+        recipe = dataclasses.replace(recipe, max_epochs=args.epochs)
+    with open_project(args.dir) as store:
+        loop = ActiveLearningLoop(store, recipe=recipe)
+        console.print("training...")
+        model = loop.train(seed=args.seed)
+        with _progress("scoring the pool") as advance:
+            scored = loop.score(model, progress=lambda _what, done, total: advance(done, total))
+    if args.json:
+        print(json.dumps(dataclasses.asdict(model), default=str, indent=2))
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(model.metrics.items()))
+    console.print(f"model version {model.id} ready ({metrics}); scored {scored} pool items")
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    from workbench.loop import ActiveLearningLoop
+    from workbench.store import open_project
+
+    with open_project(args.dir) as store:
+        round_ = ActiveLearningLoop(store).query(args.strategy, args.batch, seed=args.seed)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(round_), default=str, indent=2))
+    console.print(f"round {round_.id} ({round_.strategy}) selected {len(round_.selected)} items; "
+                  "annotators are served them first")
+    return 0

@@ -1,0 +1,154 @@
+"""The store-backed loop on the bundled BreastMNIST: cold start, serve, label, train, score,
+query, and failure recovery, with everything recorded in the store."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.ingest import LabelPolicy, import_sources
+from workbench.loop import ActiveLearningLoop, LoopError, StoppingCriteria
+from workbench.recipes import ClassificationRecipe
+from workbench.store import (
+    LabelSource,
+    LabelSubmission,
+    ModelStatus,
+    ProjectConfig,
+    RoundStatus,
+    SQLiteStore,
+    Task,
+    create_project,
+)
+
+DEMO_NPZ = Path(__file__).resolve().parents[2] / "workbench/demo_data/breastmnist/breastmnist.npz"
+FAST = ClassificationRecipe(max_epochs=3, patience=2, mc_samples=4, min_steps_per_epoch=2)
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> SQLiteStore:
+    store = create_project(tmp_path / "breast", ProjectConfig(
+        "breast", Task.CLASSIFICATION, ("malignant", "normal or benign")))
+    import_sources(store, [DEMO_NPZ], labels=LabelPolicy.GROUND_TRUTH)
+    return store
+
+
+def label_served(store: SQLiteStore, annotator: str, count: int) -> list[int]:
+    """Play an annotator: take served items and label them from the hidden ground truth."""
+    done = []
+    for _ in range(count):
+        item = store.next_item(annotator, split="train")
+        assert item is not None
+        truth = store.current_label(item.id, include_ground_truth=True)
+        assert truth is not None and truth.source is LabelSource.GROUND_TRUTH
+        store.submit_label(LabelSubmission(item_id=item.id, annotator=annotator,
+                                           source=LabelSource.HUMAN,
+                                           class_index=truth.class_index, seconds_spent=2.0))
+        done.append(item.id)
+    return done
+
+
+def test_cold_start_then_train_score_query_and_serve_in_order(project: SQLiteStore) -> None:
+    loop = ActiveLearningLoop(project, recipe=FAST)
+    with pytest.raises(LoopError, match="at least 4 labelled"):
+        loop.train()
+
+    first = loop.query("bald", 24, seed=1)  # no model yet: a diversity cold start
+    assert first.strategy == "cold_start_kcenter" and first.status is RoundStatus.DONE
+    assert len(set(first.selected)) == 24
+    assert label_served(project, "ann", 24) == list(first.selected)  # served in round order
+
+    model = loop.train(seed=0)
+    assert model.status is ModelStatus.READY and "val_auc" in model.metrics
+    assert Path(model.checkpoint or "").is_file()
+    labels_used = {label.id for label in project.current_labels(split="train")}
+    assert set(model.trained_on) == labels_used | {
+        label.id for label in project.current_labels(split="val")}
+
+    scored = loop.score(model)
+    pool = loop.pool()
+    assert scored == len(pool) == 546 - 24
+    scores = project.get_scores(model.id, "bald")
+    assert set(scores) == {item.id for item in pool}
+    prediction = project.get_prediction(model.id, pool[0].id)
+    assert prediction is not None and prediction.probs is not None
+    assert np.isclose(prediction.probs.sum(), 1.0, atol=1e-4)
+
+    second = loop.query("bald", 10, seed=0)
+    assert second.model_version_id == model.id and len(second.selected) == 10
+    assert not set(second.selected) & set(first.selected)
+    top_bald = sorted(scores, key=scores.__getitem__, reverse=True)[:10]
+    assert set(second.selected) == set(top_bald)  # plain BALD is the top-k of the stored scores
+    assert label_served(project, "ann", 3) == list(second.selected[:3])
+
+
+def test_failed_round_keeps_labels_and_the_loop_resumes(project: SQLiteStore) -> None:
+    loop = ActiveLearningLoop(project, recipe=FAST)
+    loop.query("random", 30, seed=0)
+    label_served(project, "ann", 30)
+    model = loop.train()
+    labels_before = project.current_labels()
+    Path(model.checkpoint or "").write_bytes(b"not a checkpoint")  # weights damaged on disk
+
+    with pytest.raises(LoopError, match="round"):
+        loop.query("bald", 5)
+    failed = project.list_rounds()[-1]
+    assert failed.status is RoundStatus.FAILED and failed.error
+    assert project.current_labels() == labels_before
+
+    retrained = loop.train(seed=1)  # resume: a new model version, then a good round
+    assert retrained.id != model.id and retrained.status is ModelStatus.READY
+    assert loop.query("bald", 5).status is RoundStatus.DONE
+
+
+def test_model_that_does_not_fit_the_data_fails_clearly(project: SQLiteStore) -> None:
+    loop = ActiveLearningLoop(project, recipe=dataclasses.replace(FAST, spatial_dims=3))
+    loop.query("random", 12, seed=0)
+    label_served(project, "ann", 12)
+    with pytest.raises(LoopError, match="spatial"):
+        loop.train()
+    assert project.list_model_versions()[-1].status is ModelStatus.FAILED
+    assert len(project.current_labels()) == 12
+
+
+def test_stopping_criteria() -> None:
+    criteria = StoppingCriteria(label_budget=100, plateau_rounds=2, min_mean_uncertainty=0.05)
+    assert criteria.reason_to_stop(labels=100, val_history=[], mean_uncertainty=None)
+    assert criteria.reason_to_stop(labels=10, val_history=[0.8, 0.9, 0.85, 0.9],
+                                   mean_uncertainty=None)
+    assert not criteria.reason_to_stop(labels=10, val_history=[0.8, 0.85, 0.9],
+                                       mean_uncertainty=0.2)
+    assert "uncertainty" in (criteria.reason_to_stop(labels=10, val_history=[0.9],
+                                                     mean_uncertainty=0.01) or "")
+
+
+def test_segmentation_projects_are_refused_with_a_clear_error(tmp_path: Path) -> None:
+    store = create_project(tmp_path / "seg", ProjectConfig(
+        "seg", Task.SEGMENTATION, ("background", "organ")))
+    with pytest.raises(LoopError, match="segmentation"):
+        ActiveLearningLoop(store)
+
+
+def test_cli_query_train_query(tmp_path: Path) -> None:
+    """`workbench query` (cold start), labels, `workbench train`, `workbench query` again."""
+    from workbench.cli import main
+    from workbench.store import open_project
+
+    project = tmp_path / "p"
+    assert main(["init", str(project), "--task", "classification",
+                 "--classes", "malignant", "benign"]) == 0
+    assert main(["import", str(project), str(DEMO_NPZ), "--labels-as-ground-truth"]) == 0
+    assert main(["query", str(project), "--strategy", "entropy", "--batch", "16"]) == 0
+    with open_project(project) as store:
+        label_served(store, "ann", 16)
+    assert main(["train", str(project), "--epochs", "2"]) == 0
+    assert main(["query", str(project), "--strategy", "power_bald", "--batch", "8"]) == 0
+    assert main(["query", str(project), "--strategy", "no_such", "--batch", "8"]) == 1
+    with open_project(project) as store:
+        rounds = store.list_rounds()
+        assert [r.status for r in rounds] == [RoundStatus.DONE, RoundStatus.DONE,
+                                              RoundStatus.FAILED]
+        assert rounds[1].strategy == "power_bald" and len(rounds[1].selected) == 8
+        assert len(store.get_scores(store.list_model_versions()[-1].id, "entropy")) == 546 - 16
