@@ -203,6 +203,8 @@ def _from_dataset_folder(p: Path, seed: int, shape: Sequence[int] | None) -> Sim
             continue
         images.append(np.asarray(record.load().array))
         masks.append(np.asarray(mask))
+    if not images:
+        images, masks = _paired_folders(p)
     if len(images) < 5:
         raise SimulationDataError(f"only {len(images)} labelled cases; need at least 5", path=p)
     return _segmentation(
@@ -256,3 +258,20 @@ def _from_project(p: Path, seed: int, shape: Sequence[int] | None) -> Simulation
         y[test],
         notes,
     )
+
+
+def _paired_folders(p: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``imagesTr/<case>[_0000].ext`` paired with ``labelsTr/<case>.ext`` (MSD / nnU-Net layout
+    without a dataset.json)."""
+    from workbench.io import read_label, read_scan
+
+    images, masks = [], []
+    labels_dir = p / "labelsTr"
+    for image in sorted((p / "imagesTr").glob("*")):
+        name = image.name.replace("_0000.", ".")
+        label = labels_dir / name
+        if image.name.startswith(".") or not label.is_file():
+            continue
+        images.append(np.asarray(read_scan(image).array))
+        masks.append(np.asarray(read_label(str(label))))
+    return images, masks

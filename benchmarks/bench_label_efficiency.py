@@ -1,0 +1,180 @@
+"""Label efficiency: active-learning strategies against random under one recipe.
+
+PneumoniaMNIST and BreastMNIST (classification, test AUC) and MSD hippocampus (3D segmentation,
+test Dice), several seeds each, random as the baseline. Reads ../shared/data (fails when
+missing). Writes ``benchmarks/results/label_efficiency_<dataset>.json`` per dataset, merges them
+into ``benchmarks/results/label_efficiency.json`` and plots ``docs/label_efficiency_<dataset>.png``.
+
+Run (each dataset can run in its own process; 1 torch thread each)::
+
+    .venv/bin/python benchmarks/bench_label_efficiency.py --dataset pneumoniamnist
+    .venv/bin/python benchmarks/bench_label_efficiency.py --dataset breastmnist
+    .venv/bin/python benchmarks/bench_label_efficiency.py --dataset hippocampus
+    .venv/bin/python benchmarks/bench_label_efficiency.py --merge
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from workbench.models import build_segmenter  # noqa: E402
+from workbench.recipes import (  # noqa: E402
+    ClassificationRecipe,
+    SegmentationRecipe,
+)
+from workbench.simulation import (  # noqa: E402
+    SimulationConfig,
+    load_simulation_data,
+    plot_curves,
+    simulate,
+)
+
+DATA = Path(os.environ.get("WORKBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+RESULTS = REPO / "benchmarks" / "results"
+DOCS = REPO / "docs"
+CLASSIFICATION_STRATEGIES = ("random", "bald", "power_bald")
+
+
+def tiny_unet(*, spatial_dims: int, in_channels: int, num_classes: int) -> Any:
+    """A residual UNet 8-16-32-64 (dropout 0.1): the CPU budget of this benchmark."""
+    return build_segmenter(
+        "unet",
+        spatial_dims=spatial_dims,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        dropout=0.1,
+        features=(8, 16, 32, 64),
+    )
+
+
+@dataclass(frozen=True)
+class Setup:
+    path: Path
+    load: dict[str, Any]
+    recipe: ClassificationRecipe | SegmentationRecipe
+    config: SimulationConfig
+
+
+def setups(seeds: int) -> dict[str, Setup]:
+    s = tuple(range(seeds))
+    cls = ClassificationRecipe(max_epochs=20, patience=4, min_steps_per_epoch=6)
+    return {
+        "pneumoniamnist": Setup(
+            DATA / "medmnist" / "pneumoniamnist.npz",
+            {"max_val": 200},
+            cls,
+            SimulationConfig(
+                strategies=CLASSIFICATION_STRATEGIES,
+                seeds=s,
+                initial=20,
+                batch=20,
+                rounds=5,
+                pool_subsample=2000,
+            ),
+        ),
+        "breastmnist": Setup(
+            DATA / "medmnist" / "breastmnist.npz",
+            {},
+            cls,
+            SimulationConfig(
+                strategies=CLASSIFICATION_STRATEGIES, seeds=s, initial=20, batch=20, rounds=5
+            ),
+        ),
+        "hippocampus": Setup(
+            DATA / "hippocampus-msd",
+            {"max_pool": 60, "max_val": 10, "max_test": 30, "shape": (40, 56, 40)},
+            SegmentationRecipe(
+                network=tiny_unet,
+                max_epochs=15,
+                patience=4,
+                min_steps_per_epoch=5,
+                batch_size=2,
+                mc_samples=4,
+            ),
+            SimulationConfig(
+                strategies=("random", "bald"),
+                seeds=s[:3],
+                initial=4,
+                batch=4,
+                rounds=2,
+                score_pool=4,
+                strategy_params={"bald": {"reduction": "top_percentile"}},
+            ),
+        ),
+    }
+
+
+def run(name: str, seeds: int) -> None:
+    setup = setups(seeds)[name]
+    if not setup.path.exists():
+        sys.exit(f"this benchmark needs {setup.path} (set WORKBENCH_SHARED_DATA)")
+    data = load_simulation_data(setup.path, seed=0, **setup.load)
+    start = time.time()
+
+    def progress(done: int, total: int, what: str) -> None:
+        print(f"[{name}] {done}/{total} {what} ({time.time() - start:.0f} s)", flush=True)
+
+    report = simulate(data, setup.recipe, setup.config, progress=progress)
+    report["seconds"] = time.time() - start
+    report["machine"] = {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "torch_threads": setup.config.threads,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"label_efficiency_{name}.json").write_text(json.dumps(report, indent=1))
+    plot_curves(report, DOCS / f"label_efficiency_{name}.png")
+
+
+def merge() -> None:
+    merged = {}
+    for name in setups(1):
+        part = RESULTS / f"label_efficiency_{name}.json"
+        if part.exists():
+            merged[name] = json.loads(part.read_text())
+    (RESULTS / "label_efficiency.json").write_text(json.dumps(merged, indent=1))
+    for name, report in merged.items():
+        ref = report["reference"]["metric"]
+        print(f"\n{name}: full-data {report['metric']} {ref:.4f} ({report['seconds']:.0f} s)")
+        for strategy, s in report["strategies"].items():
+            a, d = s["aulc"], s["aulc_vs_random"]
+            diff = "" if d is None else f"  diff {100 * d['mean']:+.2f} pts [{_pts(d)}]"
+            print(
+                f"  {strategy:12s} AULC {a['mean']:.4f} [{_ci(a)}]{diff}  "
+                f"reach {s['labels_to_reach']}"
+            )
+
+
+def _ci(i: dict[str, Any]) -> str:
+    return "-" if i["lo"] is None else f"{i['lo']:.4f}, {i['hi']:.4f}"
+
+
+def _pts(i: dict[str, Any]) -> str:
+    return "-" if i["lo"] is None else f"{100 * i['lo']:+.2f}, {100 * i['hi']:+.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=sorted(setups(1)), action="append")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--merge", action="store_true", help="only merge and print")
+    args = parser.parse_args()
+    if not args.merge:
+        for name in args.dataset or sorted(setups(1)):
+            run(name, args.seeds)
+    merge()
+
+
+if __name__ == "__main__":
+    main()
