@@ -1,6 +1,10 @@
 // The annotator widget's front-end (anywidget). Python holds the state; this view draws the
 // displayed plane, turns pointer and key input into small messages, and applies the mask diffs
 // the kernel sends back. Per-view state (zoom, pan, the stroke being drawn) lives in `render`.
+//
+// Planes are cached by display key ("<item>:<axis>:<index>|<window>"). The kernel sends ahead
+// the next item's first plane and a volume's neighbouring slices, so accepting an item or
+// scrolling draws from the cache at once; the kernel's traits then confirm the view.
 
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import { heatRGBA, imageRGBA, labelColor, maskRGBA, paintMaskPixel } from "./pixels";
@@ -12,6 +16,18 @@ type Pt = [number, number];
 
 const AXES = ["axial", "coronal", "sagittal"];
 const CHUNK_MS = 50;
+const CACHE_LIMIT = 64; // planes kept; the kernel assumes at most 48 (SENT_LIMIT)
+const PENDING_MS = 1500; // how long a locally shown view waits for the kernel to confirm it
+
+interface Entry {
+  img: Uint8Array;
+  shape: [number, number, number];
+  mask: Uint8Array | null;
+}
+
+function itemOf(key: string): string {
+  return key.split(":")[0];
+}
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K, attrs: Record<string, string> = {}, text = "",
@@ -55,6 +71,13 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
     mask: document.createElement("canvas"),
     heat: document.createElement("canvas"),
   };
+  const cache = new Map<string, Entry>();
+  let shown = ""; // display key on the canvas
+  let shownEntry: Entry | null = null;
+  let gen = 0;
+  let ahead: { key: string; after: number } | null = null;
+  let pending: { view: string; from: string; at: number } | null = null;
+  let needed = "";
   let maskData: Uint8Array = new Uint8Array(0);
   let maskPixels: ImageData | null = null;
   let maskShape: Pt = [0, 0];
@@ -72,7 +95,7 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
 
   // geometry ------------------------------------------------------------------------------
   function layout() {
-    const [h, w] = m.get("image_shape");
+    const [h, w] = shownEntry ? shownEntry.shape : [0, 0];
     const size = m.get("display_size");
     const aspect = m.get("pixel_aspect") || 1;
     const base = Math.min(size / Math.max(w, 1), size / Math.max(h * aspect, 1));
@@ -107,7 +130,7 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
     }
     Object.assign(canvas.dataset, {
       scale: String(g.scale), ox: String(g.ox), oy: String(g.oy), aspect: String(g.aspect),
-      viewKey: m.get("view_key"),
+      viewKey: shown.split("|")[0],
     });
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.fillStyle = "#000";
@@ -158,25 +181,96 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
     }
   }
 
-  function loadImage() {
-    const [h, w, c] = m.get("image_shape");
-    const data = bytes(m.get("image"));
-    layers.image.width = w;
-    layers.image.height = h;
-    if (w && h && data.length >= w * h * c) {
-      layers.image.getContext("2d")!.putImageData(imageRGBA(data, w, h, c), 0, 0);
+  // the plane cache ----------------------------------------------------------------------
+  function put(key: string, entry: Entry) {
+    cache.delete(key);
+    cache.set(key, entry);
+    for (const k of cache.keys()) {
+      if (cache.size <= CACHE_LIMIT) break;
+      if (k !== shown) cache.delete(k);
     }
+  }
+
+  function wanted(): string {
+    return `${m.get("view_key")}|${m.get("window_key")}`;
+  }
+
+  function loadHeat() {
+    const [h, w] = shownEntry ? shownEntry.shape : [0, 0];
     const unc = bytes(m.get("uncertainty"));
     layers.heat.width = w;
     layers.heat.height = h;
     if (w && h && unc.length === w * h) layers.heat.getContext("2d")!.putImageData(heatRGBA(unc, w, h), 0, 0);
+    redraw();
+  }
+
+  /** Draw the cached plane `key`; false when it is not cached. */
+  function showKey(key: string): boolean {
+    const entry = cache.get(key);
+    if (!entry) return false;
+    put(key, entry);
+    shown = key;
+    shownEntry = entry;
+    const [h, w, c] = entry.shape;
+    layers.image.width = w;
+    layers.image.height = h;
+    if (w && h && entry.img.length >= w * h * c) {
+      layers.image.getContext("2d")!.putImageData(imageRGBA(entry.img, w, h, c), 0, 0);
+    }
+    maskData = entry.mask ?? new Uint8Array(0);
+    maskShape = entry.mask ? [h, w] : [0, 0];
+    repaintMask();
     if (actionAt) {
-      // timings for the benchmark: action sent -> new plane decoded (drawn on the next frame)
+      // timings for the benchmark: action -> new plane decoded (drawn on the next frame)
       root.dataset.lastLoadMs = String(performance.now() - actionAt);
       root.dataset.loads = String(Number(root.dataset.loads ?? "0") + 1);
       actionAt = 0;
     }
-    redraw();
+    loadHeat();
+    return true;
+  }
+
+  /** Show what the kernel says is displayed, unless a view shown here awaits confirmation. */
+  function sync() {
+    const view = m.get("view_key");
+    if (pending) {
+      const moved = itemOf(view) !== itemOf(pending.view) && view !== pending.from;
+      if (view === pending.view) {
+        root.dataset.lastConfirmMs = String(performance.now() - pending.at);
+        pending = null;
+      } else if (moved || performance.now() - pending.at > PENDING_MS) {
+        pending = null;
+      } else {
+        return;
+      }
+    }
+    if (!view || view === "done") {
+      shown = "";
+      shownEntry = null;
+      maskPixels = null;
+      redraw();
+      return;
+    }
+    const want = wanted();
+    if (want === shown) return;
+    if (showKey(want)) return;
+    if (m.get("image_key") === want) {
+      const shape = m.get("image_shape") as [number, number, number];
+      put(want, { img: bytes(m.get("image")).slice(), shape: [shape[0], shape[1], shape[2] ?? 1], mask: null });
+      showKey(want);
+    } else if (needed !== want) {
+      needed = want;
+      send({ type: "need" });
+    }
+  }
+
+  /** Show `key` now, before the kernel confirms the view `key` belongs to. */
+  function showAhead(key: string): boolean {
+    if (!cache.has(key)) return false;
+    pending = { view: key.split("|")[0], from: m.get("view_key"), at: actionAt || performance.now() };
+    showKey(key);
+    timers.push(window.setTimeout(sync, PENDING_MS + 50));
+    return true;
   }
 
   function repaintMask() {
@@ -184,6 +278,10 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
     layers.mask.width = w;
     layers.mask.height = h;
     if (!w || !h) {
+      maskPixels = null;
+      return;
+    }
+    if (maskData.length !== w * h) {
       maskPixels = null;
       return;
     }
@@ -215,19 +313,56 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
   }
 
   // kernel messages -----------------------------------------------------------------------
+  function entryOf(shape: number[], img: Uint8Array, mask: Uint8Array | null): Entry {
+    return { img, shape: [shape[0], shape[1], shape[2] ?? 1], mask };
+  }
+
   function onMessage(msg: any, buffers: DataView[]) {
     if (msg.type === "mask") {
-      maskShape = [msg.shape[0], msg.shape[1]];
-      maskData = new Uint8Array(bytes(buffers[0]));
-      repaintMask();
+      const entry = cache.get(msg.key);
+      if (entry) {
+        entry.mask = bytes(buffers[0]).slice();
+        if (msg.key === shown) {
+          maskData = entry.mask;
+          maskShape = [msg.shape[0], msg.shape[1]];
+          repaintMask();
+        }
+      }
+    } else if (msg.type === "plane" || msg.type === "ahead") {
+      const img = bytes(buffers[0]).slice();
+      put(msg.key, entryOf(msg.shape, img, msg.has_mask ? bytes(buffers[1]).slice() : null));
+      if (msg.type === "ahead") ahead = { key: msg.key, after: msg.after };
+      else sync();
+    } else if (msg.type === "slab") {
+      if (msg.gen < gen) return;
+      const [h, w] = msg.shape;
+      const images = bytes(buffers[0]).slice();
+      const masks = msg.has_mask ? bytes(buffers[1]).slice() : null;
+      for (let k = 0; k < msg.count; k++) {
+        const key = `${msg.prefix}${msg.start + k}|${msg.window_key}`;
+        if (key === shown) continue; // its mask here may be newer (strokes)
+        put(key, entryOf(msg.shape, images.subarray(k * h * w, (k + 1) * h * w),
+          masks ? masks.subarray(k * h * w, (k + 1) * h * w) : null));
+      }
+      sync();
     } else if (msg.type === "diff") {
-      if (msg.view_key === m.get("view_key") && msg.n > 0) {
-        const raw = bytes(buffers[0]);
-        const idx = new Uint32Array(raw.slice().buffer);
-        applyDiff(idx, bytes(buffers[1]));
+      if (msg.gen > gen) {
+        // an undo / redo / reject may have changed other planes of this item: drop them
+        gen = msg.gen;
+        const item = `${itemOf(msg.view_key)}:`;
+        for (const k of [...cache.keys()]) if (k.startsWith(item) && k !== shown) cache.delete(k);
+      }
+      if (msg.n > 0) {
+        const idx = new Uint32Array(bytes(buffers[0]).slice().buffer);
+        const values = bytes(buffers[1]);
+        for (const [key, entry] of cache) {
+          if (!key.startsWith(`${msg.view_key}|`) || !entry.mask) continue;
+          if (key === shown) applyDiff(idx, values);
+          else for (let k = 0; k < idx.length; k++) entry.mask[idx[k]] = values[k];
+        }
       }
       if (typeof msg.seq === "number") {
-        const rtts = (root.dataset.strokeRttsMs ?? "").split(",").filter(Boolean).slice(-49);
+        const rtts = (root.dataset.strokeRttsMs ?? "").split(",").filter(Boolean).slice(-199);
         root.dataset.strokeRttsMs = [...rtts, (performance.now() - msg.seq).toFixed(2)].join(",");
         pendingAcks = Math.max(pendingAcks - 1, 0);
         if (!pendingAcks && stroke === null) redraw();
@@ -244,6 +379,10 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
   function act(name: string, extra: Record<string, unknown> = {}) {
     actionAt = performance.now();
     send({ type: "action", name, ...extra });
+    // accepting, labelling or skipping shows the next item, which the kernel sent ahead
+    const advances = name === "choose" || name === "skip" || (name === "accept" &&
+      (m.get("task") === "segmentation" || typeof m.get("proposal").class === "number"));
+    if (advances && ahead && String(ahead.after) === itemOf(shown) && !pending) showAhead(ahead.key);
   }
 
   function set<K extends keyof AnnotatorModel>(key: K, value: AnnotatorModel[K]) {
@@ -282,6 +421,8 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
     const next = Math.min(Math.max(m.get("slice_index") + delta, 0), n - 1);
     if (next !== m.get("slice_index")) {
       actionAt = performance.now();
+      const [item, axis] = shown.split("|")[0].split(":");
+      showAhead(`${item}:${axis}:${next}|${m.get("window_key")}`);
       set("slice_index", next);
     }
   }
@@ -581,16 +722,20 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
     statusAt = performance.now();
     renderStatus();
   };
-  const onImage = () => loadImage();
-  const onView = () => { polygon = []; renderTools(); renderStatus(); redraw(); };
+  const onView = () => { polygon = []; sync(); renderTools(); renderStatus(); redraw(); };
+  const onError = () => {
+    if (m.get("error")) pending = null;
+    sync();
+    renderStatus();
+  };
   const onClasses = () => { renderClasses(); renderTools(); };
   const onOutline = () => { repaintMask(); renderTools(); };
   const handlers: [string, () => void][] = [
     ["change:status", onStatus],
-    ["change:error", renderStatus],
-    ["change:image", onImage],
-    ["change:uncertainty", onImage],
-    ["change:image_shape", onImage],
+    ["change:error", onError],
+    ["change:image_key", sync],
+    ["change:window_key", sync],
+    ["change:uncertainty", loadHeat],
     ["change:view_key", onView],
     ["change:n_slices", onView],
     ["change:proposal", onClasses],
@@ -610,7 +755,7 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
   timers.push(window.setInterval(renderStatus, 1000));
   timers.push(window.setInterval(flushStroke, CHUNK_MS));
 
-  loadImage();
+  sync();
   renderStatus();
   renderClasses();
   renderTools();
@@ -622,7 +767,10 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
     for (const [target, type, fn] of listeners) target.removeEventListener(type, fn);
     for (const [name, fn] of handlers) m.off(name as any, fn);
     m.off("msg:custom", onMessage);
-    for (const t of timers) window.clearInterval(t);
+    for (const t of timers) {
+      window.clearInterval(t);
+      window.clearTimeout(t);
+    }
     if (frame) cancelAnimationFrame(frame);
     root.remove();
   };

@@ -40,6 +40,8 @@ export interface AnnotatorModel {
   classes: string[];
   image: Binary;
   image_shape: number[];
+  image_key: string;
+  window_key: string;
   pixel_aspect: number;
   uncertainty: Binary;
   view_key: string;

@@ -22,6 +22,9 @@ class Recorder(Annotator):
     def send(self, content: dict[str, Any], buffers: Any = None) -> None:  # type: ignore[override]
         self.sent.append((content, list(buffers or [])))
 
+    def last(self, kind: str) -> tuple[dict[str, Any], list[bytes]]:
+        return next(m for m in reversed(self.sent) if m[0]["type"] == kind)
+
 
 def test_bundle_is_shipped_and_has_no_url_imports() -> None:
     js = (STATIC / "annotator.js").read_text()
@@ -47,8 +50,8 @@ def test_classification_traits_and_keyboard_actions(cls_store: SQLiteStore) -> N
 def test_segmentation_strokes_cross_as_diffs(seg_store: SQLiteStore) -> None:
     w = Recorder(seg_store, "ann", image_loader=npy_loader)
     w._handle({"type": "ready"})
-    content, buffers = w.sent[-1]
-    assert content["type"] == "mask" and len(buffers[0]) == 40 * 40
+    content, buffers = w.last("mask")
+    assert len(buffers[0]) == 40 * 40 and content["key"] == f"{w.view_key}|{w.window_key}"
     w._handle({"type": "stroke", "stroke_id": "s", "points": [[5, 5], [5, 9]], "radius": 1,
                "value": 1, "seq": 12.5})
     content, (idx, values) = w.sent[-1]
@@ -72,12 +75,48 @@ def test_volume_slice_traits(vol_store: SQLiteStore) -> None:
                                        uncertainty_map=unc)])
     w = Recorder(vol_store, "ann", image_loader=npy_loader)
     assert (w.axis, w.n_slices, w.slice_index) == ("axial", 10, 5)
+    # the first view got slices 0..9 (5 +- 8, clipped) ahead, with their masks
+    slab, (images, masks) = w.last("slab")
+    assert (slab["start"], slab["count"], slab["shape"]) == (0, 10, [24, 20, 1])
+    assert len(images) == len(masks) == 10 * 24 * 20
+    assert np.array_equal(np.frombuffer(images, np.uint8).reshape(10, 24, 20)[2],
+                          _plane_at(w, 2))
+    n_sent = len(w.sent)
     w.slice_index = 2
     assert w.session.plane.index == 2 and w.view_key.endswith("axial:2")
-    assert w.sent[-1][0]["type"] == "mask"
+    # the front-end holds slice 2 already: no image and no mask are sent again
+    assert w.image_key.endswith("axial:5|" + w.window_key)
+    assert not [m for m in w.sent[n_sent:] if m[0]["type"] in ("mask", "plane")]
+    w._handle({"type": "need"})
+    assert w.last("plane")[0]["key"] == f"{w.view_key}|{w.window_key}"
     w._handle({"type": "action", "name": "jump"})
     assert w.slice_index == 8 and len(w.uncertainty) == 24 * 20
     w.axis = "sagittal"
     assert w.image_shape[:2] == [10, 24] and w.pixel_aspect == 2.5
     w._handle({"type": "action", "name": "preset", "preset": "bone"})
     assert w.window_width > 1000
+
+
+def _plane_at(w: Annotator, index: int) -> np.ndarray:
+    s = w.session
+    before = s.plane
+    s.set_plane(index=index)
+    try:
+        return s.plane_image()
+    finally:
+        assert before is not None
+        s.set_plane(index=before.index)
+
+
+def test_next_item_is_sent_ahead_and_not_resent(cls_store: SQLiteStore) -> None:
+    w = Recorder(cls_store, "ann", image_loader=npy_loader)
+    ahead, (img, _) = w.last("ahead")
+    first = w.status["item_id"]
+    assert ahead["after"] == first and len(img) == 32 * 48
+    # peeking reserved nothing beyond the item on screen
+    assert [a.item_id for a in cls_store.list_assignments()] == [first]
+    image_key = w.image_key
+    w._handle({"type": "action", "name": "choose", "index": 0})
+    assert f"{w.view_key}|{w.window_key}" == ahead["key"]
+    assert w.image_key == image_key  # the image was not sent again: the front-end has it
+    assert w.last("ahead")[0]["after"] == w.status["item_id"]

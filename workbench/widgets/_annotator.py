@@ -3,8 +3,15 @@
 The widget is a list of traits mirroring the session (the displayed plane as raw uint8 bytes,
 status, classes, view settings) plus a small message protocol for actions. Masks never cross the
 wire whole per edit: the front-end sends stroke points, the kernel answers with the diff (flat
-plane indices as uint32 bytes and values as uint8 bytes). The whole displayed plane's mask is
-sent only when the plane changes or a view (re)connects.
+plane indices as uint32 bytes and values as uint8 bytes), and writes the draft after the diff is
+on its way.
+
+Latency: every displayed plane has a *display key* (``view_key|window_key``). Right after a
+plane is shown the kernel sends, as binary messages, what the annotator will most likely look at
+next: the next item's first plane (``ahead``) and, in a volume, the neighbouring slices
+(``slab``). The front-end caches them by key, so accepting an item or scrolling a slice draws at
+once without waiting for the kernel; the kernel then skips resending planes it knows the
+front-end holds. A front-end that lacks a plane asks for it (``need``).
 """
 
 from __future__ import annotations
@@ -57,6 +64,15 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+SLAB_RADIUS = 8  # slices sent ahead on each side of the displayed one
+SENT_LIMIT = 48  # display keys the kernel assumes the front-end still holds (it keeps 64)
+AHEAD_MAX_VOXELS = 4_000_000  # larger items (volumes) are not loaded ahead
+
+
+def _shape3(img: np.ndarray) -> list[int]:
+    return [int(img.shape[0]), int(img.shape[1]), int(img.shape[2]) if img.ndim == 3 else 1]
+
+
 class Annotator(anywidget.AnyWidget):
     """Label a project's items in the notebook: ``Annotator("path/to/project", "alice")``."""
 
@@ -69,7 +85,9 @@ class Annotator(anywidget.AnyWidget):
     image_shape = t.List(t.Int(), [0, 0, 1]).tag(sync=True)
     pixel_aspect = t.Float(1.0).tag(sync=True)  # height / width of one pixel
     uncertainty = t.Bytes(b"").tag(sync=True)  # uint8 [H, W] or empty
-    view_key = t.Unicode("").tag(sync=True)  # changes with the displayed item and plane
+    view_key = t.Unicode("").tag(sync=True)  # "<item id>:<axis>:<index>", or "done"
+    window_key = t.Unicode("").tag(sync=True)  # the window the planes are shown through
+    image_key = t.Unicode("").tag(sync=True)  # display key of the bytes in `image`
     status = t.Dict().tag(sync=True)
     proposal = t.Dict().tag(sync=True)  # {"probs": [...], "class": k} or {"mask": true}
     shortcuts = t.List(t.Dict()).tag(sync=True)
@@ -103,6 +121,9 @@ class Annotator(anywidget.AnyWidget):
         self.session = AnnotationSession(store, annotator, image_loader=image_loader,
                                          lease_seconds=lease_seconds, budget=budget)
         self._syncing = False
+        self._sent: dict[str, None] = {}  # display keys the front-end was sent (insertion order)
+        self._gen = 0  # bumped when an edit may change masks off the displayed plane
+        self._shown_item: int | None = None
         self.task = self.session.task.value
         self.classes = list(self.session.classes)
         self.brush_value = 1 if len(self.classes) > 1 else 0
@@ -111,6 +132,7 @@ class Annotator(anywidget.AnyWidget):
         self.on_msg(self._on_message)
         self.observe(self._on_plane, names=["axis", "slice_index"])
         self.observe(self._on_window, names=["window_center", "window_width"])
+        self.session.autosave_drafts = False  # drafts are written after the diff is sent
         self.session.next()
         self._refresh()
 
@@ -124,8 +146,9 @@ class Annotator(anywidget.AnyWidget):
                 self._sync_traits(s, image_only=image_only)
         finally:
             self._syncing = False
-        if not image_only:
+        if not image_only and self._display_key() not in self._sent:
             self._send_plane_mask()
+        self._after_display()
 
     def _sync_traits(self, s: AnnotationSession, *, image_only: bool) -> None:
         if s.item is None:
@@ -136,18 +159,21 @@ class Annotator(anywidget.AnyWidget):
             return
         plane, window = s.plane, s.window
         assert plane is not None and window is not None
-        img = s.plane_image()
-        self.image = img.tobytes()
-        self.image_shape = [int(img.shape[0]), int(img.shape[1]),
-                            int(img.shape[2]) if img.ndim == 3 else 1]
         self.window_center, self.window_width = window.center, window.width
+        self.window_key = f"{window.center:.6g},{window.width:.6g}"
+        self.view_key = f"{s.item.id}:{plane.key}"
+        key = self._display_key()
+        if key not in self._sent:
+            img = s.plane_image()
+            self.image = img.tobytes()
+            self.image_key = key
+            self.image_shape = _shape3(img)
         if image_only:
             return
         self.pixel_aspect = s.pixel_aspect()
         unc = s.plane_uncertainty()
         self.uncertainty = b"" if unc is None else unc.tobytes()
         self.axis, self.n_slices, self.slice_index = plane.axis, plane.n_slices, plane.index
-        self.view_key = f"{s.item.id}:{plane.key}"
         self.proposal = self._proposal()
         self.status = self._status()
 
@@ -168,25 +194,100 @@ class Annotator(anywidget.AnyWidget):
         status["sent_at"] = time.time()
         return status
 
+    def _display_key(self) -> str:
+        return f"{self.view_key}|{self.window_key}"
+
     def _send_plane_mask(self) -> None:
         mask = self.session.plane_mask()
         if mask is None:
             return
-        self.send({"type": "mask", "view_key": self.view_key, "shape": list(mask.shape)},
+        self.send({"type": "mask", "key": self._display_key(), "shape": list(mask.shape)},
                   [mask.tobytes()])
+
+    def _remember(self, key: str) -> None:
+        self._sent.pop(key, None)
+        self._sent[key] = None
+        while len(self._sent) > SENT_LIMIT:
+            self._sent.pop(next(iter(self._sent)))
+
+    def _send_plane(self) -> None:
+        """The displayed plane as one message (for a front-end that lacks it)."""
+        s = self.session
+        if s.item is None:
+            return
+        img, mask = s.plane_image(), s.plane_mask()
+        key = self._display_key()
+        self.send({"type": "plane", "key": key, "shape": _shape3(img),
+                   "has_mask": mask is not None},
+                  [img.tobytes(), b"" if mask is None else mask.tobytes()])
+        self._remember(key)
+
+    def _after_display(self) -> None:
+        """Send what the annotator will likely look at next: neighbouring slices of a volume
+        and the next item's first plane. Runs after the displayed plane was sent."""
+        s = self.session
+        if s.item is None:
+            return
+        self._remember(self._display_key())
+        if s.is_volume and s._current is not None and s._current.image.array.ndim == 3:
+            self._send_slab()
+        if s.item.id != self._shown_item:
+            self._shown_item = s.item.id
+            self._send_ahead()
+
+    def _send_slab(self) -> None:
+        s = self.session
+        plane = s.plane
+        assert plane is not None and s.item is not None
+        lo = max(plane.index - SLAB_RADIUS, 0)
+        hi = min(plane.index + SLAB_RADIUS + 1, plane.n_slices)
+        prefix = f"{s.item.id}:{plane.axis}:"
+        missing = [k for k in range(lo, hi) if f"{prefix}{k}|{self.window_key}" not in self._sent]
+        if not missing:
+            return
+        start, stop = missing[0], missing[-1] + 1
+        images, masks = s.slab(start, stop)
+        self.send({"type": "slab", "prefix": prefix, "window_key": self.window_key,
+                   "start": start, "count": stop - start, "gen": self._gen,
+                   "shape": [int(images.shape[1]), int(images.shape[2]), 1],
+                   "has_mask": masks is not None},
+                  [images.tobytes(), b"" if masks is None else masks.tobytes()])
+        for k in range(start, stop):
+            self._remember(f"{prefix}{k}|{self.window_key}")
+
+    def _send_ahead(self) -> None:
+        """The upcoming item's first plane, for the front-end to show on accept / skip."""
+        s = self.session
+        item = s.item
+        if item is None or int(np.prod(item.shape)) > AHEAD_MAX_VOXELS:
+            return
+        try:
+            ahead = s.prefetch()
+        except WorkbenchError:
+            return
+        if ahead is None or ahead.plane is None:
+            return
+        img, mask = s.plane_image(ahead), s.plane_mask(ahead)
+        w = ahead.window
+        key = f"{ahead.item.id}:{ahead.plane.key}|{w.center:.6g},{w.width:.6g}"
+        self.send({"type": "ahead", "key": key, "after": item.id, "shape": _shape3(img),
+                   "has_mask": mask is not None},
+                  [img.tobytes(), b"" if mask is None else mask.tobytes()])
+        self._remember(key)
 
     def _send_diff(self, diff: MaskDiff | None, seq: Any = None) -> None:
         plane = self.session.plane
         if plane is None:
             return
         if diff is None or len(diff) == 0:
-            self.send({"type": "diff", "view_key": self.view_key, "seq": seq, "n": 0},
-                      [b"", b""])
+            self.send({"type": "diff", "view_key": self.view_key, "seq": seq, "n": 0,
+                       "gen": self._gen}, [b"", b""])
         else:
             on = plane.on_plane(diff.indices)
             idx = plane.from_mask_index(diff.indices).astype("<u4")
             self.send({"type": "diff", "view_key": self.view_key, "seq": seq,
-                       "n": int(idx.size)}, [idx.tobytes(), diff.new[on].tobytes()])
+                       "n": int(idx.size), "gen": self._gen},
+                      [idx.tobytes(), diff.new[on].tobytes()])
         if self.session.edit_state != tuple(
                 self.status.get(k) for k in ("can_undo", "can_redo", "rejected")):
             self.status = self._status()
@@ -216,18 +317,25 @@ class Annotator(anywidget.AnyWidget):
         kind = msg.get("type")
         s = self.session
         if kind == "ready":
-            self._send_plane_mask()
+            self._sent.clear()  # a new view has nothing cached
+            self._shown_item = None
+            self._refresh()
+        elif kind == "need":
+            self._send_plane()
         elif kind == "stroke":
             diff = s.apply_edit(Stroke(tuple((float(r), float(c)) for r, c in msg["points"]),
                                        float(msg["radius"]), int(msg["value"]),
                                        str(msg.get("stroke_id", ""))))
             self._send_diff(diff, msg.get("seq"))
+            s.flush_draft()
         elif kind == "fill":
             r, c = msg["point"]
             self._send_diff(s.apply_edit(Fill((float(r), float(c)), int(msg["value"]))))
+            s.flush_draft()
         elif kind == "polygon":
             points = tuple((float(r), float(c)) for r, c in msg["points"])
             self._send_diff(s.apply_edit(Polygon(points, int(msg["value"]))))
+            s.flush_draft()
         elif kind == "action":
             self._action(str(msg.get("name")), msg)
 
@@ -236,7 +344,13 @@ class Annotator(anywidget.AnyWidget):
         edits = {"undo": s.undo, "redo": s.redo, "reject": s.reject_proposal,
                  "clear": lambda: s.apply_edit(Clear())}
         if name in edits:
+            self._gen += 1  # these may change the mask off the displayed plane
+            item = f"{s.item.id}:" if s.item else "-"
+            for key in [k for k in self._sent if k.startswith(item)]:
+                del self._sent[key]
             self._send_diff(edits[name]())
+            s.flush_draft()
+            self._after_display()
             return
         if name == "accept":
             s.accept()

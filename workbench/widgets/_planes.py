@@ -59,6 +59,16 @@ class Plane:
         out = np.moveaxis(sl, (remaining.index(row_ax), remaining.index(col_ax)), (0, 1))
         return out[::-1]
 
+    def take_range(self, volume: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """[n, rows, cols, ...] planes ``start..stop-1`` along the fixed axis, one copy (much
+        faster than ``take`` per plane when the fixed axis is the fastest-varying one)."""
+        if self.axis == "image":
+            return np.ascontiguousarray(volume[None])
+        fixed, row_ax, col_ax = _LAYOUT[self.axis]
+        sl = volume[(slice(None),) * fixed + (slice(start, stop),)]
+        out = np.moveaxis(sl, (fixed, row_ax, col_ax), (0, 1, 2))
+        return np.ascontiguousarray(out[:, ::-1])
+
     def spacing(self, spacing: tuple[float, ...]) -> tuple[float, float]:
         """(row_mm, col_mm) of the plane."""
         if self.axis == "image":

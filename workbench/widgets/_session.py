@@ -82,6 +82,8 @@ class _Current:
     touched: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # may differ
     plane: Plane | None = None
     window: Window = field(default_factory=lambda: Window(127.5, 255.0))
+    recovered: bool = False  # the mask came from a draft on disk
+    ready_model: int | None = None  # the latest ready model when this was loaded
 
 
 def default_loader(item: Item) -> ScanImage:
@@ -98,6 +100,34 @@ def latest_ready_model(store: ProjectStore) -> int | None:
     """Id of the newest model version whose status is ready, if any."""
     ready = [m.id for m in store.list_model_versions() if m.status is ModelStatus.READY]
     return max(ready) if ready else None
+
+
+def peek_next(store: ProjectStore, annotator: str, exclude: tuple[int, ...]) -> int | None:
+    """Id of the item ``store.next_item`` would serve next if the items in ``exclude`` were
+    done, without reserving it (an annotator holds one reservation at a time).
+
+    Uses the store's ``peek_next`` when it has one; for the SQLite store, runs its reservation
+    query inside a transaction that is rolled back. None when neither is possible.
+    """
+    peek = getattr(store, "peek_next", None)
+    if callable(peek):
+        found = peek(annotator, exclude=exclude)
+        return None if found is None else int(getattr(found, "id", found))
+    db = getattr(store, "_db", None)
+    if db is None:
+        return None
+    from workbench.store._serving import reserve_next
+
+    class _Peeked(Exception):
+        def __init__(self, item_id: int | None) -> None:
+            self.item_id = item_id
+
+    try:
+        with db.read() as conn:
+            raise _Peeked(reserve_next(conn, annotator, now=time.time(), lease_seconds=1.0,
+                                       split=None, exclude=exclude))
+    except _Peeked as peeked:  # the transaction was rolled back: nothing reserved
+        return peeked.item_id
 
 
 class AnnotationSession:
@@ -126,8 +156,11 @@ class AnnotationSession:
         self._pos = -1
         self._skipped: list[int] = []
         self._current: _Current | None = None
+        self._ahead: _Current | None = None  # the item next() will most likely show, loaded
         self._done = False
         self._message = ""
+        self.autosave_drafts = True  # False: edits mark the draft dirty; flush_draft() writes
+        self._draft_dirty = False
 
     # navigation ---------------------------------------------------------------------------
     @property
@@ -141,6 +174,7 @@ class AnnotationSession:
     def next(self) -> Item | None:
         """Show the next item: forward through items revisited with ``previous``, else the
         store's next unlabelled item. None when the queue is empty."""
+        self.flush_draft()
         if self._current is not None and 0 <= self._pos < len(self._served) - 1:
             self._show(self._served[self._pos + 1])
             self._pos += 1
@@ -173,6 +207,7 @@ class AnnotationSession:
     def skip(self) -> Item | None:
         """Leave this item unlabelled (releasing it) and show the next one."""
         cur = self._need_current()
+        self.flush_draft()
         if cur.label is None:
             self._skipped.append(cur.item.id)
             self._served.remove(cur.item.id)
@@ -341,21 +376,59 @@ class AnnotationSession:
             cur.window = Window(*table[name])
         return cur.window
 
-    def plane_image(self) -> np.ndarray:
-        """[H, W] or [H, W, 3] uint8: the displayed plane through the current window."""
-        cur = self._need_current()
+    def plane_image(self, cur: _Current | None = None) -> np.ndarray:
+        """[H, W] or [H, W, 3] uint8: the displayed plane through the current window (of
+        ``cur``, by default the item on screen)."""
+        cur = cur or self._need_current()
         assert cur.plane is not None
         arr = cur.plane.take(cur.image.array)
         if arr.ndim == 3 and arr.shape[2] == 4:
             arr = arr[:, :, :3]
         return to_uint8(arr, cur.window)
 
-    def plane_mask(self) -> np.ndarray | None:
+    def plane_mask(self, cur: _Current | None = None) -> np.ndarray | None:
         """[H, W] uint8 of the mask on the displayed plane (segmentation only)."""
-        cur = self._current
+        cur = cur or self._current
         if cur is None or cur.mask is None or cur.plane is None:
             return None
         return np.ascontiguousarray(cur.plane.take(cur.mask), np.uint8)
+
+    def slab(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Planes ``start..stop-1`` along the displayed axis of a volume, as shown:
+        ([n, H, W] uint8 windowed image, [n, H, W] uint8 mask or None)."""
+        cur = self._need_current()
+        assert cur.plane is not None
+        if cur.image.array.ndim != 3 or cur.plane.axis == "image":
+            raise SessionError("slabs are for single-channel volumes")
+        image = to_uint8(cur.plane.take_range(cur.image.array, start, stop), cur.window)
+        mask = (None if cur.mask is None
+                else cur.plane.take_range(cur.mask, start, stop).astype(np.uint8, copy=False))
+        return image, mask
+
+    # looking ahead ---------------------------------------------------------------------
+    def upcoming_id(self) -> int | None:
+        """The item ``next()`` (after a submit or skip) will most likely show, not reserved."""
+        cur = self._current
+        if cur is None:
+            return None
+        if 0 <= self._pos < len(self._served) - 1:
+            return self._served[self._pos + 1]
+        return peek_next(self.store, self.annotator, (*self._skipped, cur.item.id))
+
+    def prefetch(self) -> _Current | None:
+        """Load the upcoming item (scan, proposal, mask, first plane) now, while the annotator
+        looks at this one, so ``next()`` shows it without reading anything; returns it."""
+        item_id = self.upcoming_id()
+        if item_id is None:
+            self._ahead = None
+            return None
+        if self._ahead is None or self._ahead.item.id != item_id:
+            self._ahead = self._build(item_id)
+        return self._ahead
+
+    @property
+    def ahead(self) -> _Current | None:
+        return self._ahead
 
     def plane_uncertainty(self) -> np.ndarray | None:
         """[H, W] uint8 of the proposal's uncertainty map on the displayed plane (0..255)."""
@@ -440,25 +513,43 @@ class AnnotationSession:
                                     exclude=tuple(self._skipped))
 
     def _show(self, item_id: int) -> None:
+        self.flush_draft()
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead.item.id == item_id and self._still_fresh(ahead):
+            cur = ahead
+            if not cur.recovered:
+                cur.started_at = self._clock()
+        else:
+            cur = self._build(item_id)
+        self._message = "Recovered an unsaved draft." if cur.recovered else ""
+        self._current = cur
+
+    def _still_fresh(self, cur: _Current) -> bool:
+        """Nothing that ``_build`` read for ``cur`` has changed in the store since."""
+        label = self.store.current_label(cur.item.id)
+        return ((label.id if label else None) == (cur.label.id if cur.label else None)
+                and latest_ready_model(self.store) == cur.ready_model)
+
+    def _build(self, item_id: int) -> _Current:
+        """Everything needed to show ``item_id``: its scan, proposal, label and mask."""
         item = self.store.get_item(item_id)
         image = self._load_image(item)
-        model_id = latest_ready_model(self.store)
+        ready = model_id = latest_ready_model(self.store)
         label = self.store.current_label(item_id)
         if label is not None and label.model_version_id is not None:
             model_id = label.model_version_id
         prediction = self.store.get_prediction(model_id, item_id) if model_id is not None else None
         if prediction is None:
             model_id = None
-        self._message = ""
         cur = _Current(item=item, image=image, prediction=prediction, model_version_id=model_id,
-                       started_at=self._clock(), label=label)
+                       started_at=self._clock(), label=label, ready_model=ready)
         spatial = image.spatial_shape
         cur.plane = (Plane(spatial) if image.ndim_spatial == 2
                      else Plane(spatial, "axial", spatial[2] // 2))
         cur.window = default_window(image)
         if self.task is Task.SEGMENTATION:
             self._init_mask(cur, tuple(item.shape))
-        self._current = cur
+        return cur
 
     def _init_mask(self, cur: _Current, shape: tuple[int, ...]) -> None:
         proposal = self._proposal_mask(cur, shape)
@@ -477,7 +568,7 @@ class AnnotationSession:
             cur.touched = draft.indices
             cur.rejected = draft.rejected
             cur.started_at = draft.started_at
-            self._message = "Recovered an unsaved draft."
+            cur.recovered = True
 
     def _proposal_mask(self, cur: _Current, shape: tuple[int, ...] | None = None
                        ) -> np.ndarray | None:
@@ -504,6 +595,17 @@ class AnnotationSession:
             cur.touched = np.union1d(cur.touched, diff.indices)
         elif not force:
             return
+        self._draft_dirty = True
+        if self.autosave_drafts:
+            self.flush_draft()
+
+    def flush_draft(self) -> None:
+        """Write the current item's draft if an edit changed it since the last write."""
+        cur = self._current
+        if (not self._draft_dirty or self.drafts is None or cur is None or cur.mask is None
+                or cur.base_mask is None):
+            return
+        self._draft_dirty = False
         draft = Draft.from_touched(
             cur.item.id, cur.base, cur.base_mask, cur.mask, cur.touched,
             model_version_id=cur.model_version_id, rejected=cur.rejected,
@@ -520,6 +622,7 @@ class AnnotationSession:
             seconds_spent=max(now - cur.started_at, 0.0),
             model_version_id=cur.model_version_id,
             replaces_id=cur.label.id if cur.label is not None else None))
+        self._draft_dirty = False
         if self.drafts is not None:
             self.drafts.delete(cur.item.id)
         self._message = f"Saved {source.value} label for {cur.item.key}."

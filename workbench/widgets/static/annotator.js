@@ -107,6 +107,11 @@ function bytes(value) {
 // src/annotator.ts
 var AXES = ["axial", "coronal", "sagittal"];
 var CHUNK_MS = 50;
+var CACHE_LIMIT = 64;
+var PENDING_MS = 1500;
+function itemOf(key) {
+  return key.split(":")[0];
+}
 function el(tag, attrs = {}, text = "") {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
@@ -143,6 +148,13 @@ function render({ model, el: host }) {
     mask: document.createElement("canvas"),
     heat: document.createElement("canvas")
   };
+  const cache = /* @__PURE__ */ new Map();
+  let shown = "";
+  let shownEntry = null;
+  let gen = 0;
+  let ahead = null;
+  let pending = null;
+  let needed = "";
   let maskData = new Uint8Array(0);
   let maskPixels = null;
   let maskShape = [0, 0];
@@ -158,7 +170,7 @@ function render({ model, el: host }) {
   let actionAt = 0;
   const timers = [];
   function layout() {
-    const [h, w] = m.get("image_shape");
+    const [h, w] = shownEntry ? shownEntry.shape : [0, 0];
     const size = m.get("display_size");
     const aspect = m.get("pixel_aspect") || 1;
     const base = Math.min(size / Math.max(w, 1), size / Math.max(h * aspect, 1));
@@ -192,7 +204,7 @@ function render({ model, el: host }) {
       ox: String(g.ox),
       oy: String(g.oy),
       aspect: String(g.aspect),
-      viewKey: m.get("view_key")
+      viewKey: shown.split("|")[0]
     });
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.fillStyle = "#000";
@@ -249,30 +261,96 @@ function render({ model, el: host }) {
       ctx.stroke();
     }
   }
-  function loadImage() {
-    const [h, w, c] = m.get("image_shape");
-    const data = bytes(m.get("image"));
-    layers.image.width = w;
-    layers.image.height = h;
-    if (w && h && data.length >= w * h * c) {
-      layers.image.getContext("2d").putImageData(imageRGBA(data, w, h, c), 0, 0);
+  function put(key, entry) {
+    cache.delete(key);
+    cache.set(key, entry);
+    for (const k of cache.keys()) {
+      if (cache.size <= CACHE_LIMIT) break;
+      if (k !== shown) cache.delete(k);
     }
+  }
+  function wanted() {
+    return `${m.get("view_key")}|${m.get("window_key")}`;
+  }
+  function loadHeat() {
+    const [h, w] = shownEntry ? shownEntry.shape : [0, 0];
     const unc = bytes(m.get("uncertainty"));
     layers.heat.width = w;
     layers.heat.height = h;
     if (w && h && unc.length === w * h) layers.heat.getContext("2d").putImageData(heatRGBA(unc, w, h), 0, 0);
+    redraw();
+  }
+  function showKey(key) {
+    const entry = cache.get(key);
+    if (!entry) return false;
+    put(key, entry);
+    shown = key;
+    shownEntry = entry;
+    const [h, w, c] = entry.shape;
+    layers.image.width = w;
+    layers.image.height = h;
+    if (w && h && entry.img.length >= w * h * c) {
+      layers.image.getContext("2d").putImageData(imageRGBA(entry.img, w, h, c), 0, 0);
+    }
+    maskData = entry.mask ?? new Uint8Array(0);
+    maskShape = entry.mask ? [h, w] : [0, 0];
+    repaintMask();
     if (actionAt) {
       root.dataset.lastLoadMs = String(performance.now() - actionAt);
       root.dataset.loads = String(Number(root.dataset.loads ?? "0") + 1);
       actionAt = 0;
     }
-    redraw();
+    loadHeat();
+    return true;
+  }
+  function sync() {
+    const view = m.get("view_key");
+    if (pending) {
+      const moved = itemOf(view) !== itemOf(pending.view) && view !== pending.from;
+      if (view === pending.view) {
+        root.dataset.lastConfirmMs = String(performance.now() - pending.at);
+        pending = null;
+      } else if (moved || performance.now() - pending.at > PENDING_MS) {
+        pending = null;
+      } else {
+        return;
+      }
+    }
+    if (!view || view === "done") {
+      shown = "";
+      shownEntry = null;
+      maskPixels = null;
+      redraw();
+      return;
+    }
+    const want = wanted();
+    if (want === shown) return;
+    if (showKey(want)) return;
+    if (m.get("image_key") === want) {
+      const shape = m.get("image_shape");
+      put(want, { img: bytes(m.get("image")).slice(), shape: [shape[0], shape[1], shape[2] ?? 1], mask: null });
+      showKey(want);
+    } else if (needed !== want) {
+      needed = want;
+      send({ type: "need" });
+    }
+  }
+  function showAhead(key) {
+    if (!cache.has(key)) return false;
+    pending = { view: key.split("|")[0], from: m.get("view_key"), at: actionAt || performance.now() };
+    showKey(key);
+    timers.push(window.setTimeout(sync, PENDING_MS + 50));
+    return true;
   }
   function repaintMask() {
     const [h, w] = maskShape;
     layers.mask.width = w;
     layers.mask.height = h;
     if (!w || !h) {
+      maskPixels = null;
+      return;
+    }
+    if (maskData.length !== w * h) {
       maskPixels = null;
       return;
     }
@@ -301,19 +379,57 @@ function render({ model, el: host }) {
     layers.mask.getContext("2d").putImageData(maskPixels, 0, 0);
     redraw();
   }
+  function entryOf(shape, img, mask) {
+    return { img, shape: [shape[0], shape[1], shape[2] ?? 1], mask };
+  }
   function onMessage(msg, buffers) {
     if (msg.type === "mask") {
-      maskShape = [msg.shape[0], msg.shape[1]];
-      maskData = new Uint8Array(bytes(buffers[0]));
-      repaintMask();
+      const entry = cache.get(msg.key);
+      if (entry) {
+        entry.mask = bytes(buffers[0]).slice();
+        if (msg.key === shown) {
+          maskData = entry.mask;
+          maskShape = [msg.shape[0], msg.shape[1]];
+          repaintMask();
+        }
+      }
+    } else if (msg.type === "plane" || msg.type === "ahead") {
+      const img = bytes(buffers[0]).slice();
+      put(msg.key, entryOf(msg.shape, img, msg.has_mask ? bytes(buffers[1]).slice() : null));
+      if (msg.type === "ahead") ahead = { key: msg.key, after: msg.after };
+      else sync();
+    } else if (msg.type === "slab") {
+      if (msg.gen < gen) return;
+      const [h, w] = msg.shape;
+      const images = bytes(buffers[0]).slice();
+      const masks = msg.has_mask ? bytes(buffers[1]).slice() : null;
+      for (let k = 0; k < msg.count; k++) {
+        const key = `${msg.prefix}${msg.start + k}|${msg.window_key}`;
+        if (key === shown) continue;
+        put(key, entryOf(
+          msg.shape,
+          images.subarray(k * h * w, (k + 1) * h * w),
+          masks ? masks.subarray(k * h * w, (k + 1) * h * w) : null
+        ));
+      }
+      sync();
     } else if (msg.type === "diff") {
-      if (msg.view_key === m.get("view_key") && msg.n > 0) {
-        const raw = bytes(buffers[0]);
-        const idx = new Uint32Array(raw.slice().buffer);
-        applyDiff(idx, bytes(buffers[1]));
+      if (msg.gen > gen) {
+        gen = msg.gen;
+        const item = `${itemOf(msg.view_key)}:`;
+        for (const k of [...cache.keys()]) if (k.startsWith(item) && k !== shown) cache.delete(k);
+      }
+      if (msg.n > 0) {
+        const idx = new Uint32Array(bytes(buffers[0]).slice().buffer);
+        const values = bytes(buffers[1]);
+        for (const [key, entry] of cache) {
+          if (!key.startsWith(`${msg.view_key}|`) || !entry.mask) continue;
+          if (key === shown) applyDiff(idx, values);
+          else for (let k = 0; k < idx.length; k++) entry.mask[idx[k]] = values[k];
+        }
       }
       if (typeof msg.seq === "number") {
-        const rtts = (root.dataset.strokeRttsMs ?? "").split(",").filter(Boolean).slice(-49);
+        const rtts = (root.dataset.strokeRttsMs ?? "").split(",").filter(Boolean).slice(-199);
         root.dataset.strokeRttsMs = [...rtts, (performance.now() - msg.seq).toFixed(2)].join(",");
         pendingAcks = Math.max(pendingAcks - 1, 0);
         if (!pendingAcks && stroke === null) redraw();
@@ -327,6 +443,8 @@ function render({ model, el: host }) {
   function act(name, extra = {}) {
     actionAt = performance.now();
     send({ type: "action", name, ...extra });
+    const advances = name === "choose" || name === "skip" || name === "accept" && (m.get("task") === "segmentation" || typeof m.get("proposal").class === "number");
+    if (advances && ahead && String(ahead.after) === itemOf(shown) && !pending) showAhead(ahead.key);
   }
   function set(key, value) {
     m.set(key, value);
@@ -364,6 +482,8 @@ function render({ model, el: host }) {
     const next = Math.min(Math.max(m.get("slice_index") + delta, 0), n - 1);
     if (next !== m.get("slice_index")) {
       actionAt = performance.now();
+      const [item, axis] = shown.split("|")[0].split(":");
+      showAhead(`${item}:${axis}:${next}|${m.get("window_key")}`);
       set("slice_index", next);
     }
   }
@@ -659,12 +779,17 @@ function render({ model, el: host }) {
     statusAt = performance.now();
     renderStatus();
   };
-  const onImage = () => loadImage();
   const onView = () => {
     polygon = [];
+    sync();
     renderTools();
     renderStatus();
     redraw();
+  };
+  const onError = () => {
+    if (m.get("error")) pending = null;
+    sync();
+    renderStatus();
   };
   const onClasses = () => {
     renderClasses();
@@ -676,10 +801,10 @@ function render({ model, el: host }) {
   };
   const handlers = [
     ["change:status", onStatus],
-    ["change:error", renderStatus],
-    ["change:image", onImage],
-    ["change:uncertainty", onImage],
-    ["change:image_shape", onImage],
+    ["change:error", onError],
+    ["change:image_key", sync],
+    ["change:window_key", sync],
+    ["change:uncertainty", loadHeat],
     ["change:view_key", onView],
     ["change:n_slices", onView],
     ["change:proposal", onClasses],
@@ -698,7 +823,7 @@ function render({ model, el: host }) {
   m.on("msg:custom", onMessage);
   timers.push(window.setInterval(renderStatus, 1e3));
   timers.push(window.setInterval(flushStroke, CHUNK_MS));
-  loadImage();
+  sync();
   renderStatus();
   renderClasses();
   renderTools();
@@ -709,7 +834,10 @@ function render({ model, el: host }) {
     for (const [target, type, fn] of listeners) target.removeEventListener(type, fn);
     for (const [name, fn] of handlers) m.off(name, fn);
     m.off("msg:custom", onMessage);
-    for (const t of timers) window.clearInterval(t);
+    for (const t of timers) {
+      window.clearInterval(t);
+      window.clearTimeout(t);
+    }
     if (frame) cancelAnimationFrame(frame);
     root.remove();
   };
