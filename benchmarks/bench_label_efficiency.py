@@ -68,19 +68,19 @@ class Setup:
 
 def setups(seeds: int) -> dict[str, Setup]:
     s = tuple(range(seeds))
-    cls = ClassificationRecipe(max_epochs=20, patience=4, min_steps_per_epoch=6)
+    cls = ClassificationRecipe(max_epochs=12, patience=3, min_steps_per_epoch=5)
     return {
         "pneumoniamnist": Setup(
             DATA / "medmnist" / "pneumoniamnist.npz",
-            {"max_val": 200},
+            {"max_pool": 1500, "max_val": 150},
             cls,
             SimulationConfig(
                 strategies=CLASSIFICATION_STRATEGIES,
                 seeds=s,
                 initial=20,
                 batch=20,
-                rounds=5,
-                pool_subsample=2000,
+                rounds=4,
+                pool_subsample=1000,
             ),
         ),
         "breastmnist": Setup(
@@ -88,16 +88,16 @@ def setups(seeds: int) -> dict[str, Setup]:
             {},
             cls,
             SimulationConfig(
-                strategies=CLASSIFICATION_STRATEGIES, seeds=s, initial=20, batch=20, rounds=5
+                strategies=CLASSIFICATION_STRATEGIES, seeds=s, initial=20, batch=20, rounds=4
             ),
         ),
         "hippocampus": Setup(
             DATA / "hippocampus-msd",
-            {"max_pool": 60, "max_val": 10, "max_test": 30, "shape": (40, 56, 40)},
+            {"max_pool": 40, "max_val": 8, "max_test": 24, "shape": (40, 56, 40)},
             SegmentationRecipe(
                 network=tiny_unet,
-                max_epochs=15,
-                patience=4,
+                max_epochs=10,
+                patience=3,
                 min_steps_per_epoch=5,
                 batch_size=2,
                 mc_samples=4,

@@ -1,0 +1,46 @@
+"""AULC, t-intervals and labels-to-reach against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from workbench.simulation import aulc, labels_to_reach, t_interval
+
+
+def test_aulc_is_the_trapezoid_mean_over_the_label_range() -> None:
+    # (10, 0.5) -> (20, 0.7) -> (40, 0.8): areas 10*0.6 + 20*0.75 = 21 over 30 labels
+    assert aulc([10, 20, 40], [0.5, 0.7, 0.8]) == pytest.approx(0.7)
+    assert aulc([5, 15], [0.6, 0.6]) == pytest.approx(0.6)
+    assert aulc([7], [0.9]) == pytest.approx(0.9)
+
+
+def test_aulc_rejects_bad_curves() -> None:
+    with pytest.raises(ValueError):
+        aulc([1, 2], [0.5])
+    with pytest.raises(ValueError):
+        aulc([3, 2], [0.5, 0.6])
+
+
+def test_t_interval_matches_hand_computation() -> None:
+    # values 1, 2, 3: mean 2, sd 1, t_{0.975, 2} = 4.302653, half width 4.302653 / sqrt(3)
+    i = t_interval([1.0, 2.0, 3.0])
+    half = 4.302652729911275 / math.sqrt(3)
+    assert (i.mean, i.lo, i.hi, i.n) == pytest.approx((2.0, 2.0 - half, 2.0 + half, 3))
+
+
+def test_t_interval_of_one_value_has_no_bounds() -> None:
+    i = t_interval([0.4])
+    assert (i.mean, i.lo, i.hi, i.n) == (0.4, None, None, 1)
+
+
+def test_labels_to_reach_on_a_hand_made_curve() -> None:
+    labels = [20, 40, 60, 80]
+    metric = [0.80, 0.93, 0.92, 0.95]
+    ref = 0.95
+    assert labels_to_reach(labels, metric, 0.95 * ref) == 40  # 0.9025: first at 40
+    assert labels_to_reach(labels, metric, 0.98 * ref) == 80  # 0.931: 0.93 falls short
+    assert labels_to_reach(labels, metric, 0.99 * ref) == 80
+    assert labels_to_reach(labels, metric, 1.01 * ref) is None
+    assert labels_to_reach([10, 20], [float("nan"), 0.9], 0.5) == 20
