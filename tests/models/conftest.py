@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -23,7 +24,18 @@ def breast(shared_data: Path) -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
-def blobs_3d(n: int, shape: tuple[int, int, int] = (16, 16, 16), seed: int = 0):
+Volumes = Callable[[int], tuple[np.ndarray, np.ndarray]]
+
+
+@pytest.fixture
+def blobs_3d() -> Volumes:
+    """Makes synthetic 3D volumes with masks: ``blobs_3d(n) -> (images, labels)``."""
+    return _blobs_3d
+
+
+def _blobs_3d(
+    n: int, shape: tuple[int, int, int] = (16, 16, 16), seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic volumes with a bright ball (label 1) and a dimmer box (label 2)."""
     rng = np.random.default_rng(seed)
     zz, yy, xx = np.indices(shape)

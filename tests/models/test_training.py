@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
 
-from tests.models.conftest import blobs_3d
 from workbench.models import (
     ArrayDataModule,
     ClassificationModule,
@@ -88,7 +88,9 @@ def test_nan_loss_is_caught_naming_the_step(breast: dict[str, np.ndarray], tmp_p
         fit_and_checkpoint(module, data, max_epochs=1, root_dir=tmp_path)
 
 
-def test_out_of_memory_becomes_model_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_out_of_memory_becomes_model_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blobs_3d: Any
+) -> None:
     images, labels = blobs_3d(4)
     data = ArrayDataModule(images, labels, task="segmentation", spatial_dims=3, batch_size=2)
 
@@ -102,7 +104,7 @@ def test_out_of_memory_becomes_model_error(tmp_path: Path, monkeypatch: pytest.M
         fit_and_checkpoint(module, data, trainer=trainer)
 
 
-def test_segmentation_trains_on_tiny_volumes(tmp_path: Path) -> None:
+def test_segmentation_trains_on_tiny_volumes(tmp_path: Path, blobs_3d: Any) -> None:
     images, labels = blobs_3d(12)
     data = ArrayDataModule(
         images,
