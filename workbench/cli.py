@@ -106,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="then open JupyterLab on notebooks/01_annotate.ipynb (127.0.0.1, token)",
     )
+    demo.add_argument("--port", type=int, default=8888, help="JupyterLab's port (with --lab)")
     demo.set_defaults(run=_demo)
 
     from workbench._cli_loop import register_loop_commands
@@ -197,7 +198,7 @@ def _demo(args: argparse.Namespace) -> int:
     for path in projects:
         console.print(f"demo project ready: [bold]{path}[/]")
     if args.lab:
-        return open_lab(args.dir)
+        return open_lab(args.dir, port=args.port)
     return 0
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from workbench.errors import ProjectNotFoundError
+from workbench.errors import ProjectNotFoundError, WorkbenchError
 from workbench.ingest import LabelPolicy, import_sources
 from workbench.store import ProjectConfig, SQLiteStore, Task, create_project, open_project
 
@@ -73,10 +73,12 @@ def notebooks_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def open_lab(demo_root: str | Path) -> int:
-    """Run JupyterLab on 127.0.0.1 with a token, opened on the annotation notebook."""
+def open_lab(demo_root: str | Path, *, port: int = 8888) -> int:
+    """Run JupyterLab on 127.0.0.1 with a token (``WORKBENCH_LAB_TOKEN`` or a random one),
+    opened on the annotation notebook; returns its exit status."""
     if shutil.which("jupyter", path=str(Path(sys.executable).parent)) is None:
-        raise FileNotFoundError("jupyter is not installed in this environment")
+        raise WorkbenchError("JupyterLab is not installed in this environment: run "
+                             "'bash .ci/setup'", path=sys.executable)
     token = os.environ.get("WORKBENCH_LAB_TOKEN") or secrets.token_urlsafe(24)
     env = dict(os.environ, WORKBENCH_DEMO_DIR=str(Path(demo_root).resolve()))
     command = [
@@ -84,8 +86,12 @@ def open_lab(demo_root: str | Path) -> int:
         "lab",
         "--no-browser",
         "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",  # fail on a taken port rather than move silently
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={notebooks_dir()}",
         f"--LabApp.default_url=/lab/tree/{NOTEBOOK}",
     ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers often run as root
     return subprocess.call(command, env=env)
