@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,7 +169,9 @@ def train_classifier(
         seed=seed,
         accelerator="auto",
     )
-    fit = fit_and_checkpoint(module, data, trainer=trainer)
+    with warnings.catch_warnings():  # batch augmentation lives on the module, on purpose
+        warnings.filterwarnings("ignore", message=".*on_after_batch_transfer.*")
+        fit = fit_and_checkpoint(module, data, trainer=trainer)
     state = torch.load(fit.checkpoint_path, map_location="cpu", weights_only=False)["state_dict"]
     module.load_state_dict(state)
     module.eval()
@@ -185,15 +188,20 @@ def train_classifier(
     )
 
 
-def _items(trained: TrainedModel, x: np.ndarray) -> Any:
-    return loader(TensorItems(as_images(x, trained.spatial_dims)), trained.predict_batch_size)
+def _items(trained: TrainedModel, x: np.ndarray, ids: np.ndarray | None = None) -> Any:
+    items = TensorItems(as_images(x, trained.spatial_dims), ids=ids)
+    return loader(items, trained.predict_batch_size)
 
 
-def predict_probs(trained: TrainedModel, x: np.ndarray, T: int | None = None) -> np.ndarray:
-    """MC-dropout class probabilities, streamed batch by batch with masks keyed by (seed, item
-    position).  # x [N, (C,) *spatial] -> [N, T, C]"""
+def predict_probs(
+    trained: TrainedModel, x: np.ndarray, T: int | None = None, *, ids: np.ndarray | None = None
+) -> np.ndarray:
+    """MC-dropout class probabilities, streamed batch by batch. Dropout masks are keyed by
+    (training seed, item id, sample): pass integer ``ids`` [N] (e.g. store item ids) for scores
+    that do not change when the pool does; positions stand in otherwise.
+    # x [N, (C,) *spatial] -> [N, T, C]"""
     samples = trained.mc_samples if T is None else T
-    out = mc_predict(trained.module, _items(trained, x), samples, seed=trained.seed)
+    out = mc_predict(trained.module, _items(trained, x, ids), samples, seed=trained.seed)
     return out.values.astype(np.float32)
 
 

@@ -30,9 +30,12 @@ def as_images(x: np.ndarray, spatial_dims: int) -> Tensor:
 class TensorItems(Dataset[dict[str, Any]]):
     """``{"image", "label", "id"}`` batches fetched with one tensor index (``__getitems__``)."""
 
-    def __init__(self, images: Tensor, labels: Tensor | None = None) -> None:
+    def __init__(
+        self, images: Tensor, labels: Tensor | None = None, ids: np.ndarray | None = None
+    ) -> None:
         self.images = images
         self.labels = labels
+        self.ids = None if ids is None else torch.as_tensor(np.asarray(ids, np.int64))
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -42,7 +45,10 @@ class TensorItems(Dataset[dict[str, Any]]):
 
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
         idx = torch.as_tensor(indices, dtype=torch.int64)
-        out: dict[str, Any] = {"image": self.images[idx], "id": idx}
+        out: dict[str, Any] = {
+            "image": self.images[idx],
+            "id": idx if self.ids is None else self.ids[idx],
+        }
         if self.labels is not None:
             out["label"] = self.labels[idx]
         return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -169,7 +170,9 @@ def train_segmenter(
         patience=recipe.patience,
         seed=seed,
     )
-    fit = fit_and_checkpoint(module, data, trainer=trainer)
+    with warnings.catch_warnings():  # batch augmentation lives on the module, on purpose
+        warnings.filterwarnings("ignore", message=".*on_after_batch_transfer.*")
+        fit = fit_and_checkpoint(module, data, trainer=trainer)
     state = torch.load(fit.checkpoint_path, map_location="cpu", weights_only=False)["state_dict"]
     module.load_state_dict(state)
     module.eval()

@@ -1,0 +1,49 @@
+"""The shared training recipe: shapes, id-keyed MC dropout, warm start."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.recipes import (
+    ClassificationRecipe,
+    class_weights,
+    embed,
+    predict_mean,
+    predict_probs,
+    train_classifier,
+)
+from workbench.simulation import SimulationData
+
+pytestmark = pytest.mark.shared_data
+
+
+def test_class_weights_are_inverse_frequencies_with_mean_one() -> None:
+    # counts 3, 1 -> total/count 4/3, 4 -> divided by their mean 8/3
+    assert class_weights(np.array([0, 0, 0, 1]), 2) == pytest.approx([0.5, 1.5])
+    assert class_weights(np.array([1, 1]), 3) == [0.0, 1.0, 0.0]
+
+
+def test_train_predict_embed_and_warm_start(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe
+) -> None:
+    x, y = breast_tiny.pool_x[:30], breast_tiny.pool_y[:30]
+    trained = train_classifier(tiny_recipe, x, y, seed=0, num_classes=2)  # val split from x
+    assert trained.checkpoint_path.is_file()
+    pool = breast_tiny.test_x[:12]
+    probs = predict_probs(trained, pool, 4, ids=np.arange(100, 112))
+    assert probs.shape == (12, 4, 2)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    assert len({tuple(p[:, 0].round(6)) for p in probs}) > 1  # MC samples differ
+    flipped = predict_probs(trained, pool[::-1], 4, ids=np.arange(111, 99, -1))
+    np.testing.assert_allclose(flipped[::-1], probs, atol=1e-6)  # keyed by id, not position
+    assert predict_mean(trained, pool).shape == (12, 2)
+    assert embed(trained, pool).shape[0] == 12
+    warm = dataclasses.replace(tiny_recipe, warm_start=True, max_epochs=1, lr=1e-12)
+    again = train_classifier(warm, x, y, seed=1, num_classes=2, init_state=trained.state_dict)
+    for key, value in trained.state_dict.items():
+        if value.dtype.is_floating_point and "running" not in key:
+            assert torch.allclose(again.state_dict[key], value, atol=1e-6), key
