@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pydicom
 from PIL import Image
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
@@ -75,7 +74,8 @@ def write_dicom_series(folder: Path, slices: int, size: int = 512) -> None:
 
 
 def workbench_import(source: Path, work: Path, name: str) -> tuple[float, int]:
-    store = create_project(work / f"wb-{name}", ProjectConfig(name, Task.CLASSIFICATION, ("a", "b")))
+    config = ProjectConfig(name, Task.CLASSIFICATION, ("a", "b"))
+    store = create_project(work / f"wb-{name}", config)
     start = time.perf_counter()
     report = import_sources(store, [source], labels=LabelPolicy.IGNORE)
     elapsed = time.perf_counter() - start

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import warnings
 
+import baal.active.heuristics as heuristics  # noqa: E402  (a dev dependency: fail if missing)
+import baal.active.heuristics.stochastics as stochastics  # noqa: E402
 import numpy as np
 import pytest
 import torch
@@ -17,9 +19,6 @@ from workbench.strategies import (
     select_batchbald,
     stochastic_distribution,
 )
-
-heuristics = pytest.importorskip("baal.active.heuristics")
-stochastics = pytest.importorskip("baal.active.heuristics.stochastics")
 
 
 def to_baal(p: np.ndarray) -> np.ndarray:

@@ -16,6 +16,9 @@ from workbench.strategies import (
 )
 
 NAMES = available_strategies()
+# strategies that read arrays / probabilities (the others, e.g. random, get no such checks)
+ARRAY_NAMES = [n for n in NAMES if get_strategy(n).needs]
+PROB_NAMES = [n for n in NAMES if get_strategy(n).needs & {"probs", "mc_probs"}]
 
 
 @pytest.fixture(params=NAMES)
@@ -140,21 +143,21 @@ def test_rejects_pool_size_mismatch(strategy: Strategy, pool: Pool) -> None:
         )
 
 
-def test_rejects_wrong_shape_of_what_it_needs(strategy: Strategy, pool: Pool) -> None:
+@pytest.mark.parametrize("name", ARRAY_NAMES)
+def test_rejects_wrong_shape_of_what_it_needs(name: str, pool: Pool) -> None:
+    strategy = get_strategy(name)
     inputs = {"probs": pool.probs, "embeddings": pool.embeddings}
     if strategy.needs & {"probs", "mc_probs"}:
         inputs["probs"] = pool.probs[:, 0, 0]  # [N]
-    elif "embeddings" in strategy.needs:
-        inputs["embeddings"] = pool.embeddings[:, 0]  # [N]
     else:
-        pytest.skip("needs no array input")
+        inputs["embeddings"] = pool.embeddings[:, 0]  # [N]
     with pytest.raises(ValueError, match="shape"):
         strategy(k=3, labelled_mask=pool.labelled_mask, **inputs)
 
 
-def test_rejects_probs_not_summing_to_one(strategy: Strategy, pool: Pool) -> None:
-    if not strategy.needs & {"probs", "mc_probs"}:
-        pytest.skip("reads no probabilities")
+@pytest.mark.parametrize("name", PROB_NAMES)
+def test_rejects_probs_not_summing_to_one(name: str, pool: Pool) -> None:
+    strategy = get_strategy(name)
     with pytest.raises(ValueError, match="sum to 1"):
         strategy(k=3, probs=pool.probs * 0.5, embeddings=pool.embeddings)
 
