@@ -15,7 +15,9 @@ type Model = AnyModel<AnnotatorModel>;
 type Pt = [number, number];
 
 const AXES = ["axial", "coronal", "sagittal"];
-const CHUNK_MS = 50;
+const CHUNK_MS = 50; // a stroke's unsent points go at the latest this often
+const IN_FLIGHT = 1; // ... and at once while fewer chunks than this await their diff
+const STALL_MS = 250; // ... or when the last chunk's diff is this late
 const CACHE_LIMIT = 64; // planes kept; the kernel assumes at most 48 (SENT_LIMIT)
 const PENDING_MS = 1500; // how long a locally shown view waits for the kernel to confirm it
 
@@ -83,8 +85,9 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
   let maskShape: Pt = [0, 0];
   let zoom = 1;
   let pan: Pt = [0, 0];
-  let stroke: { id: string; points: Pt[]; sent: number; value: number } | null = null;
+  let stroke: { id: string; points: Pt[]; times: number[]; sent: number; value: number } | null = null;
   let pendingAcks = 0;
+  let lastChunkAt = 0;
   let polygon: Pt[] = [];
   let cursor: Pt | null = null;
   let drag: { kind: "pan" | "window"; x: number; y: number; a: number; b: number } | null = null;
@@ -308,7 +311,23 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
       else for (const j of [i, i - 1, i + 1, i - w, i + w]) if (j >= 0 && j < w * h) touched.add(j);
     }
     if (touched) for (const j of touched) paintMaskPixel(maskPixels, maskData, j, true);
-    layers.mask.getContext("2d")!.putImageData(maskPixels, 0, 0);
+    // repaint only the rectangle the diff touched (plus the outline's neighbours)
+    let r0 = h, r1 = -1, c0 = w, c1 = -1;
+    for (let k = 0; k < idx.length; k++) {
+      const r = Math.floor(idx[k] / w);
+      const c = idx[k] - r * w;
+      if (r < r0) r0 = r;
+      if (r > r1) r1 = r;
+      if (c < c0) c0 = c;
+      if (c > c1) c1 = c;
+    }
+    r0 = Math.max(r0 - 1, 0);
+    c0 = Math.max(c0 - 1, 0);
+    r1 = Math.min(r1 + 1, h - 1);
+    c1 = Math.min(c1 + 1, w - 1);
+    if (r1 >= r0 && c1 >= c0) {
+      layers.mask.getContext("2d")!.putImageData(maskPixels, 0, 0, c0, r0, c1 - c0 + 1, r1 - r0 + 1);
+    }
     redraw();
   }
 
@@ -364,8 +383,17 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
       if (typeof msg.seq === "number") {
         const rtts = (root.dataset.strokeRttsMs ?? "").split(",").filter(Boolean).slice(-199);
         root.dataset.strokeRttsMs = [...rtts, (performance.now() - msg.seq).toFixed(2)].join(",");
+        const t = msg.timing;
+        if (t && typeof t.sent === "number") {
+          // wall-clock split of the round trip: page -> kernel, in the kernel, kernel -> page
+          const split = [t.received - t.sent, t.replied - t.received, Date.now() - t.replied,
+            t.replied - (t.drawn ?? t.sent)];
+          const old = (root.dataset.strokeSplitMs ?? "").split(";").filter(Boolean).slice(-199);
+          root.dataset.strokeSplitMs = [...old, split.map((v) => v.toFixed(1)).join(",")].join(";");
+        }
         pendingAcks = Math.max(pendingAcks - 1, 0);
         if (!pendingAcks && stroke === null) redraw();
+        if (stroke && pendingAcks < IN_FLIGHT) flushStroke();
       }
       root.dataset.diffs = String(Number(root.dataset.diffs ?? "0") + 1);
     }
@@ -394,11 +422,14 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
     if (!stroke || stroke.sent >= stroke.points.length) return;
     const start = Math.max(stroke.sent - 1, 0);
     const points = stroke.points.slice(start);
+    // wall-clock time of the oldest point not sent before (for the benchmark)
+    const drawn = stroke.times[stroke.sent] ?? Date.now();
     stroke.sent = stroke.points.length;
     pendingAcks += 1;
+    lastChunkAt = performance.now();
     send({
       type: "stroke", stroke_id: stroke.id, points, radius: m.get("brush_radius"),
-      value: stroke.value, seq: performance.now(),
+      value: stroke.value, seq: performance.now(), sent: Date.now(), drawn,
     });
   }
 
@@ -539,7 +570,8 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
       if (tool === "brush" || tool === "eraser") {
         stroke = {
           id: `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
-          points: [p], sent: 0, value: tool === "eraser" ? 0 : m.get("brush_value"),
+          points: [p], times: [Date.now()], sent: 0,
+          value: tool === "eraser" ? 0 : m.get("brush_value"),
         };
         flushStroke();
       } else if (tool === "fill") {
@@ -567,7 +599,11 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
       m.save_changes();
     } else if (stroke) {
       const last = stroke.points[stroke.points.length - 1];
-      if (last[0] !== cursor[0] || last[1] !== cursor[1]) stroke.points.push(cursor);
+      if (last[0] !== cursor[0] || last[1] !== cursor[1]) {
+        stroke.points.push(cursor);
+        stroke.times.push(Date.now());
+        if (pendingAcks < IN_FLIGHT) flushStroke();
+      }
     }
     redraw();
   }
@@ -753,7 +789,9 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
   for (const [name, fn] of handlers) m.on(name, fn);
   m.on("msg:custom", onMessage);
   timers.push(window.setInterval(renderStatus, 1000));
-  timers.push(window.setInterval(flushStroke, CHUNK_MS));
+  timers.push(window.setInterval(() => {
+    if (pendingAcks < IN_FLIGHT || performance.now() - lastChunkAt > STALL_MS) flushStroke();
+  }, CHUNK_MS));
 
   sync();
   renderStatus();

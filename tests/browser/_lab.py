@@ -51,8 +51,9 @@ class LabStartError(RuntimeError):
 
 
 @contextmanager
-def running_lab(base: Path) -> Iterator[Lab]:
-    """Start JupyterLab as a child process group under ``base``; stop it on exit."""
+def running_lab(base: Path, app: str = "lab") -> Iterator[Lab]:
+    """Start JupyterLab (``app="lab"``) or Notebook 7 (``app="notebook"``) as a child process
+    group under ``base``; stop it on exit."""
     root = base / "root"
     root.mkdir()
     env = dict(os.environ)
@@ -65,10 +66,14 @@ def running_lab(base: Path) -> Iterator[Lab]:
     (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
     token, port = secrets.token_hex(16), _free_port()
     log = base / "lab.log"
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={root}",
-           "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    cmd = [sys.executable, "-m", "jupyterlab" if app == "lab" else "notebook", "--no-browser",
+           "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
+           "--allow-root", f"--ServerApp.root_dir={root}"]
+    if app == "lab":
+        cmd += ["--LabApp.expose_app_in_browser=True", "--LabApp.news_url=",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    else:
+        cmd += ["--JupyterNotebookApp.expose_app_in_browser=True"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, cwd=root)
@@ -82,7 +87,7 @@ def running_lab(base: Path) -> Iterator[Lab]:
             except (urllib.error.URLError, OSError):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise LabStartError(
-                        f"JupyterLab did not start:\n{log.read_text()[-3000:]}") from None
+                        f"Jupyter ({app}) did not start:\n{log.read_text()[-3000:]}") from None
                 time.sleep(0.3)
         yield Lab(url, token, root, proc, log)
     finally:
@@ -125,9 +130,12 @@ KERNEL_IDLE = ("() => { const w = window.jupyterapp && window.jupyterapp.shell.c
                " && w.sessionContext.session.kernel; return !!k && k.status === 'idle'; }")
 
 
-def open_and_run(page: Any, lab: Lab, notebook: Path, timeout_ms: int = 90_000) -> Any:
-    """Open a notebook in Lab, run all cells, and return the annotator's root element."""
-    page.goto(f"{lab.url}/lab/tree/{notebook.name}?token={lab.token}&reset")
+def open_and_run(page: Any, lab: Lab, notebook: Path, timeout_ms: int = 90_000,
+                 url_path: str = "lab/tree") -> Any:
+    """Open a notebook in Lab (``url_path="notebooks"`` for Notebook 7), run all cells, and
+    return the annotator's root element."""
+    reset = "&reset" if url_path.startswith("lab") else ""
+    page.goto(f"{lab.url}/{url_path}/{notebook.name}?token={lab.token}{reset}")
     page.wait_for_function(KERNEL_IDLE, timeout=timeout_ms)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     return wait_widget(page, timeout_ms)

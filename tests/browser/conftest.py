@@ -36,6 +36,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 @pytest.fixture(scope="session")
+def notebook7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A Notebook 7 server (``jupyter notebook``), configured like the ``lab`` fixture."""
+    try:
+        with running_lab(tmp_path_factory.mktemp("nb7"), app="notebook") as server:
+            yield server
+    except LabStartError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="session")
 def browser(chromium: Path) -> Iterator[Any]:
     with chromium_browser(chromium) as instance:
         yield instance

@@ -245,3 +245,57 @@ def test_reload_mid_stroke_recovers_the_draft(page: Any, lab: Lab) -> None:
                what="the draft after re-running the cell")
     assert "draft" in root.locator(".wb-message").inner_text().lower()
     screenshot(root, "reload_recovered_draft")
+
+
+def test_back_to_previous_item_and_change_it_then_flag(page: Any, lab: Lab) -> None:
+    store = make_project(lab, "back", Task.CLASSIFICATION, ("cat", "dog"),
+                         [np.full((24, 24), v, np.uint8) for v in (10, 120, 240)])
+    root = open_and_run(page, lab, annotator_notebook(lab, "back"))
+    root.focus()
+    first = current_item(root)
+    page.keyboard.press("1")
+    item_changed(page, first)
+    second = current_item(root)
+    page.keyboard.press("Backspace")  # back to the first item, labelled "cat"
+    item_changed(page, second)
+    assert current_item(root) == first
+    wait_until(lambda: "revising" in root.locator(".wb-status").inner_text(), what="revising")
+    page.keyboard.press("2")  # change it to "dog": a new label version
+    item_changed(page, first)
+    assert current_item(root) == second
+    label = wait_until(lambda: (lv := store.current_label(int(first))) and lv.class_index == 1
+                       and lv, what="the changed label")
+    assert label.replaces_id is not None
+    # flag the second item with a comment typed into the flag box
+    page.keyboard.press("f")
+    box = root.locator(".wb-flag input")
+    box.wait_for(state="visible")
+    box.fill("blurry, check with a radiologist")
+    box.press("Enter")
+    (flag,) = wait_until(lambda: store.list_flags(int(second)), what="a flag")
+    assert flag.comment == "blurry, check with a radiologist" and flag.annotator == "alice"
+    screenshot(root, "back_and_flag")
+
+
+def test_fill_inside_a_drawn_outline(page: Any, lab: Lab) -> None:
+    make_project(lab, "fill", Task.SEGMENTATION, ("background", "lesion"),
+                 [np.full((48, 48), 100, np.uint8)])
+    root = open_and_run(page, lab, annotator_notebook(lab, "fill", "w.brush_radius = 0\n"))
+    item_id = int(current_item(root))
+    root.focus()
+    page.keyboard.press("b")
+    drag(page, root, [(10, 10), (10, 30), (30, 30), (30, 10), (10, 10)])
+    outline = int(wait_until(lambda: int(root.get_attribute("data-mask-sum") or 0) >= 80
+                             and root.get_attribute("data-mask-sum"), what="the outline"))
+    page.keyboard.press("g")
+    page.mouse.click(*pixel_xy(root, 20, 20))
+    expected = np.zeros((48, 48), bool)
+    expected[10:31, 10:31] = True
+    wait_until(lambda: int(root.get_attribute("data-mask-sum") or 0) == int(expected.sum()),
+               what="the filled square on the canvas")
+    assert outline == 4 * 20
+    drafts = DraftStore(lab.root / "fill" / "drafts", "alice")
+    wait_until(lambda: (d := drafts.load(item_id)) is not None
+               and np.array_equal(d.apply_to(np.zeros((48, 48), np.uint8)) > 0, expected),
+               what="the filled draft")
+    screenshot(root, "fill")

@@ -120,3 +120,16 @@ def test_next_item_is_sent_ahead_and_not_resent(cls_store: SQLiteStore) -> None:
     assert f"{w.view_key}|{w.window_key}" == ahead["key"]
     assert w.image_key == image_key  # the image was not sent again: the front-end has it
     assert w.last("ahead")[0]["after"] == w.status["item_id"]
+
+
+def test_view_3d_writes_nifti_under_the_project(vol_store: SQLiteStore) -> None:
+    import nibabel as nib
+
+    w = Recorder(vol_store, "ann", image_loader=npy_loader)
+    w._handle({"type": "stroke", "stroke_id": "s", "points": [[3, 3]], "radius": 1, "value": 1})
+    nv = w.view_3d(height=300)
+    assert [v.path for v in nv.volumes][0].endswith("-image.nii")
+    folder = vol_store.root / "viewer3d"
+    (mask_file,) = folder.glob("*-mask.nii")
+    stored: Any = nib.load(mask_file)
+    assert np.array_equal(np.asarray(stored.dataobj), w.session.mask)

@@ -9,6 +9,7 @@ from workbench.widgets._session import AnnotationSession, SessionError, Status
 
 if TYPE_CHECKING:
     from workbench.widgets._annotator import Annotator
+    from workbench.widgets._viewer3d import Viewer3D
 
 __all__ = [
     "AnnotationSession",
@@ -20,6 +21,7 @@ __all__ = [
     "SessionError",
     "Status",
     "Stroke",
+    "Viewer3D",
 ]
 
 
@@ -29,4 +31,8 @@ def __getattr__(name: str) -> Any:
         from workbench.widgets._annotator import Annotator
 
         return Annotator
+    if name == "Viewer3D":
+        from workbench.widgets._viewer3d import Viewer3D
+
+        return Viewer3D
     raise AttributeError(name)

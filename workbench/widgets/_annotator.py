@@ -275,18 +275,21 @@ class Annotator(anywidget.AnyWidget):
                   [img.tobytes(), b"" if mask is None else mask.tobytes()])
         self._remember(key)
 
-    def _send_diff(self, diff: MaskDiff | None, seq: Any = None) -> None:
+    def _send_diff(self, diff: MaskDiff | None, seq: Any = None,
+                   timing: dict[str, Any] | None = None) -> None:
+        """Send ``diff``'s part on the displayed plane; ``timing`` (wall-clock ms: chunk sent by
+        the page, received and answered here) rides along for the benchmark."""
         plane = self.session.plane
         if plane is None:
             return
         if diff is None or len(diff) == 0:
             self.send({"type": "diff", "view_key": self.view_key, "seq": seq, "n": 0,
-                       "gen": self._gen}, [b"", b""])
+                       "gen": self._gen, "timing": timing}, [b"", b""])
         else:
             on = plane.on_plane(diff.indices)
             idx = plane.from_mask_index(diff.indices).astype("<u4")
             self.send({"type": "diff", "view_key": self.view_key, "seq": seq,
-                       "n": int(idx.size), "gen": self._gen},
+                       "n": int(idx.size), "gen": self._gen, "timing": timing},
                       [idx.tobytes(), diff.new[on].tobytes()])
         if self.session.edit_state != tuple(
                 self.status.get(k) for k in ("can_undo", "can_redo", "rejected")):
@@ -323,10 +326,13 @@ class Annotator(anywidget.AnyWidget):
         elif kind == "need":
             self._send_plane()
         elif kind == "stroke":
+            received = time.time() * 1000.0
             diff = s.apply_edit(Stroke(tuple((float(r), float(c)) for r, c in msg["points"]),
                                        float(msg["radius"]), int(msg["value"]),
                                        str(msg.get("stroke_id", ""))))
-            self._send_diff(diff, msg.get("seq"))
+            self._send_diff(diff, msg.get("seq"), timing={
+                "sent": msg.get("sent"), "drawn": msg.get("drawn"), "received": received,
+                "replied": time.time() * 1000.0})
             s.flush_draft()
         elif kind == "fill":
             r, c = msg["point"]
@@ -376,6 +382,20 @@ class Annotator(anywidget.AnyWidget):
         self._refresh()
 
     # notebook conveniences -----------------------------------------------------------------
+    def view_3d(self, height: int = 400) -> Any:
+        """A 3D context view (NiiVue) of the current volume with the mask being edited over
+        it; the NIfTI files it reads go under ``<project>/viewer3d/``. Display the result."""
+        from workbench.widgets._viewer3d import VIEWER_DIR, Viewer3D
+
+        s = self.session
+        cur = s._current
+        if cur is None or not s.is_volume:
+            raise WorkbenchError("view_3d needs a 3D volume on screen")
+        root = getattr(s.store, "root", None)
+        folder = (Path(root) if root is not None else Path.cwd()) / VIEWER_DIR
+        return Viewer3D(cur.image, s.mask, folder, name=f"item{cur.item.id}",
+                        window=s.window, height=height).widget
+
     @property
     def is_segmentation(self) -> bool:
         return self.session.task is Task.SEGMENTATION

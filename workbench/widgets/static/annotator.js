@@ -107,6 +107,8 @@ function bytes(value) {
 // src/annotator.ts
 var AXES = ["axial", "coronal", "sagittal"];
 var CHUNK_MS = 50;
+var IN_FLIGHT = 1;
+var STALL_MS = 250;
 var CACHE_LIMIT = 64;
 var PENDING_MS = 1500;
 function itemOf(key) {
@@ -162,6 +164,7 @@ function render({ model, el: host }) {
   let pan = [0, 0];
   let stroke = null;
   let pendingAcks = 0;
+  let lastChunkAt = 0;
   let polygon = [];
   let cursor = null;
   let drag = null;
@@ -376,7 +379,22 @@ function render({ model, el: host }) {
       else for (const j of [i, i - 1, i + 1, i - w, i + w]) if (j >= 0 && j < w * h) touched.add(j);
     }
     if (touched) for (const j of touched) paintMaskPixel(maskPixels, maskData, j, true);
-    layers.mask.getContext("2d").putImageData(maskPixels, 0, 0);
+    let r0 = h, r1 = -1, c0 = w, c1 = -1;
+    for (let k = 0; k < idx.length; k++) {
+      const r = Math.floor(idx[k] / w);
+      const c = idx[k] - r * w;
+      if (r < r0) r0 = r;
+      if (r > r1) r1 = r;
+      if (c < c0) c0 = c;
+      if (c > c1) c1 = c;
+    }
+    r0 = Math.max(r0 - 1, 0);
+    c0 = Math.max(c0 - 1, 0);
+    r1 = Math.min(r1 + 1, h - 1);
+    c1 = Math.min(c1 + 1, w - 1);
+    if (r1 >= r0 && c1 >= c0) {
+      layers.mask.getContext("2d").putImageData(maskPixels, 0, 0, c0, r0, c1 - c0 + 1, r1 - r0 + 1);
+    }
     redraw();
   }
   function entryOf(shape, img, mask) {
@@ -431,8 +449,20 @@ function render({ model, el: host }) {
       if (typeof msg.seq === "number") {
         const rtts = (root.dataset.strokeRttsMs ?? "").split(",").filter(Boolean).slice(-199);
         root.dataset.strokeRttsMs = [...rtts, (performance.now() - msg.seq).toFixed(2)].join(",");
+        const t = msg.timing;
+        if (t && typeof t.sent === "number") {
+          const split = [
+            t.received - t.sent,
+            t.replied - t.received,
+            Date.now() - t.replied,
+            t.replied - (t.drawn ?? t.sent)
+          ];
+          const old = (root.dataset.strokeSplitMs ?? "").split(";").filter(Boolean).slice(-199);
+          root.dataset.strokeSplitMs = [...old, split.map((v) => v.toFixed(1)).join(",")].join(";");
+        }
         pendingAcks = Math.max(pendingAcks - 1, 0);
         if (!pendingAcks && stroke === null) redraw();
+        if (stroke && pendingAcks < IN_FLIGHT) flushStroke();
       }
       root.dataset.diffs = String(Number(root.dataset.diffs ?? "0") + 1);
     }
@@ -454,15 +484,19 @@ function render({ model, el: host }) {
     if (!stroke || stroke.sent >= stroke.points.length) return;
     const start = Math.max(stroke.sent - 1, 0);
     const points = stroke.points.slice(start);
+    const drawn = stroke.times[stroke.sent] ?? Date.now();
     stroke.sent = stroke.points.length;
     pendingAcks += 1;
+    lastChunkAt = performance.now();
     send({
       type: "stroke",
       stroke_id: stroke.id,
       points,
       radius: m.get("brush_radius"),
       value: stroke.value,
-      seq: performance.now()
+      seq: performance.now(),
+      sent: Date.now(),
+      drawn
     });
   }
   function endStroke() {
@@ -604,6 +638,7 @@ function render({ model, el: host }) {
         stroke = {
           id: `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
           points: [p],
+          times: [Date.now()],
           sent: 0,
           value: tool === "eraser" ? 0 : m.get("brush_value")
         };
@@ -632,7 +667,11 @@ function render({ model, el: host }) {
       m.save_changes();
     } else if (stroke) {
       const last = stroke.points[stroke.points.length - 1];
-      if (last[0] !== cursor[0] || last[1] !== cursor[1]) stroke.points.push(cursor);
+      if (last[0] !== cursor[0] || last[1] !== cursor[1]) {
+        stroke.points.push(cursor);
+        stroke.times.push(Date.now());
+        if (pendingAcks < IN_FLIGHT) flushStroke();
+      }
     }
     redraw();
   }
@@ -822,7 +861,9 @@ function render({ model, el: host }) {
   for (const [name, fn] of handlers) m.on(name, fn);
   m.on("msg:custom", onMessage);
   timers.push(window.setInterval(renderStatus, 1e3));
-  timers.push(window.setInterval(flushStroke, CHUNK_MS));
+  timers.push(window.setInterval(() => {
+    if (pendingAcks < IN_FLIGHT || performance.now() - lastChunkAt > STALL_MS) flushStroke();
+  }, CHUNK_MS));
   sync();
   renderStatus();
   renderClasses();
