@@ -245,6 +245,7 @@ def main() -> None:
     parser.add_argument("--precision", default="32", choices=["32", "16-mixed", "bf16-mixed"])
     parser.add_argument("--train-items", type=int, default=1000)
     parser.add_argument("--train-epochs", type=int, default=3)
+    parser.add_argument("--train-only", action="store_true", help="only write train_time.json")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -269,6 +270,8 @@ def main() -> None:
     )
     print("train:", json.dumps({k: v for k, v in train_report.items() if k != "final_metrics"}))
     net.eval()
+    if args.train_only:
+        return
 
     from importlib.metadata import version
 
