@@ -262,7 +262,8 @@ def main() -> None:
             result["training_over_idle_p95"] = {
                 name: round(result["while_training"][name]["p95_ms"]
                             / max(result["idle"][name]["p95_ms"], 1e-9), 2)
-                for name in result["idle"] if isinstance(result["idle"][name], dict)}
+                for name, value in result["idle"].items()
+                if isinstance(value, dict) and "p95_ms" in value}
     result["note"] = (
         "measured in the page: key press handled -> new plane decoded (next frame draws it); "
         "accept -> kernel confirmed (label stored, the kernel's traits name the shown item); "

@@ -290,7 +290,9 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
     }
     maskPixels = maskRGBA(maskData, w, h, m.get("outline"));
     layers.mask.getContext("2d")!.putImageData(maskPixels, 0, 0);
-    root.dataset.maskSum = String(maskData.reduce((a, v) => a + (v ? 1 : 0), 0));
+    let sum = 0;
+    for (let i = 0; i < maskData.length; i++) if (maskData[i]) sum++;
+    root.dataset.maskSum = String(sum);
     redraw();
   }
 

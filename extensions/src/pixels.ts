@@ -17,19 +17,22 @@ export function labelColor(value: number): [number, number, number] {
   return PALETTE[value % PALETTE.length] ?? [255, 255, 255];
 }
 
+// one RGBA word per value, in the platform's byte order (every browser is little-endian)
+const GREY = new Uint32Array(256).map((_, v) => (255 << 24) | (v << 16) | (v << 8) | v);
+const LABEL = new Uint32Array(256).map((_, v) => {
+  if (v === 0) return 0;
+  const [r, g, b] = labelColor(v);
+  return (255 << 24) | (b << 16) | (g << 8) | r;
+});
+
 /** Grey (C=1) or RGB (C=3) uint8 pixels into RGBA. */
 export function imageRGBA(src: Uint8Array, w: number, h: number, c: number): ImageData {
   const out = new ImageData(w, h);
   const d = out.data;
   const n = w * h;
   if (c === 1) {
-    for (let i = 0; i < n; i++) {
-      const v = src[i];
-      d[4 * i] = v;
-      d[4 * i + 1] = v;
-      d[4 * i + 2] = v;
-      d[4 * i + 3] = 255;
-    }
+    const words = new Uint32Array(d.buffer, d.byteOffset, n);
+    for (let i = 0; i < n; i++) words[i] = GREY[src[i]];
   } else {
     for (let i = 0; i < n; i++) {
       d[4 * i] = src[c * i];
@@ -68,7 +71,15 @@ export function paintMaskPixel(out: ImageData, mask: Uint8Array, i: number, outl
 
 export function maskRGBA(mask: Uint8Array, w: number, h: number, outline: boolean): ImageData {
   const out = new ImageData(w, h);
-  for (let i = 0; i < w * h; i++) paintMaskPixel(out, mask, i, outline);
+  if (outline) {
+    for (let i = 0; i < w * h; i++) if (mask[i]) paintMaskPixel(out, mask, i, true);
+    return out;
+  }
+  const words = new Uint32Array(out.data.buffer, out.data.byteOffset, w * h);
+  for (let i = 0; i < w * h; i++) {
+    const v = mask[i];
+    if (v) words[i] = LABEL[v];
+  }
   return out;
 }
 

@@ -14,18 +14,19 @@ var PALETTE = [
 function labelColor(value) {
   return PALETTE[value % PALETTE.length] ?? [255, 255, 255];
 }
+var GREY = new Uint32Array(256).map((_, v) => 255 << 24 | v << 16 | v << 8 | v);
+var LABEL = new Uint32Array(256).map((_, v) => {
+  if (v === 0) return 0;
+  const [r, g, b] = labelColor(v);
+  return 255 << 24 | b << 16 | g << 8 | r;
+});
 function imageRGBA(src, w, h, c) {
   const out = new ImageData(w, h);
   const d = out.data;
   const n = w * h;
   if (c === 1) {
-    for (let i = 0; i < n; i++) {
-      const v = src[i];
-      d[4 * i] = v;
-      d[4 * i + 1] = v;
-      d[4 * i + 2] = v;
-      d[4 * i + 3] = 255;
-    }
+    const words = new Uint32Array(d.buffer, d.byteOffset, n);
+    for (let i = 0; i < n; i++) words[i] = GREY[src[i]];
   } else {
     for (let i = 0; i < n; i++) {
       d[4 * i] = src[c * i];
@@ -57,7 +58,15 @@ function paintMaskPixel(out, mask, i, outline) {
 }
 function maskRGBA(mask, w, h, outline) {
   const out = new ImageData(w, h);
-  for (let i = 0; i < w * h; i++) paintMaskPixel(out, mask, i, outline);
+  if (outline) {
+    for (let i = 0; i < w * h; i++) if (mask[i]) paintMaskPixel(out, mask, i, true);
+    return out;
+  }
+  const words = new Uint32Array(out.data.buffer, out.data.byteOffset, w * h);
+  for (let i = 0; i < w * h; i++) {
+    const v = mask[i];
+    if (v) words[i] = LABEL[v];
+  }
   return out;
 }
 function heatRGBA(src, w, h) {
@@ -359,7 +368,9 @@ function render({ model, el: host }) {
     }
     maskPixels = maskRGBA(maskData, w, h, m.get("outline"));
     layers.mask.getContext("2d").putImageData(maskPixels, 0, 0);
-    root.dataset.maskSum = String(maskData.reduce((a, v) => a + (v ? 1 : 0), 0));
+    let sum = 0;
+    for (let i = 0; i < maskData.length; i++) if (maskData[i]) sum++;
+    root.dataset.maskSum = String(sum);
     redraw();
   }
   function applyDiff(idx, values) {
