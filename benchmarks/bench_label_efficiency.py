@@ -16,6 +16,7 @@ Run (each dataset can run in its own process; 1 torch thread each)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -68,12 +69,25 @@ class Setup:
 
 def setups(seeds: int) -> dict[str, Setup]:
     s = tuple(range(seeds))
-    cls = ClassificationRecipe(max_epochs=12, patience=3, min_steps_per_epoch=5)
+    cls = ClassificationRecipe(max_epochs=12, patience=3, min_steps_per_epoch=5, warm_start=False)
     return {
         "pneumoniamnist": Setup(
             DATA / "medmnist" / "pneumoniamnist.npz",
             {"max_pool": 1500, "max_val": 150},
             cls,
+            SimulationConfig(
+                strategies=CLASSIFICATION_STRATEGIES,
+                seeds=s,
+                initial=20,
+                batch=20,
+                rounds=4,
+                pool_subsample=1000,
+            ),
+        ),
+        "pneumoniamnist_warm": Setup(
+            DATA / "medmnist" / "pneumoniamnist.npz",
+            {"max_pool": 1500, "max_val": 150},
+            dataclasses.replace(cls, warm_start=True, max_epochs=20, patience=4),
             SimulationConfig(
                 strategies=CLASSIFICATION_STRATEGIES,
                 seeds=s,
