@@ -39,8 +39,8 @@ class ClassificationRecipe:
     Defaults are tuned for 28x28 MedMNIST on a CPU: a two-conv CNN with dropout 0.5 before the
     last layer (which MC dropout samples), AdamW with strong weight decay, flips / small affine /
     intensity augmentation, inverse-frequency class weights, early stopping on val AUC, warm
-    start from the previous round's weights when ``init_state`` is given (it halved the spread
-    over seeds in docs/label-efficiency.md).
+    start from the previous round's weights when ``init_state`` is given (it removed the
+    collapsed trainings of the cold recipe in docs/label-efficiency.md).
     """
 
     network: NetworkFactory = small_cnn
