@@ -21,8 +21,9 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("dir", help="project folder")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--epochs", type=int, help="maximum epochs (early stopping on val AUC)")
-    train.add_argument("--warm-start", action="store_true",
-                       help="start from the latest ready model's weights")
+    train.add_argument("--fresh", action="store_true",
+                       help="start from random weights (default: from the latest ready model's "
+                       "weights, which keeps small-set training stable)")
     train.add_argument("--json", action="store_true", help="print the model version as JSON")
     train.set_defaults(run=_train)
 
@@ -47,7 +48,7 @@ def _train(args: argparse.Namespace) -> int:
     from workbench.recipes import ClassificationRecipe
     from workbench.store import open_project
 
-    recipe = ClassificationRecipe(warm_start=args.warm_start)
+    recipe = ClassificationRecipe(warm_start=not args.fresh)
     if args.epochs:
         recipe = dataclasses.replace(recipe, max_epochs=args.epochs)
     with open_project(args.dir) as store:

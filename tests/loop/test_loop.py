@@ -98,7 +98,8 @@ def test_failed_round_keeps_labels_and_the_loop_resumes(project: SQLiteStore) ->
     assert failed.status is RoundStatus.FAILED and failed.error
     assert project.current_labels() == labels_before
 
-    retrained = loop.train(seed=1)  # resume: a new model version, then a good round
+    with pytest.warns(UserWarning, match="warm start skipped"):
+        retrained = loop.train(seed=1)  # resume: a new model version, then a good round
     assert retrained.id != model.id and retrained.status is ModelStatus.READY
     assert loop.query("bald", 5).status is RoundStatus.DONE
 

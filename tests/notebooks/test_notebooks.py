@@ -26,3 +26,15 @@ def test_annotate_notebook_runs_on_the_demo_data(tmp_path: Path) -> None:
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the gallery was drawn
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
     assert (tmp_path / "demo" / "breastmnist" / "workbench.db").exists()
+
+
+def test_active_learning_notebook_runs_simulation_and_loop(tmp_path: Path) -> None:
+    notebook = nbformat.read(NOTEBOOKS / "02_active_learning.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=900, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert (tmp_path / "curves.png").stat().st_size > 10_000  # the learning curves were drawn
+    texts = "".join(str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert "'power_bald'" in texts and "'aulc'" in texts and "val_auc" in texts
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2

@@ -8,6 +8,7 @@ message and leaves labels and earlier models as they were, so the loop can simpl
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,7 +147,11 @@ class ActiveLearningLoop:
         latest = self.latest_model()
         if latest is None or latest.checkpoint is None:
             return None
-        return dict(load_weights(self._checkpoint(latest), self.recipe).state_dict)
+        try:
+            return dict(load_weights(self._checkpoint(latest), self.recipe).state_dict)
+        except WorkbenchError as error:  # unreadable weights: train from scratch, say so
+            warnings.warn(f"warm start skipped: {error}", stacklevel=2)
+            return None
 
     def latest_model(self) -> ModelVersion | None:
         ready = [m for m in self.store.list_model_versions() if m.status is ModelStatus.READY]
@@ -172,7 +177,8 @@ class ActiveLearningLoop:
         pool = self.pool()
         for start in range(0, len(pool), self.score_chunk):
             chunk = pool[start:start + self.score_chunk]
-            probs = predict_probs(trained, self._images(chunk))  # [n, T, C]
+            ids = np.array([item.id for item in chunk], np.int64)
+            probs = predict_probs(trained, self._images(chunk), ids=ids)  # [n, T, C]
             mean = probs.mean(axis=1)
             self.store.add_predictions(model.id, [Prediction(item_id=item.id, probs=p)
                                                   for item, p in zip(chunk, mean, strict=True)])
@@ -227,7 +233,8 @@ class ActiveLearningLoop:
             trained = self.load(model)
             images = self._images(pool)
             if {"probs", "mc_probs"} & set(chosen.needs):
-                inputs["probs"] = predict_probs(trained, images)
+                ids = np.array([item.id for item in pool], np.int64)
+                inputs["probs"] = predict_probs(trained, images, ids=ids)
             if "embeddings" in chosen.needs:
                 inputs["embeddings"] = embed(trained, images)
         result = chosen(k=k, rng=rng, **inputs)

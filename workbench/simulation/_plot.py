@@ -9,13 +9,11 @@ from typing import Any
 def plot_curves(report: dict[str, Any], path: str | Path, *, title: str | None = None) -> Path:
     """Write the mean learning curve of each strategy (± 95% interval band), the full-data
     reference and 99% of it, to ``path`` (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
 
     metric = report["metric"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    fig = Figure(figsize=(6.4, 4.2), dpi=120)
+    ax = fig.subplots()
     for name, s in report["strategies"].items():
         curve = s["mean_curve"]
         x = [p["labels"] for p in curve]
@@ -44,5 +42,4 @@ def plot_curves(report: dict[str, Any], path: str | Path, *, title: str | None =
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
-    plt.close(fig)
     return out
