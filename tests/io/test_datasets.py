@@ -256,3 +256,14 @@ def test_dicom_folder_one_record_per_series(series_writer, tmp_path: Path, hippo
     assert {r.key for r in records} == uids
     assert all(r.modality == "MR" for r in records)
     np.testing.assert_array_equal(read_uri(records[0].uri).array, data[:, :, :3])
+
+
+def test_msd_folder_without_dataset_json_pairs_images_and_labels(shared_data: Path) -> None:
+    from workbench.io import DatasetReport, iter_dataset
+
+    report = DatasetReport("hippocampus")
+    records = list(iter_dataset(shared_data / "hippocampus-msd", report=report))
+    assert len(records) == 260 and not report.skipped
+    assert all(r.label_uri and "labelsTr" in r.label_uri for r in records)
+    first = records[0]
+    assert first.load_label().shape == first.load().spatial_shape

@@ -1,7 +1,8 @@
 """Dataset reader for a folder of images (recursive) and/or DICOM files (one record per series).
 
-When the folder has ``images/`` and ``labels/`` (or ``masks/``) sub-folders, each image under
-``images/`` gets the file with the same relative name (any image suffix) under ``labels/`` as mask.
+When the folder has ``images/`` and ``labels/`` (or ``masks/``) sub-folders, or ``imagesTr/`` and
+``labelsTr/`` (an MSD folder without dataset.json), each image gets the file with the same relative
+name (any image suffix) in the labels folder as its mask.
 """
 
 from __future__ import annotations
@@ -28,12 +29,17 @@ def is_dicom_file(path: Path) -> bool:
     )
 
 
-def _label_folder(root: Path) -> Path | None:
-    if not (root / "images").is_dir():
-        return None
-    for name in ("labels", "masks"):
-        if (root / name).is_dir():
-            return root / name
+_PAIRED_FOLDERS = (("images", ("labels", "masks")), ("imagesTr", ("labelsTr",)))
+
+
+def _paired_folders(root: Path) -> tuple[Path, Path] | None:
+    """``(images, labels)`` sub-folders whose files pair by name (``imagesTr``/``labelsTr`` too:
+    an MSD folder without its dataset.json)."""
+    for images, label_names in _PAIRED_FOLDERS:
+        if (root / images).is_dir():
+            for name in label_names:
+                if (root / name).is_dir():
+                    return root / images, root / name
     return None
 
 
@@ -64,7 +70,8 @@ def open_folder(root: Path, report: DatasetReport) -> Iterator[DatasetRecord]:
 
 
 def _records(root: Path, report: DatasetReport) -> Iterator[DatasetRecord]:
-    labels = _label_folder(root)
+    pair = _paired_folders(root)
+    images, labels = pair if pair is not None else (None, None)
     masks: dict[str, Path] = {}
     if labels is not None:
         masks = {
@@ -81,8 +88,8 @@ def _records(root: Path, report: DatasetReport) -> Iterator[DatasetRecord]:
                 dicom_files.append(path)
             continue
         mask = None
-        if labels is not None and path.is_relative_to(root / "images"):
-            rel = os.path.join(os.path.relpath(path.parent, root / "images"), _stem(path))
+        if images is not None and path.is_relative_to(images):
+            rel = os.path.join(os.path.relpath(path.parent, images), _stem(path))
             mask = masks.get(rel)
         yield DatasetRecord(
             relative_key(root, path),
