@@ -15,8 +15,8 @@ type Model = AnyModel<AnnotatorModel>;
 type Pt = [number, number];
 
 const AXES = ["axial", "coronal", "sagittal"];
-const CHUNK_MS = 50; // a stroke's unsent points go at the latest this often
-const IN_FLIGHT = 1; // ... and at once while fewer chunks than this await their diff
+const CHUNK_MS = 20; // a stroke's unsent points go at most this often (one chunk per ~frame)
+const IN_FLIGHT = 4; // ... while fewer chunks than this await their diff
 const STALL_MS = 250; // ... or when the last chunk's diff is this late
 const CACHE_LIMIT = 64; // planes kept; the kernel assumes at most 48 (SENT_LIMIT)
 const PENDING_MS = 1500; // how long a locally shown view waits for the kernel to confirm it
@@ -395,7 +395,9 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
         }
         pendingAcks = Math.max(pendingAcks - 1, 0);
         if (!pendingAcks && stroke === null) redraw();
-        if (stroke && pendingAcks < IN_FLIGHT) flushStroke();
+        if (stroke && pendingAcks < IN_FLIGHT && performance.now() - lastChunkAt >= CHUNK_MS) {
+          flushStroke();
+        }
       }
       root.dataset.diffs = String(Number(root.dataset.diffs ?? "0") + 1);
     }
@@ -604,7 +606,7 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
       if (last[0] !== cursor[0] || last[1] !== cursor[1]) {
         stroke.points.push(cursor);
         stroke.times.push(Date.now());
-        if (pendingAcks < IN_FLIGHT) flushStroke();
+        if (pendingAcks < IN_FLIGHT && performance.now() - lastChunkAt >= CHUNK_MS) flushStroke();
       }
     }
     redraw();

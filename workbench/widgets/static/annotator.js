@@ -115,8 +115,8 @@ function bytes(value) {
 
 // src/annotator.ts
 var AXES = ["axial", "coronal", "sagittal"];
-var CHUNK_MS = 50;
-var IN_FLIGHT = 1;
+var CHUNK_MS = 20;
+var IN_FLIGHT = 4;
 var STALL_MS = 250;
 var CACHE_LIMIT = 64;
 var PENDING_MS = 1500;
@@ -473,7 +473,9 @@ function render({ model, el: host }) {
         }
         pendingAcks = Math.max(pendingAcks - 1, 0);
         if (!pendingAcks && stroke === null) redraw();
-        if (stroke && pendingAcks < IN_FLIGHT) flushStroke();
+        if (stroke && pendingAcks < IN_FLIGHT && performance.now() - lastChunkAt >= CHUNK_MS) {
+          flushStroke();
+        }
       }
       root.dataset.diffs = String(Number(root.dataset.diffs ?? "0") + 1);
     }
@@ -681,7 +683,7 @@ function render({ model, el: host }) {
       if (last[0] !== cursor[0] || last[1] !== cursor[1]) {
         stroke.points.push(cursor);
         stroke.times.push(Date.now());
-        if (pendingAcks < IN_FLIGHT) flushStroke();
+        if (pendingAcks < IN_FLIGHT && performance.now() - lastChunkAt >= CHUNK_MS) flushStroke();
       }
     }
     redraw();
