@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tests.widgets.conftest import npy_loader, ready_model
-from workbench.store import LabelSource, Prediction, SQLiteStore
+from workbench.io._image import ScanImage
+from workbench.store import Item, LabelSource, Prediction, SQLiteStore
 from workbench.widgets import AnnotationSession, SessionError, Stroke
 from workbench.widgets._edits import Fill
 
@@ -227,3 +228,45 @@ def test_mask_actions_refused_on_classification(cls_store: SQLiteStore) -> None:
     s = session(cls_store)
     with pytest.raises(SessionError):
         s.apply_edit(Stroke(((1, 1),), 1, 1))
+
+
+def test_prefetch_loads_the_next_item_without_reserving_it(cls_store: SQLiteStore) -> None:
+    loads: list[int] = []
+
+    def counting_loader(item: Item) -> ScanImage:
+        loads.append(item.id)
+        return npy_loader(item)
+
+    s = AnnotationSession(cls_store, "ann", image_loader=counting_loader)
+    first = s.next()
+    assert first is not None
+    ahead = s.prefetch()
+    assert ahead is not None and ahead.item.id != first.id
+    assert [a.item_id for a in cls_store.list_assignments()] == [first.id]
+    n_loads = len(loads)
+    s.choose_class(0)
+    assert s.item is not None and s.item.id == ahead.item.id
+    assert len(loads) == n_loads  # shown from what was loaded ahead
+    # the queue moved on meanwhile (another annotator took the peeked item): the store wins
+    peeked = s.prefetch()
+    assert peeked is not None
+    taken = cls_store.next_item("bob")
+    assert taken is not None and taken.id == peeked.item.id
+    s.choose_class(1)
+    assert s.item is not None and s.item.id not in (peeked.item.id, ahead.item.id)
+
+
+def test_deferred_drafts_are_written_on_flush(seg_store: SQLiteStore) -> None:
+    s = AnnotationSession(seg_store, "ann", image_loader=npy_loader)
+    s.autosave_drafts = False
+    item = s.next()
+    assert item is not None and s.drafts is not None
+    s.apply_edit(Stroke(((5.0, 5.0),), 1.0, 1))
+    assert s.drafts.load(item.id) is None
+    s.flush_draft()
+    draft = s.drafts.load(item.id)
+    assert draft is not None and draft.indices.size == 5
+    s.apply_edit(Stroke(((20.0, 20.0),), 1.0, 1))
+    s.next()  # moving on writes what is pending
+    draft = s.drafts.load(item.id)
+    assert draft is not None and draft.indices.size == 10
