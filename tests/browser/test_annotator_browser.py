@@ -1,5 +1,6 @@
 """The annotator in a real JupyterLab + Chromium: keyboard labelling, proposals, mask strokes at
-known canvas positions, undo / redo, 3D slice scrolling, and draft recovery after a reload."""
+known canvas positions, undo / redo, 3D slice scrolling, draft recovery after a reload, going
+back to change a label, flagging with a comment, and fill."""
 
 from __future__ import annotations
 

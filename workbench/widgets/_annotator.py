@@ -87,7 +87,9 @@ class Annotator(anywidget.AnyWidget):
     uncertainty = t.Bytes(b"").tag(sync=True)  # uint8 [H, W] or empty
     view_key = t.Unicode("").tag(sync=True)  # "<item id>:<axis>:<index>", or "done"
     window_key = t.Unicode("").tag(sync=True)  # the window the planes are shown through
-    image_key = t.Unicode("").tag(sync=True)  # display key of the bytes in `image`
+    # display key of the bytes in `image`; planes sent ahead travel as messages, so `image` is
+    # the last plane the front-end did not already hold, not necessarily the displayed one
+    image_key = t.Unicode("").tag(sync=True)
     status = t.Dict().tag(sync=True)
     proposal = t.Dict().tag(sync=True)  # {"probs": [...], "class": k} or {"mask": true}
     shortcuts = t.List(t.Dict()).tag(sync=True)
