@@ -160,3 +160,19 @@ def test_excluded_items_are_passed_over_and_served_again_later(tmp_path) -> None
     store.release(third.id, "ann")
     again = store.next_item("ann")
     assert again is not None and again.id == ids[0]
+
+
+def test_peek_next_reserves_nothing(tmp_path) -> None:
+    from workbench.store import NewItem, ProjectConfig, Task, create_project
+
+    store = create_project(tmp_path / "p", ProjectConfig("p", Task.CLASSIFICATION, ("a", "b")))
+    ids = store.add_items([NewItem(key=f"k{n}", source_uri=f"/x/{n}.png", content_hash=str(n),
+                                   modality="OT", shape=(4, 4), spacing=(1.0, 1.0))
+                           for n in range(3)])
+    held = store.next_item("ann")
+    assert held is not None and held.id == ids[0]
+    peeked = store.peek_next("ann", exclude=[held.id])
+    assert peeked is not None and peeked.id == ids[1]
+    assert [a.item_id for a in store.list_assignments()] == [ids[0]]  # still only the held one
+    other = store.next_item("other")  # the peeked item is free for anyone
+    assert other is not None and other.id == ids[1]

@@ -434,6 +434,22 @@ class SQLiteStore:
             row = conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
         return _rows.item(row)
 
+    def peek_next(self, annotator: str, *, split: str | None = None,
+                  exclude: Sequence[int] = ()) -> Item | None:
+        """The item ``next_item`` would serve now, without reserving it (so a widget can load
+        it ahead). The choice runs the same query inside a savepoint that is rolled back."""
+        with self._db.write() as conn:
+            conn.execute("SAVEPOINT peek")
+            try:
+                item_id = reserve_next(conn, annotator, now=time.time(), lease_seconds=1.0,
+                                       split=split, exclude=exclude)
+                row = None if item_id is None else conn.execute(
+                    "SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+            finally:
+                conn.execute("ROLLBACK TO peek")
+                conn.execute("RELEASE peek")
+        return None if row is None else _rows.item(row)
+
     def release(self, item_id: int, annotator: str) -> None:
         """End ``annotator``'s reservation of ``item_id`` (no-op when they hold none)."""
         with self._db.write() as conn:

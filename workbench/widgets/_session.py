@@ -104,30 +104,9 @@ def latest_ready_model(store: ProjectStore) -> int | None:
 
 def peek_next(store: ProjectStore, annotator: str, exclude: tuple[int, ...]) -> int | None:
     """Id of the item ``store.next_item`` would serve next if the items in ``exclude`` were
-    done, without reserving it (an annotator holds one reservation at a time).
-
-    Uses the store's ``peek_next`` when it has one; for the SQLite store, runs its reservation
-    query inside a transaction that is rolled back. None when neither is possible.
-    """
-    peek = getattr(store, "peek_next", None)
-    if callable(peek):
-        found = peek(annotator, exclude=exclude)
-        return None if found is None else int(getattr(found, "id", found))
-    db = getattr(store, "_db", None)
-    if db is None:
-        return None
-    from workbench.store._serving import reserve_next
-
-    class _Peeked(Exception):
-        def __init__(self, item_id: int | None) -> None:
-            self.item_id = item_id
-
-    try:
-        with db.read() as conn:
-            raise _Peeked(reserve_next(conn, annotator, now=time.time(), lease_seconds=1.0,
-                                       split=None, exclude=exclude))
-    except _Peeked as peeked:  # the transaction was rolled back: nothing reserved
-        return peeked.item_id
+    done, without reserving it (an annotator holds one reservation at a time)."""
+    found = store.peek_next(annotator, exclude=exclude)
+    return None if found is None else found.id
 
 
 class AnnotationSession:
