@@ -86,20 +86,22 @@ def test_streaming_scorer_peak_memory_does_not_grow_with_pool() -> None:
     libc = ctypes.CDLL("libc.so.6")
     libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD fixed: freed big blocks leave the RSS
     net = small_cnn(num_classes=10, channels=(4, 8), hidden=16)
-    pools = {n: pool(n) for n in (1000, 8000)}
+    small, large = 1000, 12000
+    pools = {n: pool(n) for n in (small, large)}
 
     def score(
         n: int, reduce: Callable[[torch.Tensor], torch.Tensor] | None
     ) -> Callable[[], object]:
         return lambda: mc_predict(net, batch_loader(pools[n], 128), 40, reduce=reduce)
 
-    score(1000, entropy)()  # warm-up
-    reduced = [min(_peak_growth(score(n, entropy)) for _ in range(2)) for n in (1000, 8000)]
-    full = [_peak_growth(score(n, None)) for n in (1000, 8000)]  # keeps [N, 40, 10] float32
-    assert reduced[1] - reduced[0] < 3 * 2**20, reduced
-    assert full[1] - full[0] > 8 * 2**20, (
-        full
-    )  # 7000 x 1.6 kB more  # the probe does see an output that grows
+    score(small, entropy)()  # warm-up
+    reduced = [min(_peak_growth(score(n, entropy)) for _ in range(2)) for n in (small, large)]
+    full = [_peak_growth(score(n, None)) for n in (small, large)]  # keeps [N, 40, 10] float32
+    kept_outputs = (large - small) * 40 * 10 * 4  # 17.6 MB more for the larger pool
+    # the probe sees outputs that grow with the pool ...
+    assert full[1] - full[0] > 0.8 * kept_outputs, full
+    # ... and the streaming scorer's peak does not (allocator noise of a few MB allowed)
+    assert reduced[1] - reduced[0] < 0.35 * kept_outputs, reduced
 
 
 def test_tta_gives_mean_probs_and_uncertainty_map() -> None:
