@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import re
 import sys
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -81,12 +83,13 @@ def _peak_growth(fn: Callable[[], object]) -> int:
     return _rss("VmHWM") - before
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self (Linux)")
-def test_streaming_scorer_peak_memory_does_not_grow_with_pool() -> None:
+def _measure_peak_growth(small: int, large: int) -> tuple[list[int], list[int]]:
+    """Peak RSS growth of streaming (reduced) and full scoring for two pool sizes; run in a
+    fresh process so that earlier tests' heap does not blur a few-MB signal."""
     libc = ctypes.CDLL("libc.so.6")
     libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD fixed: freed big blocks leave the RSS
+    torch.set_num_threads(1)
     net = small_cnn(num_classes=10, channels=(4, 8), hidden=16)
-    small, large = 1000, 12000
     pools = {n: pool(n) for n in (small, large)}
 
     def score(
@@ -97,11 +100,19 @@ def test_streaming_scorer_peak_memory_does_not_grow_with_pool() -> None:
     score(small, entropy)()  # warm-up
     reduced = [min(_peak_growth(score(n, entropy)) for _ in range(2)) for n in (small, large)]
     full = [_peak_growth(score(n, None)) for n in (small, large)]  # keeps [N, 40, 10] float32
-    kept_outputs = (large - small) * 40 * 10 * 4  # 17.6 MB more for the larger pool
+    return reduced, full
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self (Linux)")
+def test_streaming_scorer_peak_memory_does_not_grow_with_pool() -> None:
+    small, large = 1000, 16000
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as executor:
+        reduced, full = executor.submit(_measure_peak_growth, small, large).result(timeout=600)
+    kept_outputs = (large - small) * 40 * 10 * 4  # 24 MB more for the larger pool
     # the probe sees outputs that grow with the pool ...
     assert full[1] - full[0] > 0.8 * kept_outputs, full
     # ... and the streaming scorer's peak does not (allocator noise of a few MB allowed)
-    assert reduced[1] - reduced[0] < 0.35 * kept_outputs, reduced
+    assert reduced[1] - reduced[0] < 0.25 * kept_outputs, reduced
 
 
 def test_tta_gives_mean_probs_and_uncertainty_map() -> None:
