@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +16,12 @@ from torch import Tensor, nn
 from workbench.models import (
     ClassificationModule,
     embeddings,
-    fit_and_checkpoint,
-    make_trainer,
     mc_predict,
     small_cnn,
 )
 from workbench.recipes._augment import DEFAULT_ROTATE, augment_images
 from workbench.recipes._data import SplitDataModule, TensorItems, as_images, loader, split_val
+from workbench.recipes._fit import fit_best
 
 NetworkFactory = Callable[..., nn.Module]
 """Called as ``factory(spatial_dims=, in_channels=, num_classes=)``; returns logits [B, C]."""
@@ -161,27 +158,13 @@ def train_classifier(
         predict_batch_size=recipe.predict_batch_size,
         seed=seed,
     )
-    root = Path(root_dir) if root_dir is not None else Path(tempfile.mkdtemp(prefix="wb-recipe-"))
-    trainer = make_trainer(
-        recipe.max_epochs,
-        root_dir=root,
-        monitor="val_auc",
-        mode="max",
-        patience=recipe.patience,
-        seed=seed,
-        accelerator="auto",
-    )
-    with warnings.catch_warnings():  # batch augmentation lives on the module, on purpose
-        warnings.filterwarnings("ignore", message=".*on_after_batch_transfer.*")
-        fit = fit_and_checkpoint(module, data, trainer=trainer)
-    state = torch.load(fit.checkpoint_path, map_location="cpu", weights_only=False)["state_dict"]
-    module.load_state_dict(state)
-    module.eval()
+    best = fit_best(module, data, max_epochs=recipe.max_epochs, patience=recipe.patience,
+                    monitor="val_auc", seed=seed, root_dir=root_dir)
     return TrainedModel(
         module=module,
-        metrics=fit.metrics,
-        checkpoint_path=fit.checkpoint_path,
-        state_dict={k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")},
+        metrics=best.metrics,
+        checkpoint_path=best.checkpoint_path,
+        state_dict=best.net_state,
         spatial_dims=recipe.spatial_dims,
         num_classes=n_cls,
         seed=seed,

@@ -1,0 +1,45 @@
+"""The fit step both recipes share: train with early stopping, then restore the best weights."""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from workbench.models import fit_and_checkpoint, make_trainer
+
+
+@dataclass(frozen=True)
+class BestFit:
+    """Metrics, the best checkpoint, and the network's weights from it (``net.`` prefix off)."""
+
+    metrics: dict[str, float]
+    checkpoint_path: Path
+    net_state: dict[str, Tensor]
+
+
+def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, max_epochs: int,
+             patience: int, monitor: str, seed: int, root_dir: str | Path | None,
+             mode: Literal["min", "max"] = "max") -> BestFit:
+    """Fit ``module`` with early stopping on ``monitor``; load the best weights back into it
+    (left in eval mode)."""
+    root = Path(root_dir) if root_dir is not None else Path(tempfile.mkdtemp(prefix="wb-recipe-"))
+    trainer = make_trainer(max_epochs, root_dir=root, monitor=monitor, mode=mode,
+                           patience=patience, seed=seed, accelerator="auto")
+    with warnings.catch_warnings():  # batch augmentation lives on the module, on purpose
+        warnings.filterwarnings("ignore", message=".*on_after_batch_transfer.*")
+        fit = fit_and_checkpoint(module, data, trainer=trainer)
+    state = torch.load(fit.checkpoint_path, map_location="cpu", weights_only=False)["state_dict"]
+    module.load_state_dict(state)
+    module.eval()
+    return BestFit(
+        metrics=fit.metrics,
+        checkpoint_path=fit.checkpoint_path,
+        net_state={k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")},
+    )
