@@ -49,7 +49,11 @@ function keyName(e: KeyboardEvent): string {
 
 function render({ model, el: host }: RenderProps<AnnotatorModel>) {
   const m = model as Model;
-  const root = el("div", { class: "wb-annotator", tabindex: "0", "data-lm-suppress-shortcuts": "true" });
+  // JupyterLab's shortcuts and its context menu (right-drag is window / level) stay off the widget
+  const root = el("div", {
+    class: "wb-annotator", tabindex: "0", "data-lm-suppress-shortcuts": "true",
+    "data-jp-suppress-context-menu": "true",
+  });
   const style = el("style");
   style.textContent = STYLE;
   const statusBar = el("div", { class: "wb-status" });
@@ -467,8 +471,10 @@ function render({ model, el: host }: RenderProps<AnnotatorModel>) {
     const [x, y] = at ?? [g.size / 2, g.size / 2];
     const next = Math.min(Math.max(zoom * factor, 0.25), 40);
     const f = next / zoom;
-    // keep the point under the cursor fixed
-    pan = [pan[0] + (x - g.ox) * (1 - f), pan[1] + (y - g.oy) * (1 - f)];
+    // keep the point under the cursor fixed: layout() centres the image, so the offset is
+    // size / 2 - extent * zoom / 2 + pan, and the pan scales about the canvas centre
+    const c = g.size / 2;
+    pan = [pan[0] * f + (x - c) * (1 - f), pan[1] * f + (y - c) * (1 - f)];
     zoom = next;
     redraw();
   }

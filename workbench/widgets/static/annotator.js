@@ -137,7 +137,12 @@ function keyName(e) {
 }
 function render({ model, el: host }) {
   const m = model;
-  const root = el("div", { class: "wb-annotator", tabindex: "0", "data-lm-suppress-shortcuts": "true" });
+  const root = el("div", {
+    class: "wb-annotator",
+    tabindex: "0",
+    "data-lm-suppress-shortcuts": "true",
+    "data-jp-suppress-context-menu": "true"
+  });
   const style = el("style");
   style.textContent = STYLE;
   const statusBar = el("div", { class: "wb-status" });
@@ -539,7 +544,8 @@ function render({ model, el: host }) {
     const [x, y] = at ?? [g.size / 2, g.size / 2];
     const next = Math.min(Math.max(zoom * factor, 0.25), 40);
     const f = next / zoom;
-    pan = [pan[0] + (x - g.ox) * (1 - f), pan[1] + (y - g.oy) * (1 - f)];
+    const c = g.size / 2;
+    pan = [pan[0] * f + (x - c) * (1 - f), pan[1] * f + (y - c) * (1 - f)];
     zoom = next;
     redraw();
   }
