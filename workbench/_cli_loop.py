@@ -17,10 +17,13 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
         "train", help="train a model version on the current labels and score the pool",
         description="Trains on the train split's labels (validating on the val split), records "
         "the model version with the label versions it used, then writes predictions and "
-        "uncertainty scores for every unlabelled item, so serving never waits for a model.")
+        "uncertainty scores for every unlabelled item, so serving never waits for a model. "
+        "Classification projects train a classifier; segmentation projects (2D or 3D) a U-Net "
+        "whose predicted masks and uncertainty maps the annotator shows as proposals.")
     train.add_argument("dir", help="project folder")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--epochs", type=int, help="maximum epochs (early stopping on val AUC)")
+    train.add_argument("--epochs", type=int,
+                       help="maximum epochs (early stopping on val AUC, or val Dice)")
     train.add_argument("--fresh", action="store_true",
                        help="start from random weights (default: from the latest ready model's "
                        "weights, which keeps small-set training stable)")
@@ -35,7 +38,11 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
     query.add_argument("dir", help="project folder")
     query.add_argument("--strategy", default="power_bald",
                        help="e.g. random, entropy, bald, margin, power_bald, batchbald, coreset, "
-                       "badge, class_balanced_entropy (default: power_bald)")
+                       "badge, class_balanced_entropy (default: power_bald); segmentation: "
+                       "random and the score strategies (entropy, bald, margin, ...)")
+    query.add_argument("--reduction", choices=("mean", "foreground_weighted", "top_percentile"),
+                       help="segmentation: how a score strategy turns a per-voxel uncertainty "
+                       "map into one score per scan (default: mean)")
     query.add_argument("--batch", type=int, required=True, help="how many items to select")
     query.add_argument("--seed", type=int, default=0)
     query.add_argument("--json", action="store_true", help="print the round as JSON")
@@ -44,15 +51,14 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from workbench.cli import _progress
-    from workbench.loop import ActiveLearningLoop
-    from workbench.recipes import ClassificationRecipe
+    from workbench.loop import ActiveLearningLoop, default_recipe
     from workbench.store import open_project
 
-    recipe = ClassificationRecipe(warm_start=not args.fresh)
+    changes: dict[str, object] = {"warm_start": not args.fresh}
     if args.epochs:
-        recipe = dataclasses.replace(recipe, max_epochs=args.epochs)
+        changes["max_epochs"] = args.epochs
     with open_project(args.dir) as store:
-        loop = ActiveLearningLoop(store, recipe=recipe)
+        loop = ActiveLearningLoop(store, recipe=default_recipe(store, **changes))
         console.print("training...")
         model = loop.train(seed=args.seed)
         with _progress("scoring the pool") as advance:
@@ -68,8 +74,10 @@ def _query(args: argparse.Namespace) -> int:
     from workbench.loop import ActiveLearningLoop
     from workbench.store import open_project
 
+    params = {} if args.reduction is None else {"reduction": args.reduction}
     with open_project(args.dir) as store:
-        round_ = ActiveLearningLoop(store).query(args.strategy, args.batch, seed=args.seed)
+        round_ = ActiveLearningLoop(store).query(args.strategy, args.batch, seed=args.seed,
+                                                 **params)
     if args.json:
         print(json.dumps(dataclasses.asdict(round_), default=str, indent=2))
     console.print(f"round {round_.id} ({round_.strategy}) selected {len(round_.selected)} items; "

@@ -125,11 +125,15 @@ def test_stopping_criteria() -> None:
                                                      mean_uncertainty=0.01) or "")
 
 
-def test_segmentation_projects_are_refused_with_a_clear_error(tmp_path: Path) -> None:
+def test_a_recipe_for_the_other_task_is_refused_with_a_clear_error(
+        project: SQLiteStore, tmp_path: Path) -> None:
+    from workbench.recipes import SegmentationRecipe
+
+    with pytest.raises(LoopError, match="SegmentationRecipe cannot train a classification"):
+        ActiveLearningLoop(project, recipe=SegmentationRecipe())
     store = create_project(tmp_path / "seg", ProjectConfig(
         "seg", Task.SEGMENTATION, ("background", "organ")))
-    with pytest.raises(LoopError, match="segmentation"):
-        ActiveLearningLoop(store)
+    assert isinstance(ActiveLearningLoop(store).recipe, SegmentationRecipe)
 
 
 def test_cli_query_train_query(tmp_path: Path) -> None:

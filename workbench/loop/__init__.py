@@ -1,8 +1,15 @@
 """The active-learning loop on a project: train -> score -> select -> serve, all in the store."""
 
 from workbench.loop._images import item_images
-from workbench.loop._loop import SCORED_STRATEGIES, ActiveLearningLoop, LoopError
+from workbench.loop._loop import (
+    SCORED_STRATEGIES,
+    ActiveLearningLoop,
+    LoopError,
+    default_recipe,
+    project_spatial_dims,
+)
+from workbench.loop._segment import SCORE_NAMES as SEGMENTATION_SCORES
 from workbench.loop._stopping import StoppingCriteria
 
-__all__ = ["SCORED_STRATEGIES", "ActiveLearningLoop", "LoopError", "StoppingCriteria",
-           "item_images"]
+__all__ = ["SCORED_STRATEGIES", "SEGMENTATION_SCORES", "ActiveLearningLoop", "LoopError",
+           "StoppingCriteria", "default_recipe", "item_images", "project_spatial_dims"]

@@ -66,3 +66,42 @@ def _match_channels(array: np.ndarray, channels: int) -> np.ndarray:
     if channels == 1:
         return array.mean(axis=0, keepdims=True).astype(np.uint8)
     return np.repeat(array[:1], channels, axis=0)
+
+
+def item_arrays(items: Sequence[Item], *, channels: int | None = None,
+                loader: ImageLoader = _load) -> list[np.ndarray]:
+    """Each item's image as windowed uint8 ``[C, *spatial]`` in its own, original shape
+    (segmentation: a prediction must map back voxel for voxel). ``channels`` forces the channel
+    count (default: the first item's)."""
+    out = []
+    for item in items:
+        array = _channels_first(loader(item))
+        channels = channels or array.shape[0]
+        if array.shape[0] != channels:
+            array = _match_channels(array, channels)
+        out.append(array)
+    return out
+
+
+def padded_shape(shapes: Sequence[tuple[int, ...]], multiple: int) -> tuple[int, ...]:
+    """The smallest shape that holds every one of ``shapes`` and is divisible by ``multiple``."""
+    top = np.max(np.array(shapes, np.int64), axis=0)
+    return tuple(int(-(-side // multiple) * multiple) for side in top)
+
+
+def centre_box(shape: tuple[int, ...], padded: tuple[int, ...]) -> tuple[slice, ...]:
+    """Where an array of ``shape`` sits inside ``padded`` when centred (as MONAI's
+    ``SpatialPad(method="symmetric")`` puts it): index a padded output with it to map back."""
+    return tuple(slice((p - s) // 2, (p - s) // 2 + s) for s, p in zip(shape, padded, strict=True))
+
+
+def pad_stack(arrays: Sequence[np.ndarray], padded: tuple[int, ...]) -> np.ndarray:
+    """Arrays ``[*lead, *spatial]`` zero-padded (centred) to ``padded`` and stacked:
+    ``[N, *lead, *padded]``. Zero is the darkest window value and the background class."""
+    dims = len(padded)
+    first = arrays[0]
+    out = np.zeros((len(arrays), *first.shape[:-dims], *padded), first.dtype)
+    for n, array in enumerate(arrays):
+        box = centre_box(tuple(array.shape[-dims:]), padded)
+        out[n][(Ellipsis, *box)] = array
+    return out

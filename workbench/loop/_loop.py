@@ -4,6 +4,11 @@ Every step writes its outcome to the store: a model version (training / ready / 
 the exact label versions it was trained on), predictions and scores per item for that version,
 and a round with its selection. A failure marks the model version or round failed with the
 message and leaves labels and earlier models as they were, so the loop can simply be run again.
+
+Classification projects train a `ClassificationRecipe`, segmentation projects (2D or 3D) a
+`SegmentationRecipe` (see `workbench.loop._segment` for what segmentation scoring stores). A
+query with a score strategy reads the latest model's stored scores when they cover the pool, so
+the pool goes through the model once per model version, not once per step.
 """
 
 from __future__ import annotations
@@ -12,18 +17,22 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch import Tensor
 
 from workbench.errors import WorkbenchError
-from workbench.loop._images import ImageLoader, item_images
-from workbench.loop._persist import load_weights, save_weights
+from workbench.loop import _segment as seg
+from workbench.loop._images import ImageLoader, item_arrays, item_images
+from workbench.loop._persist import Recipe, Trained, load_weights, save_weights
 from workbench.loop._stopping import StoppingCriteria
 from workbench.models import ModelError
 from workbench.recipes import (
     ClassificationRecipe,
+    SegmentationRecipe,
     TrainedModel,
+    TrainedSegmenter,
     embed,
     predict_probs,
     train_classifier,
@@ -41,6 +50,8 @@ from workbench.store import (
     checkpoints_dir,
 )
 from workbench.strategies import (
+    Strategy,
+    StrategyError,
     bald,
     downsample,
     entropy,
@@ -48,11 +59,15 @@ from workbench.strategies import (
     least_confidence,
     margin,
     select_cold_start,
+    select_stochastic,
+    select_top_k,
 )
 
 Progress = Callable[[str, int, int | None], None]
 SCORED_STRATEGIES = ("entropy", "bald", "margin", "least_confidence")
 MIN_LABELS = 4
+MIN_MASKS = 2
+COLD_START_SIDE = 32  # cold-start k-center compares scans resized to at most this per axis
 
 
 class LoopError(WorkbenchError):
@@ -68,18 +83,38 @@ class _Labelled:
     classes: np.ndarray
 
 
-class ActiveLearningLoop:
-    """Train, score and select on a classification project, recording everything in the store."""
+def project_spatial_dims(store: SQLiteStore) -> int | None:
+    """2 or 3: the spatial dimensions of the project's first item (None while it has none)."""
+    items = store.list_items()
+    if not items:
+        return None
+    item = items[0]
+    return len(item.spacing) if item.spacing else len(item.shape)
 
-    def __init__(self, store: SQLiteStore, *, recipe: ClassificationRecipe | None = None,
-                 image_loader: ImageLoader | None = None, score_chunk: int = 4096) -> None:
-        if store.config.task is not Task.CLASSIFICATION:
-            raise LoopError("the loop trains classification projects; segmentation projects "
-                            "can be simulated ('workbench simulate') but not yet trained here",
-                            path=store.root, field="task")
+
+def default_recipe(store: SQLiteStore, **changes: Any) -> Recipe:
+    """The recipe for the project's task: a `ClassificationRecipe`, or a `SegmentationRecipe`
+    for the project's spatial dimensions (3 when it has no items yet), with ``changes``."""
+    if store.config.task is Task.SEGMENTATION:
+        dims = project_spatial_dims(store) or 3
+        return SegmentationRecipe(spatial_dims=dims, flip_axes=tuple(range(dims)), **changes)
+    return ClassificationRecipe(**changes)
+
+
+class ActiveLearningLoop:
+    """Train, score and select on a classification or segmentation project, recording
+    everything in the store. ``recipe`` defaults to `default_recipe`; ``score_chunk`` (pool
+    items scored per step; default 4096 images, 32 segmentation scans) bounds memory."""
+
+    def __init__(self, store: SQLiteStore, *, recipe: Recipe | None = None,
+                 image_loader: ImageLoader | None = None, score_chunk: int | None = None) -> None:
         self.store = store
-        self.recipe = recipe or ClassificationRecipe()
-        self.score_chunk = score_chunk
+        self.recipe: Recipe = recipe if recipe is not None else default_recipe(store)
+        self.segmentation = store.config.task is Task.SEGMENTATION
+        if self.segmentation != isinstance(self.recipe, SegmentationRecipe):
+            raise LoopError(f"a {type(self.recipe).__name__} cannot train a "
+                            f"{store.config.task.value} project", path=store.root, field="recipe")
+        self.score_chunk = score_chunk or (32 if self.segmentation else 4096)
         self._loader_kwargs = {"loader": image_loader} if image_loader else {}
         self._size: tuple[int, ...] | None = None
 
@@ -89,11 +124,20 @@ class ActiveLearningLoop:
         self._size = self._size or tuple(images.shape[2:])
         return images
 
+    def _arrays(self, items: Sequence[Item], channels: int | None = None) -> list[np.ndarray]:
+        return item_arrays(items, channels=channels, **self._loader_kwargs)
+
     def _labelled(self, split: str) -> _Labelled:
         pairs = [(self.store.get_item(label.item_id), label)
                  for label in self.store.current_labels(split=split)]
         return _Labelled(items=[item for item, _ in pairs], labels=[label for _, label in pairs],
-                         classes=np.array([label.class_index for _, label in pairs], np.int64))
+                         classes=np.array([label.class_index if label.class_index is not None else -1
+                                          for _, label in pairs], np.int64))
+
+    def _masks(self, labels: Sequence[LabelVersion]) -> list[np.ndarray]:
+        dtype = np.uint8 if len(self.store.config.classes) <= 256 else np.int32
+        return [self.store.get_mask(label.mask_hash).astype(dtype)
+                for label in labels if label.mask_hash is not None]
 
     def pool(self) -> list[Item]:
         """Unlabelled training items (hidden ground truth does not count as a label)."""
@@ -103,35 +147,41 @@ class ActiveLearningLoop:
     # train --------------------------------------------------------------------------------
     def train(self, *, seed: int = 0) -> ModelVersion:
         """Train a new model version on the current human/imported labels of the train split
-        (validated on the val split when it has labels of two classes)."""
+        (validated on the val split when it has enough labels: ten of two classes for
+        classification, one mask for segmentation; else on a seeded part of the train labels)."""
         train = self._labelled("train")
-        if len(train.labels) < MIN_LABELS or len(np.unique(train.classes)) < 2:
-            raise LoopError(f"training needs at least {MIN_LABELS} labelled train items of two "
-                            f"classes; the project has {len(train.labels)} "
-                            f"({len(np.unique(train.classes))} classes)", path=self.store.root)
         val = self._labelled("val")
-        use_val = len(val.labels) >= 10 and len(np.unique(val.classes)) >= 2
+        if self.segmentation:
+            if len(train.labels) < MIN_MASKS:
+                raise LoopError(f"training needs at least {MIN_MASKS} labelled train items "
+                                f"(masks); the project has {len(train.labels)}",
+                                path=self.store.root)
+            use_val = len(val.labels) >= 1
+        else:
+            if len(train.labels) < MIN_LABELS or len(np.unique(train.classes)) < 2:
+                raise LoopError(f"training needs at least {MIN_LABELS} labelled train items of "
+                                f"two classes; the project has {len(train.labels)} "
+                                f"({len(np.unique(train.classes))} classes)",
+                                path=self.store.root)
+            use_val = len(val.labels) >= 10 and len(np.unique(val.classes)) >= 2
         trained_on = [label.id for label in train.labels + (val.labels if use_val else [])]
-        params = {"network": getattr(self.recipe.network, "__name__", "network"), "seed": seed,
-                  "max_epochs": self.recipe.max_epochs, "lr": self.recipe.lr,
-                  "weight_decay": self.recipe.weight_decay, "warm_start": self.recipe.warm_start,
-                  "labels": len(trained_on)}
+        recipe = self.recipe
+        params: dict[str, object] = {
+            "task": self.store.config.task.value,
+            "network": getattr(recipe.network, "__name__", "network"), "seed": seed,
+            "max_epochs": recipe.max_epochs, "lr": recipe.lr,
+            "weight_decay": recipe.weight_decay, "warm_start": recipe.warm_start,
+            "spatial_dims": recipe.spatial_dims, "mc_samples": recipe.mc_samples,
+            "labels": len(trained_on)}
         version = self.store.add_model_version(
             f"{params['network']}-{len(self.store.list_model_versions()) + 1}", params,
             trained_on=trained_on)
         try:
-            x = self._images(train.items)
-            if x.ndim - 2 != self.recipe.spatial_dims:
-                raise ModelError(f"the project's images have {x.ndim - 2} spatial dimensions "
-                                 f"but the recipe's network takes {self.recipe.spatial_dims}",
-                                 field="spatial_dims")
-            x_val = self._images(val.items) if use_val else None
-            trained = train_classifier(
-                self.recipe, x, train.classes, x_val, val.classes if use_val else None,
-                seed=seed, num_classes=len(self.store.config.classes),
-                init_state=self._warm_start_state())
+            trained, channels = (self._fit_segmenter(train, val if use_val else None, seed)
+                                 if self.segmentation
+                                 else self._fit_classifier(train, val if use_val else None, seed))
             path = save_weights(trained, checkpoints_dir(self.store) / f"model-{version.id}.pt",
-                                in_channels=int(x.shape[1]))
+                                in_channels=channels)
         except (WorkbenchError, RuntimeError, ValueError) as error:
             self.store.update_model_version(version.id, status=ModelStatus.FAILED,
                                             error=str(error))
@@ -140,6 +190,34 @@ class ActiveLearningLoop:
         metrics = {k: v for k, v in trained.metrics.items() if np.isfinite(v)}
         return self.store.update_model_version(version.id, status=ModelStatus.READY,
                                                checkpoint=str(path), metrics=metrics)
+
+    def _fit_classifier(self, train: _Labelled, val: _Labelled | None,
+                        seed: int) -> tuple[Trained, int]:
+        assert isinstance(self.recipe, ClassificationRecipe)
+        x = self._images(train.items)
+        if x.ndim - 2 != self.recipe.spatial_dims:
+            raise ModelError(f"the project's images have {x.ndim - 2} spatial dimensions "
+                             f"but the recipe's network takes {self.recipe.spatial_dims}",
+                             field="spatial_dims")
+        x_val = self._images(val.items) if val is not None else None
+        trained = train_classifier(
+            self.recipe, x, train.classes, x_val, val.classes if val is not None else None,
+            seed=seed, num_classes=len(self.store.config.classes),
+            init_state=self._warm_start_state())
+        return trained, int(x.shape[1])
+
+    def _fit_segmenter(self, train: _Labelled, val: _Labelled | None,
+                       seed: int) -> tuple[Trained, int]:
+        assert isinstance(self.recipe, SegmentationRecipe)
+        images = self._arrays(train.items)
+        channels = int(images[0].shape[0])
+        val_images = self._arrays(val.items, channels) if val is not None else None
+        trained = seg.train_padded(
+            self.recipe, images, self._masks(train.labels), val_images,
+            self._masks(val.labels) if val is not None else None,
+            num_classes=len(self.store.config.classes), seed=seed,
+            init_state=self._warm_start_state())
+        return trained, channels
 
     def _warm_start_state(self) -> dict[str, Tensor] | None:
         if not self.recipe.warm_start:
@@ -150,7 +228,7 @@ class ActiveLearningLoop:
         try:
             return dict(load_weights(self._checkpoint(latest), self.recipe).state_dict)
         except WorkbenchError as error:  # unreadable weights: train from scratch, say so
-            warnings.warn(f"warm start skipped: {error}", stacklevel=2)
+            warnings.warn(f"warm start skipped: {error}", stacklevel=3)
             return None
 
     def latest_model(self) -> ModelVersion | None:
@@ -163,33 +241,64 @@ class ActiveLearningLoop:
                             path=model.checkpoint or self.store.root)
         return Path(model.checkpoint)
 
-    def load(self, model: ModelVersion) -> TrainedModel:
+    def load(self, model: ModelVersion) -> Trained:
         """The network of a ready model version, for scoring."""
         return load_weights(self._checkpoint(model), self.recipe)
 
     # score --------------------------------------------------------------------------------
     def score(self, model: ModelVersion | None = None, *,
               progress: Progress | None = None) -> int:
-        """Write mean probabilities and the scores of `SCORED_STRATEGIES` for every pool item,
-        streaming the pool in chunks (memory does not grow with the pool). Returns the count."""
+        """Write predictions and scores for every pool item, streaming the pool in chunks
+        (memory does not grow with the pool). Returns the count.
+
+        Classification: mean probabilities and the scores of `SCORED_STRATEGIES`.
+        Segmentation: mask, entropy map and the scores of `_segment.SCORE_NAMES`."""
         model = model or self._require_model()
         trained = self.load(model)
         pool = self.pool()
         for start in range(0, len(pool), self.score_chunk):
             chunk = pool[start:start + self.score_chunk]
-            ids = np.array([item.id for item in chunk], np.int64)
-            probs = predict_probs(trained, self._images(chunk), ids=ids)  # [n, T, C]
-            mean = probs.mean(axis=1)
-            self.store.add_predictions(model.id, [Prediction(item_id=item.id, probs=p)
-                                                  for item, p in zip(chunk, mean, strict=True)])
-            for name, values in (("entropy", entropy(probs)), ("bald", bald(probs)),
-                                 ("margin", margin(probs)),
-                                 ("least_confidence", least_confidence(probs))):
-                self.store.add_scores(model.id, name, {
-                    item.id: float(v) for item, v in zip(chunk, values, strict=True)})
+            if isinstance(trained, TrainedSegmenter):
+                self._score_segmentation(model, trained, chunk)
+            else:
+                self._score_classification(model, trained, chunk)
             if progress:
                 progress("scoring", start + len(chunk), len(pool))
         return len(pool)
+
+    def _score_classification(self, model: ModelVersion, trained: TrainedModel,
+                              chunk: Sequence[Item]) -> None:
+        ids = np.array([item.id for item in chunk], np.int64)
+        probs = predict_probs(trained, self._images(chunk), ids=ids)  # [n, T, C]
+        mean = probs.mean(axis=1)
+        self.store.add_predictions(model.id, [Prediction(item_id=item.id, probs=p)
+                                              for item, p in zip(chunk, mean, strict=True)])
+        for name, values in (("entropy", entropy(probs)), ("bald", bald(probs)),
+                             ("margin", margin(probs)),
+                             ("least_confidence", least_confidence(probs))):
+            self.store.add_scores(model.id, name, {
+                item.id: float(v) for item, v in zip(chunk, values, strict=True)})
+
+    def _score_segmentation(self, model: ModelVersion, trained: TrainedSegmenter,
+                            chunk: Sequence[Item]) -> None:
+        outcomes = [seg.item_outcome(item, probs) for item, probs in self._item_probs(
+            trained, chunk)]
+        self.store.add_predictions(model.id, [
+            Prediction(item_id=o.item_id, mask=o.mask, uncertainty_map=o.uncertainty)
+            for o in outcomes])
+        for name in seg.SCORE_NAMES:
+            self.store.add_scores(model.id, name, {o.item_id: o.scores[name] for o in outcomes})
+
+    def _item_probs(self, trained: TrainedSegmenter,
+                    items: Sequence[Item]) -> list[tuple[Item, np.ndarray]]:
+        assert isinstance(self.recipe, SegmentationRecipe)
+        try:
+            return list(seg.iter_item_probs(trained, items,
+                                            self._arrays(items, trained.in_channels),
+                                            self.recipe.divisible_by))
+        except ModelError as error:
+            raise LoopError(f"the pool does not fit the model: {error}",
+                            path=self.store.root) from error
 
     def _require_model(self) -> ModelVersion:
         model = self.latest_model()
@@ -202,8 +311,10 @@ class ActiveLearningLoop:
     def query(self, strategy: str, k: int, *, seed: int = 0,
               **params: object) -> Round:
         """Select ``k`` pool items with ``strategy`` (any name of
-        `workbench.strategies.available_strategies`); with no model yet, a cold start
-        (``random`` or k-center diversity on downsampled pixels). Recorded as a round."""
+        `workbench.strategies.available_strategies`; segmentation: ``random`` and the score
+        strategies, with ``reduction`` one of mean / foreground_weighted / top_percentile);
+        with no model yet, a cold start (``random`` or k-center diversity on downsampled
+        pixels). Recorded as a round. Score strategies reuse the model's stored scores."""
         model = self.latest_model()
         cold = model is None
         name = strategy if not cold or strategy == "random" else "cold_start_kcenter"
@@ -216,6 +327,14 @@ class ActiveLearningLoop:
             raise LoopError(f"round {round_.id} failed: {error}", path=self.store.root) from error
         return self.store.finish_round(round_.id, status=RoundStatus.DONE, selected=selected)
 
+    def _strategy(self, name: str, params: dict[str, object]) -> Strategy:
+        if self.segmentation:
+            try:
+                return get_strategy(name, spatial_dims=self.recipe.spatial_dims, **params)
+            except StrategyError:
+                pass  # strategies without a spatial reduction (random) take no spatial_dims
+        return get_strategy(name, **params)
+
     def _select(self, name: str, k: int, seed: int, model: ModelVersion | None,
                 params: dict[str, object]) -> list[int]:
         pool = self.pool()
@@ -223,27 +342,90 @@ class ActiveLearningLoop:
         if not pool:
             return []
         if name == "cold_start_kcenter":
-            images = self._images(pool)
-            features = downsample(images[:, 0] if images.ndim == 4 else images, 2)
-            picked = select_cold_start(features, k, method="kcenter", rng=rng).indices
-            return [pool[int(i)].id for i in picked]
-        chosen = get_strategy(name, **params)
-        inputs: dict[str, np.ndarray] = {"labelled_mask": np.zeros(len(pool), bool)}
-        if model is not None and chosen.needs:
-            trained = self.load(model)
-            images = self._images(pool)
-            if {"probs", "mc_probs"} & set(chosen.needs):
-                ids = np.array([item.id for item in pool], np.int64)
-                inputs["probs"] = predict_probs(trained, images, ids=ids)
-            if "embeddings" in chosen.needs:
-                inputs["embeddings"] = embed(trained, images)
+            return [pool[int(i)].id for i in self._cold_start(pool, k, rng)]
+        chosen = self._strategy(name, params)
+        unlabelled = np.zeros(len(pool), bool)  # the pool holds unlabelled items only
+        if model is None or not chosen.needs:
+            result = chosen(k=k, rng=rng, labelled_mask=unlabelled)
+            return [pool[int(i)].id for i in result.indices]
+        scores = self._stored_scores(chosen, model, pool)
+        if scores is None and self.segmentation:
+            scores = self._segmentation_scores(chosen, model, pool)
+        if scores is not None:
+            return [pool[int(i)].id for i in _select_by_score(chosen, scores, k, rng).indices]
+        trained = self.load(model)
+        assert isinstance(trained, TrainedModel)
+        images = self._images(pool)
+        inputs: dict[str, np.ndarray] = {"labelled_mask": unlabelled}
+        if {"probs", "mc_probs"} & set(chosen.needs):
+            ids = np.array([item.id for item in pool], np.int64)
+            inputs["probs"] = predict_probs(trained, images, ids=ids)
+        if "embeddings" in chosen.needs:
+            inputs["embeddings"] = embed(trained, images)
         result = chosen(k=k, rng=rng, **inputs)
         return [pool[int(i)].id for i in result.indices]
+
+    def _cold_start(self, pool: Sequence[Item], k: int, rng: np.random.Generator) -> np.ndarray:
+        size = None
+        if self.segmentation:  # scans differ in shape: compare them at one small size
+            dims = len(pool[0].spacing) or len(pool[0].shape)
+            size = tuple(min(int(s), COLD_START_SIDE) for s in pool[0].shape[:dims])
+        images = item_images(pool, size=size, **self._loader_kwargs) if size else self._images(pool)
+        features = downsample(images.mean(axis=1), 2)  # grey level [N, *spatial], pooled
+        return select_cold_start(features, k, method="kcenter", rng=rng).indices
+
+    def _stored_scores(self, chosen: Strategy, model: ModelVersion,
+                       pool: Sequence[Item]) -> np.ndarray | None:
+        """``[N]`` the model's stored scores that ``chosen`` ranks by, in pool order, when the
+        store has them for every pool item (else None: the pool must go through the model)."""
+        name = self._score_name(chosen)
+        if name is None:
+            return None
+        stored = self.store.get_scores(model.id, name)
+        if any(item.id not in stored for item in pool):
+            return None
+        return np.array([stored[item.id] for item in pool], np.float64)
+
+    def _score_name(self, chosen: Strategy) -> str | None:
+        """The stored score a score strategy ranks by, or None (not a score strategy, or with
+        parameters no stored score was computed with)."""
+        kind = getattr(chosen, "kind", None)
+        if not callable(getattr(chosen, "scores", None)) or not hasattr(chosen, "mode"):
+            return None
+        if not self.segmentation:
+            return kind if kind in SCORED_STRATEGIES else None
+        reduction = getattr(chosen, "reduction", None)
+        if (kind not in seg.SCORE_KINDS or reduction not in seg.REDUCTIONS
+                or getattr(chosen, "background_class", seg.BACKGROUND) != seg.BACKGROUND
+                or (reduction == "top_percentile"
+                    and getattr(chosen, "q", seg.TOP_PERCENT) != seg.TOP_PERCENT)):
+            return None
+        return seg.score_name(str(kind), str(reduction))
+
+    def _segmentation_scores(self, chosen: Strategy, model: ModelVersion,
+                             pool: Sequence[Item]) -> np.ndarray:
+        """``[N]`` ``chosen``'s score of every pool item, streaming the pool through the model
+        (for scores the store does not hold, e.g. margin or another percentile)."""
+        score = getattr(chosen, "scores", None)
+        if not callable(score) or not hasattr(chosen, "mode"):
+            raise LoopError(f"strategy {getattr(chosen, 'name', chosen)!r} does not apply to "
+                            "segmentation projects: use random or a score strategy (entropy, "
+                            "bald, margin, least_confidence, or their power_/softmax_/softrank_ "
+                            "forms) with reduction mean, foreground_weighted or top_percentile",
+                            path=self.store.root, field="strategy")
+        trained = self.load(model)
+        assert isinstance(trained, TrainedSegmenter)
+        by_id: dict[int, float] = {}
+        for start in range(0, len(pool), self.score_chunk):
+            for item, probs in self._item_probs(trained, pool[start:start + self.score_chunk]):
+                by_id[item.id] = float(np.asarray(score(probs[None]))[0])
+        return np.array([by_id[item.id] for item in pool], np.float64)
 
     # the whole step -------------------------------------------------------------------------
     def run_round(self, strategy: str, k: int, *, seed: int = 0,
                   progress: Progress | None = None) -> Round:
-        """Train a new model, score the pool, and select the next ``k`` items."""
+        """Train a new model, score the pool once, and select the next ``k`` items (score
+        strategies select from the scores just written)."""
         model = self.train(seed=seed)
         self.score(model, progress=progress)
         return self.query(strategy, k, seed=seed)
@@ -253,14 +435,27 @@ class ActiveLearningLoop:
         human = [label for label in self.store.current_labels()
                  if label.source.value != "imported"]
         models = [m for m in self.store.list_model_versions() if m.status is ModelStatus.READY]
-        history = [float(m.metrics.get("best_val_auc", m.metrics.get("val_auc", 0.0)))
+        metric = "val_dice" if self.segmentation else "val_auc"
+        history = [float(m.metrics.get(f"best_{metric}", m.metrics.get(metric, 0.0)))
                    for m in models]
         mean_uncertainty = None
         if models:
-            scores = self.store.get_scores(models[-1].id, "entropy")
+            name = seg.score_name("entropy", "mean") if self.segmentation else "entropy"
+            scores = self.store.get_scores(models[-1].id, name)
             pool_ids = {item.id for item in self.pool()}
             values = [v for item_id, v in scores.items() if item_id in pool_ids]
             mean_uncertainty = float(np.mean(values)) if values else None
         return criteria.reason_to_stop(labels=len(human), val_history=history,
                                        mean_uncertainty=mean_uncertainty)
 
+
+def _select_by_score(chosen: Strategy, scores: np.ndarray, k: int,
+                     rng: np.random.Generator) -> Any:
+    """What a score strategy selects given its scores ``[N]`` (top-k or stochastic, as its
+    ``mode`` says), without the probabilities it would compute them from."""
+    mode: Any = getattr(chosen, "mode", None)
+    unlabelled = np.zeros(len(scores), bool)
+    if mode not in ("power", "softmax", "softrank"):
+        return select_top_k(scores, k, labelled_mask=unlabelled, rng=rng)
+    return select_stochastic(scores, k, mode=mode, beta=float(getattr(chosen, "beta", 1.0)),
+                             labelled_mask=unlabelled, rng=rng)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -44,9 +44,10 @@ def small_unet(*, spatial_dims: int, in_channels: int, num_classes: int) -> nn.M
 
 @dataclass(frozen=True)
 class SegmentationRecipe:
-    """How to train a segmenter. Images must share one shape divisible by 8 (pad or crop them
-    first, e.g. with MONAI ``ResizeWithPadOrCrop``). Augmentation: random flips of image and mask
-    along ``flip_axes`` and intensity jitter."""
+    """How to train a segmenter. Images must share one shape divisible by ``divisible_by`` (2 to
+    the number of down-sampling steps of the network; pad or crop them first, e.g. with MONAI
+    ``ResizeWithPadOrCrop``; the store-backed loop pads each batch itself). Augmentation: random
+    flips of image and mask along ``flip_axes`` (those the images have) and intensity jitter."""
 
     network: SegmenterFactory = small_unet
     spatial_dims: int = 3
@@ -64,6 +65,7 @@ class SegmentationRecipe:
     val_fraction: float = 0.2
     predict_batch_size: int = 8
     seed: int = 0
+    divisible_by: int = 8
 
 
 @dataclass
@@ -79,6 +81,7 @@ class TrainedSegmenter:
     seed: int
     mc_samples: int
     predict_batch_size: int
+    in_channels: int = 1
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,8 @@ class _AugmentedSegmenter(SegmentationModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         r = self.recipe
         if r is not None and r.augment and self.trainer.training and isinstance(batch, dict):
-            x, y = flip(batch["image"], r.flip_axes, batch["label"])
+            axes = tuple(a for a in r.flip_axes if a < batch["image"].ndim - 2)
+            x, y = flip(batch["image"], axes, batch["label"])
             if r.intensity:
                 shape = (x.shape[0], *([1] * (x.ndim - 1)))
                 gain = 1 + (torch.rand(shape, device=x.device) * 2 - 1) * r.intensity
@@ -170,11 +174,13 @@ def train_segmenter(
         seed=seed,
         mc_samples=recipe.mc_samples,
         predict_batch_size=recipe.predict_batch_size,
+        in_channels=int(images.shape[1]),
     )
 
 
-def _items(trained: TrainedSegmenter, x: np.ndarray) -> Any:
-    return loader(TensorItems(as_images(x, trained.spatial_dims)), trained.predict_batch_size)
+def _items(trained: TrainedSegmenter, x: np.ndarray, ids: np.ndarray | None = None) -> Any:
+    items = TensorItems(as_images(x, trained.spatial_dims), ids=ids)
+    return loader(items, trained.predict_batch_size)
 
 
 def _pool(probs: Tensor, factor: int, dims: int) -> Tensor:
@@ -188,8 +194,30 @@ def _pool(probs: Tensor, factor: int, dims: int) -> Tensor:
     return out.reshape(b, t, c, *out.shape[2:])
 
 
+def iter_segmentation_probs(
+    trained: TrainedSegmenter,
+    x: np.ndarray,
+    T: int | None = None,
+    *,
+    ids: np.ndarray | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """MC-dropout probabilities one batch at a time: ``(ids [B], probs [B, T, C, *S])`` for
+    images ``x`` ``[N, (C,) *S]``. With ``ids`` (e.g. store item ids) the dropout masks are keyed
+    by item, so an item scores the same in any batch or chunk."""
+    samples = trained.mc_samples if T is None else T
+    for part in iter_mc_predict(
+        trained.module, _items(trained, x, ids), samples, seed=trained.seed
+    ):
+        yield part.ids, part.values.numpy()
+
+
 def predict_segmentation_probs(
-    trained: TrainedSegmenter, x: np.ndarray, T: int | None = None, *, pool: int = 1
+    trained: TrainedSegmenter,
+    x: np.ndarray,
+    T: int | None = None,
+    *,
+    pool: int = 1,
+    ids: np.ndarray | None = None,
 ) -> np.ndarray:
     """MC-dropout probabilities average-pooled by ``pool`` per spatial axis (to keep a whole
     pool in memory for the strategies).  # x [N, (C,) *S] -> [N, T, C, *S/pool]"""
@@ -198,7 +226,7 @@ def predict_segmentation_probs(
         part.values.numpy()
         for part in iter_mc_predict(
             trained.module,
-            _items(trained, x),
+            _items(trained, x, ids),
             samples,
             seed=trained.seed,
             reduce=partial(_pool, factor=pool, dims=trained.spatial_dims),
@@ -214,14 +242,13 @@ def predict_segmentation(
     *,
     kind: UncertaintyKind = "bald",
     reduction: Reduction = "mean",
+    ids: np.ndarray | None = None,
 ) -> SegmentationPrediction:
     """Streaming MC dropout: per-voxel ``kind`` uncertainty maps, their per-image ``reduction``
     and the mean segmentation; only one batch of [B, T, C, *S] is held at a time."""
-    samples = trained.mc_samples if T is None else T
     dims = trained.spatial_dims
     maps, segs = [], []
-    for part in iter_mc_predict(trained.module, _items(trained, x), samples, seed=trained.seed):
-        p = part.values.numpy()  # [B, T, C, *S]
+    for _, p in iter_segmentation_probs(trained, x, T, ids=ids):  # p [B, T, C, *S]
         maps.append(uncertainty_map(p, kind, spatial_dims=dims).astype(np.float32))
         segs.append(p.mean(1).argmax(1).astype(np.uint8))
     m = np.concatenate(maps)

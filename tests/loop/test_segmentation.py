@@ -1,0 +1,246 @@
+"""The store-backed loop on segmentation projects: real hippocampus MRI volumes (the bundled six
+demo cases, 3D, each a different shape) and real nuclei crops (2D, shared data). A tiny U-Net
+trains for one epoch; what matters is what the store records and what the annotator is shown."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from torch import nn
+
+from workbench.ingest import LabelPolicy, import_sources
+from workbench.loop import SEGMENTATION_SCORES, ActiveLearningLoop, LoopError, default_recipe
+from workbench.models import build_segmenter
+from workbench.recipes import ClassificationRecipe, SegmentationRecipe
+from workbench.store import (
+    LabelSource,
+    LabelSubmission,
+    ModelStatus,
+    ProjectConfig,
+    RoundStatus,
+    SQLiteStore,
+    Task,
+    create_project,
+)
+
+HIPPO = Path(__file__).resolve().parents[2] / "workbench/demo_data/hippocampus"
+
+
+class Built:
+    """Every network a recipe builds (trained or loaded for scoring) and its forward passes."""
+
+    def __init__(self) -> None:
+        self.nets: list[nn.Module] = []
+        self.forwards: dict[int, int] = {}
+
+    def count(self, net: nn.Module, *_: object) -> None:
+        self.forwards[id(net)] = self.forwards.get(id(net), 0) + 1
+
+    def total(self) -> int:
+        return sum(self.forwards.values())
+
+
+def counted_unet(built: Built, *, spatial_dims: int, in_channels: int,
+                 num_classes: int) -> nn.Module:
+    net = build_segmenter("unet", spatial_dims=spatial_dims, in_channels=in_channels,
+                          num_classes=num_classes, dropout=0.1, features=(4, 8, 16))
+    net.register_forward_hook(built.count)
+    built.nets.append(net)
+    return net
+
+
+@pytest.fixture()
+def built() -> Built:
+    return Built()
+
+
+def tiny(built: Built, spatial_dims: int = 3) -> SegmentationRecipe:
+    """A 4-8-16 residual U-Net, one epoch of one step, two MC samples."""
+    return SegmentationRecipe(network=functools.partial(counted_unet, built),
+                              spatial_dims=spatial_dims, flip_axes=tuple(range(spatial_dims)),
+                              max_epochs=1, min_steps_per_epoch=1, batch_size=2, mc_samples=2)
+
+
+def label_from_truth(store: SQLiteStore, item_ids: list[int]) -> None:
+    """Play an annotator who draws exactly the hidden ground-truth mask."""
+    for item_id in item_ids:
+        truth = store.current_label(item_id, include_ground_truth=True)
+        assert truth is not None and truth.mask_hash is not None
+        store.submit_label(LabelSubmission(item_id=item_id, annotator="ann",
+                                           source=LabelSource.HUMAN,
+                                           mask=store.get_mask(truth.mask_hash)))
+
+
+@pytest.fixture()
+def hippo(tmp_path: Path) -> SQLiteStore:
+    """Six real hippocampus MRI volumes (35x51x35 to 36x48x40), labels hidden as ground truth."""
+    store = create_project(tmp_path / "hippo", ProjectConfig(
+        "hippo", Task.SEGMENTATION, ("background", "anterior", "posterior")))
+    import_sources(store, [HIPPO], labels=LabelPolicy.GROUND_TRUTH)
+    assert len({item.shape for item in store.list_items()}) == 6
+    return store
+
+
+def test_3d_train_score_query_and_the_annotator_sees_the_proposal(
+        hippo: SQLiteStore, built: Built) -> None:
+    from workbench.widgets import AnnotationSession
+
+    loop = ActiveLearningLoop(hippo, recipe=tiny(built))
+    first = loop.query("bald", 3, seed=0)  # no model yet: k-center on the scans
+    assert first.strategy == "cold_start_kcenter" and len(set(first.selected)) == 3
+    label_from_truth(hippo, list(first.selected))
+
+    model = loop.train(seed=0)
+    assert model.status is ModelStatus.READY and "val_dice" in model.metrics
+    assert Path(model.checkpoint or "").is_file()
+    assert set(model.trained_on) == {label.id for label in hippo.current_labels(split="train")}
+    assert model.params["task"] == "segmentation" and model.params["spatial_dims"] == 3
+
+    assert loop.score(model) == 3
+    pool = loop.pool()
+    assert not {item.id for item in pool} & set(first.selected)
+    for item in pool:
+        prediction = hippo.get_prediction(model.id, item.id)
+        assert prediction is not None and prediction.mask is not None
+        assert prediction.mask.shape == item.shape and prediction.mask.dtype == np.uint8
+        assert prediction.mask.max() < 3
+        unc = prediction.uncertainty_map
+        assert unc is not None and unc.shape == item.shape and unc.dtype == np.float16
+        assert np.isfinite(unc).all() and unc.min() >= 0 and unc.max() <= np.log(3) + 1e-3
+    for name in SEGMENTATION_SCORES:
+        assert set(hippo.get_scores(model.id, name)) == {item.id for item in pool}, name
+    assert {"bald_mean", "entropy_foreground_weighted", "bald_top_percentile"} <= set(
+        SEGMENTATION_SCORES)
+
+    passes = built.total()
+    top = loop.query("bald", 2, seed=0, reduction="top_percentile")
+    stochastic = loop.query("power_entropy", 2, seed=1, reduction="foreground_weighted")
+    assert built.total() == passes  # selected from the stored scores: no pool prediction
+    scores = hippo.get_scores(model.id, "bald_top_percentile")
+    assert set(top.selected) == set(sorted(scores, key=scores.__getitem__)[-2:])
+    assert set(stochastic.selected) <= {item.id for item in pool}
+    loop.query("margin", 1, reduction="mean")  # not stored: the pool goes through the model
+    assert built.total() > passes
+
+    with pytest.raises(LoopError, match="does not apply to segmentation"):
+        loop.query("coreset", 1)
+    assert hippo.list_rounds()[-1].status is RoundStatus.FAILED
+
+    session = AnnotationSession(hippo, "ann2")  # what the annotator is served and shown
+    served = session.next()
+    assert served is not None and served.id == hippo.list_rounds()[-2].selected[0]
+    assert session.has_mask_proposal and session.status().model_version_id == model.id
+    shown = hippo.get_prediction(model.id, served.id)
+    assert shown is not None and np.array_equal(session.mask, shown.mask)
+    plane = session.plane_uncertainty()
+    assert plane is not None and plane.dtype == np.uint8
+
+
+def test_run_round_predicts_the_pool_once_and_warm_starts(hippo: SQLiteStore,
+                                                          built: Built) -> None:
+    label_from_truth(hippo, [item.id for item in hippo.list_items()[:3]])
+    loop = ActiveLearningLoop(hippo, recipe=tiny(built))
+    loop.train(seed=0)
+    warm = ActiveLearningLoop(hippo, recipe=dataclasses.replace(tiny(built), warm_start=True))
+    before = len(built.nets)
+    round_ = warm.run_round("power_bald", 2, seed=0)
+    # built: the warm-start weights, the trained network, and the scoring network; no fourth
+    # network predicts the pool again for the query, and the scoring one ran one batch
+    assert len(built.nets) - before == 3
+    assert built.forwards[id(built.nets[-1])] == 1
+    assert round_.status is RoundStatus.DONE and len(round_.selected) == 2
+    assert round_.model_version_id == warm.latest_model().id  # type: ignore[union-attr]
+    assert warm.latest_model().params["warm_start"] is True  # type: ignore[union-attr]
+
+
+def nuclei_crops(shared_data: Path, folder: Path) -> Path:
+    """Six real nuclei crops of different sizes (RGBA) with their masks (nucleus > 0)."""
+    source = shared_data / "nuclei-bbbc038"
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    rows = ["path,label"]
+    sizes = [(44, 52), (48, 40), (40, 40), (52, 44), (36, 48), (48, 48)]
+    for (h, w), image in zip(sizes, sorted((source / "images").iterdir())[:6], strict=True):
+        pixels = np.asarray(Image.open(image))[:h, :w]
+        mask = (np.asarray(Image.open(source / "labels" / image.name))[:h, :w] > 0)
+        Image.fromarray(pixels).save(folder / "images" / image.name)
+        Image.fromarray(mask.astype(np.uint8)).save(folder / "masks" / image.name)
+        rows.append(f"images/{image.name},masks/{image.name}")
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return folder / "manifest.csv"
+
+
+def test_2d_project_trains_and_a_3d_recipe_fails_clearly_leaving_the_rest_intact(
+        tmp_path: Path, shared_data: Path, built: Built) -> None:
+    store = create_project(tmp_path / "nuclei", ProjectConfig(
+        "nuclei", Task.SEGMENTATION, ("background", "nucleus")))
+    import_sources(store, [nuclei_crops(shared_data, tmp_path / "crops")],
+                   labels=LabelPolicy.GROUND_TRUTH)
+    label_from_truth(store, [item.id for item in store.list_items()[:4]])
+    recipe = default_recipe(store, network=functools.partial(counted_unet, built),
+                            max_epochs=1, min_steps_per_epoch=1, batch_size=2, mc_samples=2)
+    assert isinstance(recipe, SegmentationRecipe) and recipe.spatial_dims == 2
+    loop = ActiveLearningLoop(store, recipe=recipe)
+    model = loop.train()
+    assert loop.score(model) == 2
+    for item in loop.pool():
+        prediction = store.get_prediction(model.id, item.id)
+        assert prediction is not None and prediction.mask is not None
+        assert item.shape[2] == 4 and prediction.mask.shape == item.shape[:2]
+        assert prediction.uncertainty_map is not None
+        assert prediction.uncertainty_map.shape == item.shape[:2]
+
+    labels = store.current_labels()
+    wrong = ActiveLearningLoop(store, recipe=dataclasses.replace(recipe, spatial_dims=3))
+    with pytest.raises(LoopError, match="images have 2 spatial dimensions but the recipe's "
+                                        "network takes 3"):
+        wrong.train()
+    versions = store.list_model_versions()
+    assert [v.status for v in versions] == [ModelStatus.READY, ModelStatus.FAILED]
+    assert "spatial dimensions" in (versions[-1].error or "")
+    assert store.current_labels() == labels and Path(model.checkpoint or "").is_file()
+    assert loop.latest_model() == model  # the loop resumes on the earlier model
+    assert loop.query("entropy", 1, reduction="foreground_weighted").status is RoundStatus.DONE
+
+    with pytest.raises(LoopError, match="ClassificationRecipe cannot train a segmentation"):
+        ActiveLearningLoop(store, recipe=ClassificationRecipe())
+
+
+def test_cli_segmentation_query_train_query(tmp_path: Path) -> None:
+    """`workbench query` (cold start), labels, `workbench train` (default U-Net), then a
+    `workbench query` that ranks by the scores the training run wrote."""
+    from workbench.cli import main
+    from workbench.store import open_project
+
+    project = tmp_path / "hippo"
+    data = tmp_path / "data"
+    shutil.copytree(HIPPO, data)
+    assert main(["init", str(project), "--task", "segmentation",
+                 "--classes", "anterior", "posterior"]) == 0
+    assert main(["import", str(project), str(data), "--labels-as-ground-truth"]) == 0
+    assert main(["query", str(project), "--strategy", "bald", "--batch", "3"]) == 0
+    with open_project(project) as store:
+        label_from_truth(store, list(store.list_rounds()[-1].selected))
+    assert main(["train", str(project), "--epochs", "1"]) == 0
+    assert main(["query", str(project), "--strategy", "power_bald", "--batch", "2",
+                 "--reduction", "foreground_weighted"]) == 0
+    assert main(["query", str(project), "--strategy", "badge", "--batch", "2"]) == 1
+    with open_project(project) as store:
+        model = store.list_model_versions()[-1]
+        assert model.status is ModelStatus.READY and model.params["network"] == "small_unet"
+        rounds = store.list_rounds()
+        assert [r.status for r in rounds] == [RoundStatus.DONE, RoundStatus.DONE,
+                                              RoundStatus.FAILED]
+        assert rounds[1].params["reduction"] == "foreground_weighted"
+        pool = [i for i in store.list_items() if store.current_label(i.id) is None]
+        assert set(rounds[1].selected) <= {i.id for i in pool}
+        assert len(store.get_scores(model.id, "bald_foreground_weighted")) == len(pool) == 3
+        prediction = store.get_prediction(model.id, pool[0].id)
+        assert prediction is not None and prediction.mask is not None
+        assert prediction.mask.shape == pool[0].shape

@@ -1,0 +1,123 @@
+"""Segmentation in the store-backed loop: items of different shapes padded to one shape the
+network accepts, and every prediction cropped back to its item's own shape before anything is
+stored or scored, so masks and uncertainty maps align voxel for voxel with the scan shown.
+
+What scoring keeps per pool item and model version (see `item_outcome`):
+
+* ``Prediction.mask``: the argmax of the MC-mean probabilities, uint8 ``[*spatial]``.
+* ``Prediction.uncertainty_map``: the per-voxel entropy of the MC-mean prediction in nats,
+  float16 ``[*spatial]`` (at most ln C; float16 keeps 3 significant digits at half the size of
+  float32, and the annotator scales it for display anyway).
+* scores ``"<kind>_<reduction>"`` for kind ``entropy`` / ``bald`` and reduction ``mean``,
+  ``foreground_weighted`` (weighted by the predicted foreground probability, 1 - p(background
+  class 0)) and ``top_percentile`` (mean of the top `TOP_PERCENT` % of voxels), e.g.
+  ``bald_foreground_weighted``. Padding never enters a score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch import Tensor
+
+from workbench.loop._images import centre_box, pad_stack, padded_shape
+from workbench.models import ModelError
+from workbench.recipes import SegmentationRecipe, TrainedSegmenter, train_segmenter
+from workbench.recipes._segmentation import iter_segmentation_probs
+from workbench.store import Item
+from workbench.strategies import reduce_map, uncertainty_map
+from workbench.strategies._types import Reduction, UncertaintyKind
+
+SCORE_KINDS: tuple[UncertaintyKind, ...] = ("entropy", "bald")
+REDUCTIONS: tuple[Reduction, ...] = ("mean", "foreground_weighted", "top_percentile")
+TOP_PERCENT = 10.0
+BACKGROUND = 0
+MAP_DTYPE = np.float16
+
+
+def score_name(kind: str, reduction: str) -> str:
+    """The store's score name of an uncertainty kind under a reduction, e.g. ``bald_mean``."""
+    return f"{kind}_{reduction}"
+
+
+# written in this order; serving ranks by the newest written score, so ``bald_mean`` goes last
+SCORE_NAMES = tuple(score_name(k, r) for k in reversed(SCORE_KINDS) for r in reversed(REDUCTIONS))
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """What scoring keeps for one item (shapes are the item's own ``[*spatial]``)."""
+
+    item_id: int
+    mask: np.ndarray  # uint8 argmax of the MC mean
+    uncertainty: np.ndarray  # float16 entropy of the MC mean, nats
+    scores: dict[str, float]
+
+
+def check_dims(arrays: Sequence[np.ndarray], spatial_dims: int) -> None:
+    """ModelError naming both counts unless images ``[C, *spatial]`` have ``spatial_dims``."""
+    found = {a.ndim - 1 for a in arrays}
+    if found != {spatial_dims}:
+        dims = " and ".join(str(d) for d in sorted(found))
+        raise ModelError(f"the project's images have {dims} spatial dimensions but the "
+                         f"recipe's network takes {spatial_dims}", field="spatial_dims")
+
+
+def train_padded(recipe: SegmentationRecipe, images: Sequence[np.ndarray],
+                 masks: Sequence[np.ndarray], val_images: Sequence[np.ndarray] | None,
+                 val_masks: Sequence[np.ndarray] | None, *, num_classes: int, seed: int,
+                 init_state: Mapping[str, Tensor] | None,
+                 root_dir: Path | None = None) -> TrainedSegmenter:
+    """Train on images ``[C, *spatial_i]`` and masks ``[*spatial_i]`` of any shapes, padded
+    (centred, zeros) to the smallest shape divisible by ``recipe.divisible_by`` that holds all.
+    Padding is labelled background, which the images' zero (darkest) value matches."""
+    check_dims([*images, *(val_images or [])], recipe.spatial_dims)
+    for n, (image, mask) in enumerate(zip(images, masks, strict=True)):
+        if tuple(image.shape[1:]) != tuple(mask.shape):
+            raise ModelError(f"label mask {n} has shape {tuple(mask.shape)} but its image "
+                             f"{tuple(image.shape[1:])}", field="mask")
+    shapes = [tuple(a.shape[1:]) for a in [*images, *(val_images or [])]]
+    shape = padded_shape(shapes, recipe.divisible_by)
+    x, y = pad_stack(images, shape), pad_stack(masks, shape)
+    xv = yv = None
+    if val_images and val_masks:
+        xv, yv = pad_stack(val_images, shape), pad_stack(val_masks, shape)
+    return train_segmenter(recipe, x, y, xv, yv, num_classes=num_classes, seed=seed,
+                           init_state=init_state, root_dir=root_dir)
+
+
+def iter_item_probs(trained: TrainedSegmenter, items: Sequence[Item],
+                    images: Sequence[np.ndarray], divisible_by: int
+                    ) -> Iterator[tuple[Item, np.ndarray]]:
+    """MC-dropout probabilities per item, cropped back to the item's shape:
+    ``(item, probs [T, C, *spatial_i])``. The items are padded to one shape for the network;
+    dropout masks are keyed by item id, so an item scores the same in any chunk."""
+    check_dims(images, trained.spatial_dims)
+    if not items:
+        return
+    shape = padded_shape([tuple(a.shape[1:]) for a in images], divisible_by)
+    by_id = {item.id: (item, tuple(a.shape[1:])) for item, a in zip(items, images, strict=True)}
+    ids = np.array([item.id for item in items], np.int64)
+    for batch_ids, probs in iter_segmentation_probs(trained, pad_stack(images, shape), ids=ids):
+        for item_id, p in zip(batch_ids, probs, strict=True):  # p [T, C, *padded]
+            item, spatial = by_id[int(item_id)]
+            yield item, p[(slice(None), slice(None), *centre_box(spatial, shape))]
+
+
+def item_outcome(item: Item, probs: np.ndarray) -> ItemOutcome:
+    """Mask, entropy map and every ``SCORE_NAMES`` score of one item.
+    # probs [T, C, *S] -> mask [*S] uint8, uncertainty [*S] float16"""
+    p = probs[None]  # [1, T, C, *S]
+    dims = probs.ndim - 2
+    mean = probs.mean(axis=0)  # [C, *S]
+    foreground = 1.0 - mean[BACKGROUND][None]  # [1, *S]
+    maps = {kind: uncertainty_map(p, kind, spatial_dims=dims) for kind in SCORE_KINDS}  # [1, *S]
+    scores = {score_name(kind, reduction): float(reduce_map(maps[kind], reduction,
+                                                            foreground=foreground,
+                                                            q=TOP_PERCENT)[0])
+              for kind in SCORE_KINDS for reduction in REDUCTIONS}
+    return ItemOutcome(item_id=item.id, mask=mean.argmax(axis=0).astype(np.uint8),
+                       uncertainty=maps["entropy"][0].astype(MAP_DTYPE), scores=scores)
