@@ -1,6 +1,6 @@
 """The annotator in a real JupyterLab + Chromium: keyboard labelling, proposals, mask strokes at
-known canvas positions, undo / redo, 3D slice scrolling, draft recovery after a reload, going
-back to change a label, flagging with a comment, and fill."""
+known canvas positions, undo / redo, 3D slice scrolling, draft recovery (with the undo history)
+after a reload, going back to change a label, flagging with a comment, and fill."""
 
 from __future__ import annotations
 
@@ -246,6 +246,16 @@ def test_reload_mid_stroke_recovers_the_draft(page: Any, lab: Lab) -> None:
                what="the draft after re-running the cell")
     assert "draft" in root.locator(".wb-message").inner_text().lower()
     screenshot(root, "reload_recovered_draft")
+    # the undo history came back with the draft: undo removes the stroke, redo restores it
+    root.focus()
+    page.keyboard.press("Control+z")
+    wait_until(lambda: int(root.get_attribute("data-mask-sum") or 0) == 0,
+               what="the recovered stroke undone")
+    wait_until(lambda: (d := drafts.load(item_id)) is not None and d.indices.size == 0
+               and len(d.redo) == 1, what="the draft after undo")
+    page.keyboard.press("Control+y")
+    wait_until(lambda: int(root.get_attribute("data-mask-sum") or 0) == int(partial.sum()),
+               what="the recovered stroke redone")
 
 
 def test_back_to_previous_item_and_change_it_then_flag(page: Any, lab: Lab) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import numpy as np
@@ -186,6 +187,93 @@ def test_draft_survives_a_new_session(seg_store: SQLiteStore) -> None:
     assert "draft" in again.status().message.lower()
     assert again.submit_mask().source is LabelSource.HUMAN
     assert again.drafts is not None and again.drafts.items() == []
+
+
+def test_undo_redo_history_survives_a_restart(seg_store: SQLiteStore) -> None:
+    seg_model(seg_store)
+    s = session(seg_store)
+    states = [s.mask.copy()]
+    # one chunked stroke (two chunks, one group), a fill, a reject, a dot; then undo the dot
+    s.apply_edit(Stroke(((30, 5), (30, 20)), radius=1.5, value=1, stroke_id="a"))
+    s.apply_edit(Stroke(((30, 20), (30, 35)), radius=1.5, value=1, stroke_id="a"))
+    states.append(s.mask.copy())
+    s.apply_edit(Fill((2, 2), 1))
+    states.append(s.mask.copy())
+    s.reject_proposal()
+    states.append(s.mask.copy())
+    s.apply_edit(Stroke(((5, 5),), radius=2, value=1))
+    states.append(s.mask.copy())
+    s.undo()
+    # a kernel restart: a new session object on the same store and drafts folder
+    again = session(seg_store)
+    assert again.item == s.item and np.array_equal(again.mask, states[3])
+    status = again.status()
+    assert status.can_undo and status.can_redo and status.rejected
+    again.redo()
+    assert np.array_equal(again.mask, states[4])
+    for state in reversed(states[:4]):
+        again.undo()
+        assert np.array_equal(again.mask, state)
+    assert not again.status().can_undo  # the stroke's two chunks undid as one edit
+    # the draft written by those undos carries the history on: restart again, redo it all
+    third = session(seg_store)
+    assert np.array_equal(third.mask, states[0]) and third.status().can_redo
+    for state in states[1:]:
+        third.redo()
+        assert np.array_equal(third.mask, state)
+    assert not third.status().can_redo
+    # a new edit after the restart drops the redo stack as usual, and submitting clears it all
+    third.undo()
+    third.apply_edit(Stroke(((10, 10),), radius=1, value=1))
+    assert not third.status().can_redo
+    third.submit_mask()
+    assert third.drafts is not None and third.drafts.items() == []
+
+
+def test_draft_history_is_compact_and_old_drafts_still_load(seg_store: SQLiteStore) -> None:
+    from workbench.widgets._drafts import Draft, DraftStore
+
+    s = session(seg_store)
+    assert s.item is not None and s.drafts is not None
+    for row in range(5, 35, 3):
+        s.apply_edit(Stroke(((row, 2), (row, 37)), radius=1, value=1))
+    path = s.drafts.folder / f"{s.item.id}.npz"
+    with np.load(path) as data:
+        sizes = data["history_sizes"]
+        assert sizes.size == 10 and data["history_indices"].dtype == np.uint32
+        assert data["history_indices"].size == data["history_old"].size == int(sizes.sum())
+    # 6 bytes per changed voxel of history, besides the draft's own 9 bytes per voxel
+    assert path.stat().st_size < 6 * int(sizes.sum()) + 9 * int(s.mask.sum()) + 4096
+    # a draft file written before histories were kept restores its mask, with no history
+    store = DraftStore(s.drafts.folder.parent, "old")
+    old = Draft.from_masks(s.item.id, "empty", np.zeros_like(s.mask), s.mask,
+                           model_version_id=None, rejected=False, started_at=0.0)
+    meta = {"item_id": old.item_id, "base": "empty", "model_version_id": None,
+            "rejected": False, "started_at": 0.0}
+    store.folder.mkdir(parents=True)
+    np.savez(store.folder / f"{s.item.id}.npz", indices=old.indices, values=old.values,
+             meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    loaded = store.load(s.item.id)
+    assert loaded is not None and loaded.undo == () and loaded.redo == ()
+    assert np.array_equal(loaded.apply_to(np.zeros_like(s.mask)), s.mask)
+
+
+def test_saved_history_keeps_the_newest_edits_within_the_limit(
+        seg_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.widgets import _drafts
+
+    monkeypatch.setattr(_drafts, "HISTORY_LIMIT", 250)
+    s = session(seg_store)
+    for row in (5, 15, 25, 35):  # about 100 voxels each
+        s.apply_edit(Stroke(((row, 0), (row, 39)), radius=1, value=1))
+    assert s.item is not None and s.drafts is not None
+    draft = s.drafts.load(s.item.id)
+    assert draft is not None and len(draft.undo) == 2
+    assert int(draft.undo[-1].indices.min()) // 40 == 34  # the newest stroke (rows 34..36)
+    again = session(seg_store)
+    again.undo()
+    again.undo()
+    assert not again.status().can_undo and int(again.mask.sum()) == 240  # rows 4..6, 14..16
 
 
 def test_drafts_live_under_the_project_folder(seg_store: SQLiteStore) -> None:

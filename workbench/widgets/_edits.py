@@ -238,3 +238,21 @@ class EditHistory:
     def clear(self) -> None:
         self._undo.clear()
         self._redo.clear()
+
+    @property
+    def undo_stack(self) -> tuple[MaskDiff, ...]:
+        """The diffs ``undo`` reverts, oldest first (the last one is undone next)."""
+        return tuple(self._undo)
+
+    @property
+    def redo_stack(self) -> tuple[MaskDiff, ...]:
+        """The diffs ``redo`` re-applies; the last one is redone next."""
+        return tuple(self._redo)
+
+    @classmethod
+    def from_stacks(cls, undo: Sequence[MaskDiff], redo: Sequence[MaskDiff] = ()) -> EditHistory:
+        """A history with these stacks (as ``undo_stack`` / ``redo_stack`` gave them)."""
+        history = cls()
+        history._undo = list(undo)
+        history._redo = list(redo)
+        return history

@@ -2,9 +2,9 @@
 
 ``AnnotationSession(store, annotator)`` serves items in active-learning order, shows the latest
 ready model's proposal, records labels with their provenance, edits masks through typed edit
-records with undo / redo, and keeps in-progress masks as drafts on disk. It imports no widget
-code: the widget is a thin layer of traits over it, and everything here is testable without a
-browser.
+records with undo / redo, and keeps in-progress masks (with their undo / redo history) as
+drafts on disk. It imports no widget code: the widget is a thin layer of traits over it, and
+everything here is testable without a browser.
 """
 
 from __future__ import annotations
@@ -548,6 +548,9 @@ class AnnotationSession:
             cur.rejected = draft.rejected
             cur.started_at = draft.started_at
             cur.recovered = True
+            if all(d.indices.size == 0 or int(d.indices.max()) < cur.mask.size
+                   for d in (*draft.undo, *draft.redo)):
+                cur.history = EditHistory.from_stacks(draft.undo, draft.redo)
 
     def _proposal_mask(self, cur: _Current, shape: tuple[int, ...] | None = None
                        ) -> np.ndarray | None:
@@ -588,7 +591,8 @@ class AnnotationSession:
         draft = Draft.from_touched(
             cur.item.id, cur.base, cur.base_mask, cur.mask, cur.touched,
             model_version_id=cur.model_version_id, rejected=cur.rejected,
-            started_at=cur.started_at)
+            started_at=cur.started_at, undo=cur.history.undo_stack,
+            redo=cur.history.redo_stack)
         cur.touched = draft.indices
         self.drafts.save(draft)
 
