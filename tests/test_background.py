@@ -1,0 +1,95 @@
+"""workbench.background: lowering a process's priority, and training in a real child process at
+a lower priority with its output in a log file under the project."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psutil
+import pytest
+
+from workbench.background import default_threads, run_in_background, train_in_background
+from workbench.store import ProjectConfig, Task, create_project
+
+posix_only = pytest.mark.skipif(not hasattr(os, "nice"), reason="niceness is POSIX only")
+
+
+def python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (lowering priority there, not in the test run)."""
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "proj"
+    create_project(folder, ProjectConfig("bg", Task.CLASSIFICATION, ("a", "b"))).close()
+    return folder
+
+
+def test_default_threads_leave_a_core_free() -> None:
+    assert default_threads() == max((os.cpu_count() or 1) - 1, 1)
+
+
+@posix_only
+def test_lower_priority_sets_niceness_and_torch_threads_once() -> None:
+    out = python("""
+        import os, torch
+        from workbench.background import lower_priority
+        first = lower_priority(7, threads=1)
+        again = lower_priority(7)  # a target, not an increment: stays at 7
+        print(first.niceness, os.getpriority(os.PRIO_PROCESS, 0), torch.get_num_threads(),
+              again.niceness, again.threads)
+    """)
+    assert out.split() == ["7", "7", "1", "7", str(default_threads())]
+
+
+def test_lower_priority_without_os_nice_changes_only_threads() -> None:
+    out = python("""
+        import os
+        del os.nice
+        from workbench.background import lower_priority
+        p = lower_priority(10, threads=1)
+        print(p.niceness, p.threads)
+    """)
+    assert out.split() == ["None", "1"]
+
+
+def test_lower_priority_refuses_to_raise_priority() -> None:
+    from workbench.background import lower_priority
+
+    with pytest.raises(ValueError, match="niceness"):
+        lower_priority(-5)
+
+
+@posix_only
+def test_train_in_background_runs_niced_and_logs_to_the_project(project: Path) -> None:
+    job = train_in_background(project, epochs=1, niceness=9, threads=1)
+    try:
+        child = psutil.Process(job.pid)
+        assert child.nice() == 9  # set by the parent at once, before the child's imports
+        assert job.command[-4:] == ("train", str(project), "--epochs", "1")
+        status = job.wait(timeout=300)
+    finally:
+        job.stop()
+    assert job.log.parent == project / "logs" and job.log.name.startswith("train-")
+    text = " ".join(job.log.read_text().split())  # rich wraps lines at 80 columns
+    # the child's own report, then the output of `workbench train` (no labels: an error)
+    assert f"pid {job.pid}, niceness 9, 1 torch threads: workbench train {project}" in text
+    assert "training needs at least" in text and status == 1
+
+
+@posix_only
+def test_stop_ends_a_background_command(tmp_path: Path, project: Path) -> None:
+    job = run_in_background(["status", str(project)], tmp_path / "own.log", niceness=3)
+    assert job.log == tmp_path / "own.log"
+    assert psutil.Process(job.pid).nice() == 3
+    status = job.stop(timeout=60)
+    assert not job.running and job.returncode == status and status != 0
+    assert job.stop() == status  # stopping again is harmless
