@@ -11,8 +11,10 @@ arriving). A simulated annotator pauses ``--think-ms`` after each item is confir
 ``--scroll-ms`` between slices (wheel scrolling runs at roughly 10-20 slices a second).
 
 With ``--background-training`` every measurement runs twice: idle, then while a CPU-bound
-training loop (a small torch CNN, ``torch.set_num_threads(1)``) runs in another process; the
-JSON holds both runs and the ratio of their p95s. Writes
+training loop (a small torch CNN, one torch thread) runs in another process, at the priority
+``workbench.background.lower_priority`` sets (niceness ``--training-niceness``, default 10; 0
+is how training ran before that helper existed); the JSON holds both runs and the ratio of
+their p95s. Writes
 ``benchmarks/results/annotator_browser.json``. Run: ``.venv/bin/python
 benchmarks/bench_annotator_browser.py --background-training``.
 """
@@ -173,12 +175,15 @@ def bench_strokes(page: Any, lab: Lab, n: int) -> tuple[list[float], list[list[f
     return [float(v) for v in raw.split(",") if v], splits
 
 
-def train_forever() -> None:
-    """A CPU-bound training loop (small CNN on random 64x64 images), one torch thread."""
+def train_forever(niceness: int) -> None:
+    """A CPU-bound training loop (small CNN on random 64x64 images), one torch thread, at
+    niceness ``niceness`` (as ``workbench.background.lower_priority`` sets it)."""
     import torch
     from torch import nn
 
-    torch.set_num_threads(1)
+    from workbench.background import lower_priority
+
+    lower_priority(niceness, threads=1)
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
@@ -186,6 +191,7 @@ def train_forever() -> None:
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     x, y = torch.randn(32, 1, 64, 64), torch.randint(0, 2, (32,))
     steps = 0
+    print("ready", flush=True)
     while True:
         opt.zero_grad()
         nn.functional.cross_entropy(net(x), y).backward()
@@ -230,11 +236,13 @@ def main() -> None:
     parser.add_argument("--think-ms", type=int, default=150)
     parser.add_argument("--scroll-ms", type=int, default=60)
     parser.add_argument("--background-training", action="store_true")
+    parser.add_argument("--training-niceness", type=int, default=10,
+                        help="niceness of the background training (0: normal priority)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--train-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.train_worker:
-        train_forever()
+        train_forever(args.training_niceness)
         return
     result: dict[str, Any] = {
         "benchmark": "annotator_browser",
@@ -243,22 +251,27 @@ def main() -> None:
                     "platform": platform.platform(),
                     "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
         "settings": {"items": args.items, "slices": args.slices, "strokes": args.strokes,
-                     "think_ms": args.think_ms, "scroll_ms": args.scroll_ms},
+                     "think_ms": args.think_ms, "scroll_ms": args.scroll_ms,
+                     "training_niceness": args.training_niceness if args.background_training
+                     else None},
     }
     with tempfile.TemporaryDirectory() as tmp, running_lab(Path(tmp)) as lab, \
             chromium_browser() as browser:
         result["idle"] = measure(browser, lab, args, "idle")
         if args.background_training:
-            trainer = subprocess.Popen([sys.executable, __file__, "--train-worker"],
+            trainer = subprocess.Popen([sys.executable, __file__, "--train-worker",
+                                        "--training-niceness", str(args.training_niceness)],
                                        stdout=subprocess.PIPE, text=True)
             try:
-                time.sleep(3)  # torch imported, loop running
+                assert trainer.stdout is not None
+                trainer.stdout.readline()  # "ready": torch imported, the loop starts
+                time.sleep(1)
                 result["while_training"] = measure(browser, lab, args, "training")
             finally:
                 trainer.terminate()
                 out, _ = trainer.communicate(timeout=30)
-            lines = out.split()
-            result["while_training"]["training_steps"] = int(lines[-1]) if lines else 0
+            steps = [int(v) for v in out.split() if v.isdigit()]
+            result["while_training"]["training_steps"] = steps[-1] if steps else 0
             result["training_over_idle_p95"] = {
                 name: round(result["while_training"][name]["p95_ms"]
                             / max(result["idle"][name]["p95_ms"], 1e-9), 2)
