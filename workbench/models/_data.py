@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from workbench.models._dropout import _M32, _mix32, item_keys
 from workbench.models._errors import ModelError
+from workbench.models._sharding import RankShardSampler, rank_and_world
 
 ArrayLike = np.ndarray | Sequence[np.ndarray]
 Task = Literal["classification", "segmentation"]
@@ -365,9 +366,13 @@ class ArrayDataModule(L.LightningDataModule):
         )
 
     def predict_dataloader(self) -> DataLoader[Any]:
+        """The pool in order; with several processes each scores its own shard (every item once,
+        whether or not the Trainer injects distributed samplers)."""
         assert self.pool_set is not None, "call setup('predict') first"
+        rank, world = rank_and_world(self.trainer)
         return batch_loader(
             self.pool_set,
             self.hparams["predict_batch_size"],
+            sampler=RankShardSampler(len(self.pool_set), num_replicas=world, rank=rank),
             num_workers=self.hparams["num_workers"],
         )

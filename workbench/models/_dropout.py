@@ -1,5 +1,6 @@
 """MC dropout: dropout on at inference while normalisation stays frozen, optionally with masks keyed
-by item id so that samples do not depend on batch composition, chunking or the DDP rank."""
+by item id so that samples do not depend on batch composition, chunking or the DDP rank. The same
+keyed masks (and `keyed_uniform` for augmentation) make training draws independent of the rank."""
 
 from __future__ import annotations
 
@@ -82,18 +83,42 @@ def row_keys(keys: Tensor, samples: Sequence[int]) -> Tensor:
     return _mix32((folded[None, :] + _mix32(t + 0x61C88647)[:, None]) & _M32).reshape(-1)
 
 
+def draw_keys(ids: Any, draws: Tensor, seed: int) -> Tensor:
+    """32-bit keys of training draws, hashed from (seed, item id, draw number): the key of an
+    item's ``d``-th draw is the same whichever process or batch it lands in.  # [B]"""
+    keys = item_keys(ids)
+    folded = _mix32((keys ^ (keys >> 32)) & _M32)  # [B]
+    d = draws.detach().to(torch.int64).cpu().reshape(-1)
+    d = _mix32(((d ^ (d >> 32)) + 0x3C6EF372) & _M32)  # [B]
+    s = _mix32(torch.tensor((int(seed) + 0x2545F491) & _M32))
+    return _mix32((folded + _mix32((d ^ s) & _M32)) & _M32)
+
+
+def keyed_uniform(keys: Tensor, count: int, stream: int = 0) -> Tensor:
+    """``count`` uniform values in [0, 1) per key, a pure function of (key, stream, column);
+    24-bit resolution.  # keys [B] -> [B, count] float32"""
+    base = _mix32(torch.tensor((int(stream) * 0x9E3779B9 + 0x7F4A7C15) & _M32))
+    cols = _mix32((torch.arange(count, dtype=torch.int64) + base) & _M32)  # [count]
+    bits = _mix32((keys.to(torch.int64).cpu()[:, None] + cols[None, :]) & _M32)  # [B, count]
+    return (bits >> 8).to(torch.float32) * 2.0**-24
+
+
 class KeyedDropout:
     """Replaces the random masks of ``net``'s dropout modules by masks hashed from
-    (seed, row key, module index, unit index); set `rows` before each forward pass."""
+    (seed, row key, module index, unit index); set `rows` before each forward pass. Works in
+    training (gradients flow through the mask) and inference; the dropout modules' train/eval
+    modes are restored on exit."""
 
     def __init__(self, net: nn.Module, seed: int) -> None:
         self.net = net
         self.seed = int(seed) & _M32
         self.rows: Tensor | None = None  # [R] int64 row keys of the next forward pass
         self._handles: list[Any] = []
+        self._modes: list[tuple[nn.Module, bool]] = []
 
     def __enter__(self) -> KeyedDropout:
         for salt, module in enumerate(dropout_modules(self.net)):
+            self._modes.append((module, module.training))
             if not isinstance(module, _ELEMENTWISE + _CHANNELWISE):
                 raise ModelError(f"keyed MC dropout does not support {type(module).__name__}")
             self._handles.append(module.register_forward_hook(self._hook(salt)))
@@ -104,6 +129,9 @@ class KeyedDropout:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        for module, training in self._modes:
+            module.training = training
+        self._modes.clear()
 
     def _hook(self, salt: int) -> Any:
         stream = _mix32(torch.tensor((self.seed + 0x9E3779B9 * (salt + 1)) & _M32))

@@ -14,7 +14,7 @@ from monai.losses import DiceCELoss
 from monai.metrics import DiceMetric, compute_roc_auc
 from torch import Tensor, nn
 
-from workbench.models._dropout import KeyedDropout, item_keys, mc_dropout
+from workbench.models._dropout import KeyedDropout, draw_keys, item_keys, mc_dropout
 from workbench.models._errors import ModelError
 from workbench.models._mc import _mc_batch, split_batch
 
@@ -73,13 +73,32 @@ class _MCPredictMixin(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
-            self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
+            self.parameters(),
+            lr=self.hparams["lr"],
+            weight_decay=self.hparams["weight_decay"],
+            eps=self.hparams.get("adam_eps", 1e-8),
         )
+
+
+_TRAIN_DROPOUT_SALT = 0x5BD1E995
 
 
 class ClassificationModule(_MCPredictMixin):
     """Image classification: weighted cross-entropy, val AUC (macro one-vs-rest) and accuracy,
-    AdamW. Batches are dicts with ``image`` [B, C, *spatial], ``label`` [B] or [B, 1], ``id``."""
+    AdamW. Batches are dicts with ``image`` [B, C, *spatial], ``label`` [B] or [B, 1], ``id``.
+
+    Data parallel training equals one process on the global batch: the training loss of each
+    process is ``world_size * sum(w_i l_i) / sum over the global batch of w_i`` (DDP averages
+    the gradients), and when training batches carry ``draw`` numbers (`GlobalBatchSampler`)
+    dropout masks are keyed by (``mc_seed``, item id, draw) instead of a per-process RNG. Val
+    AUC and accuracy count each item id once, however the val set is spread over processes.
+
+    ``adam_eps`` is 1e-6, not AdamW's 1e-8: a conv bias just before BatchNorm has no effect
+    in training and its gradient is float rounding (~1e-7), which eps=1e-8 turns into lr-sized
+    random steps (that then shift eval outputs, whose BN running means lag behind); with 1e-6
+    those steps shrink ~10x and N-process training stays within ~1e-5 of one process. Gradients
+    above ~1e-5 are unaffected.
+    """
 
     monitor = "val_auc"
     monitor_mode = "max"
@@ -96,6 +115,7 @@ class ClassificationModule(_MCPredictMixin):
         class_weights: Sequence[float] | None = None,
         mc_samples: int = 20,
         mc_seed: int | None = 0,
+        adam_eps: float = 1e-6,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
@@ -107,23 +127,47 @@ class ClassificationModule(_MCPredictMixin):
         self.register_buffer("class_weights", weights)
         self._val_probs: list[Tensor] = []
         self._val_labels: list[Tensor] = []
+        self._val_keys: list[Tensor] | None = []
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits.  # [B, C, *spatial] -> [B, num_classes]"""
         return self.net(x)
 
-    def _step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    def _inputs(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         x, y = batch["image"].float(), batch["label"].long().reshape(-1)
         _check_images(x, self.hparams["spatial_dims"], self.hparams["in_channels"])
         _check_labels(y, self.hparams["num_classes"])
-        logits = self(x)
+        return x, y
+
+    def _logits(self, x: Tensor, batch: dict[str, Tensor]) -> Tensor:
+        if "draw" in batch and "id" in batch:
+            seed = (self.hparams["mc_seed"] or 0) ^ _TRAIN_DROPOUT_SALT
+            with KeyedDropout(self.net, seed) as keyed:
+                keyed.rows = draw_keys(batch["id"], batch["draw"], seed)
+                logits = self(x)
+        else:
+            logits = self(x)
         _check_logits(logits, self.hparams["num_classes"])
+        return logits
+
+    def _step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        x, y = self._inputs(batch)
+        logits = self._logits(x, batch)
         return F.cross_entropy(logits.float(), y, weight=self.class_weights), logits, y
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss, _, y = self._step(batch)
+        x, y = self._inputs(batch)
+        logits = self._logits(x, batch)
+        weighted = F.cross_entropy(logits.float(), y, weight=self.class_weights, reduction="none")
+        weights = (
+            self.class_weights[y] if self.class_weights is not None else torch.ones_like(weighted)
+        )
+        # [sum of w_i l_i, sum of w_i] over the global batch (all processes)
+        totals = torch.stack([weighted.detach().sum(), weights.sum()])
+        totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
+        loss = weighted.sum() * self.trainer.world_size / totals[1]
         self._check_loss(loss, "training", batch_idx)
-        self.log("train_loss", loss, prog_bar=True, batch_size=len(y))
+        self.log("train_loss", totals[0] / totals[1], prog_bar=True, batch_size=len(y))
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -132,6 +176,11 @@ class ClassificationModule(_MCPredictMixin):
         self.log("val_loss", loss, sync_dist=True, batch_size=len(y))
         self._val_probs.append(torch.softmax(logits.float(), 1))
         self._val_labels.append(y)
+        if self._val_keys is not None:
+            if "id" in batch:
+                self._val_keys.append(item_keys(batch["id"]).to(y.device))
+            else:
+                self._val_keys = None
 
     def _gather(self, tensor: Tensor) -> Tensor:
         gathered = self.all_gather(tensor)
@@ -143,10 +192,18 @@ class ClassificationModule(_MCPredictMixin):
             return
         probs = self._gather(torch.cat(self._val_probs)).reshape(-1, self.hparams["num_classes"])
         labels = self._gather(torch.cat(self._val_labels)).reshape(-1)
+        if self._val_keys is not None:  # each item once: padded or unsharded val sets repeat
+            keys = self._gather(torch.cat(self._val_keys)).reshape(-1).cpu().numpy()
+            first = np.sort(np.unique(keys, return_index=True)[1])
+            index = torch.from_numpy(first).to(probs.device)
+            probs, labels = probs[index], labels[index]
         self._val_probs.clear()
         self._val_labels.clear()
-        self.log("val_acc", (probs.argmax(1) == labels).float().mean())
-        self.log("val_auc", torch.tensor(auc(probs, labels), device=self.device))
+        self._val_keys = []
+        self.log("val_acc", (probs.argmax(1) == labels).float().mean(), sync_dist=True)
+        self.log(
+            "val_auc", torch.tensor(auc(probs, labels), device=self.device), sync_dist=True
+        )
 
 
 def auc(probs: Tensor, labels: Tensor) -> float:
@@ -162,7 +219,10 @@ def auc(probs: Tensor, labels: Tensor) -> float:
 
 class SegmentationModule(_MCPredictMixin):
     """Semantic segmentation: DiceCE loss, val Dice (foreground mean), AdamW. Batches are dicts
-    with ``image`` [B, C, *spatial], ``label`` [B, 1, *spatial] (class indices) and ``id``."""
+    with ``image`` [B, C, *spatial], ``label`` [B, 1, *spatial] (class indices) and ``id``.
+
+    Trains with several processes, but not equivalently to one: the DiceCE loss of each share is
+    averaged by DDP and dropout masks are drawn per process (classification is the exact one)."""
 
     monitor = "val_dice"
     monitor_mode = "max"

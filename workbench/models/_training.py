@@ -11,6 +11,7 @@ from typing import Any, Literal
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.callbacks import (
     BasePredictionWriter,
     Callback,
@@ -21,6 +22,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from workbench.models._errors import ModelError, out_of_memory_as_model_error
 from workbench.models._mc import MCPrediction, Reducer
+from workbench.models._sharding import GlobalBatchNorm
 
 
 def default_precision(accelerator: str = "auto") -> str:
@@ -40,37 +42,60 @@ def make_trainer(
     accelerator: str = "auto",
     devices: int | str = "auto",
     strategy: str = "auto",
+    num_nodes: int = 1,
     precision: str | None = None,
     log: bool = False,
     callbacks: Sequence[Callback] = (),
+    use_distributed_sampler: bool = True,
+    sync_batchnorm: bool | None = None,
     **trainer_kwargs: Any,
 ) -> L.Trainer:
     """A quiet Trainer: early stopping and best-checkpointing on ``monitor``, AMP on CUDA only,
     seeded and deterministic when ``seed`` is given. Everything is written under ``root_dir``
-    (a fresh temporary folder when None), never into the working directory; ``log`` adds a
-    CSV logger there."""
+    (a fresh temporary folder when None; with several processes the checkpoint folder is rank
+    0's), never into the working directory; ``log`` adds a CSV logger there.
+
+    Several processes (``devices`` x ``num_nodes``, e.g. ``strategy="ddp"``): BatchNorm layers
+    use global-batch statistics (``sync_batchnorm`` None: on whenever more than one process;
+    torch's SyncBatchNorm on CUDA, `GlobalBatchNorm` elsewhere, e.g. CPU with gloo).
+    ``use_distributed_sampler=False`` keeps the data module's own samplers (as `SplitDataModule`
+    needs: it shards the training batches itself and gives every process the whole val set)."""
     if seed is not None:
         L.seed_everything(seed, workers=True, verbose=False)
     root = Path(root_dir) if root_dir is not None else Path(tempfile.mkdtemp(prefix="workbench-"))
-    checkpoint = ModelCheckpoint(
-        dirpath=root / "checkpoints", monitor=monitor, mode=mode, save_top_k=1, filename="best"
-    )
-    stopping = EarlyStopping(monitor=monitor, mode=mode, patience=patience, check_finite=False)
-    return L.Trainer(
-        max_epochs=max_epochs,
-        default_root_dir=root,
-        accelerator=accelerator,
-        devices=devices,
-        strategy=strategy,
-        precision=precision or default_precision(accelerator),  # type: ignore[arg-type]
-        deterministic="warn" if seed is not None else None,
-        logger=CSVLogger(root, name="logs") if log else False,
-        callbacks=[checkpoint, stopping, *callbacks],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        **trainer_kwargs,
-    )
+
+    def build(layer_sync: Literal["none", "torch", "global"]) -> L.Trainer:
+        kwargs = dict(trainer_kwargs)
+        if layer_sync == "torch":
+            kwargs["sync_batchnorm"] = True
+        elif layer_sync == "global":
+            kwargs["plugins"] = [*kwargs.get("plugins", []), GlobalBatchNorm()]
+        checkpoint = ModelCheckpoint(
+            dirpath=root / "checkpoints", monitor=monitor, mode=mode, save_top_k=1, filename="best"
+        )
+        stopping = EarlyStopping(monitor=monitor, mode=mode, patience=patience, check_finite=False)
+        return L.Trainer(
+            max_epochs=max_epochs,
+            default_root_dir=root,
+            accelerator=accelerator,
+            devices=devices,
+            strategy=strategy,
+            num_nodes=num_nodes,
+            precision=precision or default_precision(accelerator),  # type: ignore[arg-type]
+            deterministic="warn" if seed is not None else None,
+            logger=CSVLogger(root, name="logs") if log else False,
+            callbacks=[checkpoint, stopping, *callbacks],
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            use_distributed_sampler=use_distributed_sampler,
+            **kwargs,
+        )
+
+    trainer = build("none")
+    if sync_batchnorm is False or (sync_batchnorm is None and trainer.world_size == 1):
+        return trainer
+    return build("torch" if isinstance(trainer.accelerator, CUDAAccelerator) else "global")
 
 
 @dataclass(frozen=True)
@@ -113,7 +138,8 @@ def fit_and_checkpoint(
 
 class ScoreWriter(BasePredictionWriter):
     """Reduces each predicted batch ({"id", "probs"}) to per-item scores and writes one
-    ``scores_rank<r>.npz`` per process; `gather_scores` merges them. Use with
+    ``scores_rank<r>.npz`` per process into rank 0's ``output_dir``; `gather_scores` merges
+    them. Use with
     ``trainer.predict(..., return_predictions=False)`` so nothing else is held in memory."""
 
     def __init__(self, output_dir: str | Path, reduce: Reducer) -> None:
@@ -122,6 +148,10 @@ class ScoreWriter(BasePredictionWriter):
         self.reduce = reduce
         self._ids: list[np.ndarray] = []
         self._scores: list[np.ndarray] = []
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # every process writes into rank 0's folder (each may have made its own temporary one)
+        self.output_dir = Path(trainer.strategy.broadcast(str(self.output_dir)))
 
     def write_on_batch_end(
         self,

@@ -9,6 +9,9 @@ train it on arrays and score arrays with it::
     feats = embed(trained, x_pool)                  # [N, D]
     # next round, warm start: train_classifier(..., init_state=trained.state_dict)
 
+Data parallel: ``ClassificationRecipe(devices=4, strategy="ddp")`` trains the same model (up to
+float rounding) as one process, and `predict_scores` scores a pool in shards, one per process.
+
 Segmentation: `SegmentationRecipe`, `train_segmenter`, `predict_segmentation` (per-image
 scores and per-voxel uncertainty maps), `predict_segmentation_probs` ([N, T, C, *spatial]).
 """
@@ -22,6 +25,7 @@ from workbench.recipes._classification import (
     embed,
     predict_mean,
     predict_probs,
+    predict_scores,
     train_classifier,
 )
 from workbench.recipes._segmentation import (
@@ -52,6 +56,7 @@ __all__ = [
     "predict_labels",
     "predict_mean",
     "predict_probs",
+    "predict_scores",
     "predict_segmentation",
     "predict_segmentation_probs",
     "small_unet",

@@ -1,4 +1,9 @@
-"""Batch augmentation in torch, applied on the device after transfer (cheap on CPU and GPU)."""
+"""Batch augmentation in torch, applied on the device after transfer (cheap on CPU and GPU).
+
+Random values come from ``torch.rand`` or, given ``keys`` (one 32-bit key per image, e.g.
+`draw_keys` of (seed, item id, draw number)), from a hash of the key: then an image's
+augmentation does not depend on which batch or process it lands in (data parallel training).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,24 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from workbench.models._dropout import keyed_uniform
+
+
+class _Uniforms:
+    """Columns of uniform [0, 1) values per image, drawn in a fixed order.  # [B, k] each"""
+
+    def __init__(self, x: Tensor, keys: Tensor | None, total: int) -> None:
+        self.b, self.device = x.shape[0], x.device
+        self.table = None if keys is None else keyed_uniform(keys, total).to(x.device)
+        self.used = 0
+
+    def take(self, k: int) -> Tensor:
+        if self.table is None:
+            return torch.rand(self.b, k, device=self.device)
+        out = self.table[:, self.used : self.used + k]
+        self.used += k
+        return out
 
 
 def augment_images(
@@ -17,16 +40,21 @@ def augment_images(
     shift: float,
     scale: float,
     intensity: float,
+    keys: Tensor | None = None,
 ) -> Tensor:
-    """Random flips, a small affine (2D: rotation/shift/scale) and intensity jitter per image.
+    """Random flips, a small affine (2D: rotation/shift/scale) and intensity jitter per image;
+    with ``keys`` [B] the random values are hashed from each image's key.
     # [B, C, *spatial] -> [B, C, *spatial]"""
     b = x.shape[0]
-    x = flip(x, flip_axes)[0]
-    if x.ndim == 4 and (rotate or shift or scale):
-        angle = (torch.rand(b, device=x.device) * 2 - 1) * rotate
-        zoom = 1 + (torch.rand(b, device=x.device) * 2 - 1) * scale
+    affine = x.ndim == 4 and bool(rotate or shift or scale)
+    u = _Uniforms(x, keys, len(flip_axes) + 4 * affine + 2 * bool(intensity))
+    x = flip(x, flip_axes, uniform=u.take(len(flip_axes)))[0]
+    if affine:
+        r = u.take(4) * 2 - 1  # [B, 4]: angle, zoom, shift y, shift x
+        angle = r[:, 0] * rotate
+        zoom = 1 + r[:, 1] * scale
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-        offset = (torch.rand(b, 2, device=x.device) * 2 - 1) * shift * 2
+        offset = r[:, 2:] * shift * 2
         theta = torch.stack(
             [torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)],
             1,
@@ -34,18 +62,21 @@ def augment_images(
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
     if intensity:
-        gain = 1 + (torch.rand(b, *([1] * (x.ndim - 1)), device=x.device) * 2 - 1) * intensity
-        bias = (torch.rand(b, *([1] * (x.ndim - 1)), device=x.device) * 2 - 1) * intensity
-        x = x * gain + bias
+        r = (u.take(2) * 2 - 1).view(b, 2, *([1] * (x.ndim - 1)))
+        x = x * (1 + r[:, 0] * intensity) + r[:, 1] * intensity
     return x
 
 
-def flip(x: Tensor, axes: tuple[int, ...], *others: Tensor) -> tuple[Tensor, ...]:
+def flip(
+    x: Tensor, axes: tuple[int, ...], *others: Tensor, uniform: Tensor | None = None
+) -> tuple[Tensor, ...]:
     """Flip each image (and the same items of ``others``, e.g. masks) along each spatial axis in
-    ``axes`` (0 = first spatial axis) with probability 1/2.  # [B, C, *spatial] each"""
+    ``axes`` (0 = first spatial axis) with probability 1/2; ``uniform`` [B, len(axes)] gives the
+    random values (``torch.rand`` when None).  # [B, C, *spatial] each"""
     outs = [x, *others]
-    for axis in axes:
-        pick = torch.rand(x.shape[0], device=x.device) < 0.5  # [B]
+    u = torch.rand(x.shape[0], len(axes), device=x.device) if uniform is None else uniform
+    for j, axis in enumerate(axes):
+        pick = u[:, j] < 0.5  # [B]
         if not bool(pick.any()):
             continue
         dim = axis + 2

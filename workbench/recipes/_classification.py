@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -15,12 +18,25 @@ from torch import Tensor, nn
 
 from workbench.models import (
     ClassificationModule,
+    MCPrediction,
+    ModelError,
+    ScoreWriter,
     embeddings,
+    gather_scores,
     mc_predict,
     small_cnn,
 )
+from workbench.models._dropout import draw_keys
+from workbench.models._mc import Reducer
 from workbench.recipes._augment import DEFAULT_ROTATE, augment_images
-from workbench.recipes._data import SplitDataModule, TensorItems, as_images, loader, split_val
+from workbench.recipes._data import (
+    PoolDataModule,
+    SplitDataModule,
+    TensorItems,
+    as_images,
+    loader,
+    split_val,
+)
 from workbench.recipes._fit import fit_best
 
 NetworkFactory = Callable[..., nn.Module]
@@ -38,6 +54,10 @@ class ClassificationRecipe:
     intensity augmentation, inverse-frequency class weights, early stopping on val AUC, warm
     start from the previous round's weights when ``init_state`` is given (it removed the
     collapsed trainings of the cold recipe in docs/label-efficiency.md).
+
+    ``devices`` x ``num_nodes`` processes with a data-parallel ``strategy`` (e.g. ``"ddp"``;
+    ``accelerator="cpu"`` runs it on CPU with gloo) train the same model as one process, up to
+    float rounding: ``batch_size`` stays the global batch, shared between the processes.
     """
 
     network: NetworkFactory = small_cnn
@@ -60,6 +80,10 @@ class ClassificationRecipe:
     val_fraction: float = 0.2
     predict_batch_size: int = 512
     seed: int = 0
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
 
 
 @dataclass
@@ -78,8 +102,12 @@ class TrainedModel:
     predict_batch_size: int
 
 
+_AUGMENT_SALT = 0x68E31DA4
+
+
 class _AugmentedClassifier(ClassificationModule):
-    """`ClassificationModule` that augments training batches after the device transfer."""
+    """`ClassificationModule` that augments training batches after the device transfer; the
+    random values are keyed by (seed, item id, draw) when the batch has ``draw`` numbers."""
 
     recipe: ClassificationRecipe | None = None
 
@@ -87,6 +115,10 @@ class _AugmentedClassifier(ClassificationModule):
         r = self.recipe
         if r is not None and r.augment and self.trainer.training and isinstance(batch, dict):
             batch = dict(batch)
+            keys = None
+            if "draw" in batch and "id" in batch:
+                seed = (self.hparams["mc_seed"] or 0) ^ _AUGMENT_SALT
+                keys = draw_keys(batch["id"], batch["draw"], seed)
             batch["image"] = augment_images(
                 batch["image"],
                 flip_axes=r.flip_axes,
@@ -94,6 +126,7 @@ class _AugmentedClassifier(ClassificationModule):
                 shift=r.shift,
                 scale=r.scale,
                 intensity=r.intensity,
+                keys=keys,
             )
         return batch
 
@@ -121,7 +154,9 @@ def train_classifier(
     and class indices ``y_train`` ``[N]``/``[N, 1]``; early stopping and the kept weights use
     val AUC on ``(x_val, y_val)``, or on a seeded stratified ``val_fraction`` of the training set
     when no val set is given. ``init_state`` (a previous `TrainedModel.state_dict`) is loaded
-    first when ``recipe.warm_start``. Deterministic for a given ``seed`` on one machine."""
+    first when ``recipe.warm_start``. Deterministic for a given ``seed`` on one machine, and the
+    same (up to float rounding) whatever ``recipe.devices``: with a ``"ddp"`` strategy launched
+    from a script, every process runs this call and gets the same trained model."""
     seed = recipe.seed if seed is None else seed
     y = np.asarray(y_train).reshape(-1).astype(np.int64)
     x = np.asarray(x_train)
@@ -159,7 +194,9 @@ def train_classifier(
         seed=seed,
     )
     best = fit_best(module, data, max_epochs=recipe.max_epochs, patience=recipe.patience,
-                    monitor="val_auc", seed=seed, root_dir=root_dir)
+                    monitor="val_auc", seed=seed, root_dir=root_dir,
+                    accelerator=recipe.accelerator, devices=recipe.devices,
+                    strategy=recipe.strategy, num_nodes=recipe.num_nodes)
     return TrainedModel(
         module=module,
         metrics=best.metrics,
@@ -188,6 +225,53 @@ def predict_probs(
     samples = trained.mc_samples if T is None else T
     out = mc_predict(trained.module, _items(trained, x, ids), samples, seed=trained.seed)
     return out.values.astype(np.float32)
+
+
+def predict_scores(
+    trained: TrainedModel,
+    x: np.ndarray,
+    reduce: Reducer,
+    *,
+    ids: np.ndarray | None = None,
+    accelerator: str = "auto",
+    devices: int | str = 1,
+    strategy: str = "auto",
+    num_nodes: int = 1,
+    root_dir: str | Path | None = None,
+) -> MCPrediction:
+    """Per-item scores ``reduce(probs)`` of MC-dropout probabilities ([B, T, C] -> [B]), by a
+    Lightning Trainer on ``devices`` x ``num_nodes`` processes: each scores its shard of the
+    pool, writes one file under ``root_dir`` (a temporary folder when None) and every process
+    returns the merged scores sorted by id. Same values as ``reduce(predict_probs(...))``
+    whatever the number of processes (dropout masks keyed by (seed, id, sample)).
+    # x [N, (C,) *spatial] -> ids [N], values [N]"""
+    created = root_dir is None
+    root = Path(tempfile.mkdtemp(prefix="wb-scores-")) if root_dir is None else Path(root_dir)
+    writer = ScoreWriter(root / "scores", reduce)
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        num_nodes=num_nodes,
+        precision="32-true",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[writer],
+    )
+    items = TensorItems(as_images(x, trained.spatial_dims), ids=ids)
+    data = PoolDataModule(items, batch_size=trained.predict_batch_size)
+    module = trained.module
+    if not isinstance(module, L.LightningModule):
+        raise ModelError("predict_scores needs the trained LightningModule (train_classifier's)")
+    trainer.predict(module, datamodule=data, return_predictions=False)
+    trainer.strategy.barrier("predict_scores: files written")
+    scores = gather_scores(writer.output_dir)
+    trainer.strategy.barrier("predict_scores: files read")
+    if created:  # each process its own folder; rank 0's holds the files
+        shutil.rmtree(root, ignore_errors=True)
+    trained.module.eval()
+    return scores
 
 
 def predict_mean(trained: TrainedModel, x: np.ndarray) -> np.ndarray:

@@ -8,9 +8,16 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset
 
 from workbench.models import ModelError
+from workbench.models._sharding import (
+    DrawnItems,
+    EpochDraws,
+    GlobalBatchSampler,
+    RankShardSampler,
+    rank_and_world,
+)
 
 
 def as_images(x: np.ndarray, spatial_dims: int) -> Tensor:
@@ -65,7 +72,14 @@ def loader(items: TensorItems, batch_size: int, sampler: Any = None) -> DataLoad
 
 class SplitDataModule(L.LightningDataModule):
     """Train and val sets given explicitly. Each epoch draws ``max(N, batch * min_steps)`` training
-    items (with replacement when N is small) so tiny labelled sets still get enough updates."""
+    items (with replacement when N is small) so tiny labelled sets still get enough updates.
+
+    The draws are the same in every process (seeded by (seed, epoch)) and cut into global
+    batches of ``batch_size``, of which each of the Trainer's processes takes its share
+    (`GlobalBatchSampler`; an incomplete last batch is dropped, so a permutation epoch skips
+    ``N mod batch_size`` items, different ones each epoch). Every process validates on the whole
+    val set. Run it with ``use_distributed_sampler=False`` (as `fit_best` does) so that Lightning
+    keeps these samplers. Training batches carry ``draw`` numbers for keyed randomness."""
 
     def __init__(
         self,
@@ -85,15 +99,28 @@ class SplitDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader[Any]:
         n = len(self.train)
-        draws = max(n, self.batch_size * self.min_steps)
-        generator = torch.Generator().manual_seed(self.seed)
-        sampler = RandomSampler(
-            self.train, replacement=draws > n, num_samples=draws, generator=generator
-        )
-        return loader(self.train, min(self.batch_size, draws), sampler)
+        wanted = max(n, self.batch_size * self.min_steps)
+        batch = min(self.batch_size, wanted)
+        draws = EpochDraws(n, wanted // batch * batch, replacement=wanted > n, seed=self.seed)
+        rank, world = rank_and_world(self.trainer)
+        batches = GlobalBatchSampler(draws, batch, rank=rank, world_size=world)
+        return DataLoader(DrawnItems(self.train), batch_sampler=batches, collate_fn=_identity)
 
     def val_dataloader(self) -> DataLoader[Any]:
         return loader(self.val, self.predict_batch_size)
+
+
+class PoolDataModule(L.LightningDataModule):
+    """An unlabelled pool for ``Trainer.predict``: each process gets its shard, in order."""
+
+    def __init__(self, pool: TensorItems, *, batch_size: int) -> None:
+        super().__init__()
+        self.pool, self.batch_size = pool, batch_size
+
+    def predict_dataloader(self) -> DataLoader[Any]:
+        rank, world = rank_and_world(self.trainer)
+        sampler = RankShardSampler(len(self.pool), num_replicas=world, rank=rank)
+        return loader(self.pool, self.batch_size, sampler)
 
 
 def split_val(n: int, fraction: float, seed: int, labels: np.ndarray | None) -> np.ndarray:
