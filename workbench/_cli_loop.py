@@ -24,6 +24,13 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--epochs", type=int,
                        help="maximum epochs (early stopping on val AUC, or val Dice)")
+    train.add_argument("--batch-size", type=int,
+                       help="training batch size (smaller: less memory, quicker epochs)")
+    train.add_argument("--mc-samples", type=int,
+                       help="MC-dropout samples per pool item when scoring (fewer: faster)")
+    train.add_argument("--features", type=int, nargs="+", metavar="N",
+                       help="segmentation: U-Net channels per level (default 16 32 64 128; "
+                       "e.g. 4 8 16 for a quick CPU run)")
     train.add_argument("--fresh", action="store_true",
                        help="start from random weights (default: from the latest ready model's "
                        "weights, which keeps small-set training stable)")
@@ -51,13 +58,23 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from workbench.cli import _progress
-    from workbench.loop import ActiveLearningLoop, default_recipe
-    from workbench.store import open_project
+    from workbench.loop import ActiveLearningLoop, LoopError, default_recipe
+    from workbench.recipes._segmentation import UNetFactory
+    from workbench.store import Task, open_project
 
     changes: dict[str, object] = {"warm_start": not args.fresh}
     if args.epochs:
         changes["max_epochs"] = args.epochs
+    if args.mc_samples:
+        changes["mc_samples"] = args.mc_samples
+    if args.batch_size:
+        changes["batch_size"] = args.batch_size
     with open_project(args.dir) as store:
+        if args.features:
+            if store.config.task is not Task.SEGMENTATION:
+                raise LoopError("--features sizes the U-Net of segmentation projects",
+                                path=args.dir, field="features")
+            changes["network"] = UNetFactory(tuple(args.features))
         loop = ActiveLearningLoop(store, recipe=default_recipe(store, **changes))
         console.print("training...")
         model = loop.train(seed=args.seed)

@@ -227,13 +227,14 @@ def test_cli_segmentation_query_train_query(tmp_path: Path) -> None:
     assert main(["query", str(project), "--strategy", "bald", "--batch", "3"]) == 0
     with open_project(project) as store:
         label_from_truth(store, list(store.list_rounds()[-1].selected))
-    assert main(["train", str(project), "--epochs", "1"]) == 0
+    assert main(["train", str(project), "--epochs", "1", "--features", "4", "8", "16",
+                 "--batch-size", "1", "--mc-samples", "2"]) == 0
     assert main(["query", str(project), "--strategy", "power_bald", "--batch", "2",
                  "--reduction", "foreground_weighted"]) == 0
     assert main(["query", str(project), "--strategy", "badge", "--batch", "2"]) == 1
     with open_project(project) as store:
         model = store.list_model_versions()[-1]
-        assert model.status is ModelStatus.READY and model.params["network"] == "small_unet"
+        assert model.status is ModelStatus.READY and model.params["network"] == "unet_4-8-16"
         rounds = store.list_rounds()
         assert [r.status for r in rounds] == [RoundStatus.DONE, RoundStatus.DONE,
                                               RoundStatus.FAILED]

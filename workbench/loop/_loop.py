@@ -14,7 +14,7 @@ the pool goes through the model once per model version, not once per step.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,14 +130,16 @@ class ActiveLearningLoop:
     def _labelled(self, split: str) -> _Labelled:
         pairs = [(self.store.get_item(label.item_id), label)
                  for label in self.store.current_labels(split=split)]
+        classes = [-1 if label.class_index is None else label.class_index for _, label in pairs]
         return _Labelled(items=[item for item, _ in pairs], labels=[label for _, label in pairs],
-                         classes=np.array([label.class_index if label.class_index is not None else -1
-                                          for _, label in pairs], np.int64))
+                         classes=np.array(classes, np.int64))  # -1: a mask, not a class
 
     def _masks(self, labels: Sequence[LabelVersion]) -> list[np.ndarray]:
         dtype = np.uint8 if len(self.store.config.classes) <= 256 else np.int32
-        return [self.store.get_mask(label.mask_hash).astype(dtype)
-                for label in labels if label.mask_hash is not None]
+        missing = [label.item_id for label in labels if label.mask_hash is None]
+        if missing:
+            raise ModelError(f"items {missing[:10]} are labelled without a mask", field="mask")
+        return [self.store.get_mask(str(label.mask_hash)).astype(dtype) for label in labels]
 
     def pool(self) -> list[Item]:
         """Unlabelled training items (hidden ground truth does not count as a label)."""
@@ -168,7 +170,7 @@ class ActiveLearningLoop:
         recipe = self.recipe
         params: dict[str, object] = {
             "task": self.store.config.task.value,
-            "network": getattr(recipe.network, "__name__", "network"), "seed": seed,
+            "network": _network_name(recipe.network), "seed": seed,
             "max_epochs": recipe.max_epochs, "lr": recipe.lr,
             "weight_decay": recipe.weight_decay, "warm_start": recipe.warm_start,
             "spatial_dims": recipe.spatial_dims, "mc_samples": recipe.mc_samples,
@@ -290,12 +292,13 @@ class ActiveLearningLoop:
             self.store.add_scores(model.id, name, {o.item_id: o.scores[name] for o in outcomes})
 
     def _item_probs(self, trained: TrainedSegmenter,
-                    items: Sequence[Item]) -> list[tuple[Item, np.ndarray]]:
+                    items: Sequence[Item]) -> Iterator[tuple[Item, np.ndarray]]:
+        """``(item, probs [T, C, *spatial_i])`` one item at a time (one batch in memory)."""
         assert isinstance(self.recipe, SegmentationRecipe)
         try:
-            return list(seg.iter_item_probs(trained, items,
-                                            self._arrays(items, trained.in_channels),
-                                            self.recipe.divisible_by))
+            yield from seg.iter_item_probs(trained, items,
+                                           self._arrays(items, trained.in_channels),
+                                           self.recipe.divisible_by)
         except ModelError as error:
             raise LoopError(f"the pool does not fit the model: {error}",
                             path=self.store.root) from error
@@ -459,3 +462,9 @@ def _select_by_score(chosen: Strategy, scores: np.ndarray, k: int,
         return select_top_k(scores, k, labelled_mask=unlabelled, rng=rng)
     return select_stochastic(scores, k, mode=mode, beta=float(getattr(chosen, "beta", 1.0)),
                              labelled_mask=unlabelled, rng=rng)
+
+
+def _network_name(factory: object) -> str:
+    """A network factory's name for the model version: its ``name`` or function name."""
+    return str(getattr(factory, "name", None) or getattr(factory, "__name__", None)
+               or type(factory).__name__)

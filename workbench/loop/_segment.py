@@ -52,7 +52,7 @@ class ItemOutcome:
     """What scoring keeps for one item (shapes are the item's own ``[*spatial]``)."""
 
     item_id: int
-    mask: np.ndarray  # uint8 argmax of the MC mean
+    mask: np.ndarray  # uint8 argmax of the MC mean (uint16 past 256 classes)
     uncertainty: np.ndarray  # float16 entropy of the MC mean, nats
     scores: dict[str, float]
 
@@ -119,5 +119,6 @@ def item_outcome(item: Item, probs: np.ndarray) -> ItemOutcome:
                                                             foreground=foreground,
                                                             q=TOP_PERCENT)[0])
               for kind in SCORE_KINDS for reduction in REDUCTIONS}
-    return ItemOutcome(item_id=item.id, mask=mean.argmax(axis=0).astype(np.uint8),
+    mask_dtype = np.uint8 if mean.shape[0] <= 256 else np.uint16
+    return ItemOutcome(item_id=item.id, mask=mean.argmax(axis=0).astype(mask_dtype),
                        uncertainty=maps["entropy"][0].astype(MAP_DTYPE), scores=scores)

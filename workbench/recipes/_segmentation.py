@@ -43,6 +43,25 @@ def small_unet(*, spatial_dims: int, in_channels: int, num_classes: int) -> nn.M
 
 
 @dataclass(frozen=True)
+class UNetFactory:
+    """A `SegmenterFactory` for a MONAI residual U-Net with ``features`` channels per level
+    (``len(features) - 1`` down-samplings: sides must divide by ``2 ** (len(features) - 1)``),
+    e.g. ``UNetFactory((4, 8, 16))`` for a quick CPU run."""
+
+    features: tuple[int, ...] = (16, 32, 64, 128)
+    dropout: float = 0.1
+
+    @property
+    def name(self) -> str:
+        return "unet_" + "-".join(str(f) for f in self.features)
+
+    def __call__(self, *, spatial_dims: int, in_channels: int, num_classes: int) -> nn.Module:
+        return build_segmenter("unet", spatial_dims=spatial_dims, in_channels=in_channels,
+                               num_classes=num_classes, dropout=self.dropout,
+                               features=self.features)
+
+
+@dataclass(frozen=True)
 class SegmentationRecipe:
     """How to train a segmenter. Images must share one shape divisible by ``divisible_by`` (2 to
     the number of down-sampling steps of the network; pad or crop them first, e.g. with MONAI
