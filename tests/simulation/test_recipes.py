@@ -1,4 +1,5 @@
-"""The shared training recipe: shapes, id-keyed MC dropout, warm start."""
+"""The shared training recipe: shapes, id-keyed MC dropout, warm start, Trainer scoring.
+(Training with two processes: tests/models/test_ddp.py.)"""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from workbench.recipes import (
     embed,
     predict_mean,
     predict_probs,
+    predict_scores,
     train_classifier,
 )
 from workbench.simulation import SimulationData
@@ -47,3 +49,22 @@ def test_train_predict_embed_and_warm_start(
     for key, value in trained.state_dict.items():
         if value.dtype.is_floating_point and "running" not in key:
             assert torch.allclose(again.state_dict[key], value, atol=1e-6), key
+
+
+def _entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Predictive entropy.  # [B, T, C] -> [B]"""
+    mean = probs.mean(1)
+    return -(mean * mean.clamp_min(1e-12).log()).sum(1)
+
+
+def test_trainer_scoring_equals_streamed_scoring(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe
+) -> None:
+    trained = train_classifier(
+        tiny_recipe, breast_tiny.pool_x[:30], breast_tiny.pool_y[:30], seed=0, num_classes=2
+    )
+    pool, ids = breast_tiny.test_x[:13], np.arange(300, 313)[::-1].copy()
+    scores = predict_scores(trained, pool, _entropy, ids=ids, accelerator="cpu")
+    streamed = _entropy(torch.from_numpy(predict_probs(trained, pool, ids=ids))).numpy()
+    assert scores.ids.tolist() == sorted(ids.tolist())  # ordered by id
+    np.testing.assert_allclose(scores.values, streamed[::-1], atol=1e-6)

@@ -203,6 +203,10 @@ class ArrayDataModule(L.LightningDataModule):
 
     Subclasses (e.g. one over the project store) override `load_labelled` and `load_pool`;
     `setup` calls them, so every round sees the current labels.
+
+    With several processes the pool is scored in disjoint shards, but training is Lightning's
+    usual data parallelism (a DistributedSampler: ``batch_size`` per process, per-process
+    randomness), not equal to one process; the recipes' `SplitDataModule` is.
     """
 
     def __init__(

@@ -19,7 +19,6 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.plugins import LayerSync
 from torch import Tensor, nn
-from torch.distributed.nn.functional import all_reduce
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
@@ -131,6 +130,30 @@ def rank_and_world(trainer: Any) -> tuple[int, int]:
 
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class _SumOverProcesses(torch.autograd.Function):
+    """All-reduce (sum) whose gradient is the all-reduced gradient: every process's loss
+    depends on every process's contribution."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: Tensor) -> Tensor:
+        out = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        out = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out)
+        return out
+
+
+def all_reduce(tensor: Tensor) -> Tensor:
+    """Differentiable sum over the processes.  # [*] -> [*]"""
+    out = _SumOverProcesses.apply(tensor)
+    assert isinstance(out, Tensor)
+    return out
 
 
 class _GlobalBatchNormMixin(_BatchNorm):
