@@ -75,6 +75,7 @@ def _train(args: argparse.Namespace) -> int:
                 raise LoopError("--features sizes the U-Net of segmentation projects",
                                 path=args.dir, field="features")
             changes["network"] = UNetFactory(tuple(args.features))
+            changes["divisible_by"] = 2 ** (len(args.features) - 1)
         loop = ActiveLearningLoop(store, recipe=default_recipe(store, **changes))
         console.print("training...")
         model = loop.train(seed=args.seed)

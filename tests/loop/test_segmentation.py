@@ -87,6 +87,21 @@ def hippo(tmp_path: Path) -> SQLiteStore:
     return store
 
 
+def test_padding_to_one_shape_maps_back_voxel_for_voxel(hippo: SQLiteStore) -> None:
+    from workbench.loop._images import centre_box, item_arrays, pad_stack, padded_shape
+
+    items = hippo.list_items()
+    arrays = item_arrays(items)  # windowed uint8 [1, *shape], each its own shape
+    assert [a.shape[1:] for a in arrays] == [item.shape for item in items]
+    shape = padded_shape([a.shape[1:] for a in arrays], 8)
+    assert shape == (40, 56, 40)
+    stacked = pad_stack(arrays, shape)
+    for array, padded in zip(arrays, stacked, strict=True):
+        box = centre_box(array.shape[1:], shape)
+        assert np.array_equal(padded[(slice(None), *box)], array)
+        assert padded.sum(dtype=np.int64) == array.sum(dtype=np.int64)  # zeros around it
+
+
 def test_3d_train_score_query_and_the_annotator_sees_the_proposal(
         hippo: SQLiteStore, built: Built) -> None:
     from workbench.widgets import AnnotationSession

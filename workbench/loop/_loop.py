@@ -97,7 +97,8 @@ def default_recipe(store: SQLiteStore, **changes: Any) -> Recipe:
     for the project's spatial dimensions (3 when it has no items yet), with ``changes``."""
     if store.config.task is Task.SEGMENTATION:
         dims = project_spatial_dims(store) or 3
-        return SegmentationRecipe(spatial_dims=dims, flip_axes=tuple(range(dims)), **changes)
+        return SegmentationRecipe(**{"spatial_dims": dims, "flip_axes": tuple(range(dims)),
+                                     **changes})
     return ClassificationRecipe(**changes)
 
 
