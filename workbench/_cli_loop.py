@@ -59,7 +59,7 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from workbench.cli import _progress
     from workbench.loop import ActiveLearningLoop, LoopError, default_recipe
-    from workbench.recipes._segmentation import UNetFactory
+    from workbench.recipes import UNetFactory
     from workbench.store import Task, open_project
 
     changes: dict[str, object] = {"warm_start": not args.fresh}

@@ -25,8 +25,12 @@ from torch import Tensor
 
 from workbench.loop._images import centre_box, pad_stack, padded_shape
 from workbench.models import ModelError
-from workbench.recipes import SegmentationRecipe, TrainedSegmenter, train_segmenter
-from workbench.recipes._segmentation import iter_segmentation_probs
+from workbench.recipes import (
+    SegmentationRecipe,
+    TrainedSegmenter,
+    iter_segmentation_probs,
+    train_segmenter,
+)
 from workbench.store import Item
 from workbench.strategies import reduce_map, uncertainty_map
 from workbench.strategies._types import Reduction, UncertaintyKind
