@@ -97,6 +97,23 @@ def setups(seeds: int) -> dict[str, Setup]:
                 pool_subsample=1000,
             ),
         ),
+        # every other classification family the engine offers, same budget and recipe as
+        # pneumoniamnist_warm, random and power_bald rerun alongside for side-by-side ratios
+        "pneumoniamnist_families": Setup(
+            DATA / "medmnist" / "pneumoniamnist.npz",
+            {"max_pool": 1500, "max_val": 150},
+            dataclasses.replace(cls, warm_start=True, max_epochs=20, patience=4),
+            SimulationConfig(
+                strategies=(
+                    "random", "entropy", "margin", "badge", "coreset", "batchbald", "power_bald"
+                ),
+                seeds=s,
+                initial=20,
+                batch=20,
+                rounds=4,
+                pool_subsample=1000,
+            ),
+        ),
         # a longer budget (up to 450 labels) with the default warm-start recipe, for the
         # labels-to-99% figures that the 100-label runs above never reach
         "pneumoniamnist_long": Setup(
@@ -106,6 +123,21 @@ def setups(seeds: int) -> dict[str, Setup]:
             SimulationConfig(
                 strategies=CLASSIFICATION_STRATEGIES,
                 seeds=s,
+                initial=50,
+                batch=50,
+                rounds=8,
+                pool_subsample=1500,
+            ),
+        ),
+        # the default strategy against random on the long budget with 15 seeds instead of 5:
+        # seeds 0-4 repeat pneumoniamnist_long, the others narrow the paired interval
+        "pneumoniamnist_long_15seeds": Setup(
+            DATA / "medmnist" / "pneumoniamnist.npz",
+            {"max_pool": 3000, "max_val": 150},
+            dataclasses.replace(cls, warm_start=True, max_epochs=20, patience=4),
+            SimulationConfig(
+                strategies=("random", "power_bald"),
+                seeds=tuple(range(15)),
                 initial=50,
                 batch=50,
                 rounds=8,
