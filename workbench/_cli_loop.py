@@ -34,6 +34,9 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--fresh", action="store_true",
                        help="start from random weights (default: from the latest ready model's "
                        "weights, which keeps small-set training stable)")
+    train.add_argument("--nice", type=int, metavar="N",
+                       help="run at CPU niceness N (e.g. 10) with one core left free, so an "
+                       "annotator on the same machine stays responsive while this trains")
     train.add_argument("--json", action="store_true", help="print the model version as JSON")
     train.set_defaults(run=_train)
 
@@ -62,6 +65,10 @@ def _train(args: argparse.Namespace) -> int:
     from workbench.recipes import UNetFactory
     from workbench.store import Task, open_project
 
+    if args.nice is not None:
+        from workbench.background import lower_priority
+
+        lower_priority(args.nice)
     changes: dict[str, object] = {"warm_start": not args.fresh}
     if args.epochs:
         changes["max_epochs"] = args.epochs

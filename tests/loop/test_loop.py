@@ -157,3 +157,20 @@ def test_cli_query_train_query(tmp_path: Path) -> None:
                                               RoundStatus.FAILED]
         assert rounds[1].strategy == "power_bald" and len(rounds[1].selected) == 8
         assert len(store.get_scores(store.list_model_versions()[-1].id, "entropy")) == 546 - 16
+
+
+def test_cli_train_nice_trains_at_that_niceness(project: SQLiteStore) -> None:
+    """`workbench train --nice N` lowers its own CPU priority to niceness N and still trains."""
+    import os
+    import subprocess
+    import sys
+
+    label_served(project, "ann", 12)
+    code = ("import os, sys; from workbench.cli import main; rc = main(sys.argv[1:]); "
+            "print('NICENESS', os.nice(0)); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code, "train", str(project.root), "--epochs",
+                           "1", "--nice", "7"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"NICENESS {max(7, os.nice(0))}" in done.stdout
+    assert [m.status for m in project.list_model_versions()] == [ModelStatus.READY]
