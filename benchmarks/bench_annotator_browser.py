@@ -11,10 +11,11 @@ arriving). A simulated annotator pauses ``--think-ms`` after each item is confir
 ``--scroll-ms`` between slices (wheel scrolling runs at roughly 10-20 slices a second).
 
 With ``--background-training`` every measurement runs twice: idle, then while a CPU-bound
-training loop (a small torch CNN, one torch thread) runs in another process, at the priority
-``workbench.background.lower_priority`` sets (niceness ``--training-niceness``, default 10; 0
-is how training ran before that helper existed); the JSON holds both runs and the ratio of
-their p95s. Writes
+training loop (a small torch CNN, one torch thread) runs in another process, in a session of
+its own at the priority ``workbench.background.lower_priority`` sets (niceness
+``--training-niceness`` for the process and, on Linux, its scheduler autogroup; default 10; 0 is
+how training ran before that helper existed); the JSON holds both runs and the ratio of their
+p95s. Writes
 ``benchmarks/results/annotator_browser.json``. Run: ``.venv/bin/python
 benchmarks/bench_annotator_browser.py --background-training``.
 """
@@ -183,7 +184,7 @@ def train_forever(niceness: int) -> None:
 
     from workbench.background import lower_priority
 
-    lower_priority(niceness, threads=1)
+    priority = lower_priority(niceness, threads=1)
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
@@ -191,7 +192,7 @@ def train_forever(niceness: int) -> None:
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     x, y = torch.randn(32, 1, 64, 64), torch.randint(0, 2, (32,))
     steps = 0
-    print("ready", flush=True)
+    print("ready", priority.niceness, priority.autogroup_niceness, flush=True)
     while True:
         opt.zero_grad()
         nn.functional.cross_entropy(net(x), y).backward()
@@ -259,12 +260,14 @@ def main() -> None:
             chromium_browser() as browser:
         result["idle"] = measure(browser, lab, args, "idle")
         if args.background_training:
+            # in a session of its own, as workbench.background.train_in_background starts it
             trainer = subprocess.Popen([sys.executable, __file__, "--train-worker",
                                         "--training-niceness", str(args.training_niceness)],
-                                       stdout=subprocess.PIPE, text=True)
+                                       stdout=subprocess.PIPE, text=True, start_new_session=True)
             try:
                 assert trainer.stdout is not None
-                trainer.stdout.readline()  # "ready": torch imported, the loop starts
+                # "ready": torch imported, the loop starts
+                _, nice, group = trainer.stdout.readline().split()
                 time.sleep(1)
                 result["while_training"] = measure(browser, lab, args, "training")
             finally:
@@ -272,6 +275,7 @@ def main() -> None:
                 out, _ = trainer.communicate(timeout=30)
             steps = [int(v) for v in out.split() if v.isdigit()]
             result["while_training"]["training_steps"] = steps[-1] if steps else 0
+            result["while_training"]["training_niceness"] = {"process": nice, "autogroup": group}
             result["training_over_idle_p95"] = {
                 name: round(result["while_training"][name]["p95_ms"]
                             / max(result["idle"][name]["p95_ms"], 1e-9), 2)

@@ -16,12 +16,18 @@ from workbench.background import default_threads, run_in_background, train_in_ba
 from workbench.store import ProjectConfig, Task, create_project
 
 posix_only = pytest.mark.skipif(not hasattr(os, "nice"), reason="niceness is POSIX only")
+autogroups = pytest.mark.skipif(not Path("/proc/self/autogroup").is_file(),
+                                reason="scheduler autogroups are Linux only")
 
 
-def python(code: str) -> str:
+def autogroup_nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+
+
+def python(code: str, new_session: bool = False) -> str:
     """Run ``code`` in a fresh interpreter (lowering priority there, not in the test run)."""
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                            text=True, timeout=300)
+                            text=True, timeout=300, start_new_session=new_session)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -45,9 +51,21 @@ def test_lower_priority_sets_niceness_and_torch_threads_once() -> None:
         first = lower_priority(7, threads=1)
         again = lower_priority(7)  # a target, not an increment: stays at 7
         print(first.niceness, os.getpriority(os.PRIO_PROCESS, 0), torch.get_num_threads(),
-              again.niceness, again.threads)
+              again.niceness, again.threads, first.autogroup_niceness)
     """)
-    assert out.split() == ["7", "7", "1", "7", str(default_threads())]
+    # not a session leader: its session's autogroup (this test run's) is left alone
+    assert out.split() == ["7", "7", "1", "7", str(default_threads()), "None"]
+
+
+@autogroups
+def test_lower_priority_nices_the_autogroup_of_its_own_session() -> None:
+    out = python("""
+        import os
+        from workbench.background import lower_priority
+        p = lower_priority(6, threads=1)
+        print(p.niceness, p.autogroup_niceness, open("/proc/self/autogroup").read().split()[-1])
+    """, new_session=True)
+    assert out.split() == ["6", "6", "6"]
 
 
 def test_lower_priority_without_os_nice_changes_only_threads() -> None:
@@ -70,10 +88,15 @@ def test_lower_priority_refuses_to_raise_priority() -> None:
 
 @posix_only
 def test_train_in_background_runs_niced_and_logs_to_the_project(project: Path) -> None:
+    ours = autogroup_nice(os.getpid()) if Path("/proc/self/autogroup").is_file() else None
     job = train_in_background(project, epochs=1, niceness=9, threads=1)
     try:
         child = psutil.Process(job.pid)
         assert child.nice() == 9  # set by the parent at once, before the child's imports
+        assert os.getsid(job.pid) == job.pid  # its own session, hence its own autogroup
+        if Path("/proc/self/autogroup").is_file():
+            assert autogroup_nice(job.pid) == 9
+            assert autogroup_nice(os.getpid()) == ours  # the test run's own is untouched
         assert job.command[-4:] == ("train", str(project), "--epochs", "1")
         status = job.wait(timeout=300)
     finally:
@@ -81,7 +104,9 @@ def test_train_in_background_runs_niced_and_logs_to_the_project(project: Path) -
     assert job.log.parent == project / "logs" and job.log.name.startswith("train-")
     text = " ".join(job.log.read_text().split())  # rich wraps lines at 80 columns
     # the child's own report, then the output of `workbench train` (no labels: an error)
-    assert f"pid {job.pid}, niceness 9, 1 torch threads: workbench train {project}" in text
+    group = 9 if Path("/proc/self/autogroup").is_file() else None
+    assert (f"pid {job.pid}, niceness 9, autogroup niceness {group}, 1 torch threads: "
+            f"workbench train {project}") in text
     assert "training needs at least" in text and status == 1
 
 

@@ -3,7 +3,8 @@
 A CPU-bound training process and a Jupyter kernel serving the annotator compete for the same
 cores; on a small machine (2 cores) the annotator's stroke -> kernel latency got 3.7 times worse
 at p95 while a training ran at normal priority. Run training at a lower CPU priority, with one
-core left to the kernel and the browser:
+core left to the kernel and the browser (and, on Linux, in a session of its own whose
+scheduler autogroup is niced too: see ``lower_priority``):
 
 ```python
 from workbench.background import train_in_background
@@ -41,6 +42,7 @@ class Priority:
 
     niceness: int | None  # the process's niceness now; None where the platform has no os.nice
     threads: int  # torch's intra-op threads now
+    autogroup_niceness: int | None = None  # its scheduler autogroup's (Linux), if it leads one
 
 
 def default_threads() -> int:
@@ -53,6 +55,14 @@ def lower_priority(niceness: int = DEFAULT_NICENESS, threads: int | None = None)
     stays as it is, and calling twice does not add up) with ``threads`` torch threads (default:
     one per core but one).
 
+    On Linux with scheduler autogroups (``/proc/sys/kernel/sched_autogroup_enabled``, the
+    default on most distributions) the scheduler first shares the CPU between sessions, and a
+    process's niceness only counts against processes of its own session: a niced training in
+    one terminal still takes half the CPU from a Jupyter server started in another. So a
+    process that leads its own session (``setsid``; ``train_in_background`` starts it so) also
+    gets its autogroup niced, which counts against every other session. A process that does not
+    lead its session leaves the autogroup alone (it would nice the whole session).
+
     Niceness is POSIX only: on platforms without ``os.nice`` (Windows) only the thread count
     changes and ``niceness`` in the result is None; lower the process's priority class in the
     Task Manager (or with ``psutil``) there.
@@ -61,14 +71,31 @@ def lower_priority(niceness: int = DEFAULT_NICENESS, threads: int | None = None)
         raise ValueError(f"niceness must be >= 0 (lower priority only), got {niceness}")
     nice = getattr(os, "nice", None)
     now: int | None = None
+    group: int | None = None
     if nice is not None:
         current = int(nice(0))
         now = int(nice(niceness - current)) if niceness > current else current
+        if os.getsid(0) == os.getpid():
+            group = nice_autogroup(os.getpid(), niceness)
     count = default_threads() if threads is None else max(int(threads), 1)
     import torch
 
     torch.set_num_threads(count)
-    return Priority(now, int(torch.get_num_threads()))
+    return Priority(now, int(torch.get_num_threads()), group)
+
+
+def nice_autogroup(pid: int, niceness: int) -> int | None:
+    """Set the niceness of the scheduler autogroup of process ``pid`` (Linux) to at least
+    ``niceness``; returns it, or None where there are no autogroups or it cannot be set."""
+    path = Path(f"/proc/{int(pid)}/autogroup")
+    try:
+        current = int(path.read_text().split("nice")[-1])
+        if niceness > current:
+            path.write_text(str(int(niceness)))
+            current = int(path.read_text().split("nice")[-1])
+    except (OSError, ValueError):
+        return None
+    return current
 
 
 @dataclass
@@ -141,14 +168,17 @@ def run_in_background(args: Sequence[str], log: Path, *, niceness: int = DEFAULT
     env = dict(os.environ)
     env.update({name: str(count) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
     env["PYTHONUNBUFFERED"] = "1"
+    posix = hasattr(os, "setpriority")
     with open(log, "ab") as out:
+        # its own session (and so its own scheduler autogroup on Linux), see lower_priority
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, env=env)
-    if hasattr(os, "setpriority"):
+                                   stderr=subprocess.STDOUT, env=env, start_new_session=posix)
+    if posix:
         # at once from here too, so that the child's imports already run at low priority
         with contextlib.suppress(ProcessLookupError):
             os.setpriority(os.PRIO_PROCESS, process.pid, max(niceness, os.getpriority(
                 os.PRIO_PROCESS, process.pid)))
+            nice_autogroup(process.pid, niceness)
     return BackgroundJob(process, log, command)
 
 
@@ -166,7 +196,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         args = args[1:]
     priority = lower_priority(options.niceness, options.threads)
     print(f"[workbench.background] pid {os.getpid()}, niceness {priority.niceness}, "
-          f"{priority.threads} torch threads: workbench {' '.join(args)}", flush=True)
+          f"autogroup niceness {priority.autogroup_niceness}, {priority.threads} torch "
+          f"threads: workbench {' '.join(args)}", flush=True)
     from workbench.cli import main
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop() ends it like Ctrl+C
