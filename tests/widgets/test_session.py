@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -358,3 +359,35 @@ def test_deferred_drafts_are_written_on_flush(seg_store: SQLiteStore) -> None:
     s.next()  # moving on writes what is pending
     draft = s.drafts.load(item.id)
     assert draft is not None and draft.indices.size == 10
+
+
+@pytest.mark.shared_data
+def test_rgb_scan_gets_a_2d_mask_and_its_proposal(shared_data: Path, tmp_path: Path) -> None:
+    """An RGBA nuclei PNG (256x256x4): the mask, the proposal and the stored label are 256x256."""
+    from workbench.ingest import import_sources
+    from workbench.store import ProjectConfig, Task, create_project
+
+    folder = tmp_path / "rgb"
+    folder.mkdir()
+    for png in sorted((shared_data / "nuclei-bbbc038" / "images").glob("*.png"))[:2]:
+        (folder / png.name).write_bytes(png.read_bytes())
+    store = create_project(tmp_path / "proj", ProjectConfig("nuclei", Task.SEGMENTATION,
+                                                            ("background", "nucleus")))
+    try:
+        import_sources(store, [folder])
+        items = store.list_items()
+        assert items[0].shape[-1] in (3, 4)  # the scan keeps its channels
+        proposal = np.zeros(items[0].shape[:2], np.uint8)
+        proposal[5:9, 5:9] = 1
+        ready_model(store, [Prediction(i.id, mask=proposal) for i in items])
+        s = AnnotationSession(store, "ann")
+        s.next()
+        assert s.mask.shape == items[0].shape[:2]
+        assert np.array_equal(s.plane_mask(), proposal)
+        s.apply_edit(Stroke(((30, 30),), radius=1, value=1))
+        version = s.submit_mask()
+        stored = store.get_mask(version.mask_hash)
+        assert version.source is LabelSource.CORRECTED and stored.shape == proposal.shape
+        assert stored[30, 30] == 1 and stored[5:9, 5:9].all()
+    finally:
+        store.close()

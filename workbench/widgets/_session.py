@@ -527,7 +527,7 @@ class AnnotationSession:
                      else Plane(spatial, "axial", spatial[2] // 2))
         cur.window = default_window(image)
         if self.task is Task.SEGMENTATION:
-            self._init_mask(cur, tuple(item.shape))
+            self._init_mask(cur, spatial)  # an RGB scan's mask has no channel axis
         return cur
 
     def _init_mask(self, cur: _Current, shape: tuple[int, ...]) -> None:
@@ -556,7 +556,7 @@ class AnnotationSession:
                        ) -> np.ndarray | None:
         if cur.prediction is None or cur.prediction.mask is None:
             return None
-        return self._as_mask(cur.prediction.mask, shape or tuple(cur.item.shape))
+        return self._as_mask(cur.prediction.mask, shape or cur.image.spatial_shape)
 
     @staticmethod
     def _as_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
