@@ -35,8 +35,10 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
                        help="start from random weights (default: from the latest ready model's "
                        "weights, which keeps small-set training stable)")
     train.add_argument("--nice", type=int, metavar="N",
-                       help="run at CPU niceness N (e.g. 10) with one core left free, so an "
-                       "annotator on the same machine stays responsive while this trains")
+                       help="run at CPU niceness N (e.g. 10) with one core left free. Linux "
+                       "weighs niceness within a terminal session only (autogroups): to keep "
+                       "an annotator responsive, start training with "
+                       "workbench.background.train_in_background instead")
     train.add_argument("--json", action="store_true", help="print the model version as JSON")
     train.set_defaults(run=_train)
 
