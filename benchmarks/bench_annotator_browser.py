@@ -176,13 +176,15 @@ def bench_strokes(page: Any, lab: Lab, n: int) -> tuple[list[float], list[list[f
     return [float(v) for v in raw.split(",") if v], splits
 
 
-def train_forever(niceness: int) -> None:
+def train_forever(niceness: int, watch: list[Path]) -> None:
     """A CPU-bound training loop (small CNN on random 64x64 images), one torch thread, at
-    niceness ``niceness`` (as ``workbench.background.lower_priority`` sets it)."""
+    niceness ``niceness`` (as ``workbench.background.lower_priority`` sets it); before each
+    step it yields to annotators of the ``watch`` projects as `workbench.loop.YieldToAnnotators`
+    does (``wait_while_annotating``)."""
     import torch
     from torch import nn
 
-    from workbench.background import lower_priority
+    from workbench.background import lower_priority, wait_while_annotating
 
     priority = lower_priority(niceness, threads=1)
     torch.manual_seed(0)
@@ -193,13 +195,16 @@ def train_forever(niceness: int) -> None:
     x, y = torch.randn(32, 1, 64, 64), torch.randint(0, 2, (32,))
     steps = 0
     print("ready", priority.niceness, priority.autogroup_niceness, flush=True)
+    waited = 0.0
     while True:
+        for project in watch:
+            waited += wait_while_annotating(project)
         opt.zero_grad()
         nn.functional.cross_entropy(net(x), y).backward()
         opt.step()
         steps += 1
         if steps % 50 == 0:
-            print(steps, flush=True)
+            print(steps, f"waited={waited:.1f}", flush=True)
 
 
 def measure(browser: Any, lab: Lab, args: argparse.Namespace, tag: str) -> dict[str, Any]:
@@ -239,11 +244,15 @@ def main() -> None:
     parser.add_argument("--background-training", action="store_true")
     parser.add_argument("--training-niceness", type=int, default=10,
                         help="niceness of the background training (0: normal priority)")
+    parser.add_argument("--no-yield", action="store_true",
+                        help="the training does not pause while the projects are annotated")
+    parser.add_argument("--watch", type=Path, action="append", default=[],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--train-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.train_worker:
-        train_forever(args.training_niceness)
+        train_forever(args.training_niceness, args.watch)
         return
     result: dict[str, Any] = {
         "benchmark": "annotator_browser",
@@ -254,15 +263,21 @@ def main() -> None:
         "settings": {"items": args.items, "slices": args.slices, "strokes": args.strokes,
                      "think_ms": args.think_ms, "scroll_ms": args.scroll_ms,
                      "training_niceness": args.training_niceness if args.background_training
-                     else None},
+                     else None,
+                     "training_yields_to_annotators": args.background_training
+                     and not args.no_yield},
     }
     with tempfile.TemporaryDirectory() as tmp, running_lab(Path(tmp)) as lab, \
             chromium_browser() as browser:
         result["idle"] = measure(browser, lab, args, "idle")
         if args.background_training:
             # in a session of its own, as workbench.background.train_in_background starts it
+            watch = [] if args.no_yield else [
+                arg for tag in ("cls", "vol")
+                for arg in ("--watch", str(lab.root / f"bench_{tag}_training"))]
             trainer = subprocess.Popen([sys.executable, __file__, "--train-worker",
-                                        "--training-niceness", str(args.training_niceness)],
+                                        "--training-niceness", str(args.training_niceness),
+                                        *watch],
                                        stdout=subprocess.PIPE, text=True, start_new_session=True)
             try:
                 assert trainer.stdout is not None
@@ -274,7 +289,9 @@ def main() -> None:
                 trainer.terminate()
                 out, _ = trainer.communicate(timeout=30)
             steps = [int(v) for v in out.split() if v.isdigit()]
+            waits = [float(v.split("=")[1]) for v in out.split() if v.startswith("waited=")]
             result["while_training"]["training_steps"] = steps[-1] if steps else 0
+            result["while_training"]["training_paused_s"] = waits[-1] if waits else 0.0
             result["while_training"]["training_niceness"] = {"process": nice, "autogroup": group}
             result["training_over_idle_p95"] = {
                 name: round(result["while_training"][name]["p95_ms"]

@@ -118,3 +118,79 @@ def test_stop_ends_a_background_command(tmp_path: Path, project: Path) -> None:
     status = job.stop(timeout=60)
     assert not job.running and job.returncode == status and status != 0
     assert job.stop() == status  # stopping again is harmless
+
+
+def test_wait_while_annotating_waits_for_quiet_and_is_capped(project: Path) -> None:
+    import threading
+    import time
+
+    from workbench.background import (
+        mark_annotator_activity,
+        seconds_since_annotator_activity,
+        wait_while_annotating,
+    )
+
+    assert seconds_since_annotator_activity(project) is None
+    assert wait_while_annotating(project, quiet=0.5) == 0.0  # nobody ever annotated
+    mark_annotator_activity(project)
+    since = seconds_since_annotator_activity(project)
+    assert since is not None and since < 0.5
+    waited = wait_while_annotating(project, quiet=0.4, poll=0.02)
+    assert 0.25 <= waited <= 0.6
+    assert wait_while_annotating(project, quiet=0.4) == 0.0  # quiet now: no wait
+
+    stop = threading.Event()
+
+    def keep_annotating() -> None:
+        while not stop.is_set():
+            mark_annotator_activity(project)
+            time.sleep(0.05)
+
+    worker = threading.Thread(target=keep_annotating)
+    worker.start()
+    try:
+        assert wait_while_annotating(project, quiet=0.5, max_pause=0.3) == pytest.approx(
+            0.3, abs=0.06)  # a never-ending session still lets training step
+    finally:
+        stop.set()
+        worker.join()
+
+
+def test_training_pauses_while_the_project_is_annotated(tmp_path: Path) -> None:
+    """A real classifier training with `YieldToAnnotators`: while another thread marks
+    activity the steps wait; the model still trains to the end."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from workbench.background import mark_annotator_activity
+    from workbench.loop import YieldToAnnotators
+    from workbench.recipes import ClassificationRecipe, train_classifier
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (48, 28, 28), dtype=np.uint8)
+    y = np.arange(48) % 2
+    recipe = ClassificationRecipe(max_epochs=2, patience=2, min_steps_per_epoch=2, mc_samples=2)
+    quiet = YieldToAnnotators(tmp_path, quiet=0.3)
+    train_classifier(recipe, x, y, seed=0, root_dir=tmp_path / "a", callbacks=[quiet])
+    assert quiet.waited == 0.0
+
+    busy = YieldToAnnotators(tmp_path, quiet=0.3, max_pause=0.5)
+    stop = threading.Event()
+
+    def annotate() -> None:
+        while not stop.is_set():
+            mark_annotator_activity(tmp_path)
+            time.sleep(0.05)
+
+    worker = threading.Thread(target=annotate)
+    worker.start()
+    try:
+        trained = train_classifier(recipe, x, y, seed=0, root_dir=tmp_path / "b",
+                                   callbacks=[busy])
+    finally:
+        stop.set()
+        worker.join()
+    assert busy.waited >= 1.0  # at least two steps paused for their 0.5 s
+    assert trained.metrics  # and the training still finished

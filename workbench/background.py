@@ -98,6 +98,44 @@ def nice_autogroup(pid: int, niceness: int) -> int | None:
     return current
 
 
+ACTIVITY_FILE = "annotating.touch"
+"""Touched in a project folder by annotation sessions; trainers of that project yield to it."""
+
+
+def mark_annotator_activity(project_dir: str | Path) -> None:
+    """Record that someone is annotating the project now (the activity file's mtime)."""
+    path = Path(project_dir) / ACTIVITY_FILE
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        path.touch()
+
+
+def seconds_since_annotator_activity(project_dir: str | Path) -> float | None:
+    """Seconds since an annotation session last marked activity, None if it never did."""
+    try:
+        return max(time.time() - (Path(project_dir) / ACTIVITY_FILE).stat().st_mtime, 0.0)
+    except FileNotFoundError:
+        return None
+
+
+def wait_while_annotating(project_dir: str | Path, *, quiet: float = 1.0,
+                          max_pause: float = 5.0, poll: float = 0.05) -> float:
+    """Sleep while someone annotated the project in the last ``quiet`` seconds, for at most
+    ``max_pause`` seconds (so a training still progresses during long sessions); returns the
+    seconds slept. A trainer calls it between steps: strokes and submits then do not queue
+    behind a training step on a small machine."""
+    waited = 0.0
+    while waited < max_pause:
+        since = seconds_since_annotator_activity(project_dir)
+        if since is None or since >= quiet:
+            break
+        step = min(poll, max_pause - waited)
+        time.sleep(step)
+        waited += step
+    return waited
+
+
 @dataclass
 class BackgroundJob:
     """A ``workbench`` command running in a child process, its output in ``log``."""

@@ -391,3 +391,13 @@ def test_rgb_scan_gets_a_2d_mask_and_its_proposal(shared_data: Path, tmp_path: P
         assert stored[30, 30] == 1 and stored[5:9, 5:9].all()
     finally:
         store.close()
+
+
+def test_edits_and_submits_mark_the_project_as_being_annotated(seg_store: SQLiteStore) -> None:
+    from workbench.background import seconds_since_annotator_activity
+
+    assert seconds_since_annotator_activity(seg_store.root) is None
+    s = session(seg_store)
+    s.apply_edit(Stroke(((10, 10),), radius=1, value=1))
+    since = seconds_since_annotator_activity(seg_store.root)
+    assert since is not None and since < 5.0

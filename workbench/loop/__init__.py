@@ -10,6 +10,8 @@ from workbench.loop._loop import (
 )
 from workbench.loop._segment import SCORE_NAMES as SEGMENTATION_SCORES
 from workbench.loop._stopping import StoppingCriteria
+from workbench.loop._yielding import YieldToAnnotators
 
 __all__ = ["SCORED_STRATEGIES", "SEGMENTATION_SCORES", "ActiveLearningLoop", "LoopError",
-           "StoppingCriteria", "default_recipe", "item_images", "project_spatial_dims"]
+           "StoppingCriteria", "YieldToAnnotators", "default_recipe", "item_images",
+           "project_spatial_dims"]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from workbench.errors import WorkbenchError
@@ -27,6 +28,7 @@ from workbench.loop import _segment as seg
 from workbench.loop._images import ImageLoader, item_arrays, item_images
 from workbench.loop._persist import Recipe, Trained, load_weights, save_weights
 from workbench.loop._stopping import StoppingCriteria
+from workbench.loop._yielding import YieldToAnnotators
 from workbench.models import ModelError
 from workbench.recipes import (
     ClassificationRecipe,
@@ -108,7 +110,8 @@ class ActiveLearningLoop:
     items scored per step; default 4096 images, 32 segmentation scans) bounds memory."""
 
     def __init__(self, store: SQLiteStore, *, recipe: Recipe | None = None,
-                 image_loader: ImageLoader | None = None, score_chunk: int | None = None) -> None:
+                 image_loader: ImageLoader | None = None, score_chunk: int | None = None,
+                 yield_to_annotators: bool = True) -> None:
         self.store = store
         self.recipe: Recipe = recipe if recipe is not None else default_recipe(store)
         self.segmentation = store.config.task is Task.SEGMENTATION
@@ -118,6 +121,7 @@ class ActiveLearningLoop:
         self.score_chunk = score_chunk or (32 if self.segmentation else 4096)
         self._loader_kwargs = {"loader": image_loader} if image_loader else {}
         self._size: tuple[int, ...] | None = None
+        self.yield_to_annotators = yield_to_annotators
 
     # data ---------------------------------------------------------------------------------
     def _images(self, items: Sequence[Item]) -> np.ndarray:
@@ -194,6 +198,11 @@ class ActiveLearningLoop:
         return self.store.update_model_version(version.id, status=ModelStatus.READY,
                                                checkpoint=str(path), metrics=metrics)
 
+    def _callbacks(self) -> list[Callback]:
+        """Training pauses between steps while someone annotates this project (one core on a
+        small machine is then the annotator's; see `workbench.background`)."""
+        return [YieldToAnnotators(self.store.root)] if self.yield_to_annotators else []
+
     def _fit_classifier(self, train: _Labelled, val: _Labelled | None,
                         seed: int) -> tuple[Trained, int]:
         assert isinstance(self.recipe, ClassificationRecipe)
@@ -206,7 +215,7 @@ class ActiveLearningLoop:
         trained = train_classifier(
             self.recipe, x, train.classes, x_val, val.classes if val is not None else None,
             seed=seed, num_classes=len(self.store.config.classes),
-            init_state=self._warm_start_state())
+            init_state=self._warm_start_state(), callbacks=self._callbacks())
         return trained, int(x.shape[1])
 
     def _fit_segmenter(self, train: _Labelled, val: _Labelled | None,
@@ -219,7 +228,7 @@ class ActiveLearningLoop:
             self.recipe, images, self._masks(train.labels), val_images,
             self._masks(val.labels) if val is not None else None,
             num_classes=len(self.store.config.classes), seed=seed,
-            init_state=self._warm_start_state())
+            init_state=self._warm_start_state(), callbacks=self._callbacks())
         return trained, channels
 
     def _warm_start_state(self) -> dict[str, Tensor] | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from workbench.loop._images import centre_box, pad_stack, padded_shape
@@ -74,7 +75,8 @@ def train_padded(recipe: SegmentationRecipe, images: Sequence[np.ndarray],
                  masks: Sequence[np.ndarray], val_images: Sequence[np.ndarray] | None,
                  val_masks: Sequence[np.ndarray] | None, *, num_classes: int, seed: int,
                  init_state: Mapping[str, Tensor] | None,
-                 root_dir: Path | None = None) -> TrainedSegmenter:
+                 root_dir: Path | None = None,
+                 callbacks: Sequence[Callback] = ()) -> TrainedSegmenter:
     """Train on images ``[C, *spatial_i]`` and masks ``[*spatial_i]`` of any shapes, padded
     (centred, zeros) to the smallest shape divisible by ``recipe.divisible_by`` that holds all.
     Padding is labelled background, which the images' zero (darkest) value matches."""
@@ -90,7 +92,7 @@ def train_padded(recipe: SegmentationRecipe, images: Sequence[np.ndarray],
     if val_images and val_masks:
         xv, yv = pad_stack(val_images, shape), pad_stack(val_masks, shape)
     return train_segmenter(recipe, x, y, xv, yv, num_classes=num_classes, seed=seed,
-                           init_state=init_state, root_dir=root_dir)
+                           init_state=init_state, root_dir=root_dir, callbacks=callbacks)
 
 
 def iter_item_probs(trained: TrainedSegmenter, items: Sequence[Item],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
 from monai.metrics import compute_roc_auc
 from torch import Tensor, nn
 
@@ -149,6 +150,7 @@ def train_classifier(
     num_classes: int | None = None,
     root_dir: str | Path | None = None,
     init_state: StateDict | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainedModel:
     """Train ``recipe`` on images ``x_train`` ``[N, (C,) *spatial]`` (uint8 scaled to [0, 1])
     and class indices ``y_train`` ``[N]``/``[N, 1]``; early stopping and the kept weights use
@@ -196,7 +198,8 @@ def train_classifier(
     best = fit_best(module, data, max_epochs=recipe.max_epochs, patience=recipe.patience,
                     monitor="val_auc", seed=seed, root_dir=root_dir,
                     accelerator=recipe.accelerator, devices=recipe.devices,
-                    strategy=recipe.strategy, num_nodes=recipe.num_nodes)
+                    strategy=recipe.strategy, num_nodes=recipe.num_nodes,
+                    callbacks=callbacks)
     return TrainedModel(
         module=module,
         metrics=best.metrics,

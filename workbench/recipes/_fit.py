@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from workbench.models import fit_and_checkpoint, make_trainer
@@ -27,16 +29,18 @@ class BestFit:
 def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, max_epochs: int,
              patience: int, monitor: str, seed: int, root_dir: str | Path | None,
              mode: Literal["min", "max"] = "max", accelerator: str = "auto",
-             devices: int | str = 1, strategy: str = "auto", num_nodes: int = 1) -> BestFit:
+             devices: int | str = 1, strategy: str = "auto", num_nodes: int = 1,
+             callbacks: Sequence[Callback] = ()) -> BestFit:
     """Fit ``module`` with early stopping on ``monitor``; load the best weights back into it
     (left in eval mode). ``devices`` x ``num_nodes`` processes (``strategy``, e.g. "ddp") keep
     the data module's own samplers (``use_distributed_sampler=False``, see `SplitDataModule`)
-    and share BatchNorm statistics; every process returns the same best weights."""
+    and share BatchNorm statistics; every process returns the same best weights. ``callbacks``
+    are added to the trainer's."""
     root = Path(root_dir) if root_dir is not None else Path(tempfile.mkdtemp(prefix="wb-recipe-"))
     trainer = make_trainer(max_epochs, root_dir=root, monitor=monitor, mode=mode,
                            patience=patience, seed=seed, accelerator=accelerator,
                            devices=devices, strategy=strategy, num_nodes=num_nodes,
-                           use_distributed_sampler=False)
+                           use_distributed_sampler=False, callbacks=callbacks)
     with warnings.catch_warnings():  # batch augmentation lives on the module, on purpose
         warnings.filterwarnings("ignore", message=".*on_after_batch_transfer.*")
         fit = fit_and_checkpoint(module, data, trainer=trainer)

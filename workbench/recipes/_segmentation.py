@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
 from monai.metrics import DiceMetric
 from torch import Tensor, nn
 
@@ -145,6 +146,7 @@ def train_segmenter(
     seed: int | None = None,
     root_dir: str | Path | None = None,
     init_state: Mapping[str, Tensor] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainedSegmenter:
     """Train on images ``[N, (C,) *spatial]`` and masks ``[N, *spatial]`` of class indices;
     early stopping and the kept weights use val Dice (foreground mean) on ``(x_val, y_val)`` or
@@ -182,7 +184,7 @@ def train_segmenter(
         seed=seed,
     )
     best = fit_best(module, data, max_epochs=recipe.max_epochs, patience=recipe.patience,
-                    monitor="val_dice", seed=seed, root_dir=root_dir)
+                    monitor="val_dice", seed=seed, root_dir=root_dir, callbacks=callbacks)
     return TrainedSegmenter(
         module=module,
         metrics=best.metrics,

@@ -9,6 +9,7 @@ everything here is testable without a browser.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.background import mark_annotator_activity
 from workbench.errors import StoreError
 from workbench.io._image import ScanImage
 from workbench.store._interface import ProjectStore
@@ -140,6 +142,18 @@ class AnnotationSession:
         self._message = ""
         self.autosave_drafts = True  # False: edits mark the draft dirty; flush_draft() writes
         self._draft_dirty = False
+        root = getattr(store, "root", None)
+        self._activity_dir = Path(root) if root is not None else None
+        self._activity_marked = -1.0  # time.monotonic() of the last mark
+
+    def mark_activity(self, every: float = 0.2) -> None:
+        """Tell trainers of this project that someone is annotating (at most every ``every``
+        seconds); `workbench.loop.YieldToAnnotators` pauses training meanwhile."""
+        now = time.monotonic()
+        if self._activity_dir is not None and now - self._activity_marked >= every:
+            self._activity_marked = now
+            with contextlib.suppress(OSError):  # a read-only project still labels
+                mark_annotator_activity(self._activity_dir)
 
     # navigation ---------------------------------------------------------------------------
     @property
@@ -217,6 +231,7 @@ class AnnotationSession:
     def accept(self) -> LabelVersion:
         """Accept what is shown: the proposed class, or the current mask (ACCEPTED when it is
         the unchanged proposal, CORRECTED when edited, HUMAN when drawn after a reject)."""
+        self.mark_activity()
         cur = self._need_current()
         if self.task is Task.CLASSIFICATION:
             proposed = self.proposal_class
@@ -229,6 +244,7 @@ class AnnotationSession:
 
     def choose_class(self, class_index: int) -> LabelVersion:
         """Label the current item with ``class_index`` and show the next item."""
+        self.mark_activity()
         cur = self._need_current()
         if self.task is not Task.CLASSIFICATION:
             raise SessionError("choose_class is for classification projects")
@@ -252,6 +268,7 @@ class AnnotationSession:
 
     def submit_mask(self) -> LabelVersion:
         """Submit the current mask and show the next item."""
+        self.mark_activity()
         cur = self._need_mask()
         assert cur.mask is not None
         proposal = self._proposal_mask(cur)
@@ -279,6 +296,7 @@ class AnnotationSession:
     def apply_edit(self, edit: Edit) -> MaskDiff:
         """Apply an edit on the displayed plane; the diff goes on the undo stack and the draft
         is saved."""
+        self.mark_activity()
         cur = self._need_mask()
         assert cur.mask is not None and cur.plane is not None
         diff = apply_edit(cur.mask, cur.plane, edit)
@@ -292,6 +310,7 @@ class AnnotationSession:
         return self.apply_edit(Clear(whole_mask=True))
 
     def undo(self) -> MaskDiff | None:
+        self.mark_activity()
         cur = self._need_mask()
         assert cur.mask is not None
         diff = cur.history.undo(cur.mask)
@@ -299,6 +318,7 @@ class AnnotationSession:
         return diff
 
     def redo(self) -> MaskDiff | None:
+        self.mark_activity()
         cur = self._need_mask()
         assert cur.mask is not None
         diff = cur.history.redo(cur.mask)
