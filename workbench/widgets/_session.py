@@ -341,6 +341,7 @@ class AnnotationSession:
     def set_plane(self, axis: str | None = None, index: int | None = None) -> Plane:
         """Show another plane: ``axis`` one of axial / coronal / sagittal (3D only), ``index``
         clipped to the volume; changing the axis without an index goes to its middle slice."""
+        self.mark_activity()
         cur = self._need_current()
         assert cur.plane is not None
         if cur.image.ndim_spatial == 2:
@@ -355,6 +356,7 @@ class AnnotationSession:
         return cur.plane
 
     def set_window(self, center: float, width: float) -> Window:
+        self.mark_activity()
         cur = self._need_current()
         cur.window = Window(float(center), max(float(width), 1e-3))
         return cur.window
