@@ -3,16 +3,27 @@ a lower priority with its output in a log file under the project."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from workbench.background import default_threads, run_in_background, train_in_background
+from workbench.background import (
+    default_threads,
+    mark_annotator_activity,
+    run_in_background,
+    seconds_since_annotator_activity,
+    train_in_background,
+    wait_while_annotating,
+)
 from workbench.store import ProjectConfig, Task, create_project
 
 posix_only = pytest.mark.skipif(not hasattr(os, "nice"), reason="niceness is POSIX only")
@@ -120,16 +131,26 @@ def test_stop_ends_a_background_command(tmp_path: Path, project: Path) -> None:
     assert job.stop() == status  # stopping again is harmless
 
 
+@contextlib.contextmanager
+def annotating(project: Path) -> Iterator[None]:
+    """Another thread marks annotator activity in ``project`` every 50 ms meanwhile."""
+    stop = threading.Event()
+
+    def mark() -> None:
+        while not stop.is_set():
+            mark_annotator_activity(project)
+            time.sleep(0.05)
+
+    worker = threading.Thread(target=mark)
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join()
+
+
 def test_wait_while_annotating_waits_for_quiet_and_is_capped(project: Path) -> None:
-    import threading
-    import time
-
-    from workbench.background import (
-        mark_annotator_activity,
-        seconds_since_annotator_activity,
-        wait_while_annotating,
-    )
-
     assert seconds_since_annotator_activity(project) is None
     assert wait_while_annotating(project, quiet=0.5) == 0.0  # nobody ever annotated
     mark_annotator_activity(project)
@@ -138,33 +159,16 @@ def test_wait_while_annotating_waits_for_quiet_and_is_capped(project: Path) -> N
     waited = wait_while_annotating(project, quiet=0.4, poll=0.02)
     assert 0.25 <= waited <= 0.6
     assert wait_while_annotating(project, quiet=0.4) == 0.0  # quiet now: no wait
-
-    stop = threading.Event()
-
-    def keep_annotating() -> None:
-        while not stop.is_set():
-            mark_annotator_activity(project)
-            time.sleep(0.05)
-
-    worker = threading.Thread(target=keep_annotating)
-    worker.start()
-    try:
+    with annotating(project):  # a never-ending session still lets training step
         assert wait_while_annotating(project, quiet=0.5, max_pause=0.3) == pytest.approx(
-            0.3, abs=0.06)  # a never-ending session still lets training step
-    finally:
-        stop.set()
-        worker.join()
+            0.3, abs=0.06)
 
 
 def test_training_pauses_while_the_project_is_annotated(tmp_path: Path) -> None:
     """A real classifier training with `YieldToAnnotators`: while another thread marks
     activity the steps wait; the model still trains to the end."""
-    import threading
-    import time
-
     import numpy as np
 
-    from workbench.background import mark_annotator_activity
     from workbench.loop import YieldToAnnotators
     from workbench.recipes import ClassificationRecipe, train_classifier
 
@@ -177,20 +181,8 @@ def test_training_pauses_while_the_project_is_annotated(tmp_path: Path) -> None:
     assert quiet.waited == 0.0
 
     busy = YieldToAnnotators(tmp_path, quiet=0.3, max_pause=0.5)
-    stop = threading.Event()
-
-    def annotate() -> None:
-        while not stop.is_set():
-            mark_annotator_activity(tmp_path)
-            time.sleep(0.05)
-
-    worker = threading.Thread(target=annotate)
-    worker.start()
-    try:
+    with annotating(tmp_path):
         trained = train_classifier(recipe, x, y, seed=0, root_dir=tmp_path / "b",
                                    callbacks=[busy])
-    finally:
-        stop.set()
-        worker.join()
     assert busy.waited >= 1.0  # at least two steps paused for their 0.5 s
     assert trained.metrics  # and the training still finished
