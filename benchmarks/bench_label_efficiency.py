@@ -67,87 +67,51 @@ class Setup:
     config: SimulationConfig
 
 
+PNEUMONIA = DATA / "medmnist" / "pneumoniamnist.npz"
+
+
+def pneumonia_short(recipe: ClassificationRecipe, strategies: tuple[str, ...],
+                    seeds: tuple[int, ...]) -> Setup:
+    """PneumoniaMNIST, 20 + 4 x 20 labels, 1,000 pool candidates scored per round."""
+    return Setup(PNEUMONIA, {"max_pool": 1500, "max_val": 150}, recipe, SimulationConfig(
+        strategies=strategies, seeds=seeds, initial=20, batch=20, rounds=4,
+        pool_subsample=1000))
+
+
+def pneumonia_long(recipe: ClassificationRecipe, strategies: tuple[str, ...],
+                   seeds: tuple[int, ...]) -> Setup:
+    """PneumoniaMNIST, 50 + 8 x 50 = 450 labels, 1,500 pool candidates scored per round."""
+    return Setup(PNEUMONIA, {"max_pool": 3000, "max_val": 150}, recipe, SimulationConfig(
+        strategies=strategies, seeds=seeds, initial=50, batch=50, rounds=8,
+        pool_subsample=1500))
+
+
 def setups(seeds: int) -> dict[str, Setup]:
     s = tuple(range(seeds))
     cls = ClassificationRecipe(max_epochs=12, patience=3, min_steps_per_epoch=5, warm_start=False)
+    warm = dataclasses.replace(cls, warm_start=True, max_epochs=20, patience=4)
     return {
-        "pneumoniamnist": Setup(
-            DATA / "medmnist" / "pneumoniamnist.npz",
-            {"max_pool": 1500, "max_val": 150},
-            cls,
-            SimulationConfig(
-                strategies=CLASSIFICATION_STRATEGIES,
-                seeds=s,
-                initial=20,
-                batch=20,
-                rounds=4,
-                pool_subsample=1000,
-            ),
-        ),
-        "pneumoniamnist_warm": Setup(
-            DATA / "medmnist" / "pneumoniamnist.npz",
-            {"max_pool": 1500, "max_val": 150},
-            dataclasses.replace(cls, warm_start=True, max_epochs=20, patience=4),
-            SimulationConfig(
-                strategies=CLASSIFICATION_STRATEGIES,
-                seeds=s,
-                initial=20,
-                batch=20,
-                rounds=4,
-                pool_subsample=1000,
-            ),
-        ),
+        "pneumoniamnist": pneumonia_short(cls, CLASSIFICATION_STRATEGIES, s),
+        "pneumoniamnist_warm": pneumonia_short(warm, CLASSIFICATION_STRATEGIES, s),
         # every other classification family the engine offers, same budget and recipe as
         # pneumoniamnist_warm, random and power_bald rerun alongside for side-by-side ratios
-        "pneumoniamnist_families": Setup(
-            DATA / "medmnist" / "pneumoniamnist.npz",
-            {"max_pool": 1500, "max_val": 150},
-            dataclasses.replace(cls, warm_start=True, max_epochs=20, patience=4),
-            SimulationConfig(
-                strategies=(
-                    "random", "entropy", "margin", "badge", "coreset", "batchbald", "power_bald"
-                ),
-                seeds=s,
-                initial=20,
-                batch=20,
-                rounds=4,
-                pool_subsample=1000,
-            ),
+        "pneumoniamnist_families": pneumonia_short(
+            warm,
+            ("random", "entropy", "margin", "badge", "coreset", "batchbald", "power_bald"),
+            s,
         ),
         # a longer budget (up to 450 labels) with the default warm-start recipe, for the
         # labels-to-99% figures that the 100-label runs above never reach
-        "pneumoniamnist_long": Setup(
-            DATA / "medmnist" / "pneumoniamnist.npz",
-            {"max_pool": 3000, "max_val": 150},
-            dataclasses.replace(cls, warm_start=True, max_epochs=20, patience=4),
-            SimulationConfig(
-                strategies=CLASSIFICATION_STRATEGIES,
-                seeds=s,
-                initial=50,
-                batch=50,
-                rounds=8,
-                pool_subsample=1500,
-            ),
-        ),
+        "pneumoniamnist_long": pneumonia_long(warm, CLASSIFICATION_STRATEGIES, s),
         # the default strategy against random on the long budget with 15 seeds instead of 5:
         # seeds 0-4 repeat pneumoniamnist_long, the others narrow the paired interval
-        "pneumoniamnist_long_15seeds": Setup(
-            DATA / "medmnist" / "pneumoniamnist.npz",
-            {"max_pool": 3000, "max_val": 150},
-            dataclasses.replace(cls, warm_start=True, max_epochs=20, patience=4),
-            SimulationConfig(
-                strategies=("random", "power_bald"),
-                seeds=tuple(range(15)),
-                initial=50,
-                batch=50,
-                rounds=8,
-                pool_subsample=1500,
-            ),
+        "pneumoniamnist_long_15seeds": pneumonia_long(
+            warm, ("random", "power_bald"), tuple(range(15))
         ),
         "breastmnist_long": Setup(
             DATA / "medmnist" / "breastmnist.npz",
             {},
-            dataclasses.replace(cls, warm_start=True, max_epochs=20, patience=4),
+            warm,
             SimulationConfig(
                 strategies=CLASSIFICATION_STRATEGIES, seeds=s, initial=20, batch=20, rounds=10
             ),
