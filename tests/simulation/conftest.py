@@ -6,9 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from torch import nn
 
-from workbench.recipes import ClassificationRecipe, SegmentationRecipe
+from workbench.recipes import ClassificationRecipe, SegmentationRecipe, UNetFactory
 from workbench.simulation import SimulationData, load_simulation_data
 
 
@@ -38,22 +37,13 @@ def hippocampus_tiny(shared_data: Path, tmp_path_factory: pytest.TempPathFactory
     return root
 
 
-def tiny_segmenter(*, spatial_dims: int, in_channels: int, num_classes: int) -> nn.Module:
-    from workbench.models import build_segmenter
-
-    return build_segmenter(
-        "unet",
-        spatial_dims=spatial_dims,
-        in_channels=in_channels,
-        num_classes=num_classes,
-        dropout=0.1,
-        features=(4, 8, 16),
-    )
-
-
 @pytest.fixture(scope="session")
 def tiny_seg_recipe() -> SegmentationRecipe:
     """A 4-8-16 residual UNet, one epoch of one step, two MC samples."""
     return SegmentationRecipe(
-        network=tiny_segmenter, max_epochs=1, min_steps_per_epoch=1, batch_size=2, mc_samples=2
+        network=UNetFactory((4, 8, 16)),
+        max_epochs=1,
+        min_steps_per_epoch=1,
+        batch_size=2,
+        mc_samples=2,
     )
