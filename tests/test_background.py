@@ -186,3 +186,21 @@ def test_training_pauses_while_the_project_is_annotated(tmp_path: Path) -> None:
                                    callbacks=[busy])
     assert busy.waited >= 1.0  # at least two steps paused for their 0.5 s
     assert trained.metrics  # and the training still finished
+
+
+def test_train_in_background_refuses_a_folder_without_a_project(tmp_path: Path) -> None:
+    from workbench.errors import ProjectNotFoundError
+
+    with pytest.raises(ProjectNotFoundError, match="no workbench project"):
+        train_in_background(tmp_path / "not-a-project")
+    assert not (tmp_path / "not-a-project").exists()  # no log folder left behind
+
+
+def test_cli_train_refuses_a_negative_niceness(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", str(tmp_path), "--nice", "-3"])
+    assert exit_.value.code == 2
+    assert "--nice: -3: niceness can only lower the priority" in capsys.readouterr().err

@@ -34,7 +34,7 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--fresh", action="store_true",
                        help="start from random weights (default: from the latest ready model's "
                        "weights, which keeps small-set training stable)")
-    train.add_argument("--nice", type=int, metavar="N",
+    train.add_argument("--nice", type=_niceness, metavar="N",
                        help="run at CPU niceness N (e.g. 10) with one core left free. Linux "
                        "weighs niceness within a terminal session only (autogroups): to keep "
                        "an annotator responsive, start training with "
@@ -59,6 +59,13 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
     query.add_argument("--seed", type=int, default=0)
     query.add_argument("--json", action="store_true", help="print the round as JSON")
     query.set_defaults(run=_query)
+
+
+def _niceness(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value}: niceness can only lower the priority (>= 0)")
+    return value
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -178,8 +178,12 @@ def train_in_background(project_dir: str | Path, *, seed: int | None = None,
     """Start ``workbench train PROJECT_DIR`` in a child process at a lower CPU priority
     (``lower_priority(niceness, threads)``), writing its output to ``log`` (default:
     ``<project>/logs/train-<date>-<time>.log``). Returns at once; the training records its
-    model version in the project as usual."""
+    model version in the project as usual. A folder without a project raises
+    `ProjectNotFoundError` here, before anything is started or written."""
+    from workbench.store import open_project
+
     project = Path(project_dir)
+    open_project(project).close()
     args = ["train", str(project)]
     if seed is not None:
         args += ["--seed", str(int(seed))]
