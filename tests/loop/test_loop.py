@@ -174,3 +174,10 @@ def test_cli_train_nice_trains_at_that_niceness(project: SQLiteStore) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"NICENESS {max(7, os.nice(0))}" in done.stdout
     assert [m.status for m in project.list_model_versions()] == [ModelStatus.READY]
+
+
+def test_a_spatial_reduction_is_refused_on_a_classification_project(
+        project: SQLiteStore) -> None:
+    with pytest.raises(LoopError, match="'reduction'.*classification project"):
+        ActiveLearningLoop(project, recipe=FAST).query("entropy", 3, reduction="mean")
+    assert project.list_rounds() == []  # nothing recorded for a refused request

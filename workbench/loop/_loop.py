@@ -328,6 +328,10 @@ class ActiveLearningLoop:
         strategies, with ``reduction`` one of mean / foreground_weighted / top_percentile);
         with no model yet, a cold start (``random`` or k-center diversity on downsampled
         pixels). Recorded as a round. Score strategies reuse the model's stored scores."""
+        if "reduction" in params and not self.segmentation:
+            raise LoopError("'reduction' turns per-voxel uncertainty into one score per scan; "
+                            "this is a classification project", path=self.store.root,
+                            field="reduction")
         model = self.latest_model()
         cold = model is None
         name = strategy if not cold or strategy == "random" else "cold_start_kcenter"
