@@ -6,9 +6,7 @@ import argparse
 import dataclasses
 import json
 
-from rich.console import Console
-
-console = Console(stderr=True)
+from workbench._cli_output import ProgressBar, console
 
 
 def register_loop_commands(commands: argparse._SubParsersAction) -> None:
@@ -69,7 +67,6 @@ def _niceness(text: str) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from workbench.cli import _progress
     from workbench.loop import ActiveLearningLoop, LoopError, default_recipe
     from workbench.recipes import UNetFactory
     from workbench.store import Task, open_project
@@ -95,7 +92,7 @@ def _train(args: argparse.Namespace) -> int:
         loop = ActiveLearningLoop(store, recipe=default_recipe(store, **changes))
         console.print("training...")
         model = loop.train(seed=args.seed)
-        with _progress("scoring the pool") as advance:
+        with ProgressBar("scoring the pool") as advance:
             scored = loop.score(model, progress=lambda _what, done, total: advance(done, total))
     if args.json:
         print(json.dumps(dataclasses.asdict(model), default=str, indent=2))

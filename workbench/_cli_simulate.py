@@ -73,7 +73,7 @@ def _check(args: argparse.Namespace) -> None:
 def _simulate(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from workbench.cli import _progress, console
+    from workbench._cli_output import ProgressBar, console
     from workbench.recipes import ClassificationRecipe, SegmentationRecipe
     from workbench.simulation import (
         SimulationConfig,
@@ -112,7 +112,7 @@ def _simulate(args: argparse.Namespace) -> int:
         reference=args.reference_seeds > 0,
         reference_seeds=args.reference_seeds,
     )
-    with _progress("simulating") as advance:
+    with ProgressBar("simulating") as advance:
         report = simulate(data, recipe, config, progress=lambda d, t, _w: advance(d, t))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))

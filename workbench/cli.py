@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from workbench._cli_output import ProgressBar, console
 from workbench.errors import WorkbenchError
 from workbench.store import ProjectConfig, Task, create_project, open_project, project_status
-
-console = Console(stderr=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,7 +140,7 @@ def _import(args: argparse.Namespace) -> int:
         if args.no_labels
         else LabelPolicy.IMPORT
     )
-    with open_project(args.dir) as store, _progress("reading") as advance:
+    with open_project(args.dir) as store, ProgressBar("reading") as advance:
         report = import_sources(
             store, args.sources, split=args.split, labels=policy, progress=advance
         )
@@ -184,7 +182,7 @@ def _flatten(prefix: str, value: object) -> list[tuple[str, str]]:
 def _export(args: argparse.Namespace) -> int:
     from workbench.export import export_labels
 
-    with open_project(args.dir) as store, _progress("exporting") as advance:
+    with open_project(args.dir) as store, ProgressBar("exporting") as advance:
         count = export_labels(store, args.format, args.out, progress=advance)
     console.print(f"exported {count} labels as {args.format} to [bold]{args.out}[/]")
     return 0
@@ -193,40 +191,13 @@ def _export(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from workbench.demo import create_demo_projects, open_lab
 
-    with _progress("importing demo data") as advance:
+    with ProgressBar("importing demo data") as advance:
         projects = create_demo_projects(args.dir, progress=advance)
     for path in projects:
         console.print(f"demo project ready: [bold]{path}[/]")
     if args.lab:
         return open_lab(args.dir, port=args.port)
     return 0
-
-
-class _progress:
-    """A rich progress bar as a ``progress(done, total)`` callback, in a context manager."""
-
-    def __init__(self, what: str) -> None:
-        self._bar = Progress(
-            TextColumn(what),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        )
-        self._task = self._bar.add_task(what, total=None)
-
-    def __enter__(self) -> Callable[[int, int | None], None]:
-        self._bar.start()
-
-        def advance(done: int, total: int | None) -> None:
-            self._bar.update(self._task, completed=done, total=total)
-
-        return advance
-
-    def __exit__(self, *exc: object) -> None:
-        self._bar.stop()
 
 
 if __name__ == "__main__":
