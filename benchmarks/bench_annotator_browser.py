@@ -55,6 +55,9 @@ from workbench.store import (  # noqa: E402
 )
 
 RESULTS = REPO / "benchmarks" / "results" / "annotator_browser.json"
+METRICS = ("accept_to_next_item_512x512", "accept_to_kernel_confirmed_512x512",
+           "slice_change_512x512x200", "stroke_to_mask_in_python_512x512x200",
+           "stroke_chunk_round_trip_512x512x200")
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -208,6 +211,7 @@ def train_forever(niceness: int, watch: list[Path]) -> None:
 
 
 def measure(browser: Any, lab: Lab, args: argparse.Namespace, tag: str) -> dict[str, Any]:
+    """One pass of the three flows on fresh projects named after ``tag``; raw samples (ms)."""
     classification_project(lab, f"bench_cls_{tag}", args.items)
     volume_project(lab, f"bench_vol_{tag}")
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
@@ -217,21 +221,56 @@ def measure(browser: Any, lab: Lab, args: argparse.Namespace, tag: str) -> dict[
     slices = bench_slices(page, lab, f"bench_vol_{tag}", args.slices, args.scroll_ms)
     strokes, splits = bench_strokes(page, lab, args.strokes)
     context.close()
-    split = np.asarray(splits, float).reshape(-1, 4)
     return {
-        "accept_to_next_item_512x512": stats(shown),
-        "accept_to_kernel_confirmed_512x512": stats(confirm),
-        "slice_change_512x512x200": stats(slices),
-        "stroke_to_mask_in_python_512x512x200": stats(list(split[:, 3])),
-        "stroke_chunk_round_trip_512x512x200": stats(strokes),
-        "stroke_chunk_split_p50_ms": {
-            name: round(float(np.median(split[:, k])), 1) if len(split) else None
-            for k, name in enumerate(("page_to_kernel", "in_kernel", "kernel_to_page"))},
-        "stroke_chunk_split_p95_ms": {
-            name: round(float(np.percentile(split[:, k], 95)), 1) if len(split) else None
-            for k, name in enumerate(("page_to_kernel", "in_kernel", "kernel_to_page"))},
-        "seconds": round(time.time() - started, 1),
+        "accept_to_next_item_512x512": shown,
+        "accept_to_kernel_confirmed_512x512": confirm,
+        "slice_change_512x512x200": slices,
+        "stroke_to_mask_in_python_512x512x200": [row[3] for row in splits],
+        "stroke_chunk_round_trip_512x512x200": strokes,
+        "stroke_chunk_split": splits,
+        "seconds": time.time() - started,
     }
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool the samples of ``runs`` (repetitions of ``measure``) into percentiles; the p95 of
+    each repetition alone is kept too, to show how much it moves between repetitions."""
+    out: dict[str, Any] = {}
+    for name in METRICS:
+        out[name] = stats([v for run in runs for v in run[name]])
+        if len(runs) > 1:
+            out[name]["p95_ms_per_repeat"] = [stats(run[name]).get("p95_ms") for run in runs]
+    split = np.asarray([row for run in runs for row in run["stroke_chunk_split"]],
+                       float).reshape(-1, 4)
+    for q, key in ((50, "stroke_chunk_split_p50_ms"), (95, "stroke_chunk_split_p95_ms")):
+        out[key] = {name: round(float(np.percentile(split[:, k], q)), 1) if len(split) else None
+                    for k, name in enumerate(("page_to_kernel", "in_kernel", "kernel_to_page"))}
+    out["seconds"] = round(sum(run["seconds"] for run in runs), 1)
+    return out
+
+
+def measure_while_training(browser: Any, lab: Lab, args: argparse.Namespace, tag: str,
+                           info: list[tuple[int, float, str, str]]) -> dict[str, Any]:
+    """``measure`` while ``train_forever`` runs in a session of its own (as
+    ``workbench.background.train_in_background`` starts it); appends (steps, seconds paused,
+    process niceness, autogroup niceness) to ``info``."""
+    watch = [] if args.no_yield else [arg for kind in ("cls", "vol")
+                                      for arg in ("--watch", str(lab.root / f"bench_{kind}_{tag}"))]
+    trainer = subprocess.Popen([sys.executable, __file__, "--train-worker",
+                                "--training-niceness", str(args.training_niceness), *watch],
+                               stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert trainer.stdout is not None
+        _, nice, group = trainer.stdout.readline().split()  # "ready": the loop starts
+        time.sleep(1)
+        samples = measure(browser, lab, args, tag)
+    finally:
+        trainer.terminate()
+        out, _ = trainer.communicate(timeout=30)
+    steps = [int(v) for v in out.split() if v.isdigit()]
+    waits = [float(v.split("=")[1]) for v in out.split() if v.startswith("waited=")]
+    info.append((steps[-1] if steps else 0, waits[-1] if waits else 0.0, nice, group))
+    return samples
 
 
 def main() -> None:
@@ -242,6 +281,9 @@ def main() -> None:
     parser.add_argument("--think-ms", type=int, default=150)
     parser.add_argument("--scroll-ms", type=int, default=60)
     parser.add_argument("--background-training", action="store_true")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="alternate idle and training passes this many times; samples "
+                             "are pooled, each pass's p95 is kept")
     parser.add_argument("--training-niceness", type=int, default=10,
                         help="niceness of the background training (0: normal priority)")
     parser.add_argument("--no-yield", action="store_true",
@@ -261,43 +303,40 @@ def main() -> None:
                     "platform": platform.platform(),
                     "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
         "settings": {"items": args.items, "slices": args.slices, "strokes": args.strokes,
+                     "repeats": args.repeats,
                      "think_ms": args.think_ms, "scroll_ms": args.scroll_ms,
                      "training_niceness": args.training_niceness if args.background_training
                      else None,
                      "training_yields_to_annotators": args.background_training
                      and not args.no_yield},
     }
+    idle: list[dict[str, Any]] = []
+    training: list[dict[str, Any]] = []
+    trainer_info: list[tuple[int, float, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp, running_lab(Path(tmp)) as lab, \
             chromium_browser() as browser:
-        result["idle"] = measure(browser, lab, args, "idle")
-        if args.background_training:
-            # in a session of its own, as workbench.background.train_in_background starts it
-            watch = [] if args.no_yield else [
-                arg for tag in ("cls", "vol")
-                for arg in ("--watch", str(lab.root / f"bench_{tag}_training"))]
-            trainer = subprocess.Popen([sys.executable, __file__, "--train-worker",
-                                        "--training-niceness", str(args.training_niceness),
-                                        *watch],
-                                       stdout=subprocess.PIPE, text=True, start_new_session=True)
-            try:
-                assert trainer.stdout is not None
-                # "ready": torch imported, the loop starts
-                _, nice, group = trainer.stdout.readline().split()
-                time.sleep(1)
-                result["while_training"] = measure(browser, lab, args, "training")
-            finally:
-                trainer.terminate()
-                out, _ = trainer.communicate(timeout=30)
-            steps = [int(v) for v in out.split() if v.isdigit()]
-            waits = [float(v.split("=")[1]) for v in out.split() if v.startswith("waited=")]
-            result["while_training"]["training_steps"] = steps[-1] if steps else 0
-            result["while_training"]["training_paused_s"] = waits[-1] if waits else 0.0
-            result["while_training"]["training_niceness"] = {"process": nice, "autogroup": group}
-            result["training_over_idle_p95"] = {
-                name: round(result["while_training"][name]["p95_ms"]
-                            / max(result["idle"][name]["p95_ms"], 1e-9), 2)
-                for name, value in result["idle"].items()
-                if isinstance(value, dict) and "p95_ms" in value}
+        # idle and training alternate, so a slow drift of the machine hits both alike
+        for rep in range(args.repeats):
+            idle.append(measure(browser, lab, args, f"idle{rep}"))
+            if args.background_training:
+                training.append(measure_while_training(browser, lab, args, f"training{rep}",
+                                                       trainer_info))
+    result["idle"] = summarise(idle)
+    if args.background_training:
+        result["while_training"] = summarise(training)
+        result["while_training"]["training_steps"] = sum(t[0] for t in trainer_info)
+        result["while_training"]["training_paused_s"] = round(sum(t[1] for t in trainer_info), 1)
+        result["while_training"]["training_niceness"] = {"process": trainer_info[0][2],
+                                                         "autogroup": trainer_info[0][3]}
+        result["training_over_idle_p95"] = {
+            name: round(result["while_training"][name]["p95_ms"]
+                        / max(result["idle"][name]["p95_ms"], 1e-9), 2) for name in METRICS}
+    if args.repeats > 1:
+        # the noise floor: how far apart idle repetitions alone are (largest p95 / smallest)
+        result["idle_spread_p95"] = {
+            name: round(max(p) / max(min(p), 1e-9), 2)
+            for name in METRICS
+            if (p := [v for v in result["idle"][name]["p95_ms_per_repeat"] if v])}
     result["note"] = (
         "measured in the page: key press handled -> new plane decoded (next frame draws it); "
         "accept -> kernel confirmed (label stored, the kernel's traits name the shown item); "
