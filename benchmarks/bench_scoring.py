@@ -43,6 +43,7 @@ from workbench.models import (
     mc_predict,
     small_cnn,
 )
+from workbench.models._mc import Precision
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("WORKBENCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -166,7 +167,7 @@ def time_ours(
     reduce: Callable[[torch.Tensor], torch.Tensor] | None,
 ) -> dict[str, Any]:
     loader = batch_loader(ArrayDataset(pool), args.batch_size)
-    precision = args.precision if args.device == "cuda" else "32"
+    precision: Precision = args.precision if args.device == "cuda" else "32"
     with PeakRSS() as memory:
         start = time.perf_counter()
         out = mc_predict(

@@ -37,6 +37,7 @@ def test_demo_creates_projects_and_serves_lab_with_a_token(tmp_path: Path) -> No
         [sys.executable, "-m", "workbench.cli", "demo", str(tmp_path / "demo"), "--lab",
          "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True)
+    assert lab.stderr is not None  # stderr=PIPE
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 180

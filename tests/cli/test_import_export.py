@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -23,6 +24,11 @@ DEMO = Path(__file__).resolve().parents[2] / "workbench" / "demo_data"
 
 def run(*args: str | Path) -> int:
     return main([str(a) for a in args])
+
+
+def load_nifti(path: Path) -> nib.Nifti1Image:
+    """``nib.load`` of a ``.nii.gz`` file, typed as the NIfTI-1 image it returns."""
+    return cast(nib.Nifti1Image, nib.load(path))
 
 
 def labels_by_key(project: Path, *, reimported: bool = False) -> dict[str, object]:
@@ -90,8 +96,8 @@ def test_msd_export_reimports_to_identical_masks_with_original_affine(tmp_path: 
     dataset = json.loads((out / "dataset.json").read_text())
     assert dataset["labels"] == {"background": 0, "anterior": 1, "posterior": 2}
     assert dataset["numTraining"] == 6 and dataset["file_ending"] == ".nii.gz"
-    exported = nib.load(out / "labelsTr" / "hippocampus_hippocampus_001.nii.gz")
-    original = nib.load(DEMO / "hippocampus" / "labelsTr" / "hippocampus_001.nii.gz")
+    exported = load_nifti(out / "labelsTr" / "hippocampus_hippocampus_001.nii.gz")
+    original = load_nifti(DEMO / "hippocampus" / "labelsTr" / "hippocampus_001.nii.gz")
     np.testing.assert_allclose(exported.affine, original.affine)
     np.testing.assert_array_equal(np.asarray(exported.dataobj), np.asarray(original.dataobj))
 
@@ -108,8 +114,8 @@ def test_nifti_export_keeps_affine_and_masks(tmp_path: Path) -> None:
     run("import", project, DEMO / "hippocampus")
     assert run("export", project, "--format", "nifti", "--out", out) == 0
     for case in ("001", "008"):
-        written = nib.load(out / "labels" / f"hippocampus_hippocampus_{case}.nii.gz")
-        original = nib.load(DEMO / "hippocampus" / "labelsTr" / f"hippocampus_{case}.nii.gz")
+        written = load_nifti(out / "labels" / f"hippocampus_hippocampus_{case}.nii.gz")
+        original = load_nifti(DEMO / "hippocampus" / "labelsTr" / f"hippocampus_{case}.nii.gz")
         np.testing.assert_allclose(written.affine, original.affine)
         np.testing.assert_array_equal(
             np.asarray(written.dataobj, dtype=np.uint8),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -31,7 +32,7 @@ def series_writer() -> Callable[..., str]:
 @pytest.fixture(scope="session")
 def hippo_volume(shared_data: Path) -> tuple[np.ndarray, np.ndarray]:
     """A real hippocampus MRI (I, J, K) rounded to int16, and its RAS affine."""
-    image = nib.load(shared_data / HIPPO_CASE)
+    image = cast(nib.Nifti1Image, nib.load(shared_data / HIPPO_CASE))
     data = np.round(np.asanyarray(image.dataobj)).astype(np.int16)
     return data, np.asarray(image.affine)
 

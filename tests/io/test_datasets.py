@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -113,7 +114,10 @@ def test_msd_folder_with_escapes_skipped(tmp_path: Path, shared_data: Path) -> N
     image, mask = records[1].load(), records[1].load_label()
     assert image.modality == "MR" and mask is not None and mask.shape == image.array.shape
     assert set(np.unique(mask)) <= {0, 1, 2}
-    reference = nib.load(shared_data / "hippocampus-msd" / "imagesTr" / f"{CASES[1]}.nii.gz")
+    reference = cast(
+        nib.Nifti1Image,
+        nib.load(shared_data / "hippocampus-msd" / "imagesTr" / f"{CASES[1]}.nii.gz"),
+    )
     np.testing.assert_array_equal(image.affine, reference.affine)
 
 
@@ -266,4 +270,5 @@ def test_msd_folder_without_dataset_json_pairs_images_and_labels(shared_data: Pa
     assert len(records) == 260 and not report.skipped
     assert all(r.label_uri and "labelsTr" in r.label_uri for r in records)
     first = records[0]
-    assert first.load_label().shape == first.load().spatial_shape
+    label = first.load_label()
+    assert label is not None and label.shape == first.load().spatial_shape

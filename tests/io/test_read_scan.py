@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -20,7 +21,7 @@ NUCLEUS = "00071198d059ba7f5914a526d124d28e6d010c92466da21d4a04cd5413362552.png"
 @pytest.mark.shared_data
 def test_nifti_keeps_voxels_affine_and_spacing(hippo_path: Path, shared_data: Path) -> None:
     path = hippo_path
-    reference = nib.load(path)
+    reference = cast(nib.Nifti1Image, nib.load(path))
     image = read_scan(path)
     np.testing.assert_array_equal(image.array, np.asanyarray(reference.dataobj))
     np.testing.assert_array_equal(image.affine, reference.affine)
@@ -41,7 +42,8 @@ def test_png_jpeg_tiff_round_trips(tmp_path: Path) -> None:
     grey8 = rng.integers(0, 256, (20, 30), dtype=np.uint8)
     grey16 = rng.integers(0, 65536, (20, 30), dtype=np.uint16)
     rgb = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    for name, array in {"g8.png": grey8, "g16.png": grey16, "rgb.png": rgb}.items():
+    arrays: dict[str, np.ndarray] = {"g8.png": grey8, "g16.png": grey16, "rgb.png": rgb}
+    for name, array in arrays.items():
         written = write_png(tmp_path / name, array)
         image = read_scan(written)
         assert image.array.dtype == array.dtype and image.spacing == (1.0, 1.0)

@@ -152,7 +152,8 @@ def test_3d_train_score_query_and_the_annotator_sees_the_proposal(
     assert served is not None and served.id == hippo.list_rounds()[-2].selected[0]
     assert session.has_mask_proposal and session.status().model_version_id == model.id
     shown = hippo.get_prediction(model.id, served.id)
-    assert shown is not None and np.array_equal(session.mask, shown.mask)
+    assert shown is not None and session.mask is not None and shown.mask is not None
+    assert np.array_equal(session.mask, shown.mask)
     plane = session.plane_uncertainty()
     assert plane is not None and plane.dtype == np.uint8
 

@@ -40,12 +40,12 @@ def main() -> None:
     parallel["strategy"] = "ddp" if args.devices > 1 else "auto"
     # 300 items, batch 31: 9 global batches an epoch (21 items left out), shares of 16 and 15
     recipe = ClassificationRecipe(max_epochs=3, patience=3, batch_size=31, mc_samples=10,
-                                  **parallel)  # type: ignore[arg-type]
+                                  **parallel)
     trained = train_classifier(recipe, x, y, xv, yv, seed=0, num_classes=2,
                                root_dir=args.out / f"fit_{args.devices}")
     ids = np.arange(101) + 5000
     scores = predict_scores(trained, pool, bald, ids=ids, root_dir=args.out / "scores",
-                            **parallel)  # type: ignore[arg-type]
+                            **parallel)
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     weights = torch.cat([v.flatten().float() for v in trained.state_dict.values()])

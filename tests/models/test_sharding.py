@@ -103,7 +103,9 @@ def test_keyed_dropout_trains_and_restores_modes() -> None:
         shuffled = net(x[[2, 0, 1]])
     torch.testing.assert_close(shuffled, out[[2, 0, 1]])
     out.sum().backward()
-    assert net[0].weight.grad is not None and bool(net[0].weight.grad.abs().sum() > 0)
+    first = net[0]
+    assert isinstance(first, nn.Linear)
+    assert first.weight.grad is not None and bool(first.weight.grad.abs().sum() > 0)
     assert all(m.training for m in net.modules())
     hidden = net[1](net[0](x))  # plain dropout again: zeros about half
     assert 0.2 < float((hidden == 0).float().mean()) < 0.8

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import numpy as np
@@ -48,7 +48,8 @@ def test_breastmnist_training_beats_chance_and_checkpoint_reloads(
         restored, datamodule=data
     )
     assert out is not None
-    assert out[0]["probs"].shape == (64, 20, 2)  # type: ignore[index]
+    batch = cast(dict[str, Any], out[0])  # one predict loader: a list of per-batch dicts
+    assert batch["probs"].shape == (64, 20, 2)
 
 
 @pytest.mark.shared_data
@@ -125,5 +126,6 @@ def test_segmentation_trains_on_tiny_volumes(tmp_path: Path, blobs_3d: Any) -> N
         module, datamodule=data
     )
     assert out is not None
-    assert out[0]["probs"].shape == (2, 2, 3, 16, 16, 16)  # type: ignore[index]
-    assert list(out[0]["id"]) == [0, 1]  # type: ignore[index]
+    batch = cast(dict[str, Any], out[0])  # one predict loader: a list of per-batch dicts
+    assert batch["probs"].shape == (2, 2, 3, 16, 16, 16)
+    assert list(batch["id"]) == [0, 1]

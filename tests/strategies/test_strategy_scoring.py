@@ -101,7 +101,7 @@ def test_torch_and_float32_inputs() -> None:
 def test_segmentation_maps_and_reductions() -> None:
     p = mc_probs(3, 5, 2, 4, 6, seed=1)  # [N, T, C, H, W]
     for kind in ("entropy", "bald", "margin", "least_confidence"):
-        umap = uncertainty_map(p, kind, spatial_dims=2)  # type: ignore[arg-type]
+        umap = uncertainty_map(p, kind, spatial_dims=2)
         assert umap.shape == (3, 4, 6)
         fn = {
             "entropy": entropy,

@@ -154,7 +154,9 @@ def test_class_balanced_keeps_rare_classes() -> None:
 def test_class_balanced_floor_and_counts() -> None:
     scores = np.arange(10, dtype=float)[::-1] / 10
     predicted = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
-    r = select_class_balanced(scores, predicted, 6, min_per_class=2, class_counts=[1, 50, 2])
+    r = select_class_balanced(
+        scores, predicted, 6, min_per_class=2, class_counts=np.array([1, 50, 2])
+    )
     # visits class 0 (1 labelled), then 2, then 1; floor of two each
     assert r.indices.tolist() == [0, 1, 7, 8, 4, 5]
     with pytest.raises(StrategyError):

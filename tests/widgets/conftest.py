@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +60,7 @@ def clock() -> Callable[[], float]:
 
 
 @pytest.fixture
-def cls_store(tmp_path: Path) -> SQLiteStore:
+def cls_store(tmp_path: Path) -> Iterator[SQLiteStore]:
     """A classification project with 6 gradient images of 32x48 (uint8)."""
     store = create_project(tmp_path / "proj", ProjectConfig("cls", Task.CLASSIFICATION,
                                                             ("benign", "malignant", "normal")))
@@ -72,7 +72,7 @@ def cls_store(tmp_path: Path) -> SQLiteStore:
 
 
 @pytest.fixture
-def seg_store(tmp_path: Path) -> SQLiteStore:
+def seg_store(tmp_path: Path) -> Iterator[SQLiteStore]:
     """A segmentation project with 3 float images of 40x40 (background, lesion)."""
     store = create_project(tmp_path / "proj", ProjectConfig("seg", Task.SEGMENTATION,
                                                             ("background", "lesion")))
@@ -84,7 +84,7 @@ def seg_store(tmp_path: Path) -> SQLiteStore:
 
 
 @pytest.fixture
-def vol_store(tmp_path: Path) -> SQLiteStore:
+def vol_store(tmp_path: Path) -> Iterator[SQLiteStore]:
     """A segmentation project with one CT-like volume of 20x24x10 voxels."""
     store = create_project(tmp_path / "proj", ProjectConfig("vol", Task.SEGMENTATION,
                                                             ("background", "organ")))

@@ -19,7 +19,7 @@ class Recorder(Annotator):
         self.sent: list[tuple[dict[str, Any], list[bytes]]] = []
         super().__init__(*args, **kwargs)
 
-    def send(self, content: dict[str, Any], buffers: Any = None) -> None:  # type: ignore[override]
+    def send(self, content: dict[str, Any], buffers: Any = None) -> None:
         self.sent.append((content, list(buffers or [])))
 
     def last(self, kind: str) -> tuple[dict[str, Any], list[bytes]]:
@@ -41,7 +41,8 @@ def test_classification_traits_and_keyboard_actions(cls_store: SQLiteStore) -> N
     first = w.status["item_id"]
     w._handle({"type": "action", "name": "choose", "index": 1})
     assert w.status["item_id"] != first and w.status["labelled"] == 1
-    assert cls_store.current_label(first).source is LabelSource.HUMAN
+    label = cls_store.current_label(first)
+    assert label is not None and label.source is LabelSource.HUMAN
     w._on_message(w, {"type": "action", "name": "accept"}, [])  # no proposal: shown as error
     assert "proposal" in w.error
     assert {s["action"] for s in w.shortcuts} >= {"accept", "skip", "flag", "undo", "redo"}
@@ -58,13 +59,16 @@ def test_segmentation_strokes_cross_as_diffs(seg_store: SQLiteStore) -> None:
     assert content["type"] == "diff" and content["seq"] == 12.5
     flat = np.frombuffer(idx, "<u4")
     assert content["n"] == flat.size == 17 and set(values) == {1}
+    assert w.session.mask is not None
     assert np.array_equal(np.flatnonzero(w.session.mask), np.sort(flat))
     w._handle({"type": "action", "name": "undo"})
     assert not w.session.mask.any() and w.sent[-1][0]["n"] == 17
     w._handle({"type": "action", "name": "redo"})
     w._handle({"type": "action", "name": "accept"})
     item_id = seg_store.list_items()[0].id
-    assert seg_store.get_mask(seg_store.current_label(item_id).mask_hash).sum() == 17
+    label = seg_store.current_label(item_id)
+    assert label is not None and label.mask_hash is not None
+    assert seg_store.get_mask(label.mask_hash).sum() == 17
 
 
 def test_volume_slice_traits(vol_store: SQLiteStore) -> None:
@@ -83,7 +87,8 @@ def test_volume_slice_traits(vol_store: SQLiteStore) -> None:
                           _plane_at(w, 2))
     n_sent = len(w.sent)
     w.slice_index = 2
-    assert w.session.plane.index == 2 and w.view_key.endswith("axial:2")
+    assert w.session.plane is not None and w.session.plane.index == 2
+    assert w.view_key.endswith("axial:2")
     # the front-end holds slice 2 already: no image and no mask are sent again
     assert w.image_key.endswith("axial:5|" + w.window_key)
     assert not [m for m in w.sent[n_sent:] if m[0]["type"] in ("mask", "plane")]
@@ -132,4 +137,5 @@ def test_view_3d_writes_nifti_under_the_project(vol_store: SQLiteStore) -> None:
     folder = vol_store.root / "viewer3d"
     (mask_file,) = folder.glob("*-mask.nii")
     stored: Any = nib.load(mask_file)
+    assert w.session.mask is not None
     assert np.array_equal(np.asarray(stored.dataobj), w.session.mask)

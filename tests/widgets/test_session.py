@@ -5,23 +5,30 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from tests.widgets.conftest import npy_loader, ready_model
 from workbench.io._image import ScanImage
-from workbench.store import Item, LabelSource, Prediction, SQLiteStore
+from workbench.store import Item, LabelSource, LabelVersion, Prediction, SQLiteStore
 from workbench.widgets import AnnotationSession, SessionError, Stroke
 from workbench.widgets._edits import Fill
 
 
 def session(store: SQLiteStore, clock: Callable[[], float] | None = None,
             name: str = "ann") -> AnnotationSession:
-    kwargs = {"clock": clock} if clock else {}
+    kwargs: dict[str, Any] = {"clock": clock} if clock else {}
     s = AnnotationSession(store, name, image_loader=npy_loader, **kwargs)
     s.next()
     return s
+
+
+def saved_mask(store: SQLiteStore, version: LabelVersion) -> np.ndarray:
+    """The mask a segmentation label version stored."""
+    assert version.mask_hash is not None
+    return store.get_mask(version.mask_hash)
 
 
 # classification -----------------------------------------------------------------------------
@@ -105,6 +112,7 @@ def test_display_of_2d_item(cls_store: SQLiteStore) -> None:
     s = session(cls_store)
     image = s.plane_image()
     assert image.dtype == np.uint8 and image.shape == (32, 48)
+    assert s.item is not None
     assert np.array_equal(image, np.load(s.item.source_uri))  # uint8 shown as is
     assert s.pixel_aspect() == pytest.approx(2.0)
     assert s.plane_mask() is None
@@ -115,10 +123,11 @@ def test_draw_from_scratch_is_human(seg_store: SQLiteStore) -> None:
     s = session(seg_store)
     item = s.item
     s.apply_edit(Stroke(((10, 10), (10, 20)), radius=2, value=1))
+    assert s.mask is not None
     expected = s.mask.copy()
     version = s.submit_mask()
     assert version.source is LabelSource.HUMAN and version.model_version_id is None
-    assert np.array_equal(seg_store.get_mask(version.mask_hash), expected)
+    assert np.array_equal(saved_mask(seg_store, version), expected)
     assert item is not None and s.item is not None and s.item.id != item.id
 
 
@@ -137,13 +146,14 @@ def seg_model(store: SQLiteStore) -> int:
 def test_unchanged_proposal_is_accepted_edited_is_corrected(seg_store: SQLiteStore) -> None:
     model = seg_model(seg_store)
     s = session(seg_store)
-    assert np.array_equal(s.plane_mask(), proposal_mask())
+    plane_mask = s.plane_mask()
+    assert plane_mask is not None and np.array_equal(plane_mask, proposal_mask())
     accepted = s.accept()
     assert accepted.source is LabelSource.ACCEPTED and accepted.model_version_id == model
     s.apply_edit(Stroke(((30, 30),), radius=1, value=1))
     corrected = s.submit_mask()
     assert corrected.source is LabelSource.CORRECTED
-    stored = seg_store.get_mask(corrected.mask_hash)
+    stored = saved_mask(seg_store, corrected)
     assert stored[30, 30] == 1 and stored[10:20, 10:20].all()
     # an edit undone leaves the proposal unchanged: accepted again
     s.apply_edit(Stroke(((30, 30),), radius=1, value=1))
@@ -155,11 +165,11 @@ def test_reject_then_draw_is_human_with_model_recorded(seg_store: SQLiteStore) -
     model = seg_model(seg_store)
     s = session(seg_store)
     s.reject_proposal()
-    assert not s.mask.any()
+    assert s.mask is not None and not s.mask.any()
     s.apply_edit(Fill((0, 0), 1))
     version = s.submit_mask()
     assert version.source is LabelSource.HUMAN and version.model_version_id == model
-    assert seg_store.get_mask(version.mask_hash).all()
+    assert saved_mask(seg_store, version).all()
 
 
 def test_revise_a_mask(seg_store: SQLiteStore) -> None:
@@ -167,10 +177,11 @@ def test_revise_a_mask(seg_store: SQLiteStore) -> None:
     s.apply_edit(Stroke(((5, 5),), radius=2, value=1))
     v1 = s.submit_mask()
     s.previous()
-    assert np.array_equal(s.mask, seg_store.get_mask(v1.mask_hash))
+    assert s.mask is not None
+    assert np.array_equal(s.mask, saved_mask(seg_store, v1))
     s.apply_edit(Stroke(((5, 5),), radius=3, value=0))
     v2 = s.submit_mask()
-    assert v2.replaces_id == v1.id and not seg_store.get_mask(v2.mask_hash).any()
+    assert v2.replaces_id == v1.id and not saved_mask(seg_store, v2).any()
 
 
 def test_draft_survives_a_new_session(seg_store: SQLiteStore) -> None:
@@ -180,10 +191,12 @@ def test_draft_survives_a_new_session(seg_store: SQLiteStore) -> None:
     s.apply_edit(Stroke(((30, 5), (30, 35)), radius=1.5, value=1))
     s.reject_proposal()
     s.apply_edit(Stroke(((2, 2),), radius=1, value=1))
+    assert s.mask is not None
     drafted = s.mask.copy()
     # a kernel restart: a new session for the same annotator gets the held item and its draft
     again = session(seg_store)
     assert again.item == item and again.status().rejected
+    assert again.mask is not None
     assert np.array_equal(again.mask, drafted)
     assert "draft" in again.status().message.lower()
     assert again.submit_mask().source is LabelSource.HUMAN
@@ -193,6 +206,7 @@ def test_draft_survives_a_new_session(seg_store: SQLiteStore) -> None:
 def test_undo_redo_history_survives_a_restart(seg_store: SQLiteStore) -> None:
     seg_model(seg_store)
     s = session(seg_store)
+    assert s.mask is not None
     states = [s.mask.copy()]
     # one chunked stroke (two chunks, one group), a fill, a reject, a dot; then undo the dot
     s.apply_edit(Stroke(((30, 5), (30, 20)), radius=1.5, value=1, stroke_id="a"))
@@ -207,6 +221,7 @@ def test_undo_redo_history_survives_a_restart(seg_store: SQLiteStore) -> None:
     s.undo()
     # a kernel restart: a new session object on the same store and drafts folder
     again = session(seg_store)
+    assert again.mask is not None
     assert again.item == s.item and np.array_equal(again.mask, states[3])
     status = again.status()
     assert status.can_undo and status.can_redo and status.rejected
@@ -218,6 +233,7 @@ def test_undo_redo_history_survives_a_restart(seg_store: SQLiteStore) -> None:
     assert not again.status().can_undo  # the stroke's two chunks undid as one edit
     # the draft written by those undos carries the history on: restart again, redo it all
     third = session(seg_store)
+    assert third.mask is not None
     assert np.array_equal(third.mask, states[0]) and third.status().can_redo
     for state in states[1:]:
         third.redo()
@@ -244,6 +260,7 @@ def test_draft_history_is_compact_and_old_drafts_still_load(seg_store: SQLiteSto
         assert sizes.size == 10 and data["history_indices"].dtype == np.uint32
         assert data["history_indices"].size == data["history_old"].size == int(sizes.sum())
     # 6 bytes per changed voxel of history, besides the draft's own 9 bytes per voxel
+    assert s.mask is not None
     assert path.stat().st_size < 6 * int(sizes.sum()) + 9 * int(s.mask.sum()) + 4096
     # a draft file written before histories were kept restores its mask, with no history
     store = DraftStore(s.drafts.folder.parent, "old")
@@ -274,6 +291,7 @@ def test_saved_history_keeps_the_newest_edits_within_the_limit(
     again = session(seg_store)
     again.undo()
     again.undo()
+    assert again.mask is not None
     assert not again.status().can_undo and int(again.mask.sum()) == 240  # rows 4..6, 14..16
 
 
@@ -298,12 +316,14 @@ def test_volume_planes_edit_and_jump(vol_store: SQLiteStore) -> None:
     assert s.pixel_aspect() == pytest.approx(1.0)
     assert s.busiest_slice("uncertainty") == 3 and s.busiest_slice("mask") == 7
     s.set_plane(index=7)
-    assert s.plane_mask().sum() == 9
+    plane_mask = s.plane_mask()
+    assert plane_mask is not None and plane_mask.sum() == 9
     assert s.plane_uncertainty() is not None
     s.set_plane("coronal")
     assert s.plane is not None and s.plane.index == 12 and s.pixel_aspect() == pytest.approx(2.5)
     s.set_plane("axial", 2)
     s.apply_edit(Stroke(((0, 0),), radius=0, value=1))  # top-left: i=0, j=23
+    assert s.mask is not None
     assert s.mask[0, 23, 2] == 1 and s.mask.sum() == 10
     s.set_plane(index=99)
     assert s.plane.index == 9
@@ -382,11 +402,12 @@ def test_rgb_scan_gets_a_2d_mask_and_its_proposal(shared_data: Path, tmp_path: P
         ready_model(store, [Prediction(i.id, mask=proposal) for i in items])
         s = AnnotationSession(store, "ann")
         s.next()
-        assert s.mask.shape == items[0].shape[:2]
-        assert np.array_equal(s.plane_mask(), proposal)
+        assert s.mask is not None and s.mask.shape == items[0].shape[:2]
+        plane_mask = s.plane_mask()
+        assert plane_mask is not None and np.array_equal(plane_mask, proposal)
         s.apply_edit(Stroke(((30, 30),), radius=1, value=1))
         version = s.submit_mask()
-        stored = store.get_mask(version.mask_hash)
+        stored = saved_mask(store, version)
         assert version.source is LabelSource.CORRECTED and stored.shape == proposal.shape
         assert stored[30, 30] == 1 and stored[5:9, 5:9].all()
     finally:
