@@ -1,4 +1,5 @@
-"""The layering holds: the core never imports widget code (import-linter contracts in pyproject)."""
+"""The code holds its shape: the core never imports widget code (import-linter contracts in
+pyproject), and ruff and mypy are clean."""
 
 from __future__ import annotations
 
@@ -31,3 +32,10 @@ def test_ruff_is_clean() -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_is_clean() -> None:
+    """The package, the tests and the benchmarks type-check (the files set in pyproject)."""
+    result = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success: no issues found" in result.stdout
