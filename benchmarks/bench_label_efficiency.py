@@ -169,6 +169,41 @@ def setups(seeds: int) -> dict[str, Setup]:
                 strategy_params={"bald": {"reduction": "top_percentile"}},
             ),
         ),
+        # the segmentation default of `workbench query` (power-BALD, mean reduction) against
+        # random, otherwise exactly hippocampus_warm (random reruns identically)
+        "hippocampus_warm_default": Setup(
+            DATA / "hippocampus-msd",
+            {"max_pool": 60, "max_val": 8, "max_test": 24, "shape": (40, 56, 40)},
+            SegmentationRecipe(
+                network=tiny_unet,
+                max_epochs=20,
+                patience=5,
+                min_steps_per_epoch=8,
+                batch_size=2,
+                mc_samples=4,
+                warm_start=True,
+            ),
+            SimulationConfig(
+                strategies=("random", "power_bald"),
+                seeds=s,
+                initial=4,
+                batch=4,
+                rounds=3,
+                score_pool=4,
+                strategy_params={"power_bald": {"reduction": "mean"}},
+            ),
+        ),
+        # every classification family on BreastMNIST, as pneumoniamnist_families
+        "breastmnist_families": Setup(
+            DATA / "medmnist" / "breastmnist.npz",
+            {},
+            warm,
+            SimulationConfig(
+                strategies=("random", "entropy", "margin", "badge", "coreset", "batchbald",
+                            "power_bald"),
+                seeds=s, initial=20, batch=20, rounds=4,
+            ),
+        ),
     }
 
 
