@@ -57,3 +57,15 @@ def test_default_window_by_modality() -> None:
         {"WindowCenter": "300\\200", "WindowWidth": "800\\600"},
     )
     assert (default_window(with_header).level, default_window(with_header).width) == (300, 800)
+
+
+def test_percentile_window_of_a_large_volume_samples_it_and_stays_close() -> None:
+    rng = np.random.default_rng(0)
+    vol = rng.gamma(2.0, 150.0, (256, 256, 80)).astype(np.float32) - 1000  # 5.2 M voxels
+    vol[100:140, 100:140, :] = np.nan  # NaNs are still ignored after sampling
+    exact = np.nanpercentile(vol, [1, 99])
+    window = percentile_window(vol)  # samples about 1 M of them
+    assert window.low == pytest.approx(exact[0], abs=0.01 * (exact[1] - exact[0]))
+    assert window.high == pytest.approx(exact[1], abs=0.01 * (exact[1] - exact[0]))
+    coarse = percentile_window(vol, max_samples=1_000)  # a cruder grid: still in range
+    assert exact[0] - 50 < coarse.low < coarse.high < exact[1] + 200

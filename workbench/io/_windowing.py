@@ -43,9 +43,17 @@ WINDOW_PRESETS: Mapping[str, Window] = MappingProxyType(
 )
 
 
-def percentile_window(array: np.ndarray, low: float = 1.0, high: float = 99.0) -> Window:
-    """A window spanning the ``low``..``high`` percentiles of the finite values."""
+def percentile_window(array: np.ndarray, low: float = 1.0, high: float = 99.0, *,
+                      max_samples: int = 1_000_000) -> Window:
+    """A window spanning the ``low``..``high`` percentiles of the finite values.
+
+    Arrays of more than ``max_samples`` values are sampled on a regular grid (every k-th voxel
+    along each axis) first: a 512x512x200 CT then takes milliseconds instead of seconds, and
+    the percentiles of a regular sample of that size are within a grey level or two."""
     values = np.asarray(array)
+    if values.size > max_samples and values.ndim:
+        step = int(np.ceil((values.size / max_samples) ** (1 / values.ndim)))
+        values = values[(slice(None, None, step),) * values.ndim]
     values = values[np.isfinite(values)] if values.dtype.kind == "f" else values.ravel()
     if values.size == 0:
         return Window(1.0, 0.5, f"p{low:g}-p{high:g}")
