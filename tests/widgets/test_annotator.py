@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
 
 from tests.widgets.conftest import npy_loader, ready_model
-from workbench.store import LabelSource, Prediction, SQLiteStore
-from workbench.widgets import Annotator
+from workbench.io._image import ScanImage
+from workbench.store import Item, LabelSource, Prediction, SQLiteStore
+from workbench.widgets import Annotator, _annotator
 from workbench.widgets._annotator import STATIC
 
 
@@ -125,6 +127,29 @@ def test_next_item_is_sent_ahead_and_not_resent(cls_store: SQLiteStore) -> None:
     assert f"{w.view_key}|{w.window_key}" == ahead["key"]
     assert w.image_key == image_key  # the image was not sent again: the front-end has it
     assert w.last("ahead")[0]["after"] == w.status["item_id"]
+
+
+def test_a_large_next_item_is_read_ahead_in_a_thread_not_sent(
+        cls_store: SQLiteStore, monkeypatch: Any) -> None:
+    """Items over AHEAD_MAX_VOXELS (volumes) are not sent ahead to the page; only their scan is
+    read, in a thread, and the next item is shown from it."""
+    monkeypatch.setattr(_annotator, "AHEAD_MAX_VOXELS", 100)  # the 32x48 test images count
+    loads: list[tuple[int, str]] = []
+
+    def loader(item: Item) -> ScanImage:
+        loads.append((item.id, threading.current_thread().name))
+        return npy_loader(item)
+
+    w = Recorder(cls_store, "ann", image_loader=loader)
+    assert not [m for m in w.sent if m[0]["type"] == "ahead"]
+    upcoming = w.session.read_ahead()  # the id whose read the widget started
+    assert upcoming is not None and upcoming != w.status["item_id"]
+    w._handle({"type": "action", "name": "choose", "index": 0})
+    assert w.status["item_id"] == upcoming
+    assert [name for item_id, name in loads if item_id == upcoming][0].startswith(
+        "workbench-read-ahead")
+    assert len([1 for item_id, _ in loads if item_id == upcoming]) == 1
+    w.close()
 
 
 def test_view_3d_writes_nifti_under_the_project(vol_store: SQLiteStore) -> None:

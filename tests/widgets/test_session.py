@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -363,6 +364,57 @@ def test_prefetch_loads_the_next_item_without_reserving_it(cls_store: SQLiteStor
     assert taken is not None and taken.id == peeked.item.id
     s.choose_class(1)
     assert s.item is not None and s.item.id not in (peeked.item.id, ahead.item.id)
+
+
+def test_read_ahead_reads_the_next_scan_in_a_thread_and_next_uses_it(
+        cls_store: SQLiteStore) -> None:
+    loads: list[tuple[int, str]] = []
+    release = threading.Event()
+
+    def slow_loader(item: Item) -> ScanImage:
+        if threading.current_thread() is not threading.main_thread():
+            assert release.wait(10)  # the read ahead runs while the annotator works
+        loads.append((item.id, threading.current_thread().name))
+        return npy_loader(item)
+
+    s = AnnotationSession(cls_store, "ann", image_loader=slow_loader)
+    first = s.next()
+    assert first is not None
+    upcoming = s.read_ahead()
+    assert upcoming is not None and upcoming != first.id
+    assert s.read_ahead() == upcoming  # asking again does not start a second read
+    assert [a.item_id for a in cls_store.list_assignments()] == [first.id]  # nothing reserved
+    release.set()
+    s.choose_class(0)
+    assert s.item is not None and s.item.id == upcoming
+    reads = [name for item_id, name in loads if item_id == upcoming]
+    assert len(reads) == 1 and reads[0].startswith("workbench-read-ahead")
+    # the queue moved on meanwhile (another annotator took it): that scan is not shown
+    ahead = s.read_ahead()
+    taken = cls_store.next_item("bob")
+    assert taken is not None and taken.id == ahead
+    s.choose_class(1)
+    assert s.item is not None and s.item.id != ahead
+    assert loads[-1] == (s.item.id, threading.main_thread().name)
+    s.close()
+
+
+def test_a_failed_read_ahead_is_read_again_when_the_item_is_shown(
+        cls_store: SQLiteStore) -> None:
+    failures = []
+
+    def flaky_loader(item: Item) -> ScanImage:
+        if threading.current_thread() is not threading.main_thread():
+            failures.append(item.id)
+            raise OSError(f"cannot read {item.source_uri}")
+        return npy_loader(item)
+
+    s = AnnotationSession(cls_store, "ann", image_loader=flaky_loader)
+    assert s.next() is not None
+    upcoming = s.read_ahead()
+    s.choose_class(0)  # the read ahead failed: read again here, and that read works
+    assert s.item is not None and s.item.id == upcoming and failures == [upcoming]
+    s.close()
 
 
 def test_deferred_drafts_are_written_on_flush(seg_store: SQLiteStore) -> None:

@@ -66,7 +66,7 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
 
 SLAB_RADIUS = 8  # slices sent ahead on each side of the displayed one
 SENT_LIMIT = 48  # display keys the kernel assumes the front-end still holds (it keeps 64)
-AHEAD_MAX_VOXELS = 4_000_000  # larger items (volumes) are not loaded ahead
+AHEAD_MAX_VOXELS = 4_000_000  # larger items (volumes): only their scan is read ahead
 
 
 def _shape3(img: np.ndarray) -> list[int]:
@@ -137,6 +137,13 @@ class Annotator(anywidget.AnyWidget):
         self.session.autosave_drafts = False  # drafts are written after the diff is sent
         self.session.next()
         self._refresh()
+
+    def close(self) -> None:
+        """Close the widget; the session writes its draft and stops reading ahead."""
+        session = getattr(self, "session", None)  # None when __init__ failed before it
+        if session is not None:
+            session.close()
+        super().close()
 
     # kernel -> browser ---------------------------------------------------------------------
     def _refresh(self, *, image_only: bool = False) -> None:
@@ -261,7 +268,11 @@ class Annotator(anywidget.AnyWidget):
         """The upcoming item's first plane, for the front-end to show on accept / skip."""
         s = self.session
         item = s.item
-        if item is None or int(np.prod(item.shape)) > AHEAD_MAX_VOXELS:
+        if item is None:
+            return
+        upcoming = s.store.get_item(up) if (up := s.upcoming_id()) is not None else None
+        if upcoming is not None and int(np.prod(upcoming.shape)) > AHEAD_MAX_VOXELS:
+            s.read_ahead()  # too large to send: only its scan is read, in a thread
             return
         try:
             ahead = s.prefetch()

@@ -34,6 +34,7 @@ from workbench.widgets._display import Window, auto_window, default_window, pres
 from workbench.widgets._drafts import Draft, DraftStore
 from workbench.widgets._edits import Edit, EditHistory, MaskDiff, apply_edit
 from workbench.widgets._planes import AXES, Plane
+from workbench.widgets._read_ahead import ScanReadAhead
 
 ImageLoader = Callable[[Item], ScanImage]
 
@@ -129,6 +130,7 @@ class AnnotationSession:
         self._budget = budget
         self._clock = clock
         self._load_image = image_loader or default_loader
+        self._scan_ahead = ScanReadAhead(self._load_image)
         if drafts_dir is None:
             root = getattr(store, "root", None)
             drafts_dir = Path(root) / "drafts" if root is not None else None
@@ -427,6 +429,24 @@ class AnnotationSession:
             self._ahead = self._build(item_id)
         return self._ahead
 
+    def read_ahead(self) -> int | None:
+        """Start reading the upcoming item's scan in a background thread and return its id:
+        the lighter look-ahead for items too large to ``prefetch`` (volumes), whose file read
+        would otherwise hold up the next item. Only the scan is read there; ``next()`` builds
+        the rest (proposal, label, mask) as usual."""
+        item_id = self.upcoming_id()
+        if item_id is None:
+            self._scan_ahead.drop()
+            return None
+        if self._scan_ahead.pending_id != item_id:
+            self._scan_ahead.start(self.store.get_item(item_id))
+        return item_id
+
+    def close(self) -> None:
+        """Write the draft and stop reading ahead (the store stays open: it is the caller's)."""
+        self.flush_draft()
+        self._scan_ahead.close()
+
     @property
     def ahead(self) -> _Current | None:
         return self._ahead
@@ -534,7 +554,9 @@ class AnnotationSession:
     def _build(self, item_id: int) -> _Current:
         """Everything needed to show ``item_id``: its scan, proposal, label and mask."""
         item = self.store.get_item(item_id)
-        image = self._load_image(item)
+        image = self._scan_ahead.take(item_id)
+        if image is None:
+            image = self._load_image(item)
         ready = model_id = latest_ready_model(self.store)
         label = self.store.current_label(item_id)
         if label is not None and label.model_version_id is not None:
