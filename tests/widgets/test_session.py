@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable
@@ -474,3 +475,13 @@ def test_edits_and_submits_mark_the_project_as_being_annotated(seg_store: SQLite
     s.apply_edit(Stroke(((10, 10),), radius=1, value=1))
     since = seconds_since_annotator_activity(seg_store.root)
     assert since is not None and since < 5.0
+
+
+def test_a_scan_without_modality_takes_the_items_and_a_ct_opens_in_soft_tissue(
+        vol_store: SQLiteStore) -> None:
+    def nifti_like(item: Item) -> ScanImage:  # NIfTI files say nothing of the modality
+        return dataclasses.replace(npy_loader(item), modality="OT")
+
+    s = AnnotationSession(vol_store, "ann", image_loader=nifti_like)
+    assert s.next() is not None and s.window is not None
+    assert (s.window.center, s.window.width) == (50.0, 350.0)  # the item is CT, in HU
