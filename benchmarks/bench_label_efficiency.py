@@ -87,6 +87,32 @@ def pneumonia_long(recipe: ClassificationRecipe, strategies: tuple[str, ...],
         pool_subsample=1500, reference_seeds=reference_seeds))
 
 
+BREAST = DATA / "medmnist" / "breastmnist.npz"
+EVERY_FAMILY = ("random", "entropy", "margin", "badge", "coreset", "batchbald", "power_bald")
+
+
+def breast(recipe: ClassificationRecipe, strategies: tuple[str, ...], seeds: tuple[int, ...],
+           rounds: int, reference_seeds: int = 1) -> Setup:
+    """BreastMNIST, all 546 pool images, 20 + ``rounds`` x 20 labels."""
+    return Setup(BREAST, {}, recipe, SimulationConfig(
+        strategies=strategies, seeds=seeds, initial=20, batch=20, rounds=rounds,
+        reference_seeds=reference_seeds))
+
+
+def hippocampus_warm(seeds: tuple[int, ...], strategy: str, reduction: str) -> Setup:
+    """Hippocampus, fixed seeded 60-case pool, 4 + 3 x 4 labels, warm-started training of at
+    most 20 epochs: random against ``strategy`` with the spatial ``reduction``."""
+    return Setup(
+        DATA / "hippocampus-msd",
+        {"max_pool": 60, "max_val": 8, "max_test": 24, "shape": (40, 56, 40)},
+        SegmentationRecipe(network=tiny_unet, max_epochs=20, patience=5, min_steps_per_epoch=8,
+                           batch_size=2, mc_samples=4, warm_start=True),
+        SimulationConfig(strategies=("random", strategy), seeds=seeds, initial=4, batch=4,
+                         rounds=3, score_pool=4,
+                         strategy_params={strategy: {"reduction": reduction}}),
+    )
+
+
 def setups(seeds: int) -> dict[str, Setup]:
     s = tuple(range(seeds))
     cls = ClassificationRecipe(max_epochs=12, patience=3, min_steps_per_epoch=5, warm_start=False)
@@ -96,11 +122,7 @@ def setups(seeds: int) -> dict[str, Setup]:
         "pneumoniamnist_warm": pneumonia_short(warm, CLASSIFICATION_STRATEGIES, s),
         # every other classification family the engine offers, same budget and recipe as
         # pneumoniamnist_warm, random and power_bald rerun alongside for side-by-side ratios
-        "pneumoniamnist_families": pneumonia_short(
-            warm,
-            ("random", "entropy", "margin", "badge", "coreset", "batchbald", "power_bald"),
-            s,
-        ),
+        "pneumoniamnist_families": pneumonia_short(warm, EVERY_FAMILY, s),
         # a longer budget (up to 450 labels) with the default warm-start recipe, for the
         # labels-to-99% figures that the 100-label runs above never reach
         "pneumoniamnist_long": pneumonia_long(warm, CLASSIFICATION_STRATEGIES, s),
@@ -114,42 +136,14 @@ def setups(seeds: int) -> dict[str, Setup]:
         "pneumoniamnist_long_15seeds_ref5": pneumonia_long(
             warm, ("random", "power_bald"), tuple(range(15)), reference_seeds=5
         ),
-        "breastmnist_long": Setup(
-            DATA / "medmnist" / "breastmnist.npz",
-            {},
-            warm,
-            SimulationConfig(
-                strategies=CLASSIFICATION_STRATEGIES, seeds=s, initial=20, batch=20, rounds=10
-            ),
-        ),
+        "breastmnist_long": breast(warm, CLASSIFICATION_STRATEGIES, s, rounds=10),
         # random and the default up to 420 of the 546 pool labels: far enough for random's
         # mean curve to reach 99% of the (5-training) reference, so the label ratio is defined
-        "breastmnist_xlong_ref5": Setup(
-            DATA / "medmnist" / "breastmnist.npz",
-            {},
-            warm,
-            SimulationConfig(
-                strategies=("random", "power_bald"), seeds=s, initial=20, batch=20, rounds=20,
-                reference_seeds=5,
-            ),
-        ),
-        "breastmnist_long_ref5": Setup(
-            DATA / "medmnist" / "breastmnist.npz",
-            {},
-            warm,
-            SimulationConfig(
-                strategies=CLASSIFICATION_STRATEGIES, seeds=s, initial=20, batch=20, rounds=10,
-                reference_seeds=5,
-            ),
-        ),
-        "breastmnist": Setup(
-            DATA / "medmnist" / "breastmnist.npz",
-            {},
-            cls,
-            SimulationConfig(
-                strategies=CLASSIFICATION_STRATEGIES, seeds=s, initial=20, batch=20, rounds=4
-            ),
-        ),
+        "breastmnist_xlong_ref5": breast(warm, ("random", "power_bald"), s, rounds=20,
+                                         reference_seeds=5),
+        "breastmnist_long_ref5": breast(warm, CLASSIFICATION_STRATEGIES, s, rounds=10,
+                                        reference_seeds=5),
+        "breastmnist": breast(cls, CLASSIFICATION_STRATEGIES, s, rounds=4),
         "hippocampus": Setup(
             DATA / "hippocampus-msd",
             {"max_pool": 40, "max_val": 8, "max_test": 24, "shape": (40, 56, 40)},
@@ -173,63 +167,12 @@ def setups(seeds: int) -> dict[str, Setup]:
         ),
         # the issue's 5 seeds, a larger pool and a longer warm-started training per round than
         # the smoke run above (which stopped at 50 optimiser steps per round, Dice 0.19-0.34)
-        "hippocampus_warm": Setup(
-            DATA / "hippocampus-msd",
-            {"max_pool": 60, "max_val": 8, "max_test": 24, "shape": (40, 56, 40)},
-            SegmentationRecipe(
-                network=tiny_unet,
-                max_epochs=20,
-                patience=5,
-                min_steps_per_epoch=8,
-                batch_size=2,
-                mc_samples=4,
-                warm_start=True,
-            ),
-            SimulationConfig(
-                strategies=("random", "bald"),
-                seeds=s,
-                initial=4,
-                batch=4,
-                rounds=3,
-                score_pool=4,
-                strategy_params={"bald": {"reduction": "top_percentile"}},
-            ),
-        ),
+        "hippocampus_warm": hippocampus_warm(s, "bald", "top_percentile"),
         # the segmentation default of `workbench query` (power-BALD, mean reduction) against
         # random, otherwise exactly hippocampus_warm (random reruns identically)
-        "hippocampus_warm_default": Setup(
-            DATA / "hippocampus-msd",
-            {"max_pool": 60, "max_val": 8, "max_test": 24, "shape": (40, 56, 40)},
-            SegmentationRecipe(
-                network=tiny_unet,
-                max_epochs=20,
-                patience=5,
-                min_steps_per_epoch=8,
-                batch_size=2,
-                mc_samples=4,
-                warm_start=True,
-            ),
-            SimulationConfig(
-                strategies=("random", "power_bald"),
-                seeds=s,
-                initial=4,
-                batch=4,
-                rounds=3,
-                score_pool=4,
-                strategy_params={"power_bald": {"reduction": "mean"}},
-            ),
-        ),
+        "hippocampus_warm_default": hippocampus_warm(s, "power_bald", "mean"),
         # every classification family on BreastMNIST, as pneumoniamnist_families
-        "breastmnist_families": Setup(
-            DATA / "medmnist" / "breastmnist.npz",
-            {},
-            warm,
-            SimulationConfig(
-                strategies=("random", "entropy", "margin", "badge", "coreset", "batchbald",
-                            "power_bald"),
-                seeds=s, initial=20, batch=20, rounds=4,
-            ),
-        ),
+        "breastmnist_families": breast(warm, EVERY_FAMILY, s, rounds=4),
     }
 
 
