@@ -29,6 +29,10 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--features", type=int, nargs="+", metavar="N",
                        help="segmentation: U-Net channels per level (default 16 32 64 128; "
                        "e.g. 4 8 16 for a quick CPU run)")
+    train.add_argument("--patch-size", type=int, nargs="+", metavar="N",
+                       help="segmentation: train on random patches of this size and predict "
+                       "over sliding windows (default: whole scans, or 96 per axis for scans "
+                       "over 128^3 voxels)")
     train.add_argument("--fresh", action="store_true",
                        help="start from random weights (default: from the latest ready model's "
                        "weights, which keeps small-set training stable)")
@@ -89,6 +93,11 @@ def _train(args: argparse.Namespace) -> int:
                                 path=args.dir, field="features")
             changes["network"] = UNetFactory(tuple(args.features))
             changes["divisible_by"] = 2 ** (len(args.features) - 1)
+        if args.patch_size:
+            if store.config.task is not Task.SEGMENTATION:
+                raise LoopError("--patch-size is for segmentation projects", path=args.dir,
+                                field="patch_size")
+            changes["patch_size"] = tuple(args.patch_size)
         loop = ActiveLearningLoop(store, recipe=default_recipe(store, **changes))
         console.print("training...")
         model = loop.train(seed=args.seed)

@@ -8,7 +8,9 @@ import dataclasses
 import functools
 import shutil
 from pathlib import Path
+from typing import Any
 
+import nibabel as nib
 import numpy as np
 import pytest
 from PIL import Image
@@ -38,9 +40,11 @@ class Built:
     def __init__(self) -> None:
         self.nets: list[nn.Module] = []
         self.forwards: dict[int, int] = {}
+        self.input_shapes: set[tuple[int, ...]] = set()  # spatial shapes the nets were given
 
-    def count(self, net: nn.Module, *_: object) -> None:
+    def count(self, net: nn.Module, inputs: tuple[Any, ...], *_: object) -> None:
         self.forwards[id(net)] = self.forwards.get(id(net), 0) + 1
+        self.input_shapes.add(tuple(inputs[0].shape[2:]))
 
     def total(self) -> int:
         return sum(self.forwards.values())
@@ -228,7 +232,15 @@ def test_2d_project_trains_and_a_3d_recipe_fails_clearly_leaving_the_rest_intact
         ActiveLearningLoop(store, recipe=ClassificationRecipe())
 
 
-def test_cli_segmentation_query_train_query(tmp_path: Path) -> None:
+def store_models(project: Path) -> list[Any]:
+    from workbench.store import open_project
+
+    with open_project(project) as store:
+        return store.list_model_versions()
+
+
+def test_cli_segmentation_query_train_query(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     """`workbench query` (cold start), labels, `workbench train` (default U-Net), then a
     `workbench query` that ranks by the scores the training run wrote."""
     from workbench.cli import main
@@ -243,14 +255,18 @@ def test_cli_segmentation_query_train_query(tmp_path: Path) -> None:
     assert main(["query", str(project), "--strategy", "bald", "--batch", "3"]) == 0
     with open_project(project) as store:
         label_from_truth(store, list(store.list_rounds()[-1].selected))
-    assert main(["train", str(project), "--epochs", "1", "--features", "4", "8", "16",
-                 "--batch-size", "1", "--mc-samples", "2"]) == 0
+    tiny_args = ["--epochs", "1", "--features", "4", "8", "16", "--batch-size", "1",
+                 "--mc-samples", "2"]
+    assert main(["train", str(project), *tiny_args, "--patch-size", "16", "18", "16"]) != 0
+    assert "patch_size" in capsys.readouterr().err and not store_models(project)
+    assert main(["train", str(project), *tiny_args, "--patch-size", "16", "24", "16"]) == 0
     assert main(["query", str(project), "--strategy", "power_bald", "--batch", "2",
                  "--reduction", "foreground_weighted"]) == 0
     assert main(["query", str(project), "--strategy", "badge", "--batch", "2"]) == 1
     with open_project(project) as store:
         model = store.list_model_versions()[-1]
         assert model.status is ModelStatus.READY and model.params["network"] == "unet_4-8-16"
+        assert model.params["patch_size"] == [16, 24, 16]
         rounds = store.list_rounds()
         assert [r.status for r in rounds] == [RoundStatus.DONE, RoundStatus.DONE,
                                               RoundStatus.FAILED]
@@ -261,3 +277,60 @@ def test_cli_segmentation_query_train_query(tmp_path: Path) -> None:
         prediction = store.get_prediction(model.id, pool[0].id)
         assert prediction is not None and prediction.mask is not None
         assert prediction.mask.shape == pool[0].shape
+
+
+def test_patches_train_and_sliding_windows_score_each_scan_in_its_own_shape(
+        hippo: SQLiteStore, built: Built) -> None:
+    recipe = dataclasses.replace(tiny(built), patch_size=(16, 24, 16))
+    loop = ActiveLearningLoop(hippo, recipe=recipe)
+    label_from_truth(hippo, list(loop.query("random", 3, seed=0).selected))
+    model = loop.train(seed=0)
+    assert model.status is ModelStatus.READY and "val_dice" in model.metrics
+    assert model.params["patch_size"] == [16, 24, 16]  # provenance names the patch
+    assert loop.score(model) == 3  # with the weights loaded back from the project
+    assert built.input_shapes == {(16, 24, 16)}  # never a whole (padded) scan
+    for item in loop.pool():
+        prediction = hippo.get_prediction(model.id, item.id)
+        assert prediction is not None and prediction.mask is not None
+        assert prediction.mask.shape == item.shape
+        unc = prediction.uncertainty_map
+        assert unc is not None and unc.shape == item.shape and np.isfinite(unc).all()
+        assert unc.max() > 0  # MC samples differ somewhere
+    assert set(hippo.get_scores(model.id, "bald_mean")) == {item.id for item in loop.pool()}
+
+
+def test_patch_size_must_fit_the_network() -> None:
+    from workbench.models import ModelError
+
+    with pytest.raises(ModelError, match="multiple of 8"):
+        SegmentationRecipe(patch_size=(16, 20, 16))
+    with pytest.raises(ModelError, match="3 axes but the recipe is 2D"):
+        SegmentationRecipe(spatial_dims=2, patch_size=(16, 16, 16))
+
+
+def test_default_patch_size_only_for_scans_too_large_to_train_whole() -> None:
+    from workbench.loop._segment import default_patch_size
+
+    assert default_patch_size([(35, 51, 35), (128, 128, 128)], 3, 8) is None
+    assert default_patch_size([(512, 512, 200)], 3, 8) == (96, 96, 96)
+    assert default_patch_size([(512, 512, 41), (300, 300, 30)], 3, 16) == (96, 96, 48)
+    assert default_patch_size([(1024, 1024)], 2, 8) is None
+    assert default_patch_size([(4096, 3000, 3)], 2, 8) == (512, 512)  # RGB: channels last
+    assert default_patch_size([], 3, 8) is None
+
+
+def test_a_large_ct_project_gets_patches_by_default(tmp_path: Path, hippo: SQLiteStore) -> None:
+    def patch_of(store: SQLiteStore, **changes: Any) -> tuple[int, ...] | None:
+        recipe = default_recipe(store, **changes)
+        assert isinstance(recipe, SegmentationRecipe)
+        return recipe.patch_size
+
+    assert patch_of(hippo) is None  # small scans train whole
+    volume = np.zeros((180, 170, 90), np.int16)  # 2.75 M voxels, over 128^3
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), str(tmp_path / "ct.nii.gz"))
+    store = create_project(tmp_path / "ct", ProjectConfig(
+        "ct", Task.SEGMENTATION, ("background", "organ")))
+    import_sources(store, [tmp_path / "ct.nii.gz"])
+    assert store.list_items()[0].shape == (180, 170, 90)
+    assert patch_of(store) == (96, 96, 96)
+    assert patch_of(store, patch_size=(32, 32, 32)) == (32, 32, 32)

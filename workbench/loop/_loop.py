@@ -96,11 +96,18 @@ def project_spatial_dims(store: SQLiteStore) -> int | None:
 
 def default_recipe(store: SQLiteStore, **changes: Any) -> Recipe:
     """The recipe for the project's task: a `ClassificationRecipe`, or a `SegmentationRecipe`
-    for the project's spatial dimensions (3 when it has no items yet), with ``changes``."""
+    for the project's spatial dimensions (3 when it has no items yet), with ``changes``. A
+    segmentation project with scans too large to train on whole (`seg.WHOLE_SCAN_VOXELS`) gets
+    a ``patch_size`` (`seg.default_patch_size`) unless ``changes`` names one."""
     if store.config.task is Task.SEGMENTATION:
         dims = project_spatial_dims(store) or 3
-        return SegmentationRecipe(**{"spatial_dims": dims, "flip_axes": tuple(range(dims)),
-                                     **changes})
+        settings: dict[str, Any] = {"spatial_dims": dims, "flip_axes": tuple(range(dims)),
+                                    **changes}
+        if "patch_size" not in settings:
+            divisible_by = int(settings.get("divisible_by", SegmentationRecipe.divisible_by))
+            shapes = [item.shape for item in store.list_items()]
+            settings["patch_size"] = seg.default_patch_size(shapes, dims, divisible_by)
+        return SegmentationRecipe(**settings)
     return ClassificationRecipe(**changes)
 
 
@@ -180,6 +187,8 @@ class ActiveLearningLoop:
             "weight_decay": recipe.weight_decay, "warm_start": recipe.warm_start,
             "spatial_dims": recipe.spatial_dims, "mc_samples": recipe.mc_samples,
             "labels": len(trained_on)}
+        if isinstance(recipe, SegmentationRecipe) and recipe.patch_size is not None:
+            params["patch_size"] = list(recipe.patch_size)
         version = self.store.add_model_version(
             f"{params['network']}-{len(self.store.list_model_versions()) + 1}", params,
             trained_on=trained_on)

@@ -41,6 +41,9 @@ REDUCTIONS: tuple[Reduction, ...] = ("mean", "foreground_weighted", "top_percent
 TOP_PERCENT = 10.0
 BACKGROUND = 0
 MAP_DTYPE = np.float16
+WHOLE_SCAN_VOXELS = {2: 2048 * 2048, 3: 128**3}
+"""Largest scan the default recipe trains on whole; larger projects train on patches."""
+DEFAULT_PATCH_SIDE = {2: 512, 3: 96}
 
 
 def score_name(kind: str, reduction: str) -> str:
@@ -62,6 +65,22 @@ class ItemOutcome:
     scores: dict[str, float]
 
 
+def default_patch_size(shapes: Sequence[tuple[int, ...]], spatial_dims: int,
+                       divisible_by: int) -> tuple[int, ...] | None:
+    """None (whole scans) while every scan has at most ``WHOLE_SCAN_VOXELS`` voxels; else a
+    patch of ``DEFAULT_PATCH_SIDE`` per axis, shorter along axes where every scan is shorter,
+    rounded up to a multiple of ``divisible_by``. ``shapes`` are the scans' array shapes (spatial
+    axes first)."""
+    if not shapes:
+        return None
+    spatial = np.array([s[:spatial_dims] for s in shapes], np.int64)  # [N, dims]
+    if int(spatial.prod(axis=1).max()) <= WHOLE_SCAN_VOXELS[spatial_dims]:
+        return None
+    side = DEFAULT_PATCH_SIDE[spatial_dims]
+    longest = spatial.max(axis=0)
+    return tuple(int(-(-min(side, int(n)) // divisible_by) * divisible_by) for n in longest)
+
+
 def check_dims(arrays: Sequence[np.ndarray], spatial_dims: int) -> None:
     """ModelError naming both counts unless images ``[C, *spatial]`` have ``spatial_dims``."""
     found = {a.ndim - 1 for a in arrays}
@@ -78,15 +97,17 @@ def train_padded(recipe: SegmentationRecipe, images: Sequence[np.ndarray],
                  root_dir: Path | None = None,
                  callbacks: Sequence[Callback] = ()) -> TrainedSegmenter:
     """Train on images ``[C, *spatial_i]`` and masks ``[*spatial_i]`` of any shapes, padded
-    (centred, zeros) to the smallest shape divisible by ``recipe.divisible_by`` that holds all.
-    Padding is labelled background, which the images' zero (darkest) value matches."""
+    (centred, zeros) to the smallest shape divisible by ``recipe.divisible_by`` that holds all
+    (with a ``patch_size``, just the smallest that holds all: patches and windows need no
+    divisibility). Padding is labelled background, which the images' zero (darkest) value
+    matches."""
     check_dims([*images, *(val_images or [])], recipe.spatial_dims)
     for n, (image, mask) in enumerate(zip(images, masks, strict=True)):
         if tuple(image.shape[1:]) != tuple(mask.shape):
             raise ModelError(f"label mask {n} has shape {tuple(mask.shape)} but its image "
                              f"{tuple(image.shape[1:])}", field="mask")
     shapes = [tuple(a.shape[1:]) for a in [*images, *(val_images or [])]]
-    shape = padded_shape(shapes, recipe.divisible_by)
+    shape = padded_shape(shapes, 1 if recipe.patch_size else recipe.divisible_by)
     x, y = pad_stack(images, shape), pad_stack(masks, shape)
     xv = yv = None
     if val_images and val_masks:
@@ -99,10 +120,17 @@ def iter_item_probs(trained: TrainedSegmenter, items: Sequence[Item],
                     images: Sequence[np.ndarray], divisible_by: int
                     ) -> Iterator[tuple[Item, np.ndarray]]:
     """MC-dropout probabilities per item, cropped back to the item's shape:
-    ``(item, probs [T, C, *spatial_i])``. The items are padded to one shape for the network;
-    dropout masks are keyed by item id, so an item scores the same in any chunk."""
+    ``(item, probs [T, C, *spatial_i])``. The items are padded to one shape for the network, or,
+    for a model with sliding windows, each is scored alone in its own shape; dropout masks are
+    keyed by item id, so an item scores the same in any chunk."""
     check_dims(images, trained.spatial_dims)
     if not items:
+        return
+    if trained.window is not None:
+        for item, image in zip(items, images, strict=True):
+            for _, probs in iter_segmentation_probs(trained, image[None],
+                                                    ids=np.array([item.id], np.int64)):
+                yield item, probs[0]
         return
     shape = padded_shape([tuple(a.shape[1:]) for a in images], divisible_by)
     by_id = {item.id: (item, tuple(a.shape[1:])) for item, a in zip(items, images, strict=True)}

@@ -29,6 +29,7 @@ from workbench.models._training import (
     gather_scores,
     make_trainer,
 )
+from workbench.models._windows import SlidingWindow, random_patches, window_predict
 
 __all__ = [
     "ArrayDataModule",
@@ -41,6 +42,7 @@ __all__ = [
     "ModelError",
     "ScoreWriter",
     "SegmentationModule",
+    "SlidingWindow",
     "TTABatch",
     "TrunkHeadNet",
     "batch_loader",
@@ -57,6 +59,8 @@ __all__ = [
     "make_trainer",
     "mc_dropout",
     "mc_predict",
+    "random_patches",
     "resnet18_classifier",
     "small_cnn",
+    "window_predict",
 ]

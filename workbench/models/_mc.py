@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from workbench.models._dropout import KeyedDropout, item_keys, mc_dropout, row_keys
 from workbench.models._errors import ModelError, guarded_forward, is_out_of_memory
+from workbench.models._windows import SlidingWindow, window_predict
 
 Precision = Literal["32", "32-true", "16-mixed", "bf16-mixed"]
 Reducer = Callable[[Tensor], Tensor]  # [B, T, C, *spatial] -> [B, ...]
@@ -126,6 +127,32 @@ def _mc_batch(
     return torch.cat(chunks, 0).transpose(0, 1)  # [B, T, C, *spatial]
 
 
+def _mc_windowed(
+    net: nn.Module,
+    x: Tensor,
+    keys: Tensor,
+    samples: int,
+    per_pass: int,
+    keyed: KeyedDropout | None,
+    activation: str,
+    window: SlidingWindow,
+) -> Tensor:
+    """`_mc_batch` over sliding windows, one image at a time; every patch of an image gets the
+    image's dropout keys, and the T samples are blended window by window.
+    # x [B, C, *spatial] -> [B, T, C, *spatial]"""
+    outs = []
+    for b in range(x.shape[0]):
+        key = keys[b : b + 1]
+
+        def patches(p: Tensor, key: Tensor = key) -> Tensor:  # [w, C, *roi] -> [w, T*K, *roi]
+            k = key.expand(p.shape[0]) if key.numel() else key
+            return _mc_batch(net, p, k, samples, per_pass, keyed, activation).flatten(1, 2)
+
+        out = window_predict(patches, x[b : b + 1], window)  # [1, T*K, *spatial]
+        outs.append(out.view(1, samples, -1, *out.shape[2:]))
+    return torch.cat(outs)
+
+
 def _has_dropout(module: nn.Module) -> bool:
     from workbench.models._dropout import dropout_modules
 
@@ -143,6 +170,7 @@ def iter_mc_predict(
     precision: Precision = "32",
     max_rows: int | None = None,
     activation: Literal["softmax", "sigmoid"] = "softmax",
+    window: SlidingWindow | None = None,
 ) -> Iterator[MCBatch]:
     """Stream MC-dropout probabilities batch by batch.
 
@@ -152,7 +180,9 @@ def iter_mc_predict(
     ``trunk`` runs the trunk once and only its ``head`` T times. With ``seed``, dropout masks are
     keyed by (seed, item id, sample): identical across batch sizes, chunking and DDP ranks.
     ``reduce`` maps [B, T, C, *spatial] to a per-item output on the device; only that is yielded.
-    The network is moved to ``device``; its train/eval modes are restored afterwards.
+    With ``window``, each image is scored patch by patch (`SlidingWindow`), for scans too large
+    for one forward pass. The network is moved to ``device``; its train/eval modes are restored
+    afterwards.
     """
     if samples < 1:
         raise ModelError(f"samples must be >= 1, got {samples}")
@@ -173,15 +203,21 @@ def iter_mc_predict(
             while True:
                 try:
                     with _autocast(dev, precision):
-                        probs = _mc_batch(net, x, keys, samples, per_pass, keyed, activation)
+                        if window is None:
+                            probs = _mc_batch(net, x, keys, samples, per_pass, keyed, activation)
+                        else:
+                            probs = _mc_windowed(net, x, keys, samples, per_pass, keyed,
+                                                 activation, window)
                     break
                 except RuntimeError as exc:
                     if not is_out_of_memory(exc):
                         raise
                     if per_pass == 1:
+                        hint = ("a smaller patch size or window batch size" if window
+                                else "a smaller predict batch size, or sliding windows")
                         raise ModelError(
                             f"out of memory scoring a batch of {x.shape[0]} items even one MC "
-                            "sample at a time: use a smaller predict batch size"
+                            f"sample at a time: use {hint}"
                         ) from exc
                     per_pass //= 2
                     if dev.type == "cuda":
@@ -201,6 +237,7 @@ def mc_predict(
     precision: Precision = "32",
     max_rows: int | None = None,
     activation: Literal["softmax", "sigmoid"] = "softmax",
+    window: SlidingWindow | None = None,
 ) -> MCPrediction:
     """`iter_mc_predict` collected: ids [N] and probs [N, T, C, *spatial] or reduced [N, ...].
     Pass ``reduce`` for large pools so that only per-item outputs are kept."""
@@ -216,6 +253,7 @@ def mc_predict(
         precision=precision,
         max_rows=max_rows,
         activation=activation,
+        window=window,
     ):
         ids.append(part.ids)
         values.append(part.values.numpy())

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 
 from workbench.models._dropout import KeyedDropout, draw_keys, item_keys, mc_dropout
 from workbench.models._errors import ModelError
-from workbench.models._mc import _mc_batch, split_batch
+from workbench.models._mc import _mc_batch, _mc_windowed, split_batch
+from workbench.models._windows import SlidingWindow, random_patches, window_predict
 
 
 def _check_images(x: Tensor, spatial_dims: int, in_channels: int) -> None:
@@ -60,8 +61,18 @@ class _MCPredictMixin(L.LightningModule):
             stack.enter_context(mc_dropout(self.net))
             keyed = stack.enter_context(KeyedDropout(self.net, seed)) if seed is not None else None
             keys = item_keys(ids) if keyed is not None else torch.empty(0, dtype=torch.int64)
-            probs = _mc_batch(self.net, x.float(), keys, samples, samples, keyed, "softmax")
+            window = self.window
+            if window is None:
+                probs = _mc_batch(self.net, x.float(), keys, samples, samples, keyed, "softmax")
+            else:
+                probs = _mc_windowed(self.net, x.float(), keys, samples, samples, keyed,
+                                     "softmax", window)
         return {"id": ids, "probs": probs}
+
+    @property
+    def window(self) -> SlidingWindow | None:
+        """Sliding-window inference, for modules built with a ``patch_size``."""
+        return None
 
     def _check_loss(self, loss: Tensor, stage: str, batch_idx: int) -> None:
         if not torch.isfinite(loss.detach()):
@@ -221,6 +232,11 @@ class SegmentationModule(_MCPredictMixin):
     """Semantic segmentation: DiceCE loss, val Dice (foreground mean), AdamW. Batches are dicts
     with ``image`` [B, C, *spatial], ``label`` [B, 1, *spatial] (class indices) and ``id``.
 
+    With ``patch_size``, scans larger than one forward pass can hold are handled in patches:
+    each training image is cut to one random patch (a third of them centred on foreground), and
+    validation and MC prediction run over sliding windows (``sw_overlap``, ``sw_batch_size``
+    patches per pass, Gaussian blending) on the whole scan.
+
     Trains with several processes, but not equivalently to one: the DiceCE loss of each share is
     averaged by DDP and dropout masks are drawn per process (classification is the exact one)."""
 
@@ -239,9 +255,19 @@ class SegmentationModule(_MCPredictMixin):
         include_background: bool = False,
         mc_samples: int = 8,
         mc_seed: int | None = 0,
+        patch_size: Sequence[int] | None = None,
+        sw_overlap: float = 0.25,
+        sw_batch_size: int = 4,
     ) -> None:
         super().__init__()
+        if patch_size is not None:
+            patch_size = tuple(int(s) for s in patch_size)
+            if len(patch_size) != spatial_dims:
+                raise ModelError(f"patch size {patch_size} has {len(patch_size)} axes but the "
+                                 f"model is {spatial_dims}D", field="patch_size")
         self.save_hyperparameters(ignore=["net"])
+        self._window = (None if patch_size is None else
+                        SlidingWindow(tuple(patch_size), sw_overlap, sw_batch_size))
         self.net = net
         self.loss = DiceCELoss(to_onehot_y=True, softmax=True)
         self.dice = DiceMetric(include_background=include_background, reduction="mean")
@@ -250,7 +276,21 @@ class SegmentationModule(_MCPredictMixin):
         """Logits.  # [B, C, *spatial] -> [B, num_classes, *spatial]"""
         return self.net(x)
 
-    def _step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    @property
+    def window(self) -> SlidingWindow | None:
+        return self._window
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        window = self._window
+        if window is not None and self.trainer.training and isinstance(batch, dict):
+            y = batch["label"]
+            y = y.unsqueeze(1) if y.ndim == batch["image"].ndim - 1 else y
+            x, y = random_patches(batch["image"], y, window.roi_size)
+            batch = {**batch, "image": x, "label": y}
+        return batch
+
+    def _step(self, batch: dict[str, Tensor],
+              window: SlidingWindow | None = None) -> tuple[Tensor, Tensor, Tensor]:
         x, y = batch["image"].float(), batch["label"].long()
         dims = self.hparams["spatial_dims"]
         _check_images(x, dims, self.hparams["in_channels"])
@@ -261,7 +301,7 @@ class SegmentationModule(_MCPredictMixin):
                 f"label shape {tuple(y.shape)} does not match image shape {tuple(x.shape)}"
             )
         _check_labels(y, self.hparams["num_classes"])
-        logits = self(x)
+        logits = self(x) if window is None else window_predict(self.net, x, window)
         _check_logits(logits, self.hparams["num_classes"])
         return self.loss(logits.float(), y), logits, y
 
@@ -272,7 +312,7 @@ class SegmentationModule(_MCPredictMixin):
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        loss, logits, y = self._step(batch)
+        loss, logits, y = self._step(batch, self._window)
         self._check_loss(loss, "validation", batch_idx)
         self.log("val_loss", loss, sync_dist=True, batch_size=len(y))
         n = self.hparams["num_classes"]

@@ -16,9 +16,12 @@ from monai.metrics import DiceMetric
 from torch import Tensor, nn
 
 from workbench.models import (
+    ModelError,
     SegmentationModule,
+    SlidingWindow,
     build_segmenter,
     iter_mc_predict,
+    window_predict,
 )
 from workbench.recipes._augment import flip
 from workbench.recipes._data import SplitDataModule, TensorItems, as_images, loader, split_val
@@ -67,7 +70,12 @@ class SegmentationRecipe:
     """How to train a segmenter. Images must share one shape divisible by ``divisible_by`` (2 to
     the number of down-sampling steps of the network; pad or crop them first, e.g. with MONAI
     ``ResizeWithPadOrCrop``; the store-backed loop pads each batch itself). Augmentation: random
-    flips of image and mask along ``flip_axes`` (those the images have) and intensity jitter."""
+    flips of image and mask along ``flip_axes`` (those the images have) and intensity jitter.
+
+    ``patch_size`` (each side divisible by ``divisible_by``) trains on one random patch per
+    image (a third centred on foreground) and predicts over sliding windows with
+    ``sw_overlap``: for scans such as whole CTs that do not fit one forward pass. Images may then
+    have any shape (no divisibility needed)."""
 
     network: SegmenterFactory = small_unet
     spatial_dims: int = 3
@@ -86,6 +94,27 @@ class SegmentationRecipe:
     predict_batch_size: int = 8
     seed: int = 0
     divisible_by: int = 8
+    patch_size: tuple[int, ...] | None = None
+    sw_overlap: float = 0.25
+
+    def __post_init__(self) -> None:
+        patch = self.patch_size
+        if patch is None:
+            return
+        if len(patch) != self.spatial_dims:
+            raise ModelError(f"patch size {tuple(patch)} has {len(patch)} axes but the recipe is "
+                             f"{self.spatial_dims}D", field="patch_size")
+        if any(int(s) < 1 or int(s) % self.divisible_by for s in patch):
+            raise ModelError(f"every side of patch size {tuple(patch)} must be a positive "
+                             f"multiple of {self.divisible_by} (the network's down-sampling)",
+                             field="patch_size")
+
+    @property
+    def window(self) -> SlidingWindow | None:
+        """The sliding window predictions run over, when ``patch_size`` is set."""
+        if self.patch_size is None:
+            return None
+        return SlidingWindow(tuple(self.patch_size), self.sw_overlap, self.predict_batch_size)
 
 
 @dataclass
@@ -102,6 +131,7 @@ class TrainedSegmenter:
     mc_samples: int
     predict_batch_size: int
     in_channels: int = 1
+    window: SlidingWindow | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +148,7 @@ class _AugmentedSegmenter(SegmentationModule):
     recipe: SegmentationRecipe | None = None
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        batch = super().on_after_batch_transfer(batch, dataloader_idx)  # patches first
         r = self.recipe
         if r is not None and r.augment and self.trainer.training and isinstance(batch, dict):
             axes = tuple(a for a in r.flip_axes if a < batch["image"].ndim - 2)
@@ -171,6 +202,9 @@ def train_segmenter(
         weight_decay=recipe.weight_decay,
         mc_samples=recipe.mc_samples,
         mc_seed=seed,
+        patch_size=recipe.patch_size,
+        sw_overlap=recipe.sw_overlap,
+        sw_batch_size=recipe.predict_batch_size,
     )
     module.recipe = recipe
     if init_state is not None and recipe.warm_start:
@@ -196,12 +230,14 @@ def train_segmenter(
         mc_samples=recipe.mc_samples,
         predict_batch_size=recipe.predict_batch_size,
         in_channels=int(images.shape[1]),
+        window=recipe.window,
     )
 
 
 def _items(trained: TrainedSegmenter, x: np.ndarray, ids: np.ndarray | None = None) -> Any:
     items = TensorItems(as_images(x, trained.spatial_dims), ids=ids)
-    return loader(items, trained.predict_batch_size)
+    # with windows, one scan per step: its patches make the forward batches
+    return loader(items, 1 if trained.window else trained.predict_batch_size)
 
 
 def _pool(probs: Tensor, factor: int, dims: int) -> Tensor:
@@ -227,7 +263,8 @@ def iter_segmentation_probs(
     by item, so an item scores the same in any batch or chunk."""
     samples = trained.mc_samples if T is None else T
     for part in iter_mc_predict(
-        trained.module, _items(trained, x, ids), samples, seed=trained.seed
+        trained.module, _items(trained, x, ids), samples, seed=trained.seed,
+        window=trained.window,
     ):
         yield part.ids, part.values.numpy()
 
@@ -251,6 +288,7 @@ def predict_segmentation_probs(
             samples,
             seed=trained.seed,
             reduce=partial(_pool, factor=pool, dims=trained.spatial_dims),
+            window=trained.window,
         )
     ]
     return np.concatenate(parts).astype(np.float32)
@@ -284,7 +322,10 @@ def predict_labels(trained: TrainedSegmenter, x: np.ndarray) -> np.ndarray:
     out = []
     with torch.inference_mode():
         for batch in _items(trained, x):
-            out.append(module(batch["image"]).argmax(1).to(torch.uint8).cpu().numpy())
+            x_batch = batch["image"]
+            logits = (module(x_batch) if trained.window is None
+                      else window_predict(module, x_batch, trained.window))
+            out.append(logits.argmax(1).to(torch.uint8).cpu().numpy())
     return np.concatenate(out)
 
 
