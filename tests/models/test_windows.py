@@ -154,3 +154,42 @@ def test_module_trains_on_patches_and_validates_whole_scans_over_windows(blobs_3
     assert net.seen[True] == {(16, 16, 16)}  # training: random patches only
     assert net.seen[False] == {(16, 16, 16)}  # validation: windows over the 24^3 scans
     assert 0.0 <= float(trainer.callback_metrics["val_dice"]) <= 1.0
+
+
+class _Cramped(nn.Module):
+    """A network whose device holds one row at a time: more raises the CPU allocator's error."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.widest = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[0] > 1:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: "
+                               "can't allocate memory: you tried to allocate 4294967296 bytes.")
+        self.widest = max(self.widest, x.shape[0])
+        out: Tensor = self.net(x)
+        return out
+
+
+def test_out_of_memory_over_windows_halves_samples_then_windows_per_pass() -> None:
+    x = torch.randn(1, 1, 20, 20, 20)
+    batch = [{"image": x, "id": torch.tensor([3])}]
+    window = SlidingWindow((16, 16, 16), batch_size=4)
+    expected = next(iter_mc_predict(unet(), batch, 4, seed=2, window=window)).values
+    cramped = _Cramped(unet())
+    got = next(iter_mc_predict(cramped, batch, 4, seed=2, window=window)).values
+    assert cramped.widest == 1
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_out_of_memory_with_nothing_left_to_halve_names_the_remedy() -> None:
+    class Full(nn.Module):
+        def forward(self, x: Tensor) -> Tensor:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to "
+                               "allocate 8 bytes.")
+
+    batch = [{"image": torch.zeros(1, 1, 16, 16, 16), "id": torch.tensor([0])}]
+    with pytest.raises(ModelError, match="out of memory.*smaller patch size"):
+        next(iter_mc_predict(Full(), batch, 2, seed=0, window=SlidingWindow((8, 8, 8))))

@@ -20,10 +20,12 @@ class ModelError(WorkbenchError):
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """True for a CUDA (or other device) out-of-memory error."""
+    """True for a CUDA (or other device) out-of-memory error, or the CPU allocator's."""
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text
+                                              or "can't allocate memory" in text)
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Any, Literal
 
@@ -175,8 +175,9 @@ def iter_mc_predict(
     """Stream MC-dropout probabilities batch by batch.
 
     Each batch is replicated ``samples`` times and run in one forward pass, in chunks of at most
-    ``max_rows`` rows when given (``max_rows <= batch`` is the plain loop over samples). On a
-    device out-of-memory the chunk is halved and retried. A classifier with a dropout-free
+    ``max_rows`` rows when given (``max_rows <= batch`` is the plain loop over samples). On an
+    out-of-memory error (device or CPU allocator) the chunk is halved and retried, then the
+    windows per pass. A classifier with a dropout-free
     ``trunk`` runs the trunk once and only its ``head`` T times. With ``seed``, dropout masks are
     keyed by (seed, item id, sample): identical across batch sizes, chunking and DDP ranks.
     ``reduce`` maps [B, T, C, *spatial] to a per-item output on the device; only that is yielded.
@@ -212,14 +213,17 @@ def iter_mc_predict(
                 except RuntimeError as exc:
                     if not is_out_of_memory(exc):
                         raise
-                    if per_pass == 1:
-                        hint = ("a smaller patch size or window batch size" if window
+                    if per_pass > 1:
+                        per_pass //= 2
+                    elif window is not None and window.batch_size > 1:
+                        window = replace(window, batch_size=window.batch_size // 2)
+                    else:
+                        hint = ("a smaller patch size" if window
                                 else "a smaller predict batch size, or sliding windows")
                         raise ModelError(
                             f"out of memory scoring a batch of {x.shape[0]} items even one MC "
                             f"sample at a time: use {hint}"
                         ) from exc
-                    per_pass //= 2
                     if dev.type == "cuda":
                         torch.cuda.empty_cache()
             values = reduce(probs) if reduce is not None else probs
