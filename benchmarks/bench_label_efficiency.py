@@ -99,14 +99,16 @@ def breast(recipe: ClassificationRecipe, strategies: tuple[str, ...], seeds: tup
         reference_seeds=reference_seeds))
 
 
-def hippocampus_warm(seeds: tuple[int, ...], strategy: str, reduction: str) -> Setup:
+def hippocampus_warm(seeds: tuple[int, ...], strategy: str, reduction: str,
+                     patch_size: tuple[int, ...] | None = None) -> Setup:
     """Hippocampus, fixed seeded 60-case pool, 4 + 3 x 4 labels, warm-started training of at
-    most 20 epochs: random against ``strategy`` with the spatial ``reduction``."""
+    most 20 epochs: random against ``strategy`` with the spatial ``reduction``; with
+    ``patch_size``, trained on patches and predicted over sliding windows."""
     return Setup(
         DATA / "hippocampus-msd",
         {"max_pool": 60, "max_val": 8, "max_test": 24, "shape": (40, 56, 40)},
         SegmentationRecipe(network=tiny_unet, max_epochs=20, patience=5, min_steps_per_epoch=8,
-                           batch_size=2, mc_samples=4, warm_start=True),
+                           batch_size=2, mc_samples=4, warm_start=True, patch_size=patch_size),
         SimulationConfig(strategies=("random", strategy), seeds=seeds, initial=4, batch=4,
                          rounds=3, score_pool=4,
                          strategy_params={strategy: {"reduction": reduction}}),
@@ -171,6 +173,9 @@ def setups(seeds: int) -> dict[str, Setup]:
         # the segmentation default of `workbench query` (power-BALD, mean reduction) against
         # random, otherwise exactly hippocampus_warm (random reruns identically)
         "hippocampus_warm_default": hippocampus_warm(s, "power_bald", "mean"),
+        # hippocampus_warm_default trained on 24x32x24 patches (a fifth of the 40x56x40 crop)
+        # and predicted over sliding windows: what patches cost in Dice at the same budget
+        "hippocampus_warm_patches": hippocampus_warm(s, "power_bald", "mean", (24, 32, 24)),
         # every classification family on BreastMNIST, as pneumoniamnist_families
         "breastmnist_families": breast(warm, EVERY_FAMILY, s, rounds=4),
     }
