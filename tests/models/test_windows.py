@@ -193,3 +193,22 @@ def test_out_of_memory_with_nothing_left_to_halve_names_the_remedy() -> None:
     batch = [{"image": torch.zeros(1, 1, 16, 16, 16), "id": torch.tensor([0])}]
     with pytest.raises(ModelError, match="out of memory.*smaller patch size"):
         next(iter_mc_predict(Full(), batch, 2, seed=0, window=SlidingWindow((8, 8, 8))))
+
+
+def test_tta_over_windows_matches_tta_over_the_whole_scan_and_covers_every_voxel() -> None:
+    from workbench.models import iter_tta_predict
+
+    net = unet()
+    x = torch.randn(2, 1, 16, 16, 16)
+    batch = [{"image": x, "id": torch.tensor([1, 2])}]
+    one = SlidingWindow((16, 16, 16), mode="constant")
+    for samples in (1, 3):
+        whole = next(iter_tta_predict(net, batch, samples=samples, seed=0))
+        windowed = next(iter_tta_predict(net, batch, samples=samples, seed=0, window=one))
+        torch.testing.assert_close(windowed.mean, whole.mean, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(windowed.uncertainty, whole.uncertainty, atol=1e-5,
+                                   rtol=1e-5)
+    big = torch.randn(1, 1, 20, 28, 20)
+    out = next(iter_tta_predict(net, [big], window=SlidingWindow((16, 16, 16))))
+    assert out.mean.shape == (1, 3, 20, 28, 20) and out.uncertainty.shape == (1, 20, 28, 20)
+    torch.testing.assert_close(out.mean.sum(1), torch.ones(1, 20, 28, 20))

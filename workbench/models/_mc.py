@@ -289,10 +289,12 @@ def iter_tta_predict(
     seed: int | None = None,
     device: str | torch.device | None = None,
     precision: Precision = "32",
+    window: SlidingWindow | None = None,
 ) -> Iterator[TTABatch]:
     """Test-time augmentation for segmentation: each flip (default: identity and one per axis)
-    is applied, predicted (``samples`` > 1 adds MC dropout) and flipped back; the probabilities
-    are averaged into a per-voxel mean and its entropy is the uncertainty map."""
+    is applied, predicted (``samples`` > 1 adds MC dropout; ``window`` runs it over sliding
+    windows) and flipped back; the probabilities are averaged into a per-voxel mean and its
+    entropy is the uncertainty map."""
     net = unwrap_network(model)
     dev = resolve_device(device)
     net.to(dev)
@@ -313,9 +315,14 @@ def iter_tta_predict(
             for flip in axes:
                 xf = torch.flip(x, flip) if flip else x
                 with _autocast(dev, precision):
-                    if samples > 1:
+                    if samples > 1 and window is not None:
+                        probs = _mc_windowed(net, xf, keys, samples, samples, keyed, "softmax",
+                                             window).mean(1)  # [B, C, *spatial]
+                    elif samples > 1:
                         probs = _mc_batch(net, xf, keys, samples, samples, keyed, "softmax")
                         probs = probs.mean(1)  # [B, C, *spatial]
+                    elif window is not None:
+                        probs = _to_probs(window_predict(net, xf, window), "softmax")
                     else:
                         logits = guarded_forward(net, xf, "running the network")
                         probs = _to_probs(logits, "softmax")
