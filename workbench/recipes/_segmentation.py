@@ -214,7 +214,8 @@ def train_segmenter(
         TensorItems(as_images(xv, dims), _masks(yv, dims)),
         batch_size=recipe.batch_size,
         min_steps=recipe.min_steps_per_epoch,
-        predict_batch_size=recipe.predict_batch_size,
+        # over windows, one whole scan per validation step: its patches make the batches
+        predict_batch_size=1 if recipe.patch_size else recipe.predict_batch_size,
         seed=seed,
     )
     best = fit_best(module, data, max_epochs=recipe.max_epochs, patience=recipe.patience,
