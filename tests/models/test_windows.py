@@ -145,12 +145,13 @@ def test_module_trains_on_patches_and_validates_whole_scans_over_windows(blobs_3
     data = SplitDataModule(
         TensorItems(torch.from_numpy(images[:4, None]), torch.from_numpy(labels[:4, None])),
         TensorItems(torch.from_numpy(images[4:, None]), torch.from_numpy(labels[4:, None])),
-        batch_size=2, min_steps=2, predict_batch_size=2, seed=0)
+        batch_size=2, min_steps=2, predict_batch_size=2, seed=0, draws_per_item=3)
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False,
                         enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, use_distributed_sampler=False,
                         num_sanity_val_steps=0)
     trainer.fit(module, data)
+    assert trainer.global_step == 4 * 3 // 2  # each scan drawn 3 times, batches of 2
     assert net.seen[True] == {(16, 16, 16)}  # training: random patches only
     assert net.seen[False] == {(16, 16, 16)}  # validation: windows over the 24^3 scans
     assert 0.0 <= float(trainer.callback_metrics["val_dice"]) <= 1.0
@@ -212,3 +213,12 @@ def test_tta_over_windows_matches_tta_over_the_whole_scan_and_covers_every_voxel
     out = next(iter_tta_predict(net, [big], window=SlidingWindow((16, 16, 16))))
     assert out.mean.shape == (1, 3, 20, 28, 20) and out.uncertainty.shape == (1, 20, 28, 20)
     torch.testing.assert_close(out.mean.sum(1), torch.ones(1, 20, 28, 20))
+
+
+def test_an_epoch_on_patches_draws_each_scan_as_often_as_patches_cover_it() -> None:
+    from workbench.recipes._segmentation import patches_per_scan
+
+    assert patches_per_scan((40, 56, 40), (24, 32, 24)) == 5  # 89,600 / 18,432 voxels
+    assert patches_per_scan((40, 56, 40), None) == 1
+    assert patches_per_scan((16, 16, 16), (16, 16, 16)) == 1
+    assert patches_per_scan((8, 8, 8), (16, 16, 16)) == 1  # a patch larger than the scan

@@ -71,8 +71,10 @@ def loader(items: TensorItems, batch_size: int, sampler: Any = None) -> DataLoad
 
 
 class SplitDataModule(L.LightningDataModule):
-    """Train and val sets given explicitly. Each epoch draws ``max(N, batch * min_steps)`` training
-    items (with replacement when N is small) so tiny labelled sets still get enough updates.
+    """Train and val sets given explicitly. Each epoch draws ``max(N * draws_per_item, batch *
+    min_steps)`` training items (with replacement when that is more than N) so tiny labelled sets
+    still get enough updates; ``draws_per_item`` > 1 when each draw sees only part of an item
+    (a patch of a scan).
 
     The draws are the same in every process (seeded by (seed, epoch)) and cut into global
     batches of ``batch_size``, of which each of the Trainer's processes takes its share
@@ -90,16 +92,18 @@ class SplitDataModule(L.LightningDataModule):
         min_steps: int,
         predict_batch_size: int,
         seed: int,
+        draws_per_item: int = 1,
     ) -> None:
         super().__init__()
         self.train, self.val = train, val
         self.batch_size, self.min_steps = batch_size, min_steps
+        self.draws_per_item = max(1, int(draws_per_item))
         self.predict_batch_size, self.seed = predict_batch_size, seed
         self.hparams.update(batch_size=batch_size)
 
     def train_dataloader(self) -> DataLoader[Any]:
         n = len(self.train)
-        wanted = max(n, self.batch_size * self.min_steps)
+        wanted = max(n * self.draws_per_item, self.batch_size * self.min_steps)
         batch = min(self.batch_size, wanted)
         draws = EpochDraws(n, wanted // batch * batch, replacement=wanted > n, seed=self.seed)
         rank, world = rank_and_world(self.trainer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -72,8 +73,9 @@ class SegmentationRecipe:
     ``ResizeWithPadOrCrop``; the store-backed loop pads each batch itself). Augmentation: random
     flips of image and mask along ``flip_axes`` (those the images have) and intensity jitter.
 
-    ``patch_size`` (each side divisible by ``divisible_by``) trains on one random patch per
-    image (a third centred on foreground) and predicts over sliding windows with
+    ``patch_size`` (each side divisible by ``divisible_by``) trains on random patches (a third
+    centred on foreground; an epoch draws each scan as many times as patches cover it, so it
+    sees as many voxels as an epoch on whole scans) and predicts over sliding windows with
     ``sw_overlap``: for scans such as whole CTs that do not fit one forward pass. Images may then
     have any shape (no divisibility needed)."""
 
@@ -161,6 +163,14 @@ class _AugmentedSegmenter(SegmentationModule):
         return batch
 
 
+def patches_per_scan(shape: tuple[int, ...], patch_size: tuple[int, ...] | None) -> int:
+    """How many patches cover a scan's voxels once (1 without patches): an epoch on patches
+    draws each scan that many times, so it sees as many voxels as an epoch on whole scans."""
+    if patch_size is None:
+        return 1
+    return max(1, math.ceil(math.prod(shape) / math.prod(patch_size)))
+
+
 def _masks(y: np.ndarray, spatial_dims: int) -> Tensor:
     a = np.asarray(y).astype(np.int64)
     return torch.from_numpy(a[:, None] if a.ndim == spatial_dims + 1 else a)
@@ -217,6 +227,7 @@ def train_segmenter(
         # over windows, one whole scan per validation step: its patches make the batches
         predict_batch_size=1 if recipe.patch_size else recipe.predict_batch_size,
         seed=seed,
+        draws_per_item=patches_per_scan(tuple(images.shape[2:]), recipe.patch_size),
     )
     best = fit_best(module, data, max_epochs=recipe.max_epochs, patience=recipe.patience,
                     monitor="val_dice", seed=seed, root_dir=root_dir, callbacks=callbacks)
