@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -34,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _machine import machine_info  # benchmarks/, the script's own folder
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -299,9 +298,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "annotator_browser",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "platform": platform.platform(),
-                    "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
+        "machine": machine_info(),
         "settings": {"items": args.items, "slices": args.slices, "strokes": args.strokes,
                      "repeats": args.repeats,
                      "think_ms": args.think_ms, "scroll_ms": args.scroll_ms,

@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from _machine import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "sliding_window.json"
@@ -139,9 +140,7 @@ def main() -> None:
         "network": "residual U-Net 16-32-64-128, dropout 0.1 (default segmentation recipe)",
         "patch": list(PATCH), "overlap": 0.25, "windows_per_pass": 4,
         "memory_limit_gib": args.memory_gib, "runs": runs,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "platform": platform.platform(),
-                    "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
+        "machine": machine_info(),
     }
     RESULTS.write_text(json.dumps(report, indent=1))
     print(f"wrote {RESULTS}")

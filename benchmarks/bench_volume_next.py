@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _machine import machine_info  # benchmarks/, the script's own folder
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -120,9 +119,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "volume_next",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "platform": platform.platform(),
-                    "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
+        "machine": machine_info(),
         "settings": {"volumes": args.volumes, "shape": list(SHAPE), "format": ".nii.gz int16",
                      "think_s": args.think_s},
     }

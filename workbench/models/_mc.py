@@ -127,7 +127,7 @@ def _mc_batch(
     return torch.cat(chunks, 0).transpose(0, 1)  # [B, T, C, *spatial]
 
 
-def _mc_windowed(
+def _mc_probs(
     net: nn.Module,
     x: Tensor,
     keys: Tensor,
@@ -135,11 +135,13 @@ def _mc_windowed(
     per_pass: int,
     keyed: KeyedDropout | None,
     activation: str,
-    window: SlidingWindow,
+    window: SlidingWindow | None,
 ) -> Tensor:
-    """`_mc_batch` over sliding windows, one image at a time; every patch of an image gets the
-    image's dropout keys, and the T samples are blended window by window.
-    # x [B, C, *spatial] -> [B, T, C, *spatial]"""
+    """`_mc_batch`, or with ``window`` the same over sliding windows, one image at a time: every
+    patch of an image gets the image's dropout keys, and the T samples are blended window by
+    window.  # x [B, C, *spatial] -> [B, T, C, *spatial]"""
+    if window is None:
+        return _mc_batch(net, x, keys, samples, per_pass, keyed, activation)
     outs = []
     for b in range(x.shape[0]):
         key = keys[b : b + 1]
@@ -204,11 +206,8 @@ def iter_mc_predict(
             while True:
                 try:
                     with _autocast(dev, precision):
-                        if window is None:
-                            probs = _mc_batch(net, x, keys, samples, per_pass, keyed, activation)
-                        else:
-                            probs = _mc_windowed(net, x, keys, samples, per_pass, keyed,
-                                                 activation, window)
+                        probs = _mc_probs(net, x, keys, samples, per_pass, keyed, activation,
+                                          window)
                     break
                 except RuntimeError as exc:
                     if not is_out_of_memory(exc):
@@ -315,12 +314,9 @@ def iter_tta_predict(
             for flip in axes:
                 xf = torch.flip(x, flip) if flip else x
                 with _autocast(dev, precision):
-                    if samples > 1 and window is not None:
-                        probs = _mc_windowed(net, xf, keys, samples, samples, keyed, "softmax",
-                                             window).mean(1)  # [B, C, *spatial]
-                    elif samples > 1:
-                        probs = _mc_batch(net, xf, keys, samples, samples, keyed, "softmax")
-                        probs = probs.mean(1)  # [B, C, *spatial]
+                    if samples > 1:
+                        probs = _mc_probs(net, xf, keys, samples, samples, keyed, "softmax",
+                                          window).mean(1)  # [B, C, *spatial]
                     elif window is not None:
                         probs = _to_probs(window_predict(net, xf, window), "softmax")
                     else:

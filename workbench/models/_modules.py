@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from workbench.models._dropout import KeyedDropout, draw_keys, item_keys, mc_dropout
 from workbench.models._errors import ModelError
-from workbench.models._mc import _mc_batch, _mc_windowed, split_batch
+from workbench.models._mc import _mc_probs, split_batch
 from workbench.models._windows import SlidingWindow, random_patches, window_predict
 
 
@@ -61,12 +61,8 @@ class _MCPredictMixin(L.LightningModule):
             stack.enter_context(mc_dropout(self.net))
             keyed = stack.enter_context(KeyedDropout(self.net, seed)) if seed is not None else None
             keys = item_keys(ids) if keyed is not None else torch.empty(0, dtype=torch.int64)
-            window = self.window
-            if window is None:
-                probs = _mc_batch(self.net, x.float(), keys, samples, samples, keyed, "softmax")
-            else:
-                probs = _mc_windowed(self.net, x.float(), keys, samples, samples, keyed,
-                                     "softmax", window)
+            probs = _mc_probs(self.net, x.float(), keys, samples, samples, keyed, "softmax",
+                              self.window)
         return {"id": ids, "probs": probs}
 
     @property
