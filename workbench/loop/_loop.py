@@ -88,9 +88,10 @@ class _Labelled:
 def project_spatial_dims(store: SQLiteStore) -> int | None:
     """2 or 3: the spatial dimensions of the project's first item (None while it has none)."""
     items = store.list_items()
-    if not items:
-        return None
-    item = items[0]
+    return _spatial_dims(items[0]) if items else None
+
+
+def _spatial_dims(item: Item) -> int:
     return len(item.spacing) if item.spacing else len(item.shape)
 
 
@@ -100,12 +101,13 @@ def default_recipe(store: SQLiteStore, **changes: Any) -> Recipe:
     segmentation project with scans too large to train on whole (`seg.WHOLE_SCAN_VOXELS`) gets
     a ``patch_size`` (`seg.default_patch_size`) unless ``changes`` names one."""
     if store.config.task is Task.SEGMENTATION:
-        dims = project_spatial_dims(store) or 3
+        items = store.list_items()
+        dims = _spatial_dims(items[0]) if items else 3
         settings: dict[str, Any] = {"spatial_dims": dims, "flip_axes": tuple(range(dims)),
                                     **changes}
         if "patch_size" not in settings:
             divisible_by = int(settings.get("divisible_by", SegmentationRecipe.divisible_by))
-            shapes = [item.shape for item in store.list_items()]
+            shapes = [item.shape for item in items]
             settings["patch_size"] = seg.default_patch_size(shapes, dims, divisible_by)
         return SegmentationRecipe(**settings)
     return ClassificationRecipe(**changes)
