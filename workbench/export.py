@@ -137,7 +137,8 @@ def _write_csv(
         writer = csv.writer(handle)
         writer.writerow(["key", "path", "label", "label_name", "split", *_PROVENANCE_COLUMNS])
         for done, (item, label) in enumerate(labelled, 1):
-            path = _image_file(read_uri(item.source_uri), images, file_stem(item.key))
+            image = read_uri(item.source_uri, modality=item.modality)
+            path = _image_file(image, images, file_stem(item.key))
             assert label.class_index is not None
             writer.writerow(
                 [
@@ -168,7 +169,7 @@ def _write_masks(
         writer = csv.writer(handle)
         writer.writerow(["key", "path", "label", "split", *_PROVENANCE_COLUMNS])
         for done, (item, label) in enumerate(labelled, 1):
-            image = read_uri(item.source_uri)
+            image = read_uri(item.source_uri, modality=item.modality)
             mask = _mask_of(store, label)
             stem = file_stem(item.key)
             image_path = _image_file(image, images, stem)
@@ -209,7 +210,7 @@ def _write_msd(
     training = []
     provenance = {}
     for done, (item, label) in enumerate(labelled, 1):
-        image = read_uri(item.source_uri)
+        image = read_uri(item.source_uri, modality=item.modality)
         if image.ndim_spatial != 3 and image.is_rgb:
             raise ExportError(
                 "RGB images cannot be written as one NIfTI channel",

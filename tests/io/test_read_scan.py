@@ -128,3 +128,16 @@ def test_content_hash_is_format_independent(tmp_path: Path) -> None:
     assert content_hash(png) == content_hash(array) == content_hash(array.astype(">u2"))
     assert content_hash(array) != content_hash(array.reshape(4, 3))
     assert content_hash(array) != content_hash(array.astype(np.int32))
+
+
+def test_read_uri_fills_in_a_modality_the_file_does_not_carry(tmp_path: Path) -> None:
+    from workbench.io import default_window, read_uri
+
+    hu = np.linspace(-1000, 1000, 4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    path = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(hu, np.eye(4)), path)
+    assert read_uri(str(path)).modality == "OT"  # NIfTI says nothing of the modality
+    image = read_uri(str(path), modality="CT")
+    assert image.modality == "CT"
+    assert default_window(image).name == "soft_tissue"
+    np.testing.assert_array_equal(image.array, hu)

@@ -334,3 +334,26 @@ def test_a_large_ct_project_gets_patches_by_default(tmp_path: Path, hippo: SQLit
     assert store.list_items()[0].shape == (180, 170, 90)
     assert patch_of(store) == (96, 96, 96)
     assert patch_of(store, patch_size=(32, 32, 32)) == (32, 32, 32)
+
+
+def test_the_loop_feeds_a_nifti_ct_in_the_ct_window_its_item_names(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    from workbench.loop._images import item_arrays
+    from workbench.store import NewItem, ProjectConfig, Task, create_project
+
+    hu = np.full((8, 8, 4), -1000.0, np.float32)  # air, except one voxel of soft tissue
+    hu[4, 4, 2] = 50.0
+    path = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(hu, np.eye(4)), path)
+    store = create_project(tmp_path / "proj", ProjectConfig("ct", Task.SEGMENTATION,
+                                                            ("background", "organ")))
+    store.add_items([NewItem(key="ct", source_uri=str(path), content_hash="h", modality="CT",
+                             shape=hu.shape, spacing=(1.0, 1.0, 1.0))])
+    try:
+        (array,) = item_arrays(store.list_items())
+    finally:
+        store.close()
+    # soft tissue window (W350, L50): 50 HU is mid-grey, air black; the percentile window of
+    # this mostly-air scan would have made both the same value
+    assert array[0, 4, 4, 2] == 128 and array[0, 0, 0, 0] == 0

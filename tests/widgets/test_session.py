@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 from collections.abc import Callable
@@ -477,11 +476,22 @@ def test_edits_and_submits_mark_the_project_as_being_annotated(seg_store: SQLite
     assert since is not None and since < 5.0
 
 
-def test_a_scan_without_modality_takes_the_items_and_a_ct_opens_in_soft_tissue(
-        vol_store: SQLiteStore) -> None:
-    def nifti_like(item: Item) -> ScanImage:  # NIfTI files say nothing of the modality
-        return dataclasses.replace(npy_loader(item), modality="OT")
+def test_a_nifti_ct_opens_in_soft_tissue_with_the_default_loader(tmp_path: Path) -> None:
+    import nibabel as nib
 
-    s = AnnotationSession(vol_store, "ann", image_loader=nifti_like)
-    assert s.next() is not None and s.window is not None
-    assert (s.window.center, s.window.width) == (50.0, 350.0)  # the item is CT, in HU
+    from workbench.store import NewItem, ProjectConfig, Task, create_project
+
+    # NIfTI says nothing of the modality; the project knows it (e.g. from MSD's dataset.json)
+    vol = (np.arange(20 * 24 * 10, dtype=np.int16).reshape(20, 24, 10) - 1000)
+    path = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(vol, np.diag([1.0, 1.0, 2.5, 1.0])), path)
+    store = create_project(tmp_path / "proj", ProjectConfig("ct", Task.SEGMENTATION,
+                                                            ("background", "organ")))
+    store.add_items([NewItem(key="ct", source_uri=str(path), content_hash="h", modality="CT",
+                             shape=vol.shape, spacing=(1.0, 1.0, 2.5))])
+    try:
+        s = AnnotationSession(store, "ann")
+        assert s.next() is not None and s.window is not None
+        assert (s.window.center, s.window.width) == (50.0, 350.0)  # the item is CT, in HU
+    finally:
+        store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,19 @@ def read_scan(path: str | Path) -> ScanImage:
     return _read_file(target)
 
 
-def read_uri(uri: str) -> ScanImage:
-    """Read the image a URI names: ``/abs/file``, ``npz:/abs/f.npz#split/i``, ``dicom:/dir#UID``."""
+def read_uri(uri: str, *, modality: str | None = None) -> ScanImage:
+    """Read the image a URI names: ``/abs/file``, ``npz:/abs/f.npz#split/i``, ``dicom:/dir#UID``.
+
+    ``modality`` (e.g. a project item's, from MSD's ``dataset.json``) fills in where the file
+    says nothing ("OT": NIfTI, PNG, TIFF), so a NIfTI CT gets CT windowing like a DICOM one.
+    """
+    image = _read_uri(uri)
+    if modality and modality != "OT" and image.modality in ("", "OT"):
+        image = dataclasses.replace(image, modality=modality)
+    return image
+
+
+def _read_uri(uri: str) -> ScanImage:
     parsed = parse_uri(uri)
     if parsed.scheme == "npz":
         split, index = parse_npz_fragment(uri, parsed.fragment)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -41,10 +40,7 @@ class DatasetRecord:
 
     def load(self) -> ScanImage:
         """The image (modality filled in from the dataset when the file does not say)."""
-        image = read_uri(self.uri)
-        if self.modality and image.modality == "OT":
-            image = dataclasses.replace(image, modality=self.modality)
-        return image
+        return read_uri(self.uri, modality=self.modality)
 
     def load_label(self) -> np.ndarray | None:
         """The mask array, or ``None`` when the record has no mask."""

@@ -15,7 +15,7 @@ ImageLoader = Callable[[Item], ScanImage]
 
 
 def _load(item: Item) -> ScanImage:
-    return read_uri(item.source_uri)
+    return read_uri(item.source_uri, modality=item.modality)
 
 
 def item_images(items: Sequence[Item], *, size: tuple[int, ...] | None = None,

@@ -226,7 +226,7 @@ def _from_project(p: Path, seed: int, shape: Sequence[int] | None) -> Simulation
         task = store.config.task
         labels = {v.item_id: v for v in store.current_labels(include_ground_truth=True)}
         items = [i for i in store.list_items() if i.id in labels]
-        images = [np.asarray(read_uri(i.source_uri).array) for i in items]
+        images = [np.asarray(read_uri(i.source_uri, modality=i.modality).array) for i in items]
         if task is StoreTask.SEGMENTATION:
             masks = [store.get_mask(labels[i.id].mask_hash or "") for i in items]
         classes = len(store.config.classes)

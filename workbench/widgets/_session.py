@@ -10,7 +10,6 @@ everything here is testable without a browser.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,7 +95,7 @@ def default_loader(item: Item) -> ScanImage:
         from workbench.io import read_uri
     except ImportError as error:
         raise SessionError("workbench.io.read_uri is not available to read scans") from error
-    image: ScanImage = read_uri(item.source_uri)
+    image: ScanImage = read_uri(item.source_uri, modality=item.modality)
     return image
 
 
@@ -558,10 +557,6 @@ class AnnotationSession:
         image = self._scan_ahead.take(item_id)
         if image is None:
             image = self._load_image(item)
-        if image.modality in ("", "OT") and item.modality not in ("", "OT"):
-            # NIfTI carries no modality; the project knows it (e.g. from MSD's dataset.json),
-            # and a CT then opens in the soft-tissue window
-            image = dataclasses.replace(image, modality=item.modality)
         ready = model_id = latest_ready_model(self.store)
         label = self.store.current_label(item_id)
         if label is not None and label.model_version_id is not None:
