@@ -157,6 +157,24 @@ def test_module_trains_on_patches_and_validates_whole_scans_over_windows(blobs_3
     assert 0.0 <= float(trainer.callback_metrics["val_dice"]) <= 1.0
 
 
+def test_patches_hold_with_a_data_module_that_has_its_own_batch_hook(blobs_3d, tmp_path) -> None:
+    """Lightning runs only the data module's ``on_after_batch_transfer`` when both define one;
+    patch cutting lives in the training step, so `ArrayDataModule` (which has that hook) cannot
+    make a patch model train on whole scans."""
+    from workbench.models import ArrayDataModule
+
+    images, labels = blobs_3d(6, (24, 24, 24))
+    net = _Shapes(unet(dropout=0.0))
+    module = SegmentationModule(net, num_classes=3, spatial_dims=3, patch_size=(16, 16, 16))
+    data = ArrayDataModule(images, labels, task="segmentation", spatial_dims=3,
+                           val_fraction=0.34, batch_size=2)
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, default_root_dir=tmp_path,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(module, data)
+    assert trainer.global_step > 0 and net.seen[True] == {(16, 16, 16)}
+
+
 class _Cramped(nn.Module):
     """A network whose device holds one row at a time: more raises the CPU allocator's error."""
 

@@ -97,17 +97,21 @@ def train_padded(recipe: SegmentationRecipe, images: Sequence[np.ndarray],
                  root_dir: Path | None = None,
                  callbacks: Sequence[Callback] = ()) -> TrainedSegmenter:
     """Train on images ``[C, *spatial_i]`` and masks ``[*spatial_i]`` of any shapes, padded
-    (centred, zeros) to the smallest shape divisible by ``recipe.divisible_by`` that holds all
-    (with a ``patch_size``, just the smallest that holds all: patches and windows need no
-    divisibility). Padding is labelled background, which the images' zero (darkest) value
-    matches."""
+    (centred, zeros) to the smallest shape divisible by ``recipe.divisible_by`` that holds all;
+    padding is labelled background, which the images' zero (darkest) value matches. With a
+    ``patch_size`` nothing is padded or stacked: patches are cut from each scan as it is."""
     check_dims([*images, *(val_images or [])], recipe.spatial_dims)
     for n, (image, mask) in enumerate(zip(images, masks, strict=True)):
         if tuple(image.shape[1:]) != tuple(mask.shape):
             raise ModelError(f"label mask {n} has shape {tuple(mask.shape)} but its image "
                              f"{tuple(image.shape[1:])}", field="mask")
+    if recipe.patch_size is not None:  # patches are cut from each scan as it is: no padding
+        val = (list(val_images), list(val_masks)) if val_images and val_masks else (None, None)
+        return train_segmenter(recipe, list(images), list(masks), *val, num_classes=num_classes,
+                               seed=seed, init_state=init_state, root_dir=root_dir,
+                               callbacks=callbacks)
     shapes = [tuple(a.shape[1:]) for a in [*images, *(val_images or [])]]
-    shape = padded_shape(shapes, 1 if recipe.patch_size else recipe.divisible_by)
+    shape = padded_shape(shapes, recipe.divisible_by)
     x, y = pad_stack(images, shape), pad_stack(masks, shape)
     xv = yv = None
     if val_images and val_masks:

@@ -111,9 +111,12 @@ class ArrayDataset(Dataset[dict[str, Any]]):
         x = torch.from_numpy(images)
         out = {"image": x.float().div_(255.0) if images.dtype == np.uint8 else x.float()}
         if self.labels is not None:
-            out["label"] = torch.from_numpy(
-                np.asarray(self.labels)[idx].reshape(len(idx), -1)[:, 0]
-            )
+            labels = np.asarray(self.labels)[idx]
+            if labels.ndim - 1 >= self.spatial_dims:  # masks [B, (1,) *S] -> [B, 1, *S]
+                shape = (len(idx), 1, *labels.shape[-self.spatial_dims:])
+                out["label"] = torch.from_numpy(labels.astype(np.int64)).reshape(shape)
+            else:
+                out["label"] = torch.from_numpy(labels.reshape(len(idx), -1)[:, 0])
         ids = self.ids[idx]
         out["id"] = torch.from_numpy(ids.astype(np.int64)) if ids.dtype.kind in "iub" else list(ids)
         return out

@@ -276,14 +276,17 @@ class SegmentationModule(_MCPredictMixin):
     def window(self) -> SlidingWindow | None:
         return self._window
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+    def training_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """What a training step learns from: with ``patch_size``, one random patch per scan
+        (a batch already cut to patches, as `PatchDraws` serves it, passes unchanged). Called
+        in the step, so no data module's batch-transfer hook can bypass it."""
         window = self._window
-        if window is not None and self.trainer.training and isinstance(batch, dict):
-            y = batch["label"]
-            y = y.unsqueeze(1) if y.ndim == batch["image"].ndim - 1 else y
-            x, y = random_patches(batch["image"], y, window.roi_size)
-            batch = {**batch, "image": x, "label": y}
-        return batch
+        if window is None:
+            return batch
+        y = batch["label"]
+        y = y.unsqueeze(1) if y.ndim == batch["image"].ndim - 1 else y
+        x, y = random_patches(batch["image"], y, window.roi_size)
+        return {**batch, "image": x, "label": y}
 
     def _step(self, batch: dict[str, Tensor],
               window: SlidingWindow | None = None) -> tuple[Tensor, Tensor, Tensor]:
@@ -302,7 +305,7 @@ class SegmentationModule(_MCPredictMixin):
         return self.loss(logits.float(), y), logits, y
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss, _, y = self._step(batch)
+        loss, _, y = self._step(self.training_batch(batch))
         self._check_loss(loss, "training", batch_idx)
         self.log("train_loss", loss, prog_bar=True, batch_size=len(y))
         return loss

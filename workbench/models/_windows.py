@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
@@ -55,6 +56,23 @@ def window_predict(fn: Callable[[Tensor], Tensor], x: Tensor, window: SlidingWin
     return out
 
 
+def patch_start(shape: Sequence[int], roi: Sequence[int], *,
+                foreground: Callable[[], Tensor], foreground_fraction: float,
+                generator: torch.Generator | None) -> list[int]:
+    """Where a random ``roi`` patch of a ``shape`` image starts: uniform, or, with probability
+    ``foreground_fraction`` and when the image has foreground (``foreground()``: its voxels
+    ``[F, dims]``, asked for only then), centred on one of them, clipped to the image.
+    ``shape`` >= ``roi`` per axis."""
+    u = torch.rand(2 + len(roi), generator=generator).tolist()  # foreground?, which voxel, corner
+    start = [int(c * (s - r + 1)) for c, s, r in zip(u[2:], shape, roi, strict=True)]
+    voxels = foreground() if u[0] < foreground_fraction else None
+    if voxels is not None and len(voxels):
+        centre = voxels[min(int(u[1] * len(voxels)), len(voxels) - 1)].tolist()
+        start = [min(max(int(c) - r // 2, 0), s - r)
+                 for c, s, r in zip(centre, shape, roi, strict=True)]
+    return start
+
+
 def random_patches(x: Tensor, y: Tensor, roi_size: Sequence[int], *,
                    foreground_fraction: float = 1 / 3,
                    generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
@@ -71,18 +89,10 @@ def random_patches(x: Tensor, y: Tensor, roi_size: Sequence[int], *,
     shape = tuple(x.shape[2:])
     if shape == roi:
         return x, y
-    u = torch.rand(x.shape[0], 2, generator=generator)  # [B, 2]: foreground?, which voxel
-    corners = torch.rand(x.shape[0], dims, generator=generator)  # [B, dims]
     xs, ys = [], []
     for b in range(x.shape[0]):
-        start = [int(c * (s - r + 1)) for c, s, r in zip(corners[b].tolist(), shape, roi,
-                                                          strict=True)]
-        if float(u[b, 0]) < foreground_fraction:
-            voxels = torch.nonzero(y[b, 0] > 0)  # [F, dims]
-            if len(voxels):
-                centre = voxels[min(int(float(u[b, 1]) * len(voxels)), len(voxels) - 1)]
-                start = [min(max(int(c) - r // 2, 0), s - r)
-                         for c, s, r in zip(centre.tolist(), shape, roi, strict=True)]
+        start = patch_start(shape, roi, foreground=partial(torch.nonzero, y[b, 0] > 0),
+                            foreground_fraction=foreground_fraction, generator=generator)
         box = (slice(None), *(slice(a, a + r) for a, r in zip(start, roi, strict=True)))
         xs.append(x[b][box])
         ys.append(y[b][box])

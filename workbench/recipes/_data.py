@@ -65,7 +65,8 @@ def _identity(batch: Any) -> Any:
     return batch
 
 
-def loader(items: TensorItems, batch_size: int, sampler: Any = None) -> DataLoader[Any]:
+def loader(items: Dataset[dict[str, Any]], batch_size: int, sampler: Any = None
+           ) -> DataLoader[Any]:
     """A DataLoader whose batches are fetched in one call each."""
     return DataLoader(items, batch_size=batch_size, sampler=sampler, collate_fn=_identity)
 
@@ -81,12 +82,13 @@ class SplitDataModule(L.LightningDataModule):
     (`GlobalBatchSampler`; an incomplete last batch is dropped, so a permutation epoch skips
     ``N mod batch_size`` items, different ones each epoch). Every process validates on the whole
     val set. Run it with ``use_distributed_sampler=False`` (as `fit_best` does) so that Lightning
-    keeps these samplers. Training batches carry ``draw`` numbers for keyed randomness."""
+    keeps these samplers. Training batches carry ``draw`` numbers for keyed randomness; a train
+    set that ``serves_draws`` itself (`PatchDraws`) gets the ``(index, draw)`` pairs directly."""
 
     def __init__(
         self,
-        train: TensorItems,
-        val: TensorItems,
+        train: Dataset[dict[str, Any]],
+        val: Dataset[dict[str, Any]],
         *,
         batch_size: int,
         min_steps: int,
@@ -102,13 +104,14 @@ class SplitDataModule(L.LightningDataModule):
         self.hparams.update(batch_size=batch_size)
 
     def train_dataloader(self) -> DataLoader[Any]:
-        n = len(self.train)
+        n = len(self.train)  # type: ignore[arg-type]
         wanted = max(n * self.draws_per_item, self.batch_size * self.min_steps)
         batch = min(self.batch_size, wanted)
         draws = EpochDraws(n, wanted // batch * batch, replacement=wanted > n, seed=self.seed)
         rank, world = rank_and_world(self.trainer)
         batches = GlobalBatchSampler(draws, batch, rank=rank, world_size=world)
-        return DataLoader(DrawnItems(self.train), batch_sampler=batches, collate_fn=_identity)
+        items = self.train if getattr(self.train, "serves_draws", False) else DrawnItems(self.train)
+        return DataLoader(items, batch_sampler=batches, collate_fn=_identity)
 
     def val_dataloader(self) -> DataLoader[Any]:
         return loader(self.val, self.predict_batch_size)

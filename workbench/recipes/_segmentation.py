@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from monai.metrics import DiceMetric
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from workbench.models import (
     ModelError,
@@ -27,6 +28,7 @@ from workbench.models import (
 from workbench.recipes._augment import flip
 from workbench.recipes._data import SplitDataModule, TensorItems, as_images, loader, split_val
 from workbench.recipes._fit import fit_best
+from workbench.recipes._scans import PatchDraws, ScanList
 from workbench.strategies import reduce_map, uncertainty_map
 from workbench.strategies._types import Reduction, UncertaintyKind
 
@@ -149,10 +151,10 @@ class SegmentationPrediction:
 class _AugmentedSegmenter(SegmentationModule):
     recipe: SegmentationRecipe | None = None
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        batch = super().on_after_batch_transfer(batch, dataloader_idx)  # patches first
+    def training_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        batch = super().training_batch(batch)  # patches first
         r = self.recipe
-        if r is not None and r.augment and self.trainer.training and isinstance(batch, dict):
+        if r is not None and r.augment:
             axes = tuple(a for a in r.flip_axes if a < batch["image"].ndim - 2)
             x, y = flip(batch["image"], axes, batch["label"])
             if r.intensity:
@@ -178,10 +180,10 @@ def _masks(y: np.ndarray, spatial_dims: int) -> Tensor:
 
 def train_segmenter(
     recipe: SegmentationRecipe,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray | None = None,
-    y_val: np.ndarray | None = None,
+    x_train: np.ndarray | Sequence[np.ndarray],
+    y_train: np.ndarray | Sequence[np.ndarray],
+    x_val: np.ndarray | Sequence[np.ndarray] | None = None,
+    y_val: np.ndarray | Sequence[np.ndarray] | None = None,
     *,
     num_classes: int,
     seed: int | None = None,
@@ -191,22 +193,28 @@ def train_segmenter(
 ) -> TrainedSegmenter:
     """Train on images ``[N, (C,) *spatial]`` and masks ``[N, *spatial]`` of class indices;
     early stopping and the kept weights use val Dice (foreground mean) on ``(x_val, y_val)`` or
-    on a seeded ``val_fraction`` of the training set."""
+    on a seeded ``val_fraction`` of the training set.
+
+    With a ``patch_size`` the images may also be a list of scans ``[(C,) *spatial_i]`` of their
+    own shapes (masks ``[*spatial_i]``): each is kept once as given (uint8 is scaled to [0, 1]
+    patch by patch), not padded, stacked or converted to float (see `PatchDraws`)."""
     seed = recipe.seed if seed is None else seed
-    x, y = np.asarray(x_train), np.asarray(y_train)
-    if x_val is None or y_val is None:
-        in_val = split_val(len(x), recipe.val_fraction, seed, None)
-        x, xv, y, yv = x[~in_val], x[in_val], y[~in_val], y[in_val]
-    else:
-        xv, yv = np.asarray(x_val), np.asarray(y_val)
     dims = recipe.spatial_dims
-    images = as_images(x, dims)
+    train_set: Dataset[dict[str, Any]]
+    val_set: Dataset[dict[str, Any]]
+    if recipe.patch_size is not None:
+        train_set, val_set, in_channels, draws = _patch_sets(recipe, x_train, y_train, x_val,
+                                                             y_val, seed)
+    else:
+        train_set, val_set, in_channels = _whole_sets(recipe, x_train, y_train, x_val, y_val,
+                                                      seed)
+        draws = 1
     torch.manual_seed(seed)
-    net = recipe.network(spatial_dims=dims, in_channels=images.shape[1], num_classes=num_classes)
+    net = recipe.network(spatial_dims=dims, in_channels=in_channels, num_classes=num_classes)
     module = _AugmentedSegmenter(
         net,
         num_classes=num_classes,
-        in_channels=images.shape[1],
+        in_channels=in_channels,
         spatial_dims=dims,
         lr=recipe.lr,
         weight_decay=recipe.weight_decay,
@@ -220,14 +228,14 @@ def train_segmenter(
     if init_state is not None and recipe.warm_start:
         module.net.load_state_dict(dict(init_state))
     data = SplitDataModule(
-        TensorItems(images, _masks(y, dims)),
-        TensorItems(as_images(xv, dims), _masks(yv, dims)),
+        train_set,
+        val_set,
         batch_size=recipe.batch_size,
         min_steps=recipe.min_steps_per_epoch,
         # over windows, one whole scan per validation step: its patches make the batches
         predict_batch_size=1 if recipe.patch_size else recipe.predict_batch_size,
         seed=seed,
-        draws_per_item=patches_per_scan(tuple(images.shape[2:]), recipe.patch_size),
+        draws_per_item=draws,
     )
     best = fit_best(module, data, max_epochs=recipe.max_epochs, patience=recipe.patience,
                     monitor="val_dice", seed=seed, root_dir=root_dir, callbacks=callbacks)
@@ -241,9 +249,47 @@ def train_segmenter(
         seed=seed,
         mc_samples=recipe.mc_samples,
         predict_batch_size=recipe.predict_batch_size,
-        in_channels=int(images.shape[1]),
+        in_channels=in_channels,
         window=recipe.window,
     )
+
+
+def _whole_sets(recipe: SegmentationRecipe, x_train: Any, y_train: Any, x_val: Any, y_val: Any,
+                seed: int) -> tuple[TensorItems, TensorItems, int]:
+    """Whole-scan training: one stacked float tensor per set."""
+    x, y = np.asarray(x_train), np.asarray(y_train)
+    if x_val is None or y_val is None:
+        in_val = split_val(len(x), recipe.val_fraction, seed, None)
+        x, xv, y, yv = x[~in_val], x[in_val], y[~in_val], y[in_val]
+    else:
+        xv, yv = np.asarray(x_val), np.asarray(y_val)
+    dims = recipe.spatial_dims
+    images = as_images(x, dims)
+    val = TensorItems(as_images(xv, dims), _masks(yv, dims))
+    return TensorItems(images, _masks(y, dims)), val, int(images.shape[1])
+
+
+def _patch_sets(recipe: SegmentationRecipe, x_train: Any, y_train: Any, x_val: Any, y_val: Any,
+                seed: int) -> tuple[PatchDraws, ScanList, int, int]:
+    """Patch training: the scans as they are, patches cut per draw; validation scan by scan.
+    The last value is the draws per scan and epoch (patches covering the mean scan once)."""
+    assert recipe.patch_size is not None
+    dims = recipe.spatial_dims
+    images, masks = list(x_train), list(y_train)
+    if x_val is None or y_val is None:
+        in_val = split_val(len(images), recipe.val_fraction, seed, None)
+        val_images = [a for a, v in zip(images, in_val, strict=True) if v]
+        val_masks = [a for a, v in zip(masks, in_val, strict=True) if v]
+        images = [a for a, v in zip(images, in_val, strict=True) if not v]
+        masks = [a for a, v in zip(masks, in_val, strict=True) if not v]
+    else:
+        val_images, val_masks = list(x_val), list(y_val)
+    scans = ScanList(images, masks, dims)
+    if not len(scans):
+        raise ModelError("no labelled scans to train on", field="labels")
+    total = sum(patches_per_scan(tuple(m.shape), recipe.patch_size) for m in scans.labels)
+    train = PatchDraws(scans, recipe.patch_size, seed=seed)
+    return train, ScanList(val_images, val_masks, dims), scans.in_channels, -(-total // len(scans))
 
 
 def _items(trained: TrainedSegmenter, x: np.ndarray, ids: np.ndarray | None = None) -> Any:
