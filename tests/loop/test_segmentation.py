@@ -299,6 +299,61 @@ def test_patches_train_and_sliding_windows_score_each_scan_in_its_own_shape(
     assert set(hippo.get_scores(model.id, "bald_mean")) == {item.id for item in loop.pool()}
 
 
+def test_patch_projects_window_each_scan_once_into_a_memory_mapped_cache(
+        hippo: SQLiteStore, built: Built) -> None:
+    from workbench.loop._images import item_arrays
+
+    recipe = dataclasses.replace(tiny(built), patch_size=(16, 24, 16))
+    loop = ActiveLearningLoop(hippo, recipe=recipe)
+    label_from_truth(hippo, list(loop.query("random", 3, seed=0).selected))
+    model = loop.train(seed=0)
+    assert loop.score(model) == 3
+    cache = hippo.root / "cache"
+    scans = sorted((cache / "scans").glob("*.npy"))
+    assert len(scans) == len(hippo.list_items()) == 6  # every scan, labelled or in the pool
+    assert len(list((cache / "masks").glob("*.npy"))) == 3
+    assert not list(cache.rglob("*.tmp*"))  # written atomically, nothing left behind
+    items = hippo.list_items()
+    cached = loop._arrays(items)
+    assert all(isinstance(a, np.memmap) and not a.flags.writeable for a in cached)
+    for read, mapped in zip(item_arrays(items), cached, strict=True):
+        np.testing.assert_array_equal(read, mapped)
+    fresh = item_arrays(items)
+    del cached  # (a file rewritten in place under a live map would fault; the cache replaces)
+    broken = scans[0].with_suffix(".broken")
+    broken.write_bytes(b"\x93NUMPY torn")  # a damaged entry is rebuilt, not fatal
+    broken.replace(scans[0])
+    again = loop._arrays(items)
+    assert all(np.array_equal(a, b) for a, b in zip(again, fresh, strict=True))
+    stamp = {p: p.stat().st_mtime_ns for p in scans[1:]}
+    loop.train(seed=1)  # a second round reads the cache: no scan is windowed or written again
+    assert {p: p.stat().st_mtime_ns for p in scans[1:]} == stamp
+
+
+def test_whole_scan_projects_and_custom_loaders_cache_nothing(hippo: SQLiteStore,
+                                                               built: Built) -> None:
+    assert ActiveLearningLoop(hippo, recipe=tiny(built))._cache is None
+    patches = dataclasses.replace(tiny(built), patch_size=(16, 24, 16))
+    assert ActiveLearningLoop(hippo, recipe=patches)._cache is not None
+    custom = ActiveLearningLoop(hippo, recipe=patches, image_loader=lambda item: None)  # type: ignore[arg-type,return-value]
+    assert custom._cache is None
+
+
+def test_scoring_chunks_hold_a_bounded_number_of_voxels(hippo: SQLiteStore,
+                                                         built: Built) -> None:
+    from workbench.loop._loop import SCORE_CHUNK_VOXELS
+    from workbench.store import Item
+
+    loop = ActiveLearningLoop(hippo, recipe=tiny(built))
+    small = hippo.list_items()
+    assert loop.score_chunk_for(small) == 32  # hippocampus crops: the cap
+    ct = dataclasses.replace(small[0], shape=(512, 512, 200))
+    assert loop.score_chunk_for([*small, ct]) == SCORE_CHUNK_VOXELS // (512 * 512 * 200) == 5
+    huge: Item = dataclasses.replace(small[0], shape=(1024, 1024, 1024))
+    assert loop.score_chunk_for([huge]) == 1
+    assert ActiveLearningLoop(hippo, recipe=tiny(built), score_chunk=3).score_chunk_for([ct]) == 3
+
+
 def test_patch_size_must_fit_the_network() -> None:
     from workbench.models import ModelError
 

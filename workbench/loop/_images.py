@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.io import ScanImage, apply_window, default_window, read_uri
+from workbench.loop._scan_cache import ScanCache
 from workbench.store import Item
 
 ImageLoader = Callable[[Item], ScanImage]
@@ -69,13 +70,15 @@ def _match_channels(array: np.ndarray, channels: int) -> np.ndarray:
 
 
 def item_arrays(items: Sequence[Item], *, channels: int | None = None,
-                loader: ImageLoader = _load) -> list[np.ndarray]:
+                loader: ImageLoader = _load, cache: ScanCache | None = None) -> list[np.ndarray]:
     """Each item's image as windowed uint8 ``[C, *spatial]`` in its own, original shape
     (segmentation: a prediction must map back voxel for voxel). ``channels`` forces the channel
-    count (default: the first item's)."""
+    count (default: the first item's). With a ``cache`` the arrays are read-only memory maps of
+    its files, built on first use."""
     out = []
     for item in items:
-        array = _channels_first(loader(item))
+        array = (cache.scan(item, lambda i: _channels_first(loader(i))) if cache is not None
+                 else _channels_first(loader(item)))
         channels = channels or array.shape[0]
         if array.shape[0] != channels:
             array = _match_channels(array, channels)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from workbench.errors import WorkbenchError
 from workbench.loop import _segment as seg
 from workbench.loop._images import ImageLoader, item_arrays, item_images
 from workbench.loop._persist import Recipe, Trained, load_weights, save_weights
+from workbench.loop._scan_cache import ScanCache
 from workbench.loop._stopping import StoppingCriteria
 from workbench.loop._yielding import YieldToAnnotators
 from workbench.models import ModelError
@@ -69,6 +71,9 @@ Progress = Callable[[str, int, int | None], None]
 SCORED_STRATEGIES = ("entropy", "bald", "margin", "least_confidence")
 MIN_LABELS = 4
 MIN_MASKS = 2
+SCORE_CHUNK_VOXELS = 256 * 2**20
+"""Voxels of segmentation scans scored per chunk by default (4 CTs of 512x512x200; the chunk's
+masks and float16 maps take 3 bytes a voxel until written)."""
 COLD_START_SIDE = 32  # cold-start k-center compares scans resized to at most this per axis
 
 
@@ -116,7 +121,7 @@ def default_recipe(store: SQLiteStore, **changes: Any) -> Recipe:
 class ActiveLearningLoop:
     """Train, score and select on a classification or segmentation project, recording
     everything in the store. ``recipe`` defaults to `default_recipe`; ``score_chunk`` (pool
-    items scored per step; default 4096 images, 32 segmentation scans) bounds memory."""
+    items scored per step; default: `score_chunk_for`) bounds memory."""
 
     def __init__(self, store: SQLiteStore, *, recipe: Recipe | None = None,
                  image_loader: ImageLoader | None = None, score_chunk: int | None = None,
@@ -127,8 +132,12 @@ class ActiveLearningLoop:
         if self.segmentation != isinstance(self.recipe, SegmentationRecipe):
             raise LoopError(f"a {type(self.recipe).__name__} cannot train a "
                             f"{store.config.task.value} project", path=store.root, field="recipe")
-        self.score_chunk = score_chunk or (32 if self.segmentation else 4096)
+        self._score_chunk = score_chunk
         self._loader_kwargs = {"loader": image_loader} if image_loader else {}
+        # large scans (patch recipes) are windowed once and read back memory-mapped; a custom
+        # loader is the caller's own, so nothing of it is cached
+        patches = isinstance(self.recipe, SegmentationRecipe) and self.recipe.patch_size
+        self._cache = ScanCache(store.root) if patches and image_loader is None else None
         self._size: tuple[int, ...] | None = None
         self.yield_to_annotators = yield_to_annotators
 
@@ -139,7 +148,7 @@ class ActiveLearningLoop:
         return images
 
     def _arrays(self, items: Sequence[Item], channels: int | None = None) -> list[np.ndarray]:
-        return item_arrays(items, channels=channels, **self._loader_kwargs)
+        return item_arrays(items, channels=channels, cache=self._cache, **self._loader_kwargs)
 
     def _labelled(self, split: str) -> _Labelled:
         pairs = [(self.store.get_item(label.item_id), label)
@@ -153,7 +162,15 @@ class ActiveLearningLoop:
         missing = [label.item_id for label in labels if label.mask_hash is None]
         if missing:
             raise ModelError(f"items {missing[:10]} are labelled without a mask", field="mask")
-        return [self.store.get_mask(str(label.mask_hash)).astype(dtype) for label in labels]
+        if self._cache is None:
+            return [self.store.get_mask(str(label.mask_hash)).astype(dtype) for label in labels]
+        cache = self._cache
+        return [cache.mask(str(label.mask_hash), np.dtype(dtype),
+                           partial(self._read_mask, str(label.mask_hash), np.dtype(dtype)))
+                for label in labels]
+
+    def _read_mask(self, mask_hash: str, dtype: np.dtype) -> np.ndarray:
+        return self.store.get_mask(mask_hash).astype(dtype)
 
     def pool(self) -> list[Item]:
         """Unlabelled training items (hidden ground truth does not count as a label)."""
@@ -279,8 +296,9 @@ class ActiveLearningLoop:
         model = model or self._require_model()
         trained = self.load(model)
         pool = self.pool()
-        for start in range(0, len(pool), self.score_chunk):
-            chunk = pool[start:start + self.score_chunk]
+        step = self.score_chunk_for(pool)
+        for start in range(0, len(pool), step):
+            chunk = pool[start:start + step]
             if isinstance(trained, TrainedSegmenter):
                 self._score_segmentation(model, trained, chunk)
             else:
@@ -288,6 +306,17 @@ class ActiveLearningLoop:
             if progress:
                 progress("scoring", start + len(chunk), len(pool))
         return len(pool)
+
+    def score_chunk_for(self, pool: Sequence[Item]) -> int:
+        """Pool items scored (and held) per step: as given, else 4096 images, or as many
+        segmentation scans (at most 32) as fit `SCORE_CHUNK_VOXELS`: a chunk's masks and
+        uncertainty maps are kept until it is written."""
+        if self._score_chunk:
+            return self._score_chunk
+        if not self.segmentation:
+            return 4096
+        largest = max((int(np.prod(item.shape)) for item in pool), default=1)
+        return int(min(32, max(1, SCORE_CHUNK_VOXELS // max(largest, 1))))
 
     def _score_classification(self, model: ModelVersion, trained: TrainedModel,
                               chunk: Sequence[Item]) -> None:
@@ -444,8 +473,9 @@ class ActiveLearningLoop:
         trained = self.load(model)
         assert isinstance(trained, TrainedSegmenter)
         by_id: dict[int, float] = {}
-        for start in range(0, len(pool), self.score_chunk):
-            for item, probs in self._item_probs(trained, pool[start:start + self.score_chunk]):
+        step = self.score_chunk_for(pool)
+        for start in range(0, len(pool), step):
+            for item, probs in self._item_probs(trained, pool[start:start + step]):
                 by_id[item.id] = float(np.asarray(score(probs[None]))[0])
         return np.array([by_id[item.id] for item in pool], np.float64)
 

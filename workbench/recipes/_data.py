@@ -30,7 +30,10 @@ def as_images(x: np.ndarray, spatial_dims: int) -> Tensor:
             f"expected images [N, (C,) *spatial] with {spatial_dims} spatial dims, "
             f"got shape {a.shape}"
         )
-    t = torch.from_numpy(np.ascontiguousarray(a))
+    a = np.ascontiguousarray(a)
+    if not a.flags.writeable:  # e.g. a read-only memory map; torch wants memory it may own
+        a = a.copy()
+    t = torch.from_numpy(a)
     return t.float().div_(255.0) if a.dtype == np.uint8 else t.float()
 
 

@@ -19,7 +19,7 @@ from workbench.models._windows import patch_start
 
 def _as_float(array: np.ndarray) -> Tensor:
     """uint8 scaled to [0, 1], any other dtype as float32."""
-    t = torch.from_numpy(np.ascontiguousarray(array))
+    t = torch.from_numpy(np.array(array, copy=True))  # a writable copy, even of a memory map
     return t.float().div_(255.0) if array.dtype == np.uint8 else t.float()
 
 
