@@ -1,5 +1,6 @@
 """Segmentation in the store-backed loop: items of different shapes padded to one shape the
-network accepts, and every prediction cropped back to its item's own shape before anything is
+network accepts (or, on patches and windows, each scan taken as it is), and every prediction
+cropped back to its item's own shape before anything is
 stored or scored, so masks and uncertainty maps align voxel for voxel with the scan shown.
 
 What scoring keeps per pool item and model version (see `item_outcome`):

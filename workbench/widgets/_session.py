@@ -90,7 +90,8 @@ class _Current:
 
 
 def default_loader(item: Item) -> ScanImage:
-    """Read an item's scan with ``workbench.io.read_uri``."""
+    """Read an item's scan with ``workbench.io.read_uri``, the item's modality filling in where
+    the file has none (a NIfTI CT opens in the soft-tissue window)."""
     try:
         from workbench.io import read_uri
     except ImportError as error:
@@ -113,7 +114,9 @@ def peek_next(store: ProjectStore, annotator: str, exclude: tuple[int, ...]) -> 
 
 
 class AnnotationSession:
-    """One annotator working through a project's queue."""
+    """One annotator working through a project's queue. ``image_loader`` (default:
+    `default_loader`, which gives a file without a modality, e.g. NIfTI, the item's) reads an
+    item's scan; its image's modality picks the first display window."""
 
     def __init__(self, store: ProjectStore, annotator: str, *,
                  drafts_dir: str | Path | None = None,
