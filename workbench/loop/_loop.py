@@ -134,8 +134,8 @@ class ActiveLearningLoop:
                             f"{store.config.task.value} project", path=store.root, field="recipe")
         self._score_chunk = score_chunk
         self._loader_kwargs = {"loader": image_loader} if image_loader else {}
-        # large scans (patch recipes) are windowed once and read back memory-mapped; a custom
-        # loader is the caller's own, so nothing of it is cached
+        # labelled large scans (patch recipes) are windowed once and read back memory-mapped;
+        # a custom loader is the caller's own, so nothing of it is cached
         patches = isinstance(self.recipe, SegmentationRecipe) and self.recipe.patch_size
         self._cache = ScanCache(store.root) if patches and image_loader is None else None
         self._size: tuple[int, ...] | None = None
@@ -147,8 +147,13 @@ class ActiveLearningLoop:
         self._size = self._size or tuple(images.shape[2:])
         return images
 
-    def _arrays(self, items: Sequence[Item], channels: int | None = None) -> list[np.ndarray]:
-        return item_arrays(items, channels=channels, cache=self._cache, **self._loader_kwargs)
+    def _arrays(self, items: Sequence[Item], channels: int | None = None, *,
+                cached: bool = False) -> list[np.ndarray]:
+        """Windowed scans; ``cached`` (labelled scans, read every round) through the project's
+        scan cache where it has one. The pool is read from its files: caching it would put a
+        second copy of every scan on disk to save one decode per round."""
+        cache = self._cache if cached else None
+        return item_arrays(items, channels=channels, cache=cache, **self._loader_kwargs)
 
     def _labelled(self, split: str) -> _Labelled:
         pairs = [(self.store.get_item(label.item_id), label)
@@ -249,9 +254,9 @@ class ActiveLearningLoop:
     def _fit_segmenter(self, train: _Labelled, val: _Labelled | None,
                        seed: int) -> tuple[Trained, int]:
         assert isinstance(self.recipe, SegmentationRecipe)
-        images = self._arrays(train.items)
+        images = self._arrays(train.items, cached=True)
         channels = int(images[0].shape[0])
-        val_images = self._arrays(val.items, channels) if val is not None else None
+        val_images = self._arrays(val.items, channels, cached=True) if val is not None else None
         trained = seg.train_padded(
             self.recipe, images, self._masks(train.labels), val_images,
             self._masks(val.labels) if val is not None else None,
