@@ -72,7 +72,7 @@ SCORED_STRATEGIES = ("entropy", "bald", "margin", "least_confidence")
 MIN_LABELS = 4
 MIN_MASKS = 2
 SCORE_CHUNK_VOXELS = 256 * 2**20
-"""Voxels of segmentation scans scored per chunk by default (4 CTs of 512x512x200; the chunk's
+"""Voxels of segmentation scans scored per chunk by default (5 CTs of 512x512x200; the chunk's
 masks and float16 maps take 3 bytes a voxel until written)."""
 COLD_START_SIDE = 32  # cold-start k-center compares scans resized to at most this per axis
 
