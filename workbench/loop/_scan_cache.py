@@ -4,8 +4,9 @@ uint8), written once under ``<project>/cache/`` as ``.npy`` files and read back 
 For the labelled scans of projects of large scans (those trained on patches): patch training
 then holds only the pages its patches touch instead of every labelled scan, and a scan is
 decoded and windowed once rather than in every round. The pool is not cached (a second copy of
-every scan on disk to save one decode per round). The files never leave the project folder; delete ``cache/`` at any
-time to reclaim the disk (about 1 byte per voxel), it is rebuilt on demand.
+every scan on disk to save one decode per round). The files never leave the project folder;
+delete ``cache/`` at any time to reclaim the disk (about 1 byte per voxel): it is rebuilt on
+demand.
 """
 
 from __future__ import annotations
