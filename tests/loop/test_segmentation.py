@@ -24,6 +24,7 @@ from workbench.store import (
     LabelSource,
     LabelSubmission,
     ModelStatus,
+    ModelVersion,
     ProjectConfig,
     RoundStatus,
     SQLiteStore,
@@ -279,15 +280,21 @@ def test_cli_segmentation_query_train_query(tmp_path: Path,
         assert prediction.mask.shape == pool[0].shape
 
 
+def patch_round(store: SQLiteStore, built: Built) -> tuple[ActiveLearningLoop, ModelVersion]:
+    """Label 3 random scans, train on (16, 24, 16) patches and score the other 3."""
+    loop = ActiveLearningLoop(store, recipe=dataclasses.replace(tiny(built),
+                                                                patch_size=(16, 24, 16)))
+    label_from_truth(store, list(loop.query("random", 3, seed=0).selected))
+    model = loop.train(seed=0)
+    assert loop.score(model) == 3  # with the weights loaded back from the project
+    return loop, model
+
+
 def test_patches_train_and_sliding_windows_score_each_scan_in_its_own_shape(
         hippo: SQLiteStore, built: Built) -> None:
-    recipe = dataclasses.replace(tiny(built), patch_size=(16, 24, 16))
-    loop = ActiveLearningLoop(hippo, recipe=recipe)
-    label_from_truth(hippo, list(loop.query("random", 3, seed=0).selected))
-    model = loop.train(seed=0)
+    loop, model = patch_round(hippo, built)
     assert model.status is ModelStatus.READY and "val_dice" in model.metrics
     assert model.params["patch_size"] == [16, 24, 16]  # provenance names the patch
-    assert loop.score(model) == 3  # with the weights loaded back from the project
     assert built.input_shapes == {(16, 24, 16)}  # never a whole (padded) scan
     for item in loop.pool():
         prediction = hippo.get_prediction(model.id, item.id)
@@ -303,11 +310,7 @@ def test_patch_projects_window_each_scan_once_into_a_memory_mapped_cache(
         hippo: SQLiteStore, built: Built) -> None:
     from workbench.loop._images import item_arrays
 
-    recipe = dataclasses.replace(tiny(built), patch_size=(16, 24, 16))
-    loop = ActiveLearningLoop(hippo, recipe=recipe)
-    label_from_truth(hippo, list(loop.query("random", 3, seed=0).selected))
-    model = loop.train(seed=0)
-    assert loop.score(model) == 3
+    loop, _ = patch_round(hippo, built)
     cache = hippo.root / "cache"
     scans = sorted((cache / "scans").glob("*.npy"))
     assert len(scans) == 3  # the labelled scans only: the pool is read from its files

@@ -33,6 +33,7 @@ from workbench.recipes import (
     iter_segmentation_probs,
     train_segmenter,
 )
+from workbench.recipes._scans import check_masks
 from workbench.store import Item
 from workbench.strategies import reduce_map, uncertainty_map
 from workbench.strategies._types import Reduction, UncertaintyKind
@@ -102,10 +103,7 @@ def train_padded(recipe: SegmentationRecipe, images: Sequence[np.ndarray],
     padding is labelled background, which the images' zero (darkest) value matches. With a
     ``patch_size`` nothing is padded or stacked: patches are cut from each scan as it is."""
     check_dims([*images, *(val_images or [])], recipe.spatial_dims)
-    for n, (image, mask) in enumerate(zip(images, masks, strict=True)):
-        if tuple(image.shape[1:]) != tuple(mask.shape):
-            raise ModelError(f"label mask {n} has shape {tuple(mask.shape)} but its image "
-                             f"{tuple(image.shape[1:])}", field="mask")
+    check_masks(images, masks)
     if recipe.patch_size is not None:  # patches are cut from each scan as it is: no padding
         val = (list(val_images), list(val_masks)) if val_images and val_masks else (None, None)
         return train_segmenter(recipe, list(images), list(masks), *val, num_classes=num_classes,

@@ -85,7 +85,7 @@ def random_patches(x: Tensor, y: Tensor, roi_size: Sequence[int], *,
     if len(roi) != dims:
         raise ModelError(f"patch size {roi} has {len(roi)} axes but the images have {dims} "
                          "spatial dimensions", field="patch_size")
-    x, y = _pad_to(x, roi), _pad_to(y, roi)
+    x, y = pad_to(x, roi), pad_to(y, roi)
     shape = tuple(x.shape[2:])
     if shape == roi:
         return x, y
@@ -99,7 +99,7 @@ def random_patches(x: Tensor, y: Tensor, roi_size: Sequence[int], *,
     return torch.stack(xs), torch.stack(ys)
 
 
-def _pad_to(t: Tensor, roi: tuple[int, ...]) -> Tensor:
+def pad_to(t: Tensor, roi: tuple[int, ...]) -> Tensor:
     """Zero-pad the spatial axes (centred) up to at least ``roi``.  # [B, C, *S] -> [B, C, *S']"""
     short = [max(r - s, 0) for s, r in zip(t.shape[2:], roi, strict=True)]
     if not any(short):

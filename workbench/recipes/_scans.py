@@ -14,13 +14,16 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from workbench.models import ModelError
-from workbench.models._windows import patch_start
+from workbench.models._windows import pad_to, patch_start
+from workbench.recipes._data import as_images
 
 
-def _as_float(array: np.ndarray) -> Tensor:
-    """uint8 scaled to [0, 1], any other dtype as float32."""
-    t = torch.from_numpy(np.array(array, copy=True))  # a writable copy, even of a memory map
-    return t.float().div_(255.0) if array.dtype == np.uint8 else t.float()
+def check_masks(images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> None:
+    """ModelError naming the first mask whose shape is not its image's ``[C, *spatial]``."""
+    for n, (image, mask) in enumerate(zip(images, masks, strict=True)):
+        if tuple(image.shape[1:]) != tuple(mask.shape):
+            raise ModelError(f"label mask {n} has shape {tuple(mask.shape)} but its image "
+                             f"{tuple(image.shape[1:])}", field="mask")
 
 
 class ScanList(Dataset[dict[str, Any]]):
@@ -33,13 +36,11 @@ class ScanList(Dataset[dict[str, Any]]):
             raise ModelError(f"{len(images)} images but {len(labels)} masks", field="mask")
         self.images = [a if a.ndim == spatial_dims + 1 else a[None] for a in images]
         self.labels = list(labels)
-        for n, (image, mask) in enumerate(zip(self.images, self.labels, strict=True)):
+        for n, image in enumerate(self.images):
             if image.ndim != spatial_dims + 1:
                 raise ModelError(f"image {n} has shape {image.shape}; expected [(C,) *spatial] "
                                  f"with {spatial_dims} spatial dims", field="spatial_dims")
-            if tuple(image.shape[1:]) != tuple(mask.shape):
-                raise ModelError(f"label mask {n} has shape {tuple(mask.shape)} but its image "
-                                 f"{tuple(image.shape[1:])}", field="mask")
+        check_masks(self.images, self.labels)
         self.spatial_dims = spatial_dims
 
     @property
@@ -56,7 +57,7 @@ class ScanList(Dataset[dict[str, Any]]):
         if len(indices) != 1:
             raise ModelError("scans of different shapes are served one per batch")
         (n,) = indices
-        return {"image": _as_float(self.images[n])[None],
+        return {"image": as_images(self.images[n][None], self.spatial_dims),
                 "label": torch.from_numpy(np.asarray(self.labels[n]).astype(np.int64))[None, None],
                 "id": torch.tensor([n], dtype=torch.int64)}
 
@@ -103,11 +104,11 @@ class PatchDraws(Dataset[dict[str, Any]]):
         start = patch_start(shape, fits, foreground=lambda: self._voxels(n),
                             foreground_fraction=self.foreground_fraction, generator=generator)
         box = tuple(slice(a, a + r) for a, r in zip(start, fits, strict=True))
-        x = _as_float(image[(slice(None), *box)])
-        y = torch.from_numpy(np.asarray(mask[box]).astype(np.int64))[None]
+        x = as_images(image[(None, slice(None), *box)], len(box))  # [1, C, *fits]
+        y = torch.from_numpy(np.asarray(mask[box]).astype(np.int64))[None, None]
         if fits != self.roi:  # a scan smaller than the patch: pad, centred, with background
-            x, y = _pad_centred(x, self.roi), _pad_centred(y, self.roi)
-        return x, y
+            x, y = pad_to(x, self.roi), pad_to(y, self.roi)
+        return x[0], y[0]
 
     def __getitems__(self, pairs: list[tuple[int, int]]) -> dict[str, Any]:
         patches = [self.patch(n, draw) for n, draw in pairs]
@@ -116,11 +117,3 @@ class PatchDraws(Dataset[dict[str, Any]]):
                 "id": torch.tensor([n for n, _ in pairs], dtype=torch.int64),
                 "draw": torch.tensor([d for _, d in pairs], dtype=torch.int64)}
 
-
-def _pad_centred(t: Tensor, roi: tuple[int, ...]) -> Tensor:
-    """``[C, *S]`` zero-padded, centred, to ``[C, *roi]`` (S <= roi per axis)."""
-    out = t.new_zeros((t.shape[0], *roi))
-    box = tuple(slice((r - s) // 2, (r - s) // 2 + s) for s, r in zip(t.shape[1:], roi,
-                                                                       strict=True))
-    out[(slice(None), *box)] = t
-    return out
