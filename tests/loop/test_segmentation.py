@@ -334,6 +334,14 @@ def test_patch_projects_window_each_scan_once_into_a_memory_mapped_cache(
     assert {p: p.stat().st_mtime_ns for p in scans[1:]} == stamp
 
 
+def test_a_cache_that_cannot_be_written_costs_memory_not_the_round(hippo: SQLiteStore,
+                                                                    built: Built) -> None:
+    (hippo.root / "cache").write_text("not a folder")  # as a read-only or full disk would fail
+    with pytest.warns(UserWarning, match="scan cache not written"):
+        loop, model = patch_round(hippo, built)
+    assert model.status is ModelStatus.READY and (hippo.root / "cache").is_file()
+
+
 def test_whole_scan_projects_and_custom_loaders_cache_nothing(hippo: SQLiteStore,
                                                                built: Built) -> None:
     assert ActiveLearningLoop(hippo, recipe=tiny(built))._cache is None

@@ -12,6 +12,7 @@ demand.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,7 +54,11 @@ class ScanCache:
             except (ValueError, OSError, EOFError):  # torn or foreign file: rebuild it
                 path.unlink(missing_ok=True)
         array = np.ascontiguousarray(make())
-        with atomic_path(path) as tmp:  # "<name>.tmp.npy": np.save adds no second suffix
-            np.save(tmp, array, allow_pickle=False)
+        try:
+            with atomic_path(path) as tmp:  # "<name>.tmp.npy": np.save adds no second suffix
+                np.save(tmp, array, allow_pickle=False)
+        except OSError as error:  # read-only project, full disk: train from memory instead
+            warnings.warn(f"scan cache not written ({path.parent}): {error}", stacklevel=3)
+            return array
         out: np.ndarray = np.load(path, mmap_mode="r")
         return out
