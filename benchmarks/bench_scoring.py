@@ -253,7 +253,7 @@ def main() -> None:
     if Path("/proc/self/clear_refs").exists():
         ctypes.CDLL("libc.so.6").mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD: honest RSS
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    suffix = "" if args.device == "cpu" else f"_{args.device}"
+    suffix = "" if args.device == "cpu" else f"_{args.device}_{args.precision}"
     env = {
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -121,6 +121,7 @@ def test_3d_train_score_query_and_the_annotator_sees_the_proposal(
     assert Path(model.checkpoint or "").is_file()
     assert set(model.trained_on) == {label.id for label in hippo.current_labels(split="train")}
     assert model.params["task"] == "segmentation" and model.params["spatial_dims"] == 3
+    assert model.params["device"] == "cpu" and model.params["precision"] == "32-true"
 
     assert loop.score(model) == 3
     pool = loop.pool()

@@ -143,3 +143,23 @@ def test_input_that_does_not_fit_raises_model_error() -> None:
         mc_predict(net, batch_loader(pool(4), 4), 2)
     with pytest.raises(ModelError, match="samples"):
         mc_predict(net, [], 0)
+
+
+def test_auto_precision_is_mixed_on_cuda_and_full_on_cpu() -> None:
+    from workbench.models._mc import scoring_precision
+
+    assert scoring_precision(torch.device("cuda")) == "16-mixed"  # as training there
+    assert scoring_precision(torch.device("cpu")) == "32"
+    assert scoring_precision(torch.device("cuda"), "32") == "32"  # asked for, kept
+
+
+def test_mixed_precision_scores_close_to_full_precision_and_bad_names_are_refused() -> None:
+    net = small_cnn()
+    loader = batch_loader(pool(32), 16)
+    full = mc_predict(net, loader, 6, seed=3, device="cpu").values
+    mixed = mc_predict(net, loader, 6, seed=3, device="cpu", precision="bf16-mixed").values
+    assert mixed.dtype == np.float32 and mixed.shape == full.shape  # probs back in float32
+    assert 0 < np.abs(mixed - full).max() < 0.05  # bf16 really ran, and changed little
+    with pytest.raises(ModelError, match="precision must be") as info:
+        mc_predict(net, loader, 2, precision="fp8")  # type: ignore[arg-type]
+    assert info.value.field == "precision"

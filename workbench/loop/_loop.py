@@ -31,7 +31,7 @@ from workbench.loop._persist import Recipe, Trained, load_weights, save_weights
 from workbench.loop._scan_cache import ScanCache
 from workbench.loop._stopping import StoppingCriteria
 from workbench.loop._yielding import YieldToAnnotators
-from workbench.models import ModelError
+from workbench.models import ModelError, default_precision, training_device
 from workbench.recipes import (
     ClassificationRecipe,
     SegmentationRecipe,
@@ -211,6 +211,9 @@ class ActiveLearningLoop:
             "weight_decay": recipe.weight_decay, "warm_start": recipe.warm_start,
             "spatial_dims": recipe.spatial_dims, "mc_samples": recipe.mc_samples,
             "labels": len(trained_on)}
+        accelerator = str(getattr(recipe, "accelerator", "auto"))
+        params["device"] = training_device(accelerator)  # where it trains and scores
+        params["precision"] = default_precision(accelerator)
         if isinstance(recipe, SegmentationRecipe) and recipe.patch_size is not None:
             params["patch_size"] = list(recipe.patch_size)
         version = self.store.add_model_version(

@@ -25,9 +25,11 @@ from workbench.models._networks import (
 from workbench.models._training import (
     FitResult,
     ScoreWriter,
+    default_precision,
     fit_and_checkpoint,
     gather_scores,
     make_trainer,
+    training_device,
 )
 from workbench.models._windows import SlidingWindow, random_patches, window_predict
 
@@ -48,6 +50,7 @@ __all__ = [
     "batch_loader",
     "build_classifier",
     "build_segmenter",
+    "default_precision",
     "densenet121",
     "embeddings",
     "enable_mc_dropout",
@@ -62,5 +65,6 @@ __all__ = [
     "random_patches",
     "resnet18_classifier",
     "small_cnn",
+    "training_device",
     "window_predict",
 ]

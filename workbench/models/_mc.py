@@ -21,7 +21,7 @@ from workbench.models._dropout import KeyedDropout, item_keys, mc_dropout, row_k
 from workbench.models._errors import ModelError, guarded_forward, is_out_of_memory
 from workbench.models._windows import SlidingWindow, window_predict
 
-Precision = Literal["32", "32-true", "16-mixed", "bf16-mixed"]
+Precision = Literal["auto", "32", "32-true", "16-mixed", "bf16-mixed"]
 Reducer = Callable[[Tensor], Tensor]  # [B, T, C, *spatial] -> [B, ...]
 
 
@@ -75,11 +75,20 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
+def scoring_precision(device: torch.device, precision: str = "auto") -> str:
+    """``auto``: ``16-mixed`` on CUDA (as training there), ``32`` elsewhere."""
+    if precision == "auto":
+        return "16-mixed" if device.type == "cuda" else "32"
+    return precision
+
+
 def _autocast(device: torch.device, precision: str) -> Any:
+    precision = scoring_precision(device, precision)
     if precision in ("32", "32-true"):
         return nullcontext()
     if precision not in ("16-mixed", "bf16-mixed"):
-        raise ModelError(f"precision must be 32, 16-mixed or bf16-mixed, got {precision!r}")
+        raise ModelError(f"precision must be auto, 32, 16-mixed or bf16-mixed, got {precision!r}",
+                         field="precision")
     dtype = torch.float16 if precision == "16-mixed" else torch.bfloat16
     return torch.autocast(device.type, dtype=dtype)
 
@@ -169,7 +178,7 @@ def iter_mc_predict(
     reduce: Reducer | None = None,
     seed: int | None = None,
     device: str | torch.device | None = None,
-    precision: Precision = "32",
+    precision: Precision = "auto",
     max_rows: int | None = None,
     activation: Literal["softmax", "sigmoid"] = "softmax",
     window: SlidingWindow | None = None,
@@ -237,7 +246,7 @@ def mc_predict(
     reduce: Reducer | None = None,
     seed: int | None = None,
     device: str | torch.device | None = None,
-    precision: Precision = "32",
+    precision: Precision = "auto",
     max_rows: int | None = None,
     activation: Literal["softmax", "sigmoid"] = "softmax",
     window: SlidingWindow | None = None,
@@ -287,7 +296,7 @@ def iter_tta_predict(
     samples: int = 1,
     seed: int | None = None,
     device: str | torch.device | None = None,
-    precision: Precision = "32",
+    precision: Precision = "auto",
     window: SlidingWindow | None = None,
 ) -> Iterator[TTABatch]:
     """Test-time augmentation for segmentation: each flip (default: identity and one per axis)

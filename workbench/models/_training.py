@@ -25,10 +25,15 @@ from workbench.models._mc import MCPrediction, Reducer
 from workbench.models._sharding import GlobalBatchNorm
 
 
+def training_device(accelerator: str = "auto") -> str:
+    """``cuda`` when a Trainer with this ``accelerator`` will run on CUDA, else ``cpu``."""
+    on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "cuda" if on_gpu else "cpu"
+
+
 def default_precision(accelerator: str = "auto") -> str:
     """``16-mixed`` when training will run on CUDA, else ``32-true``."""
-    on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    return "16-mixed" if on_gpu else "32-true"
+    return "16-mixed" if training_device(accelerator) == "cuda" else "32-true"
 
 
 def make_trainer(

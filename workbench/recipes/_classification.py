@@ -22,6 +22,7 @@ from workbench.models import (
     MCPrediction,
     ModelError,
     ScoreWriter,
+    default_precision,
     embeddings,
     gather_scores,
     mc_predict,
@@ -256,7 +257,7 @@ def predict_scores(
         devices=devices,
         strategy=strategy,
         num_nodes=num_nodes,
-        precision="32-true",
+        precision=default_precision(accelerator),  # type: ignore[arg-type]
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
