@@ -1,7 +1,9 @@
 """Is patch training data-bound? Time the segmentation recipe's own training loop, split into the
 time spent waiting for the next batch of patches (cut on the CPU by `PatchDraws`, in the main
-process) and the time of the training step on the device (forward, backward, optimiser; AMP on
-CUDA). A data fraction near 1 means the device waits for patches.
+process, or in worker processes) and the time of the training step on the device (forward,
+backward, optimiser; AMP on CUDA). A data fraction near 1 means the device waits for patches.
+Each worker setting in ``--workers`` trains the same model in the same run (``-1``: the recipe's
+default), so their figures compare side by side.
 
     python benchmarks/bench_patch_throughput.py                      # small scans
     python benchmarks/bench_patch_throughput.py --shape 192 192 128 --patch 96 96 96
@@ -28,6 +30,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from workbench.recipes import SegmentationRecipe, train_segmenter
+from workbench.recipes._segmentation import patch_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,6 +81,30 @@ class StepTimer(Callback):
         self.step.append(self.last_end - self.start)
 
 
+def time_training(args: argparse.Namespace, images: list[np.ndarray], masks: list[np.ndarray],
+                  workers: int | None, cuda: bool) -> dict[str, Any]:
+    """Train once with ``workers`` patch-cutting processes; the wait and step per batch."""
+    recipe = SegmentationRecipe(patch_size=tuple(args.patch), batch_size=args.batch_size,
+                                max_epochs=args.epochs, patience=args.epochs,
+                                loader_workers=workers)
+    timer = StepTimer(cuda)
+    start = time.perf_counter()
+    train_segmenter(recipe, images[:-2], masks[:-2], images[-2:], masks[-2:], num_classes=2,
+                    seed=0, callbacks=[timer])
+    total = time.perf_counter() - start
+    # the first step of each fit waits for its loader (and workers) and compiles kernels
+    waits, steps = np.array(timer.wait[1:]), np.array(timer.step[1:])
+    return {
+        "loader_workers": patch_workers(recipe), "steps": len(timer.step),
+        "median_wait_seconds": round(float(np.median(waits)), 4),
+        "median_step_seconds": round(float(np.median(steps)), 4),
+        "seconds_per_step_incl_wait": round(float((waits.sum() + steps.sum()) / len(steps)), 4),
+        "data_fraction_of_training_time": round(float(waits.sum() / (waits.sum() + steps.sum())),
+                                                3),
+        "fit_seconds_incl_validation": round(total, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scans", type=int, default=6, help="labelled training scans")
@@ -86,32 +113,23 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=SegmentationRecipe.batch_size)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, -1],
+                        help="patch-cutting worker processes per run (-1: the recipe default)")
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks" / "results" / "patch_throughput.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     shape, patch = tuple(args.shape), tuple(args.patch)
     images, masks = synthetic_scans(args.scans + 2, shape, seed=0)
-    recipe = SegmentationRecipe(patch_size=patch, batch_size=args.batch_size,
-                                max_epochs=args.epochs, patience=args.epochs)
     cuda = torch.cuda.is_available()
-    timer = StepTimer(cuda)
-    start = time.perf_counter()
-    train_segmenter(recipe, images[:-2], masks[:-2], images[-2:], masks[-2:], num_classes=2,
-                    seed=0, callbacks=[timer])
-    total = time.perf_counter() - start
-    # the first step of each epoch waits for its loader and the first step compiles kernels
-    waits, steps = np.array(timer.wait[1:]), np.array(timer.step[1:])
+    runs = [time_training(args, images, masks, None if w < 0 else w, cuda) for w in args.workers]
+    base = runs[0]["seconds_per_step_incl_wait"]
+    for run in runs:
+        run["speedup_over_first"] = round(base / run["seconds_per_step_incl_wait"], 2)
     report = {
         "what": "segmentation recipe training on patches: wait for the next batch vs the step",
         "scans": args.scans, "scan_shape": list(shape), "patch_size": list(patch),
-        "batch_size": args.batch_size, "epochs": args.epochs, "steps": len(timer.step),
-        "median_wait_seconds": round(float(np.median(waits)), 4),
-        "median_step_seconds": round(float(np.median(steps)), 4),
-        "data_fraction_of_training_time": round(float(waits.sum() / (waits.sum() + steps.sum())),
-                                                3),
-        "patches_per_second_served": round(args.batch_size / float(np.median(waits)), 1),
-        "fit_seconds_incl_validation": round(total, 2),
+        "batch_size": args.batch_size, "epochs": args.epochs, "runs": runs,
         "environment": {
             "torch": torch.__version__, "python": platform.python_version(),
             "device": torch.cuda.get_device_name() if cuda

@@ -3,6 +3,7 @@ their masks, foreground oversampled, scans kept once as given (no padded or floa
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +120,46 @@ def test_train_segmenter_on_scans_of_different_shapes_without_padding(tmp_path: 
     (_, probs), = iter_segmentation_probs(trained, images[3][None].astype(np.float32) / 255)
     assert probs.shape == (1, 2, 2, 12, 20, 14) and seen and set(seen) == {ROI}
     assert np.isfinite(trained.metrics["val_dice"])
+
+
+def test_worker_processes_cut_the_same_batches_and_train_the_same_model(tmp_path: Path) -> None:
+    from workbench.recipes._data import SplitDataModule
+
+    images, masks = scans([(20, 16, 12), (14, 18, 10), (16, 16, 16), (12, 20, 14)])
+    draws = PatchDraws(ScanList(images[:3], masks[:3], 3), ROI, seed=5)
+    val = ScanList(images[3:], masks[3:], 3)
+
+    def epoch(workers: int) -> list[dict[str, torch.Tensor]]:
+        data = SplitDataModule(draws, val, batch_size=2, min_steps=3, predict_batch_size=1,
+                               seed=5, draws_per_item=2, workers=workers)
+        return list(data.train_dataloader())
+
+    alone, with_workers = epoch(0), epoch(2)
+    assert len(alone) == len(with_workers) == 3
+    for a, b in zip(alone, with_workers, strict=True):
+        assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+    recipe = SegmentationRecipe(network=UNetFactory((4, 8)), divisible_by=2, patch_size=ROI,
+                                max_epochs=2, min_steps_per_epoch=2, batch_size=2,
+                                predict_batch_size=2, mc_samples=2, loader_workers=0)
+    weights = [
+        train_segmenter(dataclasses.replace(recipe, loader_workers=workers), images[:3],
+                        masks[:3], images[3:], masks[3:], num_classes=2, seed=0,
+                        root_dir=tmp_path / str(workers)).state_dict
+        for workers in (0, 2)
+    ]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_patches_are_cut_in_workers_only_when_a_gpu_trains(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.recipes._segmentation import patch_workers
+
+    recipe = SegmentationRecipe(patch_size=(16, 16, 16))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert patch_workers(recipe) == 0  # the CPU's cores train
+    assert patch_workers(dataclasses.replace(recipe, loader_workers=3)) == 3  # asked for
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert patch_workers(recipe) == 4
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert patch_workers(recipe) == 1  # one core left for the training process

@@ -86,7 +86,9 @@ class SplitDataModule(L.LightningDataModule):
     ``N mod batch_size`` items, different ones each epoch). Every process validates on the whole
     val set. Run it with ``use_distributed_sampler=False`` (as `fit_best` does) so that Lightning
     keeps these samplers. Training batches carry ``draw`` numbers for keyed randomness; a train
-    set that ``serves_draws`` itself (`PatchDraws`) gets the ``(index, draw)`` pairs directly."""
+    set that ``serves_draws`` itself (`PatchDraws`) gets the ``(index, draw)`` pairs directly.
+    ``workers`` > 0 prepares training batches in that many worker processes (kept for the whole
+    fit), for data that is slow to cut; the batches are the same as with none."""
 
     def __init__(
         self,
@@ -98,9 +100,11 @@ class SplitDataModule(L.LightningDataModule):
         predict_batch_size: int,
         seed: int,
         draws_per_item: int = 1,
+        workers: int = 0,
     ) -> None:
         super().__init__()
         self.train, self.val = train, val
+        self.workers = max(0, int(workers))
         self.batch_size, self.min_steps = batch_size, min_steps
         self.draws_per_item = max(1, int(draws_per_item))
         self.predict_batch_size, self.seed = predict_batch_size, seed
@@ -114,7 +118,8 @@ class SplitDataModule(L.LightningDataModule):
         rank, world = rank_and_world(self.trainer)
         batches = GlobalBatchSampler(draws, batch, rank=rank, world_size=world)
         items = self.train if getattr(self.train, "serves_draws", False) else DrawnItems(self.train)
-        return DataLoader(items, batch_sampler=batches, collate_fn=_identity)
+        return DataLoader(items, batch_sampler=batches, collate_fn=_identity,
+                          num_workers=self.workers, persistent_workers=self.workers > 0)
 
     def val_dataloader(self) -> DataLoader[Any]:
         return loader(self.val, self.predict_batch_size)

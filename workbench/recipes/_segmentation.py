@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -23,6 +24,7 @@ from workbench.models import (
     SlidingWindow,
     build_segmenter,
     iter_mc_predict,
+    training_device,
     window_predict,
 )
 from workbench.recipes._augment import flip
@@ -79,7 +81,9 @@ class SegmentationRecipe:
     centred on foreground; an epoch draws each scan as many times as patches cover it, so it
     sees as many voxels as an epoch on whole scans) and predicts over sliding windows with
     ``sw_overlap``: for scans such as whole CTs that do not fit one forward pass. Images may then
-    have any shape (no divisibility needed)."""
+    have any shape (no divisibility needed). Patches are cut in ``loader_workers`` processes
+    (None: up to 4 when training on CUDA, where cutting them in the training process leaves the
+    GPU waiting; none on the CPU, whose cores train)."""
 
     network: SegmenterFactory = small_unet
     spatial_dims: int = 3
@@ -100,6 +104,7 @@ class SegmentationRecipe:
     divisible_by: int = 8
     patch_size: tuple[int, ...] | None = None
     sw_overlap: float = 0.25
+    loader_workers: int | None = None
 
     def __post_init__(self) -> None:
         patch = self.patch_size
@@ -236,6 +241,7 @@ def train_segmenter(
         predict_batch_size=1 if recipe.patch_size else recipe.predict_batch_size,
         seed=seed,
         draws_per_item=draws,
+        workers=patch_workers(recipe) if recipe.patch_size else 0,
     )
     best = fit_best(module, data, max_epochs=recipe.max_epochs, patience=recipe.patience,
                     monitor="val_dice", seed=seed, root_dir=root_dir, callbacks=callbacks)
@@ -252,6 +258,16 @@ def train_segmenter(
         in_channels=in_channels,
         window=recipe.window,
     )
+
+
+def patch_workers(recipe: SegmentationRecipe) -> int:
+    """Worker processes that cut training patches: ``recipe.loader_workers``, else up to 4 (one
+    core left) when training on CUDA and none on the CPU."""
+    if recipe.loader_workers is not None:
+        return max(0, recipe.loader_workers)
+    if training_device() != "cuda":
+        return 0
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
 def _whole_sets(recipe: SegmentationRecipe, x_train: Any, y_train: Any, x_val: Any, y_val: Any,
