@@ -47,8 +47,9 @@ def test_a_patch_and_its_mask_are_cut_at_the_same_place() -> None:
     draws = PatchDraws(ScanList(images, masks, 3), ROI, seed=1)
     for draw in range(6):
         x, y = draws.patch(0, draw)
-        assert x.shape == (1, *ROI) and y.shape == (1, *ROI) and x.dtype == torch.float32
-        pixels = (x[0] * 255).round().to(torch.uint8).numpy()
+        assert x.shape == (1, *ROI) and y.shape == (1, *ROI)
+        assert x.dtype == y.dtype == torch.uint8  # as the scan: small to hand over from a worker
+        pixels = x[0].numpy()
         start = locate(images[0][0], pixels)
         box = tuple(slice(a, a + r) for a, r in zip(start, ROI, strict=True))
         np.testing.assert_array_equal(y[0].numpy(), masks[0][box])
@@ -63,7 +64,7 @@ def test_a_draw_is_the_same_in_any_batch_and_draws_differ() -> None:
     assert together["id"].tolist() == [0, 1] and together["draw"].tolist() == [6, 7]
     again = PatchDraws(ScanList(images, masks, 3), ROI, seed=3).__getitems__([(1, 7)])
     assert torch.equal(alone["image"], again["image"])  # keyed, not drawn from a global RNG
-    places = {locate(images[0][0], (draws.patch(0, d)[0][0] * 255).round().byte().numpy())
+    places = {locate(images[0][0], draws.patch(0, d)[0][0].numpy())
               for d in range(10)}
     assert len(places) > 3
     other_seed = PatchDraws(ScanList(images, masks, 3), ROI, seed=4).patch(1, 7)[0]
@@ -93,7 +94,10 @@ def test_scans_are_kept_once_as_given_even_memory_mapped(tmp_path: Path) -> None
     listed = ScanList([mapped], masks, 3)
     assert listed.images[0] is mapped  # no copy, no float conversion of the whole scan
     x, _ = PatchDraws(listed, ROI, seed=0).patch(0, 0)
-    assert x.dtype == torch.float32 and float(x.max()) <= 1.0
+    assert x.dtype == torch.uint8  # only the patch is copied, still as uint8
+    floats = PatchDraws(ScanList([images[0] / 255.0], masks, 3), ROI, seed=0).patch(0, 0)[0]
+    assert floats.dtype == torch.float32  # other scans' patches come as float
+    np.testing.assert_allclose(floats.numpy() * 255, x.numpy(), atol=1e-4)  # same place
 
 
 def test_bad_scans_name_the_field() -> None:
@@ -163,3 +167,16 @@ def test_patches_are_cut_in_workers_only_when_a_gpu_trains(monkeypatch: pytest.M
     assert patch_workers(recipe) == 4
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert patch_workers(recipe) == 1  # one core left for the training process
+
+
+def test_uint8_patches_become_the_floats_as_images_makes_in_the_training_step() -> None:
+    from workbench.models import SegmentationModule
+    from workbench.recipes._data import as_images
+
+    raw = np.random.default_rng(0).integers(0, 256, (2, 1, 8, 8, 8), dtype=np.uint8)
+    module = SegmentationModule(UNetFactory((4, 8))(spatial_dims=3, in_channels=1,
+                                                    num_classes=2), num_classes=2)
+    batch = module.training_batch({"image": torch.from_numpy(raw),
+                                   "label": torch.zeros(2, 1, 8, 8, 8, dtype=torch.uint8)})
+    assert batch["image"].dtype == torch.float32
+    assert torch.equal(batch["image"], as_images(raw, 3))  # one scaling rule, [0, 1]

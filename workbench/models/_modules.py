@@ -20,6 +20,12 @@ from workbench.models._mc import _mc_probs, split_batch
 from workbench.models._windows import SlidingWindow, random_patches, window_predict
 
 
+def pixels_as_float(x: Tensor) -> Tensor:
+    """uint8 pixels scaled to [0, 1] (as `workbench.recipes.as_images` scales them); any other
+    dtype as float. Lets a batch cross from a worker process as uint8, four times smaller."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
 def _check_images(x: Tensor, spatial_dims: int, in_channels: int) -> None:
     if x.ndim != spatial_dims + 2:
         raise ModelError(
@@ -277,9 +283,11 @@ class SegmentationModule(_MCPredictMixin):
         return self._window
 
     def training_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """What a training step learns from: with ``patch_size``, one random patch per scan
+        """What a training step learns from, images as float (`pixels_as_float`): with
+        ``patch_size``, one random patch per scan
         (a batch already cut to patches, as `PatchDraws` serves it, passes unchanged). Called
         in the step, so no data module's batch-transfer hook can bypass it."""
+        batch = {**batch, "image": pixels_as_float(batch["image"])}
         window = self._window
         if window is None:
             return batch
@@ -290,7 +298,7 @@ class SegmentationModule(_MCPredictMixin):
 
     def _step(self, batch: dict[str, Tensor],
               window: SlidingWindow | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        x, y = batch["image"].float(), batch["label"].long()
+        x, y = pixels_as_float(batch["image"]), batch["label"].long()
         dims = self.hparams["spatial_dims"]
         _check_images(x, dims, self.hparams["in_channels"])
         if y.ndim == dims + 1:

@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from workbench.models import ModelError
+from workbench.models._modules import pixels_as_float
 from workbench.models._sharding import (
     DrawnItems,
     EpochDraws,
@@ -33,8 +34,7 @@ def as_images(x: np.ndarray, spatial_dims: int) -> Tensor:
     a = np.ascontiguousarray(a)
     if not a.flags.writeable:  # e.g. a read-only memory map; torch wants memory it may own
         a = a.copy()
-    t = torch.from_numpy(a)
-    return t.float().div_(255.0) if a.dtype == np.uint8 else t.float()
+    return pixels_as_float(torch.from_numpy(a))
 
 
 class TensorItems(Dataset[dict[str, Any]]):
