@@ -20,7 +20,7 @@ from workbench.models._sharding import (
     GlobalBatchSampler,
     RankShardSampler,
 )
-from workbench.recipes._augment import augment_images
+from workbench.recipes._augment import augment_images, augment_scans
 from workbench.recipes._data import SplitDataModule, TensorItems
 
 
@@ -89,6 +89,24 @@ def test_keyed_augmentation_does_not_depend_on_the_batch() -> None:
     u = keyed_uniform(draw_keys(torch.arange(20000), torch.zeros(20000), 0), 3)
     assert float(u.min()) >= 0.0 and float(u.max()) < 1.0
     assert abs(float(u.mean()) - 0.5) < 0.01
+
+
+def test_keyed_scan_augmentation_flips_mask_with_image_whatever_the_batch() -> None:
+    g = torch.Generator().manual_seed(2)
+    y = (torch.rand(6, 1, 8, 10, 6, generator=g) > 0.7).to(torch.uint8)
+    x = y.float() * 0.5 + 0.25  # the image shows its mask: flips must move both together
+    keys = draw_keys(torch.arange(6) + 100, torch.arange(6), seed=0)
+    kwargs: dict[str, Any] = {"flip_axes": (0, 1, 2), "intensity": 0.1}
+    xa, ya = augment_scans(x, y, keys=keys, **kwargs)
+    gain_free = (xa - xa.amin((1, 2, 3, 4), keepdim=True)) > 1e-3  # where the jittered image
+    assert torch.equal(gain_free, ya.bool())  # is bright is exactly the flipped mask
+    assert not torch.equal(ya, y)  # something was flipped
+    parts = [augment_scans(x[i::2], y[i::2], keys=keys[i::2], **kwargs) for i in (0, 1)]
+    torch.testing.assert_close(torch.cat([p[0] for p in parts]), torch.cat([xa[0::2], xa[1::2]]))
+    assert torch.equal(torch.cat([p[1] for p in parts]), torch.cat([ya[0::2], ya[1::2]]))
+    later = augment_scans(x, y, keys=draw_keys(torch.arange(6) + 100, torch.arange(6) + 6, 0),
+                          **kwargs)[0]
+    assert not torch.allclose(later, xa)  # a later draw of the same scans differs
 
 
 def test_keyed_dropout_trains_and_restores_modes() -> None:

@@ -67,6 +67,27 @@ def augment_images(
     return x
 
 
+def augment_scans(
+    x: Tensor,
+    y: Tensor,
+    *,
+    flip_axes: tuple[int, ...],
+    intensity: float,
+    keys: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Segmentation: random flips of image and mask together, and intensity jitter of the image;
+    with ``keys`` [B] the random values are hashed from each scan's key (a patch's augmentation
+    then does not depend on its batch, worker or process).
+    # x [B, C, *spatial], y [B, 1, *spatial] -> the same shapes"""
+    axes = tuple(a for a in flip_axes if a < x.ndim - 2)
+    u = _Uniforms(x, keys, len(axes) + 2 * bool(intensity))
+    x, y = flip(x, axes, y, uniform=u.take(len(axes)))
+    if intensity:
+        r = (u.take(2) * 2 - 1).view(x.shape[0], 2, *([1] * (x.ndim - 1)))
+        x = x * (1 + r[:, 0] * intensity) + r[:, 1] * intensity
+    return x, y
+
+
 def flip(
     x: Tensor, axes: tuple[int, ...], *others: Tensor, uniform: Tensor | None = None
 ) -> tuple[Tensor, ...]:

@@ -27,7 +27,8 @@ from workbench.models import (
     training_device,
     window_predict,
 )
-from workbench.recipes._augment import flip
+from workbench.models._dropout import draw_keys
+from workbench.recipes._augment import augment_scans
 from workbench.recipes._data import SplitDataModule, TensorItems, as_images, loader, split_val
 from workbench.recipes._fit import fit_best
 from workbench.recipes._scans import PatchDraws, ScanList
@@ -153,19 +154,25 @@ class SegmentationPrediction:
     segmentation: np.ndarray
 
 
+_AUGMENT_SALT = 0x3C6EF372
+
+
 class _AugmentedSegmenter(SegmentationModule):
+    """`SegmentationModule` that flips and jitters training batches in the step, after the
+    patches are cut; random values keyed by (seed, scan id, draw) when the batch has draws."""
+
     recipe: SegmentationRecipe | None = None
 
     def training_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         batch = super().training_batch(batch)  # patches first
         r = self.recipe
         if r is not None and r.augment:
-            axes = tuple(a for a in r.flip_axes if a < batch["image"].ndim - 2)
-            x, y = flip(batch["image"], axes, batch["label"])
-            if r.intensity:
-                shape = (x.shape[0], *([1] * (x.ndim - 1)))
-                gain = 1 + (torch.rand(shape, device=x.device) * 2 - 1) * r.intensity
-                x = x * gain + (torch.rand(shape, device=x.device) * 2 - 1) * r.intensity
+            keys = None
+            if "draw" in batch and "id" in batch:
+                seed = (self.hparams["mc_seed"] or 0) ^ _AUGMENT_SALT
+                keys = draw_keys(batch["id"], batch["draw"], seed)
+            x, y = augment_scans(batch["image"], batch["label"], flip_axes=r.flip_axes,
+                                 intensity=r.intensity, keys=keys)
             batch = {**batch, "image": x, "label": y}
         return batch
 
