@@ -72,6 +72,7 @@ def _niceness(text: str) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from workbench.loop import ActiveLearningLoop, LoopError, default_recipe
+    from workbench.models import default_precision, training_device
     from workbench.recipes import UNetFactory
     from workbench.store import Task, open_project
 
@@ -98,8 +99,11 @@ def _train(args: argparse.Namespace) -> int:
                 raise LoopError("--patch-size is for segmentation projects", path=args.dir,
                                 field="patch_size")
             changes["patch_size"] = tuple(args.patch_size)
-        loop = ActiveLearningLoop(store, recipe=default_recipe(store, **changes))
-        console.print("training...")
+        recipe = default_recipe(store, **changes)
+        loop = ActiveLearningLoop(store, recipe=recipe)
+        accelerator = str(getattr(recipe, "accelerator", "auto"))
+        console.print(f"training on {training_device(accelerator)} "
+                      f"({default_precision(accelerator)})...")
         model = loop.train(seed=args.seed)
         with ProgressBar("scoring the pool") as advance:
             scored = loop.score(model, progress=lambda _what, done, total: advance(done, total))

@@ -136,7 +136,7 @@ def test_a_recipe_for_the_other_task_is_refused_with_a_clear_error(
     assert isinstance(ActiveLearningLoop(store).recipe, SegmentationRecipe)
 
 
-def test_cli_query_train_query(tmp_path: Path) -> None:
+def test_cli_query_train_query(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`workbench query` (cold start), labels, `workbench train`, `workbench query` again."""
     from workbench.cli import main
     from workbench.store import open_project
@@ -148,7 +148,9 @@ def test_cli_query_train_query(tmp_path: Path) -> None:
     assert main(["query", str(project), "--strategy", "entropy", "--batch", "16"]) == 0
     with open_project(project) as store:
         label_served(store, "ann", 16)
+    capsys.readouterr()
     assert main(["train", str(project), "--epochs", "2"]) == 0
+    assert "training on cpu (32-true)" in capsys.readouterr().err  # where it trains (no GPU)
     assert main(["query", str(project), "--strategy", "power_bald", "--batch", "8"]) == 0
     assert main(["query", str(project), "--strategy", "no_such", "--batch", "8"]) == 1
     with open_project(project) as store:
