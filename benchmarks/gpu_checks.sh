@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The engine's GPU checks in one go, for a lent CUDA machine (CI has no GPU): the store loop on
 # the demo projects (CUDA, 16-mixed), MC-dropout scoring against baal in mixed and full precision
-# at the CPU benchmark's batch sizes (512 / 64) and at 4096 for both, and whether patch training
-# waits for its data (patches cut in the training process, then in the recipe's workers).
+# at the CPU benchmark's batch sizes (512 / 64) and at 4096 for both, 3D scoring per precision,
+# and whether patch training waits for its data (patches cut in the training process, then in the
+# recipe's workers).
 # From the repository root:
 #   WORKBENCH_SHARED_DATA=../shared/data PYTHONPATH=. bash benchmarks/gpu_checks.sh OUT_DIR
 set -u
@@ -20,6 +21,8 @@ for precision in 16-mixed 32; do
         --threads 16 --baal-max-items 10000 --batch-size 4096 --baal-batch-size 4096 \
         --out-dir "$out/b4096" || status=1
 done
+timeout 150 "$py" benchmarks/bench_scoring_precision.py --device cuda --shape 256 256 160 \
+    --patch 96 96 96 --out "$out/scoring_precision_cuda.json" || status=1
 timeout 200 "$py" benchmarks/bench_patch_throughput.py --shape 192 192 128 --patch 96 96 96 \
     --scans 12 --epochs 3 --threads 16 --workers 0 -1 \
     --out "$out/patch_throughput_cuda.json" || status=1
