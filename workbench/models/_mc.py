@@ -193,8 +193,9 @@ def iter_mc_predict(
     keyed by (seed, item id, sample): identical across batch sizes, chunking and DDP ranks.
     ``reduce`` maps [B, T, C, *spatial] to a per-item output on the device; only that is yielded.
     With ``window``, each image is scored patch by patch (`SlidingWindow`), for scans too large
-    for one forward pass. The network is moved to ``device``; its train/eval modes are restored
-    afterwards.
+    for one forward pass. The network is moved to ``device`` (None: CUDA when present); its
+    train/eval modes are restored afterwards. ``precision`` "auto" runs 16-mixed autocast on CUDA
+    and 32-bit elsewhere; the probabilities are float32 either way.
     """
     if samples < 1:
         raise ModelError(f"samples must be >= 1, got {samples}")
