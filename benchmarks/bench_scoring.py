@@ -92,6 +92,19 @@ class PeakRSS:
         self.growth = peak - self.before
 
 
+def reset_gpu_peak(args: argparse.Namespace) -> None:
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def gpu_peak(args: argparse.Namespace) -> float | None:
+    """Peak GPU memory allocated since `reset_gpu_peak` (None on the CPU)."""
+    if args.device != "cuda":
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
 def load_pneumonia() -> dict[str, np.ndarray]:
     path = SHARED / "medmnist" / "pneumoniamnist.npz"
     if not path.is_file():
@@ -168,6 +181,7 @@ def time_ours(
 ) -> dict[str, Any]:
     loader = batch_loader(ArrayDataset(pool), args.batch_size)
     precision: Precision = args.precision if args.device == "cuda" else "32"
+    reset_gpu_peak(args)
     with PeakRSS() as memory:
         start = time.perf_counter()
         out = mc_predict(
@@ -181,6 +195,7 @@ def time_ours(
         "seconds": round(seconds, 3),
         "images_per_s": round(len(pool) / seconds, 1),
         "peak_rss_growth_mb": round(memory.growth / 2**20, 1),
+        "peak_gpu_memory_mb": gpu_peak(args),
         "out": out.values,
     }
 
@@ -202,6 +217,7 @@ def time_baal(net: torch.nn.Module, pool: np.ndarray, args: argparse.Namespace) 
     )
     images = torch.from_numpy(pool).float().div(255).unsqueeze(1)
     dataset = torch.utils.data.TensorDataset(images, torch.zeros(len(pool), dtype=torch.long))
+    reset_gpu_peak(args)
     with PeakRSS() as memory:
         start = time.perf_counter()
         logits = wrapper.predict_on_dataset(dataset, iterations=args.samples, verbose=False)
@@ -212,6 +228,7 @@ def time_baal(net: torch.nn.Module, pool: np.ndarray, args: argparse.Namespace) 
         "seconds": round(seconds, 3),
         "images_per_s": round(len(pool) / seconds, 1),
         "peak_rss_growth_mb": round(memory.growth / 2**20, 1),
+        "peak_gpu_memory_mb": gpu_peak(args),
         "probs": probs.transpose(0, 2, 1),
     }  # [N, T, C]
 
