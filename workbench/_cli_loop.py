@@ -71,8 +71,7 @@ def _niceness(text: str) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from workbench.loop import ActiveLearningLoop, LoopError, default_recipe
-    from workbench.models import default_precision, training_device
+    from workbench.loop import ActiveLearningLoop, LoopError, default_recipe, runs_on
     from workbench.recipes import UNetFactory
     from workbench.store import Task, open_project
 
@@ -101,9 +100,8 @@ def _train(args: argparse.Namespace) -> int:
             changes["patch_size"] = tuple(args.patch_size)
         recipe = default_recipe(store, **changes)
         loop = ActiveLearningLoop(store, recipe=recipe)
-        accelerator = str(getattr(recipe, "accelerator", "auto"))
-        console.print(f"training on {training_device(accelerator)} "
-                      f"({default_precision(accelerator)})...")
+        device, precision = runs_on(recipe)
+        console.print(f"training on {device} ({precision})...")
         model = loop.train(seed=args.seed)
         with ProgressBar("scoring the pool") as advance:
             scored = loop.score(model, progress=lambda _what, done, total: advance(done, total))

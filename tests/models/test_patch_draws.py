@@ -93,6 +93,7 @@ def test_scans_are_kept_once_as_given_even_memory_mapped(tmp_path: Path) -> None
     mapped = np.load(tmp_path / "scan.npy", mmap_mode="r")
     listed = ScanList([mapped], masks, 3)
     assert listed.images[0] is mapped  # no copy, no float conversion of the whole scan
+    assert listed[0]["label"].dtype == torch.uint8  # a validation mask is not widened to int64
     x, _ = PatchDraws(listed, ROI, seed=0).patch(0, 0)
     assert x.dtype == torch.uint8  # only the patch is copied, still as uint8
     floats = PatchDraws(ScanList([images[0] / 255.0], masks, 3), ROI, seed=0).patch(0, 0)[0]

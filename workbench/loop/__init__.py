@@ -7,6 +7,7 @@ from workbench.loop._loop import (
     LoopError,
     default_recipe,
     project_spatial_dims,
+    runs_on,
 )
 from workbench.loop._segment import SCORE_NAMES as SEGMENTATION_SCORES
 from workbench.loop._stopping import StoppingCriteria
@@ -14,4 +15,4 @@ from workbench.loop._yielding import YieldToAnnotators
 
 __all__ = ["SCORED_STRATEGIES", "SEGMENTATION_SCORES", "ActiveLearningLoop", "LoopError",
            "StoppingCriteria", "YieldToAnnotators", "default_recipe", "item_images",
-           "project_spatial_dims"]
+           "project_spatial_dims", "runs_on"]

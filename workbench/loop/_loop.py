@@ -100,6 +100,13 @@ def _spatial_dims(item: Item) -> int:
     return len(item.spacing) if item.spacing else len(item.shape)
 
 
+def runs_on(recipe: Recipe) -> tuple[str, str]:
+    """Where a recipe trains and scores, and in which precision: ("cuda", "16-mixed") with a
+    GPU, ("cpu", "32-true") without (segmentation recipes use whatever device there is)."""
+    accelerator = str(getattr(recipe, "accelerator", "auto"))
+    return training_device(accelerator), default_precision(accelerator)
+
+
 def default_recipe(store: SQLiteStore, **changes: Any) -> Recipe:
     """The recipe for the project's task: a `ClassificationRecipe`, or a `SegmentationRecipe`
     for the project's spatial dimensions (3 when it has no items yet), with ``changes``. A
@@ -211,9 +218,7 @@ class ActiveLearningLoop:
             "weight_decay": recipe.weight_decay, "warm_start": recipe.warm_start,
             "spatial_dims": recipe.spatial_dims, "mc_samples": recipe.mc_samples,
             "labels": len(trained_on)}
-        accelerator = str(getattr(recipe, "accelerator", "auto"))
-        params["device"] = training_device(accelerator)  # where it trains and scores
-        params["precision"] = default_precision(accelerator)
+        params["device"], params["precision"] = runs_on(recipe)
         if isinstance(recipe, SegmentationRecipe) and recipe.patch_size is not None:
             params["patch_size"] = list(recipe.patch_size)
         version = self.store.add_model_version(

@@ -26,6 +26,13 @@ def check_masks(images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> No
                              f"{tuple(image.shape[1:])}", field="mask")
 
 
+def mask_tensor(mask: np.ndarray) -> Tensor:
+    """A mask of class indices as a tensor: uint8 (or bool) stays uint8, 8x less to hold and hand
+    over than int64 (the training step casts it); other dtypes become int64."""
+    a = np.asarray(mask)
+    return torch.from_numpy(a.astype(np.uint8 if a.dtype in (np.uint8, np.bool_) else np.int64))
+
+
 class ScanList(Dataset[dict[str, Any]]):
     """Images ``[C, *S_i]`` and masks ``[*S_i]`` of per-scan shapes, batches of one scan each
     (``{"image" [1, C, *S], "label" [1, 1, *S], "id" [1]}``): validation over sliding windows."""
@@ -58,7 +65,7 @@ class ScanList(Dataset[dict[str, Any]]):
             raise ModelError("scans of different shapes are served one per batch")
         (n,) = indices
         return {"image": as_images(self.images[n][None], self.spatial_dims),
-                "label": torch.from_numpy(np.asarray(self.labels[n]).astype(np.int64))[None, None],
+                "label": mask_tensor(self.labels[n])[None, None],
                 "id": torch.tensor([n], dtype=torch.int64)}
 
 
@@ -109,9 +116,7 @@ class PatchDraws(Dataset[dict[str, Any]]):
         # uint8 stays uint8 until the training step (`pixels_as_float`): 4x less to hand over
         x = (torch.from_numpy(np.array(cut)) if cut.dtype == np.uint8
              else as_images(cut, len(box)))
-        classes = np.asarray(mask[box])  # uint8 masks stay uint8: 8x less than int64
-        y = torch.from_numpy(classes.astype(np.uint8 if classes.dtype in (np.uint8, np.bool_)
-                                            else np.int64))[None, None]
+        y = mask_tensor(mask[box])[None, None]
         if fits != self.roi:  # a scan smaller than the patch: pad, centred, with background
             x, y = pad_to(x, self.roi), pad_to(y, self.roi)
         return x[0], y[0]
