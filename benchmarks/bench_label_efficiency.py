@@ -181,8 +181,9 @@ def setups(seeds: int) -> dict[str, Setup]:
     }
 
 
-def run(name: str, seeds: int) -> None:
+def run(name: str, seeds: int, workers: int) -> None:
     setup = setups(seeds)[name]
+    setup = dataclasses.replace(setup, config=dataclasses.replace(setup.config, workers=workers))
     if not setup.path.exists():
         sys.exit(f"this benchmark needs {setup.path} (set WORKBENCH_SHARED_DATA)")
     data = load_simulation_data(setup.path, seed=0, **setup.load)
@@ -197,6 +198,7 @@ def run(name: str, seeds: int) -> None:
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "torch_threads": setup.config.threads,
+        "workers": workers,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"label_efficiency_{name}.json").write_text(json.dumps(report, indent=1))
@@ -234,11 +236,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(setups(1)), action="append")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes running curves side by side (results do not change)")
     parser.add_argument("--merge", action="store_true", help="only merge and print")
     args = parser.parse_args()
     if not args.merge:
         for name in args.dataset or sorted(setups(1)):
-            run(name, args.seeds)
+            run(name, args.seeds, args.workers)
     merge()
 
 

@@ -56,13 +56,20 @@ def register_simulate_command(commands: argparse._SubParsersAction) -> None:
         default=1,
         help="seeds for the full-data reference (0 skips it)",
     )
+    sim.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes running curves side by side, one torch thread each (default 1); "
+        "the results do not depend on it",
+    )
     sim.add_argument("--out", type=Path, required=True, help="JSON report to write")
     sim.add_argument("--plot", type=Path, help="PNG of the learning curves")
     sim.set_defaults(run=_simulate)
 
 
 def _check(args: argparse.Namespace) -> None:
-    for name in ("seeds", "initial", "batch"):
+    for name in ("seeds", "initial", "batch", "workers"):
         if getattr(args, name) < 1:
             raise SimulateArgumentError(f"--{name} must be >= 1", field=name)
     for name in ("rounds", "reference_seeds"):
@@ -111,6 +118,7 @@ def _simulate(args: argparse.Namespace) -> int:
         pool_subsample=args.pool_subsample,
         reference=args.reference_seeds > 0,
         reference_seeds=args.reference_seeds,
+        workers=args.workers,
     )
     with ProgressBar("simulating") as advance:
         report = simulate(data, recipe, config, progress=lambda d, t, _w: advance(d, t))

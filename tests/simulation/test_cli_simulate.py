@@ -60,3 +60,11 @@ def test_cli_simulate_rejects_unknown_strategy(tmp_path: Path) -> None:
 def test_cli_simulate_reports_missing_data(tmp_path: Path) -> None:
     code = main(["simulate", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "r.json")])
     assert code == 1
+
+
+def test_cli_simulate_rejects_zero_workers(tmp_path: Path) -> None:
+    code = main(
+        ["simulate", str(tmp_path / "any.npz"), "--workers", "0", "--out", str(tmp_path / "r.json")]
+    )
+    assert code == 1
+    assert not (tmp_path / "r.json").exists()

@@ -44,6 +44,29 @@ def test_same_seed_gives_identical_curves(
     assert json.dumps(first) == json.dumps(second)
 
 
+def test_two_worker_processes_give_the_same_report(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, report: dict[str, Any]
+) -> None:
+    config = SimulationConfig(
+        strategies=("random", "bald"), seeds=(0, 1), initial=6, batch=5, rounds=2, workers=2
+    )
+    ticks: list[tuple[int, int]] = []
+    parallel = simulate(
+        breast_tiny, tiny_recipe, config, progress=lambda d, t, _w: ticks.append((d, t))
+    )
+    assert json.dumps(parallel["strategies"]) == json.dumps(report["strategies"])
+    assert parallel["reference"] == report["reference"]
+    assert ticks[-1] == (13, 13)  # 2 strategies x 2 seeds x 3 trainings + 1 reference
+    assert [d for d, _ in ticks] == sorted(d for d, _ in ticks)
+
+
+def test_workers_below_one_is_refused(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe
+) -> None:
+    with pytest.raises(ValueError, match="workers"):
+        simulate(breast_tiny, tiny_recipe, SimulationConfig(seeds=(0,), rounds=0, workers=0))
+
+
 def test_report_schema_is_complete_and_consistent(report: dict[str, Any], tmp_path: Path) -> None:
     json.dumps(report)  # JSON-ready
     assert report["metric"] == "auc"

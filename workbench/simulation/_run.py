@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import multiprocessing
 import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +43,9 @@ class SimulationConfig:
     """What to simulate. ``cold_start``: how the first ``initial`` labels are drawn (the same set
     for every strategy under one seed). ``pool_subsample``: score at most this many random
     unlabelled items per round. ``score_pool``: segmentation probabilities are average-pooled by
-    this factor per axis before the strategies see them."""
+    this factor per axis before the strategies see them. ``workers``: run the (strategy, seed)
+    curves and the reference trainings in this many processes, each with ``threads`` torch
+    threads; the report is the same for any number of workers."""
 
     strategies: tuple[str, ...] = ("random", "entropy", "bald")
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -55,6 +59,7 @@ class SimulationConfig:
     reference: bool = True
     strategy_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     threads: int | None = 1
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -245,15 +250,18 @@ def simulate(
     data: SimulationData, recipe: Recipe, config: SimulationConfig, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Run every strategy under every seed (and the full-data reference) and summarise: see
-    `summarise` for the JSON layout. Deterministic for given seeds on one machine."""
+    `summarise` for the JSON layout. Deterministic for given seeds on one machine, whatever
+    ``config.workers``."""
     from workbench.simulation._summary import summarise
 
     if (data.task == "segmentation") != isinstance(recipe, SegmentationRecipe):
         raise ValueError(f"a {type(recipe).__name__} cannot train a {data.task} task")
-    quiet()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    if config.workers < 1:
+        raise ValueError(f"workers must be >= 1, got {config.workers}")
     ref_seeds = list(config.seeds[: config.reference_seeds]) if config.reference else []
+    jobs: list[_Job] = [("reference", seed) for seed in ref_seeds] + [
+        (name, seed) for name in config.strategies for seed in config.seeds
+    ]
     total = len(config.strategies) * len(config.seeds) * (config.rounds + 1) + len(ref_seeds)
     done = 0
 
@@ -265,15 +273,68 @@ def simulate(
 
     workdir = Path(tempfile.mkdtemp(prefix="wb-simulate-"))
     try:
-        reference = reference_runs(data, recipe, ref_seeds, workdir, tick)
-        runs = [
-            run_strategy(name, seed, data, recipe, config, workdir, tick)
-            for name in config.strategies
-            for seed in config.seeds
-        ]
+        if config.workers == 1:
+            _start_worker(data, recipe, config, workdir)
+            results = [_run_job(job, tick) for job in jobs]
+        else:
+            results = _run_in_processes(jobs, data, recipe, config, workdir, tick)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    reference = [r for r in results if isinstance(r, dict)]
+    runs = [r for r in results if isinstance(r, SeedRun)]
     return summarise(data, recipe, config, reference, runs)
+
+
+_Job = tuple[str, int]  # ("reference", seed) or (strategy, seed)
+_WORKER: dict[str, Any] = {}  # what every job of this process shares, set by _start_worker
+
+
+def _start_worker(
+    data: SimulationData, recipe: Recipe, config: SimulationConfig, workdir: Path
+) -> None:
+    """Set up a process (this one, or a pool worker) to run simulation jobs."""
+    quiet()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    _WORKER.update(data=data, recipe=recipe, config=config, workdir=workdir)
+
+
+def _run_job(
+    job: _Job, tick: Callable[[str], None] = lambda _: None
+) -> dict[str, float] | SeedRun:
+    name, seed = job
+    data, recipe, config, workdir = (_WORKER[k] for k in ("data", "recipe", "config", "workdir"))
+    if name == "reference":
+        return reference_runs(data, recipe, [seed], workdir, tick)[0]
+    return run_strategy(name, seed, data, recipe, config, workdir, tick)
+
+
+def _run_in_processes(
+    jobs: list[_Job],
+    data: SimulationData,
+    recipe: Recipe,
+    config: SimulationConfig,
+    workdir: Path,
+    tick: Callable[[str], None],
+) -> list[dict[str, float] | SeedRun]:
+    """Jobs in ``config.workers`` fresh (spawned) processes; results in job order. Progress
+    advances by a whole curve as each finishes."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        config.workers, mp_context=context, initializer=_start_worker,
+        initargs=(data, recipe, config, workdir),
+    ) as pool:
+        futures: dict[Future[dict[str, float] | SeedRun], _Job] = {
+            pool.submit(_run_job, job): job for job in jobs
+        }
+        results: dict[_Job, dict[str, float] | SeedRun] = {}
+        for future in as_completed(futures):
+            name, seed = job = futures[future]
+            results[job] = future.result()
+            steps = 1 if name == "reference" else config.rounds + 1
+            for _ in range(steps):
+                tick(f"{name} seed {seed}")
+    return [results[job] for job in jobs]
 
 
 def recipe_summary(recipe: Recipe) -> dict[str, Any]:
