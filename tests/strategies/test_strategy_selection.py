@@ -165,6 +165,34 @@ def test_class_balanced_floor_and_counts() -> None:
         select_class_balanced(scores, predicted, 2, num_classes=2)
 
 
+def test_class_balanced_power_keeps_the_quotas_and_samples_within_each_class() -> None:
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.05, 0.15])
+    predicted = np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    gen = np.random.default_rng(0)
+    firsts, seconds = [], []
+    for _ in range(4000):
+        r = select_class_balanced(scores, predicted, 4, mode="power", rng=gen)
+        classes = predicted[r.indices]
+        assert classes.tolist() == [1, 0, 1, 0]  # the round-robin quotas of top-k
+        firsts.append(r.indices[0])
+        seconds.append(r.indices[1])
+    # within a class the first pick follows power sampling over that class alone
+    rare = np.bincount(firsts, minlength=8)[6:] / 4000
+    np.testing.assert_allclose(rare, [0.25, 0.75], atol=0.03)
+    common = np.bincount(seconds, minlength=6) / 4000
+    np.testing.assert_allclose(common, scores[:6] / scores[:6].sum(), atol=0.03)
+
+
+def test_class_balanced_power_takes_zero_scores_last_and_checks_its_inputs() -> None:
+    scores = np.array([0.0, 0.5, 0.0, 0.2])
+    r = select_class_balanced(scores, np.zeros(4, np.int64), 4, mode="power", rng=0)
+    assert set(r.indices[:2].tolist()) == {1, 3}
+    with pytest.raises(StrategyError, match="beta"):
+        select_class_balanced(scores, np.zeros(4, np.int64), 1, mode="power", beta=-1.0)
+    with pytest.raises(StrategyError, match="mode"):
+        select_class_balanced(scores, np.zeros(4, np.int64), 1, mode="gibbs")  # type: ignore[arg-type]
+
+
 def test_downsample_and_cold_start() -> None:
     img = np.arange(16, dtype=float).reshape(1, 4, 4)
     np.testing.assert_allclose(downsample(img, 2), [[[2.5, 4.5], [10.5, 12.5]]])

@@ -6,8 +6,8 @@ import numpy as np
 
 from workbench.strategies._arrays import as_mask, as_scores, check_k, make_rng, to_numpy
 from workbench.strategies._errors import StrategyError
-from workbench.strategies._select import empty_result, with_nan
-from workbench.strategies._types import ArrayLike, RngLike, SelectionResult
+from workbench.strategies._select import check_beta, empty_result, log_weights, with_nan
+from workbench.strategies._types import ArrayLike, RngLike, SelectionResult, StochasticMode
 
 
 def select_class_balanced(
@@ -19,6 +19,8 @@ def select_class_balanced(
     min_per_class: int = 1,
     class_counts: ArrayLike | None = None,
     labelled_mask: ArrayLike | None = None,
+    mode: StochasticMode | None = None,
+    beta: float = 1.0,
     rng: RngLike = None,
 ) -> SelectionResult:
     """Pick ``k`` unlabelled items by ``scores`` ``[N]`` spread over ``predicted`` classes ``[N]``.
@@ -28,6 +30,11 @@ def select_class_balanced(
     First every class gets its ``min_per_class`` best-scored items (the floor), then picks
     go round-robin, one per class per round, each the class's best remaining item, so rare
     classes are never crowded out by a common class with higher scores.
+
+    With a stochastic ``mode`` ("power", "softmax", "softrank", as `select_stochastic`) each
+    class's items are not taken best first but sampled without replacement, with weights
+    from their scores (Gumbel-top-k within the class): stochastic batch acquisition that
+    keeps the class quotas.
     """
     s = as_scores(scores)
     k = check_k(k)
@@ -52,9 +59,16 @@ def select_class_balanced(
     k = min(k, int((~labelled).sum()))
     if k == 0:
         return empty_result(pool)
-    tiebreak = make_rng(rng).random(n)
+    gen = make_rng(rng)
     cand = np.flatnonzero(~labelled)
-    cand = cand[np.lexsort((-tiebreak[cand], -s[cand]))]  # best first
+    if mode is None:
+        tiebreak, key = gen.random(n), s
+    else:  # Gumbel-top-k: -inf (zero weight) keys last, in the noise's order
+        tiebreak = np.zeros(n)
+        tiebreak[cand] = gen.gumbel(size=cand.size)
+        key = np.full(n, -np.inf)
+        key[cand] = log_weights(s[cand], mode, check_beta(beta)) + tiebreak[cand]
+    cand = cand[np.lexsort((-tiebreak[cand], -key[cand]))]  # first to take first
     queues = [cand[y[cand] == c] for c in range(n_cls)]
     order = [c for c in np.argsort(counts, kind="stable") if queues[c].size]
     taken = dict.fromkeys(order, 0)

@@ -312,16 +312,21 @@ class BadgeStrategy(_Base):
 
 @dataclass(frozen=True)
 class ClassBalancedStrategy(_Base):
-    """An uncertainty score spread over predicted classes (see :func:`select_class_balanced`)."""
+    """An uncertainty score spread over predicted classes (see :func:`select_class_balanced`):
+    best first (``mode="top_k"``) or sampled within each class (``"power"`` etc.)."""
 
     name: str = "class_balanced_entropy"
     kind: UncertaintyKind = "entropy"
+    mode: StochasticMode | str = "top_k"
+    beta: float = 1.0
     min_per_class: int = 1
     class_counts: tuple[int, ...] | None = field(default=None)
 
     def __post_init__(self) -> None:
         if self.kind not in _SCORES:
             raise StrategyError(f"unknown score {self.kind!r}", field="kind")
+        if self.mode not in ("top_k", "power", "softmax", "softrank"):
+            raise StrategyError(f"unknown mode {self.mode!r}", field="mode")
 
     @property
     def needs(self) -> frozenset[str]:
@@ -348,6 +353,8 @@ class ClassBalancedStrategy(_Base):
             min_per_class=self.min_per_class,
             class_counts=None if self.class_counts is None else np.asarray(self.class_counts),
             labelled_mask=x.labelled,
+            mode=None if self.mode == "top_k" else self.mode,  # type: ignore[arg-type]
+            beta=self.beta,
             rng=rng,
         )
 
@@ -370,6 +377,8 @@ def _build_registry() -> Mapping[str, Callable[..., Strategy]]:
     for kind in kinds[:3]:
         name = f"class_balanced_{kind}"
         reg[name] = partial(ClassBalancedStrategy, name=name, kind=kind)
+        name = f"class_balanced_power_{kind}"
+        reg[name] = partial(ClassBalancedStrategy, name=name, kind=kind, mode="power")
     return MappingProxyType(reg)
 
 

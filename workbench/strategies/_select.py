@@ -73,7 +73,7 @@ def select_random(
     return select_top_k(draws, k, labelled_mask=labelled_mask, rng=0)
 
 
-def _log_weights(s: np.ndarray, mode: StochasticMode, beta: float) -> np.ndarray:
+def log_weights(s: np.ndarray, mode: StochasticMode, beta: float) -> np.ndarray:
     # [M] -> [M]: log of the unnormalised sampling weight of each candidate
     if mode == "power":
         if s.size and s.min() < 0:
@@ -89,7 +89,7 @@ def _log_weights(s: np.ndarray, mode: StochasticMode, beta: float) -> np.ndarray
     raise StrategyError(f"unknown mode {mode!r}; use one of {_MODES}", field="mode")
 
 
-def _check_beta(beta: float) -> float:
+def check_beta(beta: float) -> float:
     if not np.isfinite(beta) or beta < 0:
         raise StrategyError(f"beta must be a finite number >= 0, got {beta!r}", field="beta")
     return float(beta)
@@ -102,7 +102,7 @@ def stochastic_distribution(
 
     power: ``p ∝ s**beta``; softmax: ``p ∝ exp(beta * s)``; softrank: ``p ∝ rank**-beta``.
     """
-    logw = _log_weights(as_scores(scores), mode, _check_beta(beta))
+    logw = log_weights(as_scores(scores), mode, check_beta(beta))
     if logw.size == 0:
         return logw
     top = logw.max()
@@ -130,12 +130,12 @@ def select_stochastic(
     """
     s = as_scores(scores)
     k = check_k(k)
-    beta = _check_beta(beta)
+    beta = check_beta(beta)
     labelled = as_mask(labelled_mask, s.shape[0])
     cand = np.flatnonzero(~labelled)
     k = min(k, cand.size)
     pool = with_nan(s, labelled)
-    logw = _log_weights(s[cand], mode, beta)  # validates mode even when k == 0
+    logw = log_weights(s[cand], mode, beta)  # validates mode even when k == 0
     if k == 0:
         return empty_result(pool)
     gen = make_rng(rng)
