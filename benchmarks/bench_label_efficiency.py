@@ -150,6 +150,11 @@ def setups(seeds: int) -> dict[str, Setup]:
         # the whole pool and budget to 1,000 labels: does a larger pool to choose from (and no
         # subsampling) let the default pull ahead where random's curve flattens?
         "pneumoniamnist_full": pneumonia_full(warm, ("random", "power_bald"), s),
+        # power-BALD picks fewer of the minority class (normal) than random does here; power
+        # sampling within predicted-class quotas against random, 15 seeds as above
+        "pneumoniamnist_long_15seeds_balanced": pneumonia_long(
+            warm, ("random", "class_balanced_power_bald"), tuple(range(15)), reference_seeds=5
+        ),
         "breastmnist_long": breast(warm, CLASSIFICATION_STRATEGIES, s, rounds=10),
         # random and the default up to 420 of the 546 pool labels: far enough for random's
         # mean curve to reach 99% of the (5-training) reference, so the label ratio is defined
@@ -159,6 +164,9 @@ def setups(seeds: int) -> dict[str, Setup]:
         # finding or 5 seeds' noise?
         "breastmnist_xlong_15seeds_ref5": breast(warm, ("random", "power_bald"),
                                                  tuple(range(15)), rounds=20, reference_seeds=5),
+        "breastmnist_xlong_balanced_ref5": breast(
+            warm, ("random", "power_bald", "class_balanced_power_bald"), s, rounds=20,
+            reference_seeds=5),
         "breastmnist_long_ref5": breast(warm, CLASSIFICATION_STRATEGIES, s, rounds=10,
                                         reference_seeds=5),
         "breastmnist": breast(cls, CLASSIFICATION_STRATEGIES, s, rounds=4),

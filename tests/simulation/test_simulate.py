@@ -57,6 +57,7 @@ def test_two_worker_processes_give_the_same_report(
     assert json.dumps(parallel["strategies"]) == json.dumps(report["strategies"])
     assert parallel["reference"] == report["reference"]
     assert ticks[-1] == (13, 13)  # 2 strategies x 2 seeds x 3 trainings + 1 reference
+    assert len(ticks) == 5  # one tick per finished curve or reference training
     assert [d for d, _ in ticks] == sorted(d for d, _ in ticks)
 
 

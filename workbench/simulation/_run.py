@@ -265,9 +265,9 @@ def simulate(
     total = len(config.strategies) * len(config.seeds) * (config.rounds + 1) + len(ref_seeds)
     done = 0
 
-    def tick(what: str) -> None:
+    def tick(what: str, steps: int = 1) -> None:
         nonlocal done
-        done += 1
+        done += steps
         if progress is not None:
             progress(done, total, what)
 
@@ -315,7 +315,7 @@ def _run_in_processes(
     recipe: Recipe,
     config: SimulationConfig,
     workdir: Path,
-    tick: Callable[[str], None],
+    tick: Callable[[str, int], None],
 ) -> list[dict[str, float] | SeedRun]:
     """Jobs in ``config.workers`` fresh (spawned) processes; results in job order. Progress
     advances by a whole curve as each finishes."""
@@ -331,9 +331,7 @@ def _run_in_processes(
         for future in as_completed(futures):
             name, seed = job = futures[future]
             results[job] = future.result()
-            steps = 1 if name == "reference" else config.rounds + 1
-            for _ in range(steps):
-                tick(f"{name} seed {seed}")
+            tick(f"{name} seed {seed}", 1 if name == "reference" else config.rounds + 1)
     return [results[job] for job in jobs]
 
 
