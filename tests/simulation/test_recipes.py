@@ -51,6 +51,33 @@ def test_train_predict_embed_and_warm_start(
             assert torch.allclose(again.state_dict[key], value, atol=1e-6), key
 
 
+def test_batch_norm_statistics_are_recomputed_on_the_training_images(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe
+) -> None:
+    x, y = breast_tiny.pool_x[:40], breast_tiny.pool_y[:40]
+    xv, yv = breast_tiny.val_x, breast_tiny.val_y
+    trained = train_classifier(tiny_recipe, x, y, xv, yv, seed=0, num_classes=2)
+    plain = dataclasses.replace(tiny_recipe, recalibrate_batch_norm=False)
+    as_fitted = train_classifier(plain, x, y, xv, yv, seed=0, num_classes=2)
+    keys = [k for k in trained.state_dict if k.endswith("running_mean")]
+    assert keys  # small_cnn has BatchNorm layers
+    checkpoint = torch.load(trained.checkpoint_path, map_location="cpu", weights_only=False)
+    for key in keys:
+        # the recipe returns new statistics (and the module holds them), not the checkpoint's
+        assert not torch.allclose(trained.state_dict[key], as_fitted.state_dict[key])
+        torch.testing.assert_close(as_fitted.state_dict[key],
+                                   checkpoint["state_dict"][f"net.{key}"])
+        net = trained.module.net
+        assert isinstance(net, torch.nn.Module)
+        torch.testing.assert_close(net.state_dict()[key], trained.state_dict[key])
+    for key, value in as_fitted.state_dict.items():  # the weights are the same
+        if "running" not in key and "num_batches" not in key:
+            torch.testing.assert_close(trained.state_dict[key], value)
+    # the reported val metrics are those of the returned model
+    probs = predict_mean(trained, xv)
+    assert trained.metrics["val_acc"] == pytest.approx(float((probs.argmax(1) == yv).mean()))
+
+
 def _entropy(probs: torch.Tensor) -> torch.Tensor:
     """Predictive entropy.  # [B, T, C] -> [B]"""
     mean = probs.mean(1)

@@ -22,6 +22,7 @@ from workbench.models._networks import (
     resnet18_classifier,
     small_cnn,
 )
+from workbench.models._norm_stats import recalibrate_batch_norm
 from workbench.models._training import (
     FitResult,
     ScoreWriter,
@@ -63,6 +64,7 @@ __all__ = [
     "mc_dropout",
     "mc_predict",
     "random_patches",
+    "recalibrate_batch_norm",
     "resnet18_classifier",
     "small_cnn",
     "training_device",
