@@ -125,3 +125,65 @@ def test_segmentation_simulation_one_round(
         curve = s["runs"][0]["curve"]
         assert [p["labels"] for p in curve] == [2, 3]
         assert all(0.0 <= p["metrics"]["dice"] <= 1.0 for p in curve)
+
+
+_KILLED_PARENT = """
+import sys
+from workbench.recipes import ClassificationRecipe
+from workbench.simulation import SimulationConfig, load_simulation_data, simulate
+
+if __name__ == "__main__":
+    data = load_simulation_data(sys.argv[1], max_pool=200, max_val=20, max_test=40)
+    recipe = ClassificationRecipe(max_epochs=50, patience=50, min_steps_per_epoch=20)
+    config = SimulationConfig(strategies=("random",), seeds=(0, 1), initial=20, batch=20,
+                              rounds=8, reference=False, workers=2)
+    simulate(data, recipe, config)
+"""
+
+
+def _spawned_workers(pid: int) -> list[Any]:
+    import psutil
+
+    out = []
+    for child in psutil.Process(pid).children():
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                out.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def test_worker_processes_end_when_the_simulation_process_is_killed(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A killed notebook kernel or command must not leave workers training for minutes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    script = tmp_path / "simulate.py"
+    script.write_text(_KILLED_PARENT)
+    parent = subprocess.Popen(
+        [sys.executable, str(script), str(shared_data / "medmnist" / "breastmnist.npz")],
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        workers: list[psutil.Process] = []
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            assert parent.poll() is None, "the simulation ended before it was killed"
+            workers = _spawned_workers(parent.pid)
+        assert len(workers) == 2, "the two worker processes never started"
+        time.sleep(5)  # let them get into training
+        assert all(w.is_running() for w in workers)
+    finally:
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=20)
+    assert not alive, f"workers still running after their parent was killed: {alive}"

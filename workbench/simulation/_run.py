@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
 import multiprocessing
+import os
 import shutil
+import signal
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -299,6 +303,22 @@ def _start_worker(
     _WORKER.update(data=data, recipe=recipe, config=config, workdir=workdir)
 
 
+def _start_pool_worker(
+    parent: int, data: SimulationData, recipe: Recipe, config: SimulationConfig, workdir: Path
+) -> None:
+    """`_start_worker` in a pool process that ends when the process that started it dies (a
+    restarted kernel, a killed command), instead of training on for minutes."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # Lightning traps SIGTERM
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+    _start_worker(data, recipe, config, workdir)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def _run_job(
     job: _Job, tick: Callable[[str], None] = lambda _: None
 ) -> dict[str, float] | SeedRun:
@@ -321,8 +341,8 @@ def _run_in_processes(
     advances by a whole curve as each finishes."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        config.workers, mp_context=context, initializer=_start_worker,
-        initargs=(data, recipe, config, workdir),
+        config.workers, mp_context=context, initializer=_start_pool_worker,
+        initargs=(os.getpid(), data, recipe, config, workdir),
     ) as pool:
         futures: dict[Future[dict[str, float] | SeedRun], _Job] = {
             pool.submit(_run_job, job): job for job in jobs
