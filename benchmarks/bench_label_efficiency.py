@@ -164,9 +164,6 @@ def setups(seeds: int) -> dict[str, Setup]:
         # finding or 5 seeds' noise?
         "breastmnist_xlong_15seeds_ref5": breast(warm, ("random", "power_bald"),
                                                  tuple(range(15)), rounds=20, reference_seeds=5),
-        "breastmnist_xlong_balanced_ref5": breast(
-            warm, ("random", "power_bald", "class_balanced_power_bald"), s, rounds=20,
-            reference_seeds=5),
         "breastmnist_long_ref5": breast(warm, CLASSIFICATION_STRATEGIES, s, rounds=10,
                                         reference_seeds=5),
         "breastmnist": breast(cls, CLASSIFICATION_STRATEGIES, s, rounds=4),
