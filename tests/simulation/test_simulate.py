@@ -61,6 +61,17 @@ def test_two_worker_processes_give_the_same_report(
     assert [d for d, _ in ticks] == sorted(d for d, _ in ticks)
 
 
+def test_a_failing_curve_in_a_worker_raises_its_error(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe
+) -> None:
+    from workbench.strategies import StrategyError
+
+    config = SimulationConfig(strategies=("random", "no_such_strategy"), seeds=(0,), initial=6,
+                              batch=5, rounds=1, reference=False, workers=2)
+    with pytest.raises(StrategyError, match="no_such_strategy"):
+        simulate(breast_tiny, tiny_recipe, config)
+
+
 def test_workers_below_one_is_refused(
     breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe
 ) -> None:

@@ -348,10 +348,14 @@ def _run_in_processes(
             pool.submit(_run_job, job): job for job in jobs
         }
         results: dict[_Job, dict[str, float] | SeedRun] = {}
-        for future in as_completed(futures):
-            name, seed = job = futures[future]
-            results[job] = future.result()
-            tick(f"{name} seed {seed}", 1 if name == "reference" else config.rounds + 1)
+        try:
+            for future in as_completed(futures):
+                name, seed = job = futures[future]
+                results[job] = future.result()
+                tick(f"{name} seed {seed}", 1 if name == "reference" else config.rounds + 1)
+        except BaseException:  # a failed curve or an interrupt: start no further curves
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return [results[job] for job in jobs]
 
 
