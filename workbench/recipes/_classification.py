@@ -230,16 +230,23 @@ def train_classifier(
 def _val_metrics(module: ClassificationModule, val_set: TensorItems,
                  batch_size: int) -> dict[str, float]:
     """``val_auc`` and ``val_acc`` of the module as it now is (eval mode, dropout off)."""
-    device = next(module.parameters()).device
-    probs, labels = [], []
-    with torch.inference_mode():
-        for batch in loader(val_set, batch_size):
-            probs.append(F.softmax(module(batch["image"].to(device)).float(), 1).cpu().numpy())
-            labels.append(batch["label"].numpy())
-    if not probs:
+    if len(val_set) == 0:
         return {}
-    m = classification_metrics(np.concatenate(probs), np.concatenate(labels))
+    probs = _eval_probs(module, loader(val_set, batch_size), int(module.hparams["num_classes"]))
+    m = classification_metrics(probs, np.asarray(val_set.labels))
     return {"val_auc": m["auc"], "val_acc": m["accuracy"]}
+
+
+def _eval_probs(module: nn.Module, batches: Any, num_classes: int) -> np.ndarray:
+    """Softmax of ``module`` in eval mode (dropout off) over batches of ``{"image"}``, on the
+    module's device.  # -> [N, C]"""
+    module.eval()
+    device = next(module.parameters()).device
+    parts = []
+    with torch.inference_mode():
+        for batch in batches:
+            parts.append(F.softmax(module(batch["image"].to(device)).float(), 1).cpu().numpy())
+    return np.concatenate(parts) if parts else np.zeros((0, num_classes), np.float32)
 
 
 def _items(trained: TrainedModel, x: np.ndarray, ids: np.ndarray | None = None) -> Any:
@@ -308,12 +315,7 @@ def predict_scores(
 
 def predict_mean(trained: TrainedModel, x: np.ndarray) -> np.ndarray:
     """Deterministic (dropout off) class probabilities.  # [N, (C,) *spatial] -> [N, C]"""
-    module = trained.module.eval()
-    parts = []
-    with torch.inference_mode():
-        for batch in _items(trained, x):
-            parts.append(F.softmax(module(batch["image"]).float(), 1).cpu().numpy())
-    return np.concatenate(parts) if parts else np.zeros((0, trained.num_classes), np.float32)
+    return _eval_probs(trained.module, _items(trained, x), trained.num_classes)
 
 
 def embed(trained: TrainedModel, x: np.ndarray) -> np.ndarray:

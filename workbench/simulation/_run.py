@@ -290,6 +290,7 @@ def simulate(
 
 
 _Job = tuple[str, int]  # ("reference", seed) or (strategy, seed)
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _WORKER: dict[str, Any] = {}  # what every job of this process shares, set by _start_worker
 
 
@@ -314,9 +315,6 @@ def _start_pool_worker(
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
     _start_worker(data, recipe, config, workdir)
-
-
-_PR_SET_PDEATHSIG = 1
 
 
 def _run_job(

@@ -155,6 +155,11 @@ class RandomStrategy(_Base):
         return select_random(x.n, k, labelled_mask=x.labelled, rng=rng)
 
 
+def _check_mode(mode: str) -> None:
+    if mode not in ("top_k", "power", "softmax", "softrank"):
+        raise StrategyError(f"unknown mode {mode!r}", field="mode")
+
+
 @dataclass(frozen=True)
 class ScoreStrategy(_Base):
     """An uncertainty score, then top-k (``mode="top_k"``) or stochastic batch selection."""
@@ -171,8 +176,7 @@ class ScoreStrategy(_Base):
     def __post_init__(self) -> None:
         if self.kind not in _SCORES:
             raise StrategyError(f"unknown score {self.kind!r}", field="kind")
-        if self.mode not in ("top_k", "power", "softmax", "softrank"):
-            raise StrategyError(f"unknown mode {self.mode!r}", field="mode")
+        _check_mode(self.mode)
 
     @property
     def needs(self) -> frozenset[str]:
@@ -325,8 +329,7 @@ class ClassBalancedStrategy(_Base):
     def __post_init__(self) -> None:
         if self.kind not in _SCORES:
             raise StrategyError(f"unknown score {self.kind!r}", field="kind")
-        if self.mode not in ("top_k", "power", "softmax", "softrank"):
-            raise StrategyError(f"unknown mode {self.mode!r}", field="mode")
+        _check_mode(self.mode)
 
     @property
     def needs(self) -> frozenset[str]:
