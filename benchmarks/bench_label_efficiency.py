@@ -169,10 +169,6 @@ def setups(seeds: int) -> dict[str, Setup]:
         # random reruns identically
         "breastmnist_xlong_15seeds_bald": breast(warm, ("random", "bald"), tuple(range(15)),
                                                  rounds=20, reference_seeds=5),
-        # the same question on PneumoniaMNIST (pneumoniamnist_long_15seeds_ref5's setup)
-        "pneumoniamnist_long_15seeds_bald": pneumonia_long(
-            warm, ("random", "bald"), tuple(range(15)), reference_seeds=5
-        ),
         "breastmnist_long_ref5": breast(warm, CLASSIFICATION_STRATEGIES, s, rounds=10,
                                         reference_seeds=5),
         "breastmnist": breast(cls, CLASSIFICATION_STRATEGIES, s, rounds=4),

@@ -75,6 +75,20 @@ def test_random_patches_cut_image_and_mask_at_the_same_place() -> None:
         assert torch.equal(xp[b, 0], x[b, 0, z:z + 8, r:r + 16, c:c + 8])
 
 
+def test_keyed_patches_depend_on_the_key_only() -> None:
+    x = torch.arange(4 * 40 * 40, dtype=torch.float32).reshape(4, 1, 40, 40)
+    x[2:] = x[:2]  # images 2 and 3 repeat images 0 and 1
+    y = torch.zeros(4, 1, 40, 40, dtype=torch.uint8)
+    keys = torch.tensor([11, 12, 11, 13])
+    first, _ = random_patches(x, y, (8, 8), keys=keys)
+    torch.manual_seed(5)  # the global generator plays no part
+    alone, _ = random_patches(x[2:3], y[2:3], (8, 8), keys=keys[2:3])
+    assert torch.equal(first[0], first[2]) and torch.equal(alone[0], first[2])
+    assert not torch.equal(first[1], first[3])  # same image, another key, another patch
+    with pytest.raises(ModelError, match="3 patch keys for a batch of 4"):
+        random_patches(x, y, (8, 8), keys=keys[:3])
+
+
 def test_foreground_oversampling_puts_foreground_in_every_patch() -> None:
     g = torch.Generator().manual_seed(1)
     x = torch.zeros(16, 1, 64, 64)

@@ -103,11 +103,27 @@ def keyed_uniform(keys: Tensor, count: int, stream: int = 0) -> Tensor:
     return (bits >> 8).to(torch.float32) * 2.0**-24
 
 
+GENERATOR_UNITS = 1 << 16
+"""Dropout inputs with at least this many units per row (3D feature maps) draw each row's mask
+from a generator seeded by the row's hash: about ten times cheaper than hashing every unit, and
+a function of the row key alone all the same (but not the same masks on CPU and CUDA)."""
+
+
+def _row_uniform(keys: list[int], units: int, device: torch.device) -> Tensor:
+    """``units`` uniform values in [0, 1) per key from a generator seeded by it.  # [R, U]"""
+    rows = []
+    for key in keys:
+        generator = torch.Generator(device=device).manual_seed(key)
+        rows.append(torch.rand(units, generator=generator, device=device))
+    return torch.stack(rows) if rows else torch.empty(0, units, device=device)
+
+
 class KeyedDropout:
-    """Replaces the random masks of ``net``'s dropout modules by masks hashed from
-    (seed, row key, module index, unit index); set `rows` before each forward pass. Works in
-    training (gradients flow through the mask) and inference; the dropout modules' train/eval
-    modes are restored on exit."""
+    """Replaces the random masks of ``net``'s dropout modules by masks that are a function of
+    (seed, row key, module index) alone: hashed per unit, or for inputs of `GENERATOR_UNITS` or
+    more units per row drawn from a generator seeded by that hash. Set `rows` before each
+    forward pass. Works in training (gradients flow through the mask) and inference; the
+    dropout modules' train/eval modes are restored on exit."""
 
     def __init__(self, net: nn.Module, seed: int) -> None:
         self.net = net
@@ -142,11 +158,16 @@ class KeyedDropout:
                 raise ModelError("keyed dropout needs one row key per input row")
             shape = x.shape if isinstance(module, _ELEMENTWISE) else (*x.shape[:2],)
             units = int(np.prod(shape[1:]))
-            rows = _mix32((self.rows.to(x.device) ^ stream.to(x.device)) & _M32)  # [R]
-            unit = _mix32(torch.arange(units, device=x.device, dtype=torch.int64) + 1)  # [U]
-            bits = _mix32((rows[:, None] + unit[None, :]) & _M32)  # [R, U]
+            if units >= GENERATOR_UNITS:
+                seeds = _mix32((self.rows.cpu() ^ stream) & _M32).tolist()
+                uniform = _row_uniform(seeds, units, x.device)  # [R, U]
+            else:
+                rows = _mix32((self.rows.to(x.device) ^ stream.to(x.device)) & _M32)  # [R]
+                unit = _mix32(torch.arange(units, device=x.device, dtype=torch.int64) + 1)
+                bits = _mix32((rows[:, None] + unit[None, :]) & _M32)  # [R, U]
+                uniform = bits.to(torch.float32) * 2.0**-32
             p = float(module.p)  # type: ignore[arg-type]
-            keep = (bits.to(torch.float32) * 2.0**-32 >= p).to(x.dtype) / (1.0 - p)
+            keep = (uniform >= p).to(x.dtype) / (1.0 - p)
             keep = keep.view(*shape, *([1] * (x.ndim - len(shape))))
             return x * keep
 

@@ -51,6 +51,10 @@ def _check_logits(logits: Tensor, num_classes: int) -> None:
         )
 
 
+_TRAIN_DROPOUT_SALT = 0x5BD1E995
+_PATCH_SALT = 0x27D4EB2F
+
+
 class _MCPredictMixin(L.LightningModule):
     """``predict_step`` returns MC-dropout probabilities {"id": [B], "probs": [B, T, C, ...]}."""
 
@@ -76,6 +80,27 @@ class _MCPredictMixin(L.LightningModule):
         """Sliding-window inference, for modules built with a ``patch_size``."""
         return None
 
+    def _forward_keyed(self, x: Tensor, batch: dict[str, Tensor]) -> Tensor:
+        """``self(x)``; a training batch with ``draw`` numbers gets dropout masks keyed by
+        (seed, item id, draw), so they do not depend on the process that draws them."""
+        if "draw" not in batch or "id" not in batch:
+            return self(x)
+        seed = (self.hparams["mc_seed"] or 0) ^ _TRAIN_DROPOUT_SALT
+        with KeyedDropout(self.net, seed) as keyed:
+            keyed.rows = draw_keys(batch["id"], batch["draw"], seed)
+            return self(x)
+
+    def _global_mean(self, loss: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        """From this process's mean ``loss`` over its ``n`` items: the loss to back-propagate,
+        scaled so that DDP's averaging gives the gradients of the global batch's mean even when
+        the shares differ in size, and that mean itself (detached, to log)."""
+        world = self.trainer.world_size
+        if world == 1:
+            return loss, loss.detach()
+        totals = torch.stack([loss.detach() * n, torch.tensor(float(n), device=loss.device)])
+        totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
+        return loss * (n * world) / totals[1], totals[0] / totals[1]
+
     def _check_loss(self, loss: Tensor, stage: str, batch_idx: int) -> None:
         if not torch.isfinite(loss.detach()):
             raise ModelError(
@@ -91,9 +116,6 @@ class _MCPredictMixin(L.LightningModule):
             weight_decay=self.hparams["weight_decay"],
             eps=self.hparams.get("adam_eps", 1e-8),
         )
-
-
-_TRAIN_DROPOUT_SALT = 0x5BD1E995
 
 
 class ClassificationModule(_MCPredictMixin):
@@ -153,13 +175,7 @@ class ClassificationModule(_MCPredictMixin):
         return x, y
 
     def _logits(self, x: Tensor, batch: dict[str, Tensor]) -> Tensor:
-        if "draw" in batch and "id" in batch:
-            seed = (self.hparams["mc_seed"] or 0) ^ _TRAIN_DROPOUT_SALT
-            with KeyedDropout(self.net, seed) as keyed:
-                keyed.rows = draw_keys(batch["id"], batch["draw"], seed)
-                logits = self(x)
-        else:
-            logits = self(x)
+        logits = self._forward_keyed(x, batch)
         _check_logits(logits, self.hparams["num_classes"])
         return logits
 
@@ -239,8 +255,9 @@ class SegmentationModule(_MCPredictMixin):
     validation and MC prediction run over sliding windows (``sw_overlap``, ``sw_batch_size``
     patches per pass, Gaussian blending) on the whole scan.
 
-    Trains with several processes, but not equivalently to one: the DiceCE loss of each share is
-    averaged by DDP and dropout masks are drawn per process (classification is the exact one)."""
+    Several processes (DDP) train the same model as one, up to float rounding, when batches
+    carry ``draw`` numbers (as `workbench.recipes` serves them): the loss of a share is scaled
+    to the global batch's mean, and dropout masks and patches are keyed by (seed, item, draw)."""
 
     monitor = "val_dice"
     monitor_mode = "max"
@@ -293,11 +310,15 @@ class SegmentationModule(_MCPredictMixin):
             return batch
         y = batch["label"]
         y = y.unsqueeze(1) if y.ndim == batch["image"].ndim - 1 else y
-        x, y = random_patches(batch["image"], y, window.roi_size)
+        keys = None
+        if "draw" in batch and "id" in batch:
+            seed = (self.hparams["mc_seed"] or 0) ^ _PATCH_SALT
+            keys = draw_keys(batch["id"], batch["draw"], seed)
+        x, y = random_patches(batch["image"], y, window.roi_size, keys=keys)
         return {**batch, "image": x, "label": y}
 
-    def _step(self, batch: dict[str, Tensor],
-              window: SlidingWindow | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def _step(self, batch: dict[str, Tensor], window: SlidingWindow | None = None,
+              training: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         x, y = pixels_as_float(batch["image"]), batch["label"].long()
         dims = self.hparams["spatial_dims"]
         _check_images(x, dims, self.hparams["in_channels"])
@@ -308,15 +329,20 @@ class SegmentationModule(_MCPredictMixin):
                 f"label shape {tuple(y.shape)} does not match image shape {tuple(x.shape)}"
             )
         _check_labels(y, self.hparams["num_classes"])
-        logits = self(x) if window is None else window_predict(self.net, x, window)
+        if training:
+            logits = self._forward_keyed(x, batch)
+        else:
+            logits = self(x) if window is None else window_predict(self.net, x, window)
         _check_logits(logits, self.hparams["num_classes"])
         return self.loss(logits.float(), y), logits, y
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss, _, y = self._step(self.training_batch(batch))
+        loss, _, y = self._step(self.training_batch(batch), training=True)
         self._check_loss(loss, "training", batch_idx)
-        self.log("train_loss", loss, prog_bar=True, batch_size=len(y))
-        return loss
+        # DiceCE is a mean over the share's items (same-shaped: a per-item Dice, a per-voxel CE)
+        share, mean = self._global_mean(loss, len(y))
+        self.log("train_loss", mean, prog_bar=True, batch_size=len(y))
+        return share
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, logits, y = self._step(batch, self._window)

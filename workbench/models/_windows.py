@@ -75,11 +75,14 @@ def patch_start(shape: Sequence[int], roi: Sequence[int], *,
 
 def random_patches(x: Tensor, y: Tensor, roi_size: Sequence[int], *,
                    foreground_fraction: float = 1 / 3,
-                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+                   generator: torch.Generator | None = None,
+                   keys: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """One random ``roi_size`` patch per image and the same patch of its mask. With probability
     ``foreground_fraction`` the patch is centred on a random foreground voxel (mask > 0) of the
     image, as nnU-Net oversamples foreground; images smaller than a patch are zero-padded first
-    (the mask as background).  # x [B, C, *S], y [B, 1, *S] -> [B, C, *roi], [B, 1, *roi]"""
+    (the mask as background). With int64 ``keys`` ``[B]`` each image's patch depends on its key
+    only (not on ``generator`` or the batch it is in).
+    # x [B, C, *S], y [B, 1, *S] -> [B, C, *roi], [B, 1, *roi]"""
     roi = tuple(int(s) for s in roi_size)
     dims = x.ndim - 2
     if len(roi) != dims:
@@ -90,7 +93,11 @@ def random_patches(x: Tensor, y: Tensor, roi_size: Sequence[int], *,
     if shape == roi:
         return x, y
     xs, ys = [], []
+    if keys is not None and len(keys) != x.shape[0]:
+        raise ModelError(f"{len(keys)} patch keys for a batch of {x.shape[0]} images")
     for b in range(x.shape[0]):
+        if keys is not None:
+            generator = torch.Generator().manual_seed(int(keys[b]))
         start = patch_start(shape, roi, foreground=partial(torch.nonzero, y[b, 0] > 0),
                             foreground_fraction=foreground_fraction, generator=generator)
         box = (slice(None), *(slice(a, a + r) for a, r in zip(start, roi, strict=True)))

@@ -9,8 +9,9 @@ train it on arrays and score arrays with it::
     feats = embed(trained, x_pool)                  # [N, D]
     # next round, warm start: train_classifier(..., init_state=trained.state_dict)
 
-Data parallel: ``ClassificationRecipe(devices=4, strategy="ddp")`` trains the same model (up to
-float rounding) as one process, and `predict_scores` scores a pool in shards, one per process.
+Data parallel: ``ClassificationRecipe(devices=4, strategy="ddp")`` (or ``SegmentationRecipe``)
+trains the same model (up to float rounding) as one process, and `predict_scores` scores a pool
+in shards, one per process.
 
 Segmentation: `SegmentationRecipe`, `train_segmenter`, `predict_segmentation` (per-image
 scores and per-voxel uncertainty maps), `predict_segmentation_probs` ([N, T, C, *spatial]).
@@ -25,9 +26,9 @@ from workbench.recipes._classification import (
     embed,
     predict_mean,
     predict_probs,
-    predict_scores,
     train_classifier,
 )
+from workbench.recipes._pool_scores import predict_scores
 from workbench.recipes._segmentation import (
     SegmentationPrediction,
     SegmentationRecipe,

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -19,21 +16,14 @@ from torch import Tensor, nn
 
 from workbench.models import (
     ClassificationModule,
-    MCPrediction,
-    ModelError,
-    ScoreWriter,
-    default_precision,
     embeddings,
-    gather_scores,
     mc_predict,
     recalibrate_batch_norm,
     small_cnn,
 )
 from workbench.models._dropout import draw_keys
-from workbench.models._mc import Reducer
 from workbench.recipes._augment import DEFAULT_ROTATE, augment_images
 from workbench.recipes._data import (
-    PoolDataModule,
     SplitDataModule,
     TensorItems,
     as_images,
@@ -264,53 +254,6 @@ def predict_probs(
     samples = trained.mc_samples if T is None else T
     out = mc_predict(trained.module, _items(trained, x, ids), samples, seed=trained.seed)
     return out.values.astype(np.float32)
-
-
-def predict_scores(
-    trained: TrainedModel,
-    x: np.ndarray,
-    reduce: Reducer,
-    *,
-    ids: np.ndarray | None = None,
-    accelerator: str = "auto",
-    devices: int | str = 1,
-    strategy: str = "auto",
-    num_nodes: int = 1,
-    root_dir: str | Path | None = None,
-) -> MCPrediction:
-    """Per-item scores ``reduce(probs)`` of MC-dropout probabilities ([B, T, C] -> [B]), by a
-    Lightning Trainer on ``devices`` x ``num_nodes`` processes: each scores its shard of the
-    pool, writes one file under ``root_dir`` (a temporary folder when None) and every process
-    returns the merged scores sorted by id. Same values as ``reduce(predict_probs(...))``
-    whatever the number of processes (dropout masks keyed by (seed, id, sample)).
-    # x [N, (C,) *spatial] -> ids [N], values [N]"""
-    created = root_dir is None
-    root = Path(tempfile.mkdtemp(prefix="wb-scores-")) if root_dir is None else Path(root_dir)
-    writer = ScoreWriter(root / "scores", reduce)
-    trainer = L.Trainer(
-        accelerator=accelerator,
-        devices=devices,
-        strategy=strategy,
-        num_nodes=num_nodes,
-        precision=default_precision(accelerator),  # type: ignore[arg-type]
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[writer],
-    )
-    items = TensorItems(as_images(x, trained.spatial_dims), ids=ids)
-    data = PoolDataModule(items, batch_size=trained.predict_batch_size)
-    module = trained.module
-    if not isinstance(module, L.LightningModule):
-        raise ModelError("predict_scores needs the trained LightningModule (train_classifier's)")
-    trainer.predict(module, datamodule=data, return_predictions=False)
-    trainer.strategy.barrier("predict_scores: files written")
-    scores = gather_scores(writer.output_dir)
-    trainer.strategy.barrier("predict_scores: files read")
-    if created:  # each process its own folder; rank 0's holds the files
-        shutil.rmtree(root, ignore_errors=True)
-    trained.module.eval()
-    return scores
 
 
 def predict_mean(trained: TrainedModel, x: np.ndarray) -> np.ndarray:

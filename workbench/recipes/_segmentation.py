@@ -84,7 +84,11 @@ class SegmentationRecipe:
     ``sw_overlap``: for scans such as whole CTs that do not fit one forward pass. Images may then
     have any shape (no divisibility needed). Patches are cut in ``loader_workers`` processes
     (None: up to 4 when training on CUDA, where cutting them in the training process leaves the
-    GPU waiting; none on the CPU, whose cores train)."""
+    GPU waiting; none on the CPU, whose cores train).
+
+    ``devices`` x ``num_nodes`` processes with a data-parallel ``strategy`` (e.g. ``"ddp"``;
+    ``accelerator="cpu"`` runs it on CPU with gloo) train the same model as one process, up to
+    float rounding: ``batch_size`` stays the global batch, shared between the processes."""
 
     network: SegmenterFactory = small_unet
     spatial_dims: int = 3
@@ -106,6 +110,10 @@ class SegmentationRecipe:
     patch_size: tuple[int, ...] | None = None
     sw_overlap: float = 0.25
     loader_workers: int | None = None
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
 
     def __post_init__(self) -> None:
         patch = self.patch_size
@@ -251,7 +259,9 @@ def train_segmenter(
         workers=patch_workers(recipe) if recipe.patch_size else 0,
     )
     best = fit_best(module, data, max_epochs=recipe.max_epochs, patience=recipe.patience,
-                    monitor="val_dice", seed=seed, root_dir=root_dir, callbacks=callbacks)
+                    monitor="val_dice", seed=seed, root_dir=root_dir,
+                    accelerator=recipe.accelerator, devices=recipe.devices,
+                    strategy=recipe.strategy, num_nodes=recipe.num_nodes, callbacks=callbacks)
     return TrainedSegmenter(
         module=module,
         metrics=best.metrics,
@@ -272,7 +282,7 @@ def patch_workers(recipe: SegmentationRecipe) -> int:
     core left) when training on CUDA and none on the CPU."""
     if recipe.loader_workers is not None:
         return max(0, recipe.loader_workers)
-    if training_device() != "cuda":
+    if training_device(recipe.accelerator) != "cuda":
         return 0
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
