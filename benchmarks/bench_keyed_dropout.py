@@ -7,8 +7,8 @@ feature maps, hashing every unit cost more than the convolutions; masks of input
 `GENERATOR_UNITS` or more units per row are now drawn from a generator seeded by the row's
 hash. Times one training step (forward + backward, batch 2) and one MC-dropout prediction
 (T = 4, one scan) of the default segmentation U-Net (`small_unet`, 16-32-64-128, dropout 0.1)
-on hippocampus-sized 40x56x40 volumes, on one CPU thread, each method in turn, repeats
-interleaved. Writes ``benchmarks/results/keyed_dropout.json``.
+on hippocampus-sized 40x56x40 volumes, on one CPU thread (or ``--device cuda``), each method
+in turn, repeats interleaved. Writes ``benchmarks/results/keyed_dropout.json``.
 
     .venv/bin/python benchmarks/bench_keyed_dropout.py
 """
@@ -52,11 +52,15 @@ def _forward(net: torch.nn.Module, x: torch.Tensor, keys: torch.Tensor, method: 
         return net(x)
 
 
-def _time(fn: Callable[[], Any], repeats: int) -> float:
+def _time(fn: Callable[[], Any], repeats: int, device: torch.device) -> float:
     fn()  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return (time.perf_counter() - start) / repeats
 
 
@@ -65,12 +69,14 @@ def main() -> None:
     parser.add_argument("--shape", type=int, nargs=3, default=(40, 56, 40))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (32-bit either way)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/keyed_dropout.json")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    net = small_unet(spatial_dims=3, in_channels=1, num_classes=3)
-    x = torch.randn(2, 1, *args.shape)
+    net = small_unet(spatial_dims=3, in_channels=1, num_classes=3).to(device)
+    x = torch.randn(2, 1, *args.shape, device=device)
     train_keys = draw_keys(torch.tensor([3, 4]), torch.tensor([10, 11]), 7)
     samples = 4
     mc_x = x[:1].repeat(samples, 1, 1, 1, 1)  # one scan, T rows in one pass
@@ -93,9 +99,9 @@ def main() -> None:
         for _ in range(args.rounds):
             for method in METHODS:
                 times[method]["train_step_s"].append(
-                    _time(lambda m=method: train_step(m), args.repeats))  # type: ignore[misc]
+                    _time(lambda m=method: train_step(m), args.repeats, device))  # type: ignore[misc]
                 times[method]["mc_predict_s"].append(
-                    _time(lambda m=method: mc_pass(m), args.repeats))  # type: ignore[misc]
+                    _time(lambda m=method: mc_pass(m), args.repeats, device))  # type: ignore[misc]
     finally:
         _dropout.GENERATOR_UNITS = default
     median = {m: {k: statistics.median(v) for k, v in t.items()} for m, t in times.items()}
@@ -106,6 +112,7 @@ def main() -> None:
         "train_batch": 2,
         "mc_samples": samples,
         "torch_threads": 1,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "median_seconds": median,
         "ratio_to_torch_dropout": {
             m: {k: round(v / base[k], 3) for k, v in t.items()} for m, t in median.items()

@@ -2,8 +2,8 @@
 # The engine's GPU checks in one go, for a lent CUDA machine (CI has no GPU): the store loop on
 # the demo projects (CUDA, 16-mixed), MC-dropout scoring against baal in mixed and full precision
 # at the CPU benchmark's batch sizes (512 / 64) and at 4096 for both, 3D scoring per precision,
-# and whether patch training waits for its data (patches cut in the training process, then in the
-# recipe's workers).
+# whether patch training waits for its data (patches cut in the training process, then in the
+# recipe's workers), and what keyed dropout masks cost a 3D U-Net.
 # From the repository root:
 #   WORKBENCH_SHARED_DATA=../shared/data PYTHONPATH=. bash benchmarks/gpu_checks.sh OUT_DIR
 set -u
@@ -26,4 +26,6 @@ timeout 150 "$py" benchmarks/bench_scoring_precision.py --device cuda --shape 25
 timeout 200 "$py" benchmarks/bench_patch_throughput.py --shape 192 192 128 --patch 96 96 96 \
     --scans 12 --epochs 3 --threads 16 --workers 0 -1 \
     --out "$out/patch_throughput_cuda.json" || status=1
+timeout 60 "$py" benchmarks/bench_keyed_dropout.py --device cuda \
+    --out "$out/keyed_dropout_cuda.json" || status=1
 exit $status

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from workbench.ingest import LabelPolicy, import_sources
 from workbench.loop import ActiveLearningLoop, LoopError, StoppingCriteria
@@ -24,7 +25,8 @@ from workbench.store import (
 )
 
 DEMO_NPZ = Path(__file__).resolve().parents[2] / "workbench/demo_data/breastmnist/breastmnist.npz"
-FAST = ClassificationRecipe(max_epochs=3, patience=2, mc_samples=4, min_steps_per_epoch=2)
+FAST = ClassificationRecipe(max_epochs=3, patience=2, mc_samples=4, min_steps_per_epoch=2,
+                            restarts=0)
 
 
 @pytest.fixture()
@@ -183,3 +185,29 @@ def test_a_spatial_reduction_is_refused_on_a_classification_project(
     with pytest.raises(LoopError, match="'reduction'.*classification project"):
         ActiveLearningLoop(project, recipe=FAST).query("entropy", 3, reduction="mean")
     assert project.list_rounds() == []  # nothing recorded for a refused request
+
+
+class _OneClass(torch.nn.Module):
+    """Ignores its input: one class for every image."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias.expand(x.shape[0], -1) + 0.0 * x.flatten(1).sum(1, keepdim=True)
+
+
+def test_a_degenerate_model_is_flagged_and_the_user_warned(project: SQLiteStore) -> None:
+    def one_class(*, spatial_dims: int, in_channels: int, num_classes: int) -> torch.nn.Module:
+        return _OneClass(num_classes)
+
+    loop = ActiveLearningLoop(project, recipe=dataclasses.replace(FAST, network=one_class,
+                                                                  restarts=1))
+    loop.query("random", 24, seed=0)
+    label_served(project, "ann", 24)
+    with pytest.warns(UserWarning, match="no better than chance .* after 2 training"):
+        model = loop.train(seed=0)
+    assert model.status is ModelStatus.READY  # recorded, flagged, a person decides
+    stored = next(m for m in project.list_model_versions() if m.id == model.id)
+    assert stored.metrics["degenerate"] == 1.0 and stored.metrics["attempts"] == 2.0

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,3 +96,38 @@ def test_trainer_scoring_equals_streamed_scoring(
     streamed = _entropy(torch.from_numpy(predict_probs(trained, pool, ids=ids))).numpy()
     assert scores.ids.tolist() == sorted(ids.tolist())  # ordered by id
     np.testing.assert_allclose(scores.values, streamed[::-1], atol=1e-6)
+
+
+class _OneClass(torch.nn.Module):
+    """A 'network' that ignores its input: the same logits for every image, a trained bias."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias.expand(x.shape[0], -1) + 0.0 * x.flatten(1).sum(1, keepdim=True)
+
+
+def _one_class(*, spatial_dims: int, in_channels: int, num_classes: int) -> torch.nn.Module:
+    return _OneClass(num_classes)
+
+
+def test_a_degenerate_training_is_restarted_and_flagged(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, tmp_path: Path
+) -> None:
+    x, y = breast_tiny.pool_x[:40], breast_tiny.pool_y[:40]
+    xv, yv = breast_tiny.val_x, breast_tiny.val_y
+    assert len(np.unique(yv)) == 2
+    recipe = dataclasses.replace(tiny_recipe, network=_one_class, restarts=2)
+    trained = train_classifier(recipe, x, y, xv, yv, seed=0, num_classes=2, root_dir=tmp_path)
+    # every image gets one class whatever the seed: three trainings, still flagged
+    assert trained.metrics["attempts"] == 3.0 and trained.metrics["degenerate"] == 1.0
+    assert (tmp_path / "restart-1").is_dir() and (tmp_path / "restart-2").is_dir()
+    assert trained.seed == 0  # all equally bad (val AUC 0.5): the first is kept
+    # a network that can learn: one training, not flagged
+    plain = dataclasses.replace(tiny_recipe, max_epochs=3, restarts=2)
+    good = train_classifier(plain, breast_tiny.pool_x, breast_tiny.pool_y, xv, yv, seed=0,
+                            num_classes=2)
+    assert good.metrics["degenerate"] == 0.0 and good.metrics["attempts"] == 1.0
+    assert good.metrics["val_auc"] > 0.5

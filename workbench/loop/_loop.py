@@ -236,6 +236,12 @@ class ActiveLearningLoop:
             raise LoopError(f"training model version {version.id} failed: {error}",
                             path=self.store.root) from error
         metrics = {k: v for k, v in trained.metrics.items() if np.isfinite(v)}
+        if metrics.get("degenerate"):
+            warnings.warn(
+                f"model version {version.id} ranks the validation images no better than chance "
+                f"or gives all of them one class, after {int(metrics.get('attempts', 1))} "
+                "training(s): treat its proposals with care and label more images of each class",
+                stacklevel=2)
         return self.store.update_model_version(version.id, status=ModelStatus.READY,
                                                checkpoint=str(path), metrics=metrics)
 

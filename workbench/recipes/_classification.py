@@ -51,6 +51,11 @@ class ClassificationRecipe:
     (``recalibrate_batch_norm``; the running averages lag the weights, which shifted predicted
     classes towards the minority class) and ``val_auc``/``val_acc`` re-measured with them.
 
+    A training that ends degenerate (its val AUC at or below chance, or one class predicted for
+    every val image, while the val set holds two classes or more) is run again with another
+    seed, up to ``restarts`` times; the best by val AUC is kept and its metrics say how many
+    trainings it took (``attempts``) and whether it is still degenerate (``degenerate``).
+
     ``devices`` x ``num_nodes`` processes with a data-parallel ``strategy`` (e.g. ``"ddp"``;
     ``accelerator="cpu"`` runs it on CPU with gloo) train the same model as one process, up to
     float rounding: ``batch_size`` stays the global batch, shared between the processes.
@@ -73,6 +78,7 @@ class ClassificationRecipe:
     mc_samples: int = 20
     class_weighting: bool = True
     recalibrate_batch_norm: bool = True
+    restarts: int = 2
     warm_start: bool = True
     val_fraction: float = 0.2
     predict_batch_size: int = 512
@@ -164,6 +170,41 @@ def train_classifier(
     else:
         xv, yv = np.asarray(x_val), np.asarray(y_val).reshape(-1).astype(np.int64)
     n_cls = num_classes or int(max(y.max(initial=0), yv.max(initial=0))) + 1
+    best: TrainedModel | None = None
+    for attempt in range(max(0, recipe.restarts) + 1):
+        where = root_dir
+        if attempt and root_dir is not None:
+            where = Path(root_dir) / f"restart-{attempt}"
+        trained = _train_once(recipe, x, y, xv, yv, seed=restart_seed(seed, attempt),
+                              num_classes=n_cls, root_dir=where, init_state=init_state,
+                              callbacks=callbacks)
+        if best is None or _val_auc(trained) > _val_auc(best):
+            best = trained
+        if not trained.metrics["degenerate"]:
+            break
+    assert best is not None
+    best.metrics["attempts"] = float(attempt + 1)
+    return best
+
+
+def restart_seed(seed: int, attempt: int) -> int:
+    """The training seed of the ``attempt``-th restart (0: ``seed`` itself)."""
+    if attempt == 0:
+        return seed
+    state = np.random.SeedSequence([seed & 0xFFFFFFFF, attempt, 0x5EED]).generate_state(1)
+    return int(state[0] & 0x7FFFFFFF)
+
+
+def _val_auc(trained: TrainedModel) -> float:
+    value = trained.metrics.get("val_auc", float("nan"))
+    return value if np.isfinite(value) else float("-inf")
+
+
+def _train_once(recipe: ClassificationRecipe, x: np.ndarray, y: np.ndarray, xv: np.ndarray,
+                yv: np.ndarray, *, seed: int, num_classes: int, root_dir: str | Path | None,
+                init_state: StateDict | None, callbacks: Sequence[Callback]) -> TrainedModel:
+    """One training of `train_classifier`, its metrics with ``degenerate`` (0 or 1)."""
+    n_cls = num_classes
     images = as_images(x, recipe.spatial_dims)
     torch.manual_seed(seed)
     net = recipe.network(
@@ -198,12 +239,14 @@ def train_classifier(
                     accelerator=recipe.accelerator, devices=recipe.devices,
                     strategy=recipe.strategy, num_nodes=recipe.num_nodes,
                     callbacks=callbacks)
-    metrics, state = best.metrics, best.net_state
+    metrics, state = dict(best.metrics), best.net_state
     batches = (b["image"] for b in loader(train_items, recipe.predict_batch_size))
     if recipe.recalibrate_batch_norm and recalibrate_batch_norm(module.net, batches):
         # the best weights with BatchNorm statistics of their own (see recalibrate_batch_norm)
         state = {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}
-        metrics = {**metrics, **_val_metrics(module, val_items, recipe.predict_batch_size)}
+    # the kept model's own val metrics (Lightning's ``val_auc`` is the last epoch's)
+    metrics = {**metrics, "degenerate": 0.0,
+               **_val_metrics(module, val_items, recipe.predict_batch_size)}
     return TrainedModel(
         module=module,
         metrics=metrics,
@@ -219,12 +262,18 @@ def train_classifier(
 
 def _val_metrics(module: ClassificationModule, val_set: TensorItems,
                  batch_size: int) -> dict[str, float]:
-    """``val_auc`` and ``val_acc`` of the module as it now is (eval mode, dropout off)."""
+    """``val_auc``, ``val_acc`` and ``degenerate`` (1.0 when, with two classes or more in the
+    val set, the AUC is at or below chance or every val image gets the same predicted class)
+    of the module as it now is (eval mode, dropout off)."""
     if len(val_set) == 0:
         return {}
     probs = _eval_probs(module, loader(val_set, batch_size), int(module.hparams["num_classes"]))
-    m = classification_metrics(probs, np.asarray(val_set.labels))
-    return {"val_auc": m["auc"], "val_acc": m["accuracy"]}
+    labels = np.asarray(val_set.labels).reshape(-1)
+    m = classification_metrics(probs, labels)
+    degenerate = len(np.unique(labels)) >= 2 and (
+        not m["auc"] > 0.5 or len(np.unique(probs.argmax(1))) == 1
+    )
+    return {"val_auc": m["auc"], "val_acc": m["accuracy"], "degenerate": float(degenerate)}
 
 
 def _eval_probs(module: nn.Module, batches: Any, num_classes: int) -> np.ndarray:
