@@ -95,6 +95,10 @@ def test_report_schema_is_complete_and_consistent(report: dict[str, Any], tmp_pa
             flat = [i for p in run["picks"] for i in p]
             assert len(set(flat)) == 16
             assert {"auc", "accuracy"} <= set(run["curve"][0]["metrics"])
+            for point in run["curve"]:  # the training's own metrics beside the test metrics
+                training = point["training"]
+                assert {"val_auc", "attempts", "degenerate"} <= set(training)
+                assert training["attempts"] >= 1 and training["degenerate"] in (0.0, 1.0)
             labels = [p["labels"] for p in run["curve"]]
             metric = [p["metrics"]["auc"] for p in run["curve"]]
             per_seed.append(aulc(labels, metric))

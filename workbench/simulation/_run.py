@@ -68,10 +68,13 @@ class SimulationConfig:
 
 @dataclass(frozen=True)
 class CurvePoint:
-    """Test metrics after training on ``labels`` revealed labels."""
+    """Test metrics after training on ``labels`` revealed labels, and the training's own
+    (validation metrics; for classifiers ``attempts`` and ``degenerate``, see
+    `ClassificationRecipe`)."""
 
     labels: int
     metrics: dict[str, float]
+    training: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,8 @@ def run_strategy(
             root,
             state if recipe.warm_start else None,
         )
-        curve.append(CurvePoint(len(idx), evaluate(trained, data)))
+        kept = {k: float(v) for k, v in trained.metrics.items() if np.isfinite(v)}
+        curve.append(CurvePoint(len(idx), evaluate(trained, data), kept))
         state = trained.state_dict
         shutil.rmtree(root, ignore_errors=True)
         tick(f"{name} seed {seed} round {r}")
