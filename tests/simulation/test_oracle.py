@@ -48,7 +48,7 @@ def test_loop_reveals_exactly_the_selections(
     def fake_train(recipe: Any, d: SimulationData, x: np.ndarray, y: np.ndarray, *a: Any) -> Any:
         rows = [int(np.flatnonzero((d.pool_x == xi).all(axis=(1, 2)))[0]) for xi in x]
         trained_on.append((rows, [int(v) for v in y]))
-        return type("T", (), {"state_dict": {}})()
+        return type("T", (), {"state_dict": {}, "metrics": {"val_auc": 0.5}})()
 
     monkeypatch.setattr(Oracle, "reveal", spy_reveal)
     monkeypatch.setattr(run_module, "_train", fake_train)
