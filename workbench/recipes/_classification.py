@@ -175,8 +175,8 @@ def train_classifier(
         where = root_dir
         if attempt and root_dir is not None:
             where = Path(root_dir) / f"restart-{attempt}"
-        trained = _train_once(recipe, x, y, xv, yv, seed=restart_seed(seed, attempt),
-                              num_classes=n_cls, root_dir=where, init_state=init_state,
+        trained = _train_once(recipe, x, y, xv, yv, seed=_restart_seed(seed, attempt),
+                              n_cls=n_cls, root_dir=where, init_state=init_state,
                               callbacks=callbacks)
         if best is None or _val_auc(trained) > _val_auc(best):
             best = trained
@@ -187,7 +187,7 @@ def train_classifier(
     return best
 
 
-def restart_seed(seed: int, attempt: int) -> int:
+def _restart_seed(seed: int, attempt: int) -> int:
     """The training seed of the ``attempt``-th restart (0: ``seed`` itself)."""
     if attempt == 0:
         return seed
@@ -201,10 +201,9 @@ def _val_auc(trained: TrainedModel) -> float:
 
 
 def _train_once(recipe: ClassificationRecipe, x: np.ndarray, y: np.ndarray, xv: np.ndarray,
-                yv: np.ndarray, *, seed: int, num_classes: int, root_dir: str | Path | None,
+                yv: np.ndarray, *, seed: int, n_cls: int, root_dir: str | Path | None,
                 init_state: StateDict | None, callbacks: Sequence[Callback]) -> TrainedModel:
     """One training of `train_classifier`, its metrics with ``degenerate`` (0 or 1)."""
-    n_cls = num_classes
     images = as_images(x, recipe.spatial_dims)
     torch.manual_seed(seed)
     net = recipe.network(
