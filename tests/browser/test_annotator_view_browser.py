@@ -160,13 +160,15 @@ def test_zoom_and_pan_then_brush_lands_on_the_expected_pixels(page: Any, lab: La
 
 
 STATE_CELL = """
-import json, pathlib
+import json, os, pathlib
 state = pathlib.Path({path!r})
 def dump(_=None):
     s = w.session
-    state.write_text(json.dumps({{
+    part = state.with_suffix(".part")  # then renamed: the test never reads a half-written file
+    part.write_text(json.dumps({{
         "traits": [w.window_center, w.window_width], "window_key": w.window_key,
         "session": [s.window.center, s.window.width], "mask_sum": int((s.mask > 0).sum())}}))
+    os.replace(part, state)
 w.observe(dump, names=["window_center", "window_width", "window_key"])
 dump()
 """
