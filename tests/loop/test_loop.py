@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
+from tests._networks import one_class_network
 from workbench.ingest import LabelPolicy, import_sources
 from workbench.loop import ActiveLearningLoop, LoopError, StoppingCriteria
 from workbench.recipes import ClassificationRecipe
@@ -187,22 +187,8 @@ def test_a_spatial_reduction_is_refused_on_a_classification_project(
     assert project.list_rounds() == []  # nothing recorded for a refused request
 
 
-class _OneClass(torch.nn.Module):
-    """Ignores its input: one class for every image."""
-
-    def __init__(self, num_classes: int) -> None:
-        super().__init__()
-        self.bias = torch.nn.Parameter(torch.zeros(num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bias.expand(x.shape[0], -1) + 0.0 * x.flatten(1).sum(1, keepdim=True)
-
-
 def test_a_degenerate_model_is_flagged_and_the_user_warned(project: SQLiteStore) -> None:
-    def one_class(*, spatial_dims: int, in_channels: int, num_classes: int) -> torch.nn.Module:
-        return _OneClass(num_classes)
-
-    loop = ActiveLearningLoop(project, recipe=dataclasses.replace(FAST, network=one_class,
+    loop = ActiveLearningLoop(project, recipe=dataclasses.replace(FAST, network=one_class_network,
                                                                   restarts=1))
     loop.query("random", 24, seed=0)
     label_served(project, "ann", 24)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests._networks import one_class_network
 from workbench.recipes import (
     ClassificationRecipe,
     class_weights,
@@ -98,28 +99,13 @@ def test_trainer_scoring_equals_streamed_scoring(
     np.testing.assert_allclose(scores.values, streamed[::-1], atol=1e-6)
 
 
-class _OneClass(torch.nn.Module):
-    """A 'network' that ignores its input: the same logits for every image, a trained bias."""
-
-    def __init__(self, num_classes: int) -> None:
-        super().__init__()
-        self.bias = torch.nn.Parameter(torch.zeros(num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bias.expand(x.shape[0], -1) + 0.0 * x.flatten(1).sum(1, keepdim=True)
-
-
-def _one_class(*, spatial_dims: int, in_channels: int, num_classes: int) -> torch.nn.Module:
-    return _OneClass(num_classes)
-
-
 def test_a_degenerate_training_is_restarted_and_flagged(
     breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, tmp_path: Path
 ) -> None:
     x, y = breast_tiny.pool_x[:40], breast_tiny.pool_y[:40]
     xv, yv = breast_tiny.val_x, breast_tiny.val_y
     assert len(np.unique(yv)) == 2
-    recipe = dataclasses.replace(tiny_recipe, network=_one_class, restarts=2)
+    recipe = dataclasses.replace(tiny_recipe, network=one_class_network, restarts=2)
     trained = train_classifier(recipe, x, y, xv, yv, seed=0, num_classes=2, root_dir=tmp_path)
     # every image gets one class whatever the seed: three trainings, still flagged
     assert trained.metrics["attempts"] == 3.0 and trained.metrics["degenerate"] == 1.0
