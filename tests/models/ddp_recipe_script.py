@@ -15,14 +15,12 @@ import numpy as np
 import torch
 
 from workbench.recipes import ClassificationRecipe, predict_scores, train_classifier
+from workbench.strategies import bald
 
 
-def bald(probs: torch.Tensor) -> torch.Tensor:
-    """Mutual information between prediction and weights.  # [B, T, C] -> [B]"""
-    mean = probs.mean(1)
-    entropy = -(mean * mean.clamp_min(1e-12).log()).sum(1)
-    expected = -(probs * probs.clamp_min(1e-12).log()).sum(2).mean(1)
-    return entropy - expected
+def bald_scores(probs: torch.Tensor) -> torch.Tensor:
+    """The engine's BALD of one scored batch.  # [B, T, C] -> [B]"""
+    return torch.from_numpy(bald(probs.numpy()))
 
 
 def main() -> None:
@@ -44,7 +42,7 @@ def main() -> None:
     trained = train_classifier(recipe, x, y, xv, yv, seed=0, num_classes=2,
                                root_dir=args.out / f"fit_{args.devices}")
     ids = np.arange(101) + 5000
-    scores = predict_scores(trained, pool, bald, ids=ids, root_dir=args.out / "scores",
+    scores = predict_scores(trained, pool, bald_scores, ids=ids, root_dir=args.out / "scores",
                             **parallel)
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0

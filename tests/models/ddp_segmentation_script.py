@@ -16,14 +16,12 @@ import torch
 
 from workbench.recipes import SegmentationRecipe, UNetFactory, predict_scores, train_segmenter
 from workbench.simulation import load_simulation_data
+from workbench.strategies import bald
 
 
 def mean_bald(probs: torch.Tensor) -> torch.Tensor:
-    """Mutual information per voxel, averaged over the image.  # [B, T, C, *S] -> [B]"""
-    mean = probs.mean(1)
-    entropy = -(mean * mean.clamp_min(1e-12).log()).sum(1)
-    expected = -(probs * probs.clamp_min(1e-12).log()).sum(2).mean(1)
-    return (entropy - expected).flatten(1).mean(1)
+    """The engine's per-voxel BALD, averaged over the volume.  # [B, T, C, *S] -> [B]"""
+    return torch.from_numpy(bald(probs.numpy(), spatial_dims=3, reduction="mean"))
 
 
 def main() -> None:

@@ -80,14 +80,26 @@ class _MCPredictMixin(L.LightningModule):
         """Sliding-window inference, for modules built with a ``patch_size``."""
         return None
 
+    def salted_seed(self, salt: int) -> int:
+        """This module's seed mixed with ``salt``: one random stream per use (dropout, patches,
+        augmentation)."""
+        return (self.hparams["mc_seed"] or 0) ^ salt
+
+    def batch_draw_keys(self, batch: dict[str, Tensor], salt: int) -> Tensor | None:
+        """Keys of a training batch's draws, from (seed ^ ``salt``, item id, draw number); None
+        for a batch without ``draw`` numbers.  # [B]"""
+        if "draw" not in batch or "id" not in batch:
+            return None
+        return draw_keys(batch["id"], batch["draw"], self.salted_seed(salt))
+
     def _forward_keyed(self, x: Tensor, batch: dict[str, Tensor]) -> Tensor:
         """``self(x)``; a training batch with ``draw`` numbers gets dropout masks keyed by
         (seed, item id, draw), so they do not depend on the process that draws them."""
-        if "draw" not in batch or "id" not in batch:
+        keys = self.batch_draw_keys(batch, _TRAIN_DROPOUT_SALT)
+        if keys is None:
             return self(x)
-        seed = (self.hparams["mc_seed"] or 0) ^ _TRAIN_DROPOUT_SALT
-        with KeyedDropout(self.net, seed) as keyed:
-            keyed.rows = draw_keys(batch["id"], batch["draw"], seed)
+        with KeyedDropout(self.net, self.salted_seed(_TRAIN_DROPOUT_SALT)) as keyed:
+            keyed.rows = keys
             return self(x)
 
     def _global_mean(self, loss: Tensor, n: int) -> tuple[Tensor, Tensor]:
@@ -310,10 +322,7 @@ class SegmentationModule(_MCPredictMixin):
             return batch
         y = batch["label"]
         y = y.unsqueeze(1) if y.ndim == batch["image"].ndim - 1 else y
-        keys = None
-        if "draw" in batch and "id" in batch:
-            seed = (self.hparams["mc_seed"] or 0) ^ _PATCH_SALT
-            keys = draw_keys(batch["id"], batch["draw"], seed)
+        keys = self.batch_draw_keys(batch, _PATCH_SALT)
         x, y = random_patches(batch["image"], y, window.roi_size, keys=keys)
         return {**batch, "image": x, "label": y}
 

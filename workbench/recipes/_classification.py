@@ -21,7 +21,6 @@ from workbench.models import (
     recalibrate_batch_norm,
     small_cnn,
 )
-from workbench.models._dropout import draw_keys
 from workbench.recipes._augment import DEFAULT_ROTATE, augment_images
 from workbench.recipes._data import (
     SplitDataModule,
@@ -118,10 +117,7 @@ class _AugmentedClassifier(ClassificationModule):
         r = self.recipe
         if r is not None and r.augment and self.trainer.training and isinstance(batch, dict):
             batch = dict(batch)
-            keys = None
-            if "draw" in batch and "id" in batch:
-                seed = (self.hparams["mc_seed"] or 0) ^ _AUGMENT_SALT
-                keys = draw_keys(batch["id"], batch["draw"], seed)
+            keys = self.batch_draw_keys(batch, _AUGMENT_SALT)
             batch["image"] = augment_images(
                 batch["image"],
                 flip_axes=r.flip_axes,

@@ -27,7 +27,6 @@ from workbench.models import (
     training_device,
     window_predict,
 )
-from workbench.models._dropout import draw_keys
 from workbench.recipes._augment import augment_scans
 from workbench.recipes._data import SplitDataModule, TensorItems, as_images, loader, split_val
 from workbench.recipes._fit import fit_best
@@ -175,10 +174,7 @@ class _AugmentedSegmenter(SegmentationModule):
         batch = super().training_batch(batch)  # patches first
         r = self.recipe
         if r is not None and r.augment:
-            keys = None
-            if "draw" in batch and "id" in batch:
-                seed = (self.hparams["mc_seed"] or 0) ^ _AUGMENT_SALT
-                keys = draw_keys(batch["id"], batch["draw"], seed)
+            keys = self.batch_draw_keys(batch, _AUGMENT_SALT)
             x, y = augment_scans(batch["image"], batch["label"], flip_axes=r.flip_axes,
                                  intensity=r.intensity, keys=keys)
             batch = {**batch, "image": x, "label": y}
