@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from tests._networks import one_class_network
+from workbench.models import ModelError
 from workbench.recipes import (
     ClassificationRecipe,
     class_weights,
@@ -117,3 +118,10 @@ def test_a_degenerate_training_is_restarted_and_flagged(
                             num_classes=2)
     assert good.metrics["degenerate"] == 0.0 and good.metrics["attempts"] == 1.0
     assert good.metrics["val_auc"] > 0.5
+
+
+@pytest.mark.parametrize("restarts", [-1, 1.5, True])
+def test_restarts_must_be_a_count(restarts: object) -> None:
+    with pytest.raises(ModelError, match="restarts must be an integer >= 0") as caught:
+        ClassificationRecipe(restarts=restarts)  # type: ignore[arg-type]
+    assert caught.value.field == "restarts"

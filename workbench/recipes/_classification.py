@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from workbench.models import (
     ClassificationModule,
+    ModelError,
     embeddings,
     mc_predict,
     recalibrate_batch_norm,
@@ -86,6 +87,12 @@ class ClassificationRecipe:
     devices: int | str = 1
     strategy: str = "auto"
     num_nodes: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.restarts, bool) or not isinstance(self.restarts, int) or (
+                self.restarts < 0):
+            raise ModelError(f"restarts must be an integer >= 0, got {self.restarts!r}",
+                             field="restarts")
 
 
 @dataclass
@@ -167,7 +174,7 @@ def train_classifier(
         xv, yv = np.asarray(x_val), np.asarray(y_val).reshape(-1).astype(np.int64)
     n_cls = num_classes or int(max(y.max(initial=0), yv.max(initial=0))) + 1
     best: TrainedModel | None = None
-    for attempt in range(max(0, recipe.restarts) + 1):
+    for attempt in range(recipe.restarts + 1):
         where = root_dir
         if attempt and root_dir is not None:
             where = Path(root_dir) / f"restart-{attempt}"
