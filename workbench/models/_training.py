@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +23,7 @@ from lightning.pytorch.loggers import CSVLogger
 from workbench.models._errors import ModelError, out_of_memory_as_model_error
 from workbench.models._mc import MCPrediction, Reducer
 from workbench.models._sharding import GlobalBatchNorm
+from workbench.models._stopping import EarlyStoppingOnAny
 
 
 def training_device(accelerator: str = "auto") -> str:
@@ -53,6 +54,7 @@ def make_trainer(
     callbacks: Sequence[Callback] = (),
     use_distributed_sampler: bool = True,
     sync_batchnorm: bool | None = None,
+    also_improving: Mapping[str, Literal["min", "max"]] | None = None,
     **trainer_kwargs: Any,
 ) -> L.Trainer:
     """A quiet Trainer: early stopping and best-checkpointing on ``monitor``, AMP on CUDA only,
@@ -64,7 +66,10 @@ def make_trainer(
     use global-batch statistics (``sync_batchnorm`` None: on whenever more than one process;
     torch's SyncBatchNorm on CUDA, `GlobalBatchNorm` elsewhere, e.g. CPU with gloo).
     ``use_distributed_sampler=False`` keeps the data module's own samplers (as `SplitDataModule`
-    needs: it shards the training batches itself and gives every process the whole val set)."""
+    needs: it shards the training batches itself and gives every process the whole val set).
+
+    ``also_improving`` (name -> "min"/"max"): metrics whose improvement also resets the
+    early-stopping patience (`EarlyStoppingOnAny`); the checkpoint still follows ``monitor``."""
     if seed is not None:
         L.seed_everything(seed, workers=True, verbose=False)
     root = Path(root_dir) if root_dir is not None else Path(tempfile.mkdtemp(prefix="workbench-"))
@@ -78,7 +83,11 @@ def make_trainer(
         checkpoint = ModelCheckpoint(
             dirpath=root / "checkpoints", monitor=monitor, mode=mode, save_top_k=1, filename="best"
         )
-        stopping = EarlyStopping(monitor=monitor, mode=mode, patience=patience, check_finite=False)
+        stopping: Callback = (
+            EarlyStoppingOnAny({monitor: mode, **also_improving}, patience)
+            if also_improving
+            else EarlyStopping(monitor=monitor, mode=mode, patience=patience, check_finite=False)
+        )
         return L.Trainer(
             max_epochs=max_epochs,
             default_root_dir=root,

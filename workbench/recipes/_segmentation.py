@@ -77,6 +77,11 @@ class SegmentationRecipe:
     ``ResizeWithPadOrCrop``; the store-backed loop pads each batch itself). Augmentation: random
     flips of image and mask along ``flip_axes`` (those the images have) and intensity jitter.
 
+    Early stopping ends a training after ``patience`` epochs in which neither val Dice nor val
+    loss improved; the kept weights are those of the best val Dice. (Dice can stay flat for
+    epochs while the loss still falls, before the network finds the foreground; stopping on Dice
+    alone ended such trainings in that plateau.)
+
     ``patch_size`` (each side divisible by ``divisible_by``) trains on random patches (a third
     centred on foreground; an epoch draws each scan as many times as patches cover it, so it
     sees as many voxels as an epoch on whole scans) and predicts over sliding windows with
@@ -257,7 +262,8 @@ def train_segmenter(
     best = fit_best(module, data, max_epochs=recipe.max_epochs, patience=recipe.patience,
                     monitor="val_dice", seed=seed, root_dir=root_dir,
                     accelerator=recipe.accelerator, devices=recipe.devices,
-                    strategy=recipe.strategy, num_nodes=recipe.num_nodes, callbacks=callbacks)
+                    strategy=recipe.strategy, num_nodes=recipe.num_nodes, callbacks=callbacks,
+                    also_improving={"val_loss": "min"})
     return TrainedSegmenter(
         module=module,
         metrics=best.metrics,
