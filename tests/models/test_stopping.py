@@ -95,6 +95,7 @@ def test_segmentation_trainings_stop_only_when_neither_val_dice_nor_val_loss_imp
     seen = _SeenStopping()
     recipe = SegmentationRecipe(network=UNetFactory((4, 8)), divisible_by=2, max_epochs=1,
                                 min_steps_per_epoch=1, batch_size=2, mc_samples=2)
-    train_segmenter(recipe, images[:3], masks[:3], images[3:], masks[3:], num_classes=2, seed=0,
-                    root_dir=tmp_path, callbacks=[seen])
+    trained = train_segmenter(recipe, images[:3], masks[:3], images[3:], masks[3:],
+                              num_classes=2, seed=0, root_dir=tmp_path, callbacks=[seen])
     assert seen.monitors == [{"val_dice": "max", "val_loss": "min"}]
+    assert trained.metrics["epochs"] == 1

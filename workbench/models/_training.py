@@ -114,7 +114,8 @@ def make_trainer(
 
 @dataclass(frozen=True)
 class FitResult:
-    """The best checkpoint and the final metrics (``best_<monitor>`` included)."""
+    """The best checkpoint and the final metrics (``best_<monitor>`` and ``epochs`` trained
+    included)."""
 
     checkpoint_path: Path
     metrics: dict[str, float]
@@ -145,6 +146,7 @@ def fit_and_checkpoint(
     else:
         path = Path(checkpoint.best_model_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    metrics["epochs"] = float(trainer.current_epoch)  # epochs trained (early stopping included)
     if isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_score is not None:
         metrics[f"best_{monitor}"] = float(checkpoint.best_model_score)
     return FitResult(checkpoint_path=path, metrics=metrics)
