@@ -199,6 +199,10 @@ def setups(seeds: int) -> dict[str, Setup]:
         # the segmentation default of `workbench query` (power-BALD, mean reduction) against
         # random, otherwise exactly hippocampus_warm (random reruns identically)
         "hippocampus_warm_default": hippocampus_warm(s, "power_bald", "mean"),
+        # the same with 10 seeds (seeds 0-4 repeat it): is the default within 0.5 points of
+        # random, or is the 5-seed interval hiding a loss?
+        "hippocampus_warm_default_10seeds": hippocampus_warm(tuple(range(10)), "power_bald",
+                                                             "mean"),
         # hippocampus_warm_default trained on 24x32x24 patches (a fifth of the 40x56x40 crop)
         # and predicted over sliding windows: what patches cost in Dice at the same budget
         "hippocampus_warm_patches": hippocampus_warm(s, "power_bald", "mean", (24, 32, 24)),
