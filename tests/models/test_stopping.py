@@ -11,7 +11,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from workbench.models import make_trainer
+from workbench.models import (
+    ArrayDataModule,
+    SegmentationModule,
+    build_segmenter,
+    fit_and_checkpoint,
+    make_trainer,
+)
 from workbench.models._stopping import EarlyStoppingOnAny
 from workbench.recipes import SegmentationRecipe, UNetFactory, train_segmenter
 
@@ -76,6 +82,16 @@ def test_bad_monitors_are_refused(monitors: dict[str, str]) -> None:
         EarlyStoppingOnAny(monitors, patience=3)  # type: ignore[arg-type]
 
 
+def _blob_volumes() -> tuple[np.ndarray, np.ndarray]:
+    """Four noisy 8^3 volumes ``[4, 1, 8, 8, 8]`` with one bright cube each, its mask."""
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(4, 1, 8, 8, 8)).astype(np.float32)
+    masks = np.zeros((4, 8, 8, 8), np.int64)
+    masks[:, 2:5, 2:5, 2:5] = 1
+    images[:, 0, 2:5, 2:5, 2:5] += 3
+    return images, masks
+
+
 class _SeenStopping(L.Callback):
     def __init__(self) -> None:
         self.monitors: list[dict[str, str]] = []
@@ -87,11 +103,7 @@ class _SeenStopping(L.Callback):
 
 def test_segmentation_trainings_stop_only_when_neither_val_dice_nor_val_loss_improves(
         tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    images = rng.normal(size=(4, 1, 8, 8, 8)).astype(np.float32)
-    masks = np.zeros((4, 8, 8, 8), np.int64)
-    masks[:, 2:5, 2:5, 2:5] = 1
-    images[:, 0, 2:5, 2:5, 2:5] += 3
+    images, masks = _blob_volumes()
     seen = _SeenStopping()
     recipe = SegmentationRecipe(network=UNetFactory((4, 8)), divisible_by=2, max_epochs=1,
                                 min_steps_per_epoch=1, batch_size=2, mc_samples=2)
@@ -99,3 +111,16 @@ def test_segmentation_trainings_stop_only_when_neither_val_dice_nor_val_loss_imp
                               num_classes=2, seed=0, root_dir=tmp_path, callbacks=[seen])
     assert seen.monitors == [{"val_dice": "max", "val_loss": "min"}]
     assert trained.metrics["epochs"] == 1
+
+
+def test_a_segmentation_module_fitted_directly_stops_by_the_same_rule(tmp_path: Path) -> None:
+    images, masks = _blob_volumes()
+    data = ArrayDataModule(images, masks, task="segmentation", spatial_dims=3, val_fraction=0.25,
+                           batch_size=2)
+    seen = _SeenStopping()
+    module = SegmentationModule(build_segmenter("unet", num_classes=2, features=(4, 8)),
+                                num_classes=2, mc_samples=2)
+    result = fit_and_checkpoint(module, data, max_epochs=2, root_dir=tmp_path,
+                                accelerator="cpu", callbacks=[seen])
+    assert seen.monitors == [{"val_dice": "max", "val_loss": "min"}]
+    assert result.metrics["epochs"] == 2

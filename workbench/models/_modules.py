@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import numpy as np
@@ -273,6 +273,9 @@ class SegmentationModule(_MCPredictMixin):
 
     monitor = "val_dice"
     monitor_mode = "max"
+    # Dice can stay flat for epochs while the loss still falls, before the network finds the
+    # foreground: early stopping waits until neither improves (`EarlyStoppingOnAny`)
+    also_improving: ClassVar[dict[str, Literal["min", "max"]]] = {"val_loss": "min"}
 
     def __init__(
         self,

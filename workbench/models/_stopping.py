@@ -28,7 +28,6 @@ class EarlyStoppingOnAny(Callback):
         self.patience = patience
         self.best: dict[str, float] = {}
         self.wait_count = 0
-        self.stopped_epoch: int | None = None
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
@@ -45,15 +44,11 @@ class EarlyStoppingOnAny(Callback):
         self.wait_count = 0 if improved else self.wait_count + 1
         stop = trainer.strategy.reduce_boolean_decision(self.wait_count >= self.patience,
                                                         all=False)
-        if stop and not trainer.should_stop:
-            trainer.should_stop = True
-            self.stopped_epoch = trainer.current_epoch
+        trainer.should_stop = trainer.should_stop or stop
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": dict(self.best), "wait_count": self.wait_count,
-                "stopped_epoch": self.stopped_epoch}
+        return {"best": dict(self.best), "wait_count": self.wait_count}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best = dict(state_dict["best"])
         self.wait_count = int(state_dict["wait_count"])
-        self.stopped_epoch = state_dict["stopped_epoch"]

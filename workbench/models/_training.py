@@ -129,12 +129,15 @@ def fit_and_checkpoint(
     trainer: L.Trainer | None = None,
     **trainer_kwargs: Any,
 ) -> FitResult:
-    """Fit, keep the best checkpoint on the module's ``monitor`` metric, return both."""
+    """Fit, keep the best checkpoint on the module's ``monitor`` metric, return both. Early
+    stopping also waits while a metric in the module's ``also_improving`` still improves."""
     monitor = getattr(module, "monitor", "val_loss")
     mode: Literal["min", "max"] = (
         "max" if getattr(module, "monitor_mode", "min") == "max" else "min"
     )
-    trainer = trainer or make_trainer(max_epochs, monitor=monitor, mode=mode, **trainer_kwargs)
+    trainer = trainer or make_trainer(max_epochs, monitor=monitor, mode=mode,
+                                      also_improving=getattr(module, "also_improving", None),
+                                      **trainer_kwargs)
     with out_of_memory_as_model_error("training", datamodule.hparams.get("batch_size")):
         trainer.fit(module, datamodule=datamodule)
     checkpoint = trainer.checkpoint_callback

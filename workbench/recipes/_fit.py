@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,20 +30,19 @@ def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, max_epoc
              patience: int, monitor: str, seed: int, root_dir: str | Path | None,
              mode: Literal["min", "max"] = "max", accelerator: str = "auto",
              devices: int | str = 1, strategy: str = "auto", num_nodes: int = 1,
-             callbacks: Sequence[Callback] = (),
-             also_improving: Mapping[str, Literal["min", "max"]] | None = None) -> BestFit:
+             callbacks: Sequence[Callback] = ()) -> BestFit:
     """Fit ``module`` with early stopping on ``monitor``; load the best weights back into it
     (left in eval mode). ``devices`` x ``num_nodes`` processes (``strategy``, e.g. "ddp") keep
     the data module's own samplers (``use_distributed_sampler=False``, see `SplitDataModule`)
     and share BatchNorm statistics; every process returns the same best weights. ``callbacks``
-    are added to the trainer's; an improvement of a metric in ``also_improving`` (name ->
-    "min"/"max") also resets the patience."""
+    are added to the trainer's; an improvement of a metric in the module's ``also_improving``
+    (name -> "min"/"max", e.g. `SegmentationModule`'s val loss) also resets the patience."""
     root = Path(root_dir) if root_dir is not None else Path(tempfile.mkdtemp(prefix="wb-recipe-"))
     trainer = make_trainer(max_epochs, root_dir=root, monitor=monitor, mode=mode,
                            patience=patience, seed=seed, accelerator=accelerator,
                            devices=devices, strategy=strategy, num_nodes=num_nodes,
                            use_distributed_sampler=False, callbacks=callbacks,
-                           also_improving=also_improving)
+                           also_improving=getattr(module, "also_improving", None))
     with warnings.catch_warnings():  # batch augmentation lives on the module, on purpose
         warnings.filterwarnings("ignore", message=".*on_after_batch_transfer.*")
         fit = fit_and_checkpoint(module, data, trainer=trainer)

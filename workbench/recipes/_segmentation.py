@@ -262,8 +262,7 @@ def train_segmenter(
     best = fit_best(module, data, max_epochs=recipe.max_epochs, patience=recipe.patience,
                     monitor="val_dice", seed=seed, root_dir=root_dir,
                     accelerator=recipe.accelerator, devices=recipe.devices,
-                    strategy=recipe.strategy, num_nodes=recipe.num_nodes, callbacks=callbacks,
-                    also_improving={"val_loss": "min"})
+                    strategy=recipe.strategy, num_nodes=recipe.num_nodes, callbacks=callbacks)
     return TrainedSegmenter(
         module=module,
         metrics=best.metrics,
