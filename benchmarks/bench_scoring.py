@@ -57,7 +57,8 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
 
 class PeakRSS:
     """Peak resident memory growth of this process while the block runs: the kernel's VmHWM
-    (reset through /proc/self/clear_refs) on Linux, else a 5 ms psutil sampling thread."""
+    (reset through /proc/self/clear_refs) on Linux, else a 5 ms psutil sampling thread. (On
+    Linux no thread runs: it would take the GIL from a host-bound GPU scorer.)"""
 
     def __init__(self) -> None:
         self.process = psutil.Process()
@@ -72,7 +73,8 @@ class PeakRSS:
         self.peak = self.before
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
+        if not self.linux:
+            self.thread.start()
         return self
 
     def _sample(self) -> None:
@@ -82,7 +84,8 @@ class PeakRSS:
 
     def __exit__(self, *exc: object) -> None:
         self.done.set()
-        self.thread.join()
+        if self.thread.is_alive():
+            self.thread.join()
         peak = self.peak
         if self.linux:
             text = Path("/proc/self/status").read_text()
@@ -179,7 +182,7 @@ def time_ours(
     args: argparse.Namespace,
     reduce: Callable[[torch.Tensor], torch.Tensor] | None,
 ) -> dict[str, Any]:
-    loader = batch_loader(ArrayDataset(pool), args.batch_size)
+    loader = batch_loader(ArrayDataset(pool, scale_uint8=False), args.batch_size)
     precision: Precision = args.precision if args.device == "cuda" else "32"
     reset_gpu_peak(args)
     with PeakRSS() as memory:
@@ -327,11 +330,13 @@ def main() -> None:
         "head, 2 classes, 28x28 grey; trained briefly on PneumoniaMNIST",
         "samples": args.samples,
         "workbench": {
-            "call": "mc_predict(net, batch_loader(ArrayDataset(pool), B), T, reduce=entropy)",
+            "call": "mc_predict(net, batch_loader(ArrayDataset(pool, scale_uint8=False), B), "
+            "T, reduce=entropy)",
             "batch_size": args.batch_size,
             "notes": "trunk once per image, dropout head replicated T times in one "
-            "pass; batches fetched with one array index; only one score per "
-            "image is kept",
+            "pass; batches fetched with one slice and kept uint8 until the device "
+            "scales them; on CUDA each batch's scores copied back while the next "
+            "batch runs; only one score per image is kept",
         },
         "baal": {
             "version": version("baal"),

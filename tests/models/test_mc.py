@@ -48,6 +48,32 @@ def test_replicated_pass_equals_looped_pass_with_keyed_masks() -> None:
     assert np.unique(replicated.values[0, :, 0]).size == 12
 
 
+def test_uint8_batches_scaled_on_the_device_score_as_float_batches_do() -> None:
+    images = np.random.default_rng(3).integers(0, 256, (37, 28, 28), dtype=np.uint8)
+    raw = ArrayDataset(images, ids=np.arange(37), scale_uint8=False)
+    scaled = ArrayDataset(images, ids=np.arange(37))
+    first = next(iter(batch_loader(raw, 8)))["image"]
+    assert first.dtype == torch.uint8 and first.shape == (8, 1, 28, 28)
+    assert raw[0]["image"].dtype == torch.uint8
+    net = small_cnn()
+    kept = mc_predict(net, batch_loader(raw, 8), 6, seed=2, reduce=entropy)
+    as_float = mc_predict(net, batch_loader(scaled, 8), 6, seed=2, reduce=entropy)
+    np.testing.assert_array_equal(kept.ids, np.arange(37))
+    np.testing.assert_array_equal(kept.values, as_float.values)  # same arithmetic, same bits
+
+
+def test_batches_are_copies_whether_fetched_as_a_run_or_scattered() -> None:
+    images = np.random.default_rng(4).random((20, 1, 8, 8)).astype(np.float32)
+    data = ArrayDataset(images.copy(), ids=np.arange(20))
+    run = data.batch([4, 5, 6, 7])
+    scattered = data.batch([7, 4, 6, 5])
+    np.testing.assert_array_equal(run["image"].numpy(), images[4:8])
+    np.testing.assert_array_equal(scattered["image"].numpy(), images[[7, 4, 6, 5]])
+    np.testing.assert_array_equal(run["id"].numpy(), [4, 5, 6, 7])
+    run["image"].add_(1.0)  # a consumer that works in place must not change the pool
+    np.testing.assert_array_equal(data.images, images)
+
+
 def test_keyed_and_native_masks_give_the_same_predictive_distribution() -> None:
     net = small_cnn(dropout=0.5)
     loader = batch_loader(pool(64), 64)
@@ -61,7 +87,7 @@ def test_keyed_and_native_masks_give_the_same_predictive_distribution() -> None:
 def test_without_dropout_all_samples_equal_the_eval_forward() -> None:
     net = small_cnn(dropout=0.0).eval()
     data = pool(10)
-    out = mc_predict(net, batch_loader(data, 4), 5).values
+    out = mc_predict(net, batch_loader(data, 4), 5, device="cpu").values
     expected = torch.softmax(net(data.batch(range(10))["image"]), 1).detach().numpy()
     np.testing.assert_allclose(out, np.repeat(expected[:, None], 5, 1), atol=1e-6)
 

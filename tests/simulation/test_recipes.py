@@ -21,6 +21,7 @@ from workbench.recipes import (
     predict_scores,
     train_classifier,
 )
+from workbench.recipes._data import as_pixels
 from workbench.simulation import SimulationData
 
 pytestmark = pytest.mark.shared_data
@@ -125,3 +126,24 @@ def test_restarts_must_be_a_count(restarts: object) -> None:
     with pytest.raises(ModelError, match="restarts must be an integer >= 0") as caught:
         ClassificationRecipe(restarts=restarts)  # type: ignore[arg-type]
     assert caught.value.field == "restarts"
+
+
+def test_uint8_pools_are_scored_as_their_scaled_float_images(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe
+) -> None:
+    trained = train_classifier(
+        tiny_recipe, breast_tiny.pool_x[:30], breast_tiny.pool_y[:30], seed=0, num_classes=2
+    )
+    pool, ids = breast_tiny.test_x[:13], np.arange(400, 413)
+    assert pool.dtype == np.uint8
+    scaled = pool.astype(np.float32) / 255.0
+    held = as_pixels(pool, 2)  # the pool is held as uint8, without a float copy
+    assert held.dtype == torch.uint8 and held.shape == (13, 1, 28, 28)
+    assert as_pixels(scaled, 2).dtype == torch.float32
+    # the same arithmetic (uint8 -> float32, / 255) on the device: the same bits
+    np.testing.assert_array_equal(predict_probs(trained, pool, 4, ids=ids),
+                                  predict_probs(trained, scaled, 4, ids=ids))
+    np.testing.assert_array_equal(predict_mean(trained, pool), predict_mean(trained, scaled))
+    np.testing.assert_array_equal(
+        predict_scores(trained, pool, _entropy, ids=ids, accelerator="cpu").values,
+        predict_scores(trained, scaled, _entropy, ids=ids, accelerator="cpu").values)

@@ -23,6 +23,7 @@ from workbench.models._networks import (
     small_cnn,
 )
 from workbench.models._norm_stats import recalibrate_batch_norm
+from workbench.models._pixels import pixels_as_float
 from workbench.models._training import (
     FitResult,
     ScoreWriter,
@@ -63,6 +64,7 @@ __all__ = [
     "make_trainer",
     "mc_dropout",
     "mc_predict",
+    "pixels_as_float",
     "random_patches",
     "recalibrate_batch_norm",
     "resnet18_classifier",

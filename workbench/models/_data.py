@@ -23,8 +23,8 @@ Task = Literal["classification", "segmentation"]
 Transform = Callable[[Any], Any]
 
 
-def _as_image(array: np.ndarray, spatial_dims: int) -> Tensor:
-    """[*spatial] or [C, *spatial], uint8 scaled to [0, 1] -> float [C, *spatial]."""
+def _as_image(array: np.ndarray, spatial_dims: int, scale_uint8: bool = True) -> Tensor:
+    """[*spatial] or [C, *spatial], uint8 scaled to [0, 1] (or kept) -> float [C, *spatial]."""
     if array.ndim == spatial_dims:
         array = array[None]
     if array.ndim != spatial_dims + 1:
@@ -33,6 +33,8 @@ def _as_image(array: np.ndarray, spatial_dims: int) -> Tensor:
             f"got an item of shape {array.shape}"
         )
     tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if array.dtype == np.uint8 and not scale_uint8:
+        return tensor.clone()  # its own memory, as the scaled one has
     return tensor.float().div_(255.0) if array.dtype == np.uint8 else tensor.float()
 
 
@@ -43,6 +45,9 @@ class ArrayDataset(Dataset[dict[str, Any]]):
     (3D volumes of different shapes); uint8 is scaled to [0, 1]. ``labels`` are class indices
     [N] / [N, 1] or masks per item; ``ids`` default to positions. ``transform`` is a MONAI
     dictionary transform over "image" (and "label" for masks). `batch` fetches many items at once.
+    With ``scale_uint8=False`` (and no transform), uint8 images are handed over unscaled, for
+    a consumer that scales them where they land (`mc_predict` and the modules' steps do): 4x
+    less to copy to a GPU.
     """
 
     def __init__(
@@ -53,8 +58,10 @@ class ArrayDataset(Dataset[dict[str, Any]]):
         *,
         spatial_dims: int = 2,
         transform: Transform | None = None,
+        scale_uint8: bool = True,
     ) -> None:
         self.images = images
+        self.scale_uint8 = scale_uint8
         self.labels = labels
         self.ids = np.arange(len(images)) if ids is None else np.asarray(ids)
         self.spatial_dims = spatial_dims
@@ -75,7 +82,8 @@ class ArrayDataset(Dataset[dict[str, Any]]):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item: dict[str, Any] = {
-            "image": _as_image(np.asarray(self.images[index]), self.spatial_dims)
+            "image": _as_image(np.asarray(self.images[index]), self.spatial_dims,
+                               self.scale_uint8 or self.transform is not None)
         }
         if self.labels is not None:
             label = np.asarray(self.labels[index])
@@ -105,11 +113,14 @@ class ArrayDataset(Dataset[dict[str, Any]]):
             )
             return out
         idx = np.asarray(indices)
-        images = self.images[idx]
+        images = np.array(self.images[_as_slice(idx)], order="C")  # a copy, never a view
         if images.ndim == self.spatial_dims + 1:
             images = images[:, None]
         x = torch.from_numpy(images)
-        out = {"image": x.float().div_(255.0) if images.dtype == np.uint8 else x.float()}
+        if images.dtype == np.uint8:
+            out = {"image": x.float().div_(255.0) if self.scale_uint8 else x}
+        else:
+            out = {"image": x.float()}
         if self.labels is not None:
             labels = np.asarray(self.labels)[idx]
             if labels.ndim - 1 >= self.spatial_dims:  # masks [B, (1,) *S] -> [B, 1, *S]
@@ -120,6 +131,14 @@ class ArrayDataset(Dataset[dict[str, Any]]):
         ids = self.ids[idx]
         out["id"] = torch.from_numpy(ids.astype(np.int64)) if ids.dtype.kind in "iub" else list(ids)
         return out
+
+
+def _as_slice(idx: np.ndarray) -> slice | np.ndarray:
+    """A run of consecutive indices as a slice (3x faster to copy out than an index array);
+    any other as it is."""
+    if len(idx) and idx[0] >= 0 and np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
+        return slice(int(idx[0]), int(idx[0]) + len(idx))
+    return idx
 
 
 class _Batched(Dataset[dict[str, Any]]):

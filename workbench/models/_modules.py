@@ -17,13 +17,8 @@ from torch import Tensor, nn
 from workbench.models._dropout import KeyedDropout, draw_keys, item_keys, mc_dropout
 from workbench.models._errors import ModelError
 from workbench.models._mc import _mc_probs, split_batch
+from workbench.models._pixels import pixels_as_float
 from workbench.models._windows import SlidingWindow, random_patches, window_predict
-
-
-def pixels_as_float(x: Tensor) -> Tensor:
-    """uint8 pixels scaled to [0, 1] (as `workbench.recipes.as_images` scales them); any other
-    dtype as float. Lets a batch cross from a worker process as uint8, four times smaller."""
-    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
 
 
 def _check_images(x: Tensor, spatial_dims: int, in_channels: int) -> None:
@@ -71,8 +66,8 @@ class _MCPredictMixin(L.LightningModule):
             stack.enter_context(mc_dropout(self.net))
             keyed = stack.enter_context(KeyedDropout(self.net, seed)) if seed is not None else None
             keys = item_keys(ids) if keyed is not None else torch.empty(0, dtype=torch.int64)
-            probs = _mc_probs(self.net, x.float(), keys, samples, samples, keyed, "softmax",
-                              self.window)
+            probs = _mc_probs(self.net, pixels_as_float(x), keys, samples, samples, keyed,
+                              "softmax", self.window)
         return {"id": ids, "probs": probs}
 
     @property
@@ -181,7 +176,7 @@ class ClassificationModule(_MCPredictMixin):
         return self.net(x)
 
     def _inputs(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        x, y = batch["image"].float(), batch["label"].long().reshape(-1)
+        x, y = pixels_as_float(batch["image"]), batch["label"].long().reshape(-1)
         _check_images(x, self.hparams["spatial_dims"], self.hparams["in_channels"])
         _check_labels(y, self.hparams["num_classes"])
         return x, y

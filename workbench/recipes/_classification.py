@@ -19,6 +19,7 @@ from workbench.models import (
     ModelError,
     embeddings,
     mc_predict,
+    pixels_as_float,
     recalibrate_batch_norm,
     small_cnn,
 )
@@ -27,6 +28,7 @@ from workbench.recipes._data import (
     SplitDataModule,
     TensorItems,
     as_images,
+    as_pixels,
     loader,
     split_val,
 )
@@ -286,12 +288,13 @@ def _eval_probs(module: nn.Module, batches: Any, num_classes: int) -> np.ndarray
     parts = []
     with torch.inference_mode():
         for batch in batches:
-            parts.append(F.softmax(module(batch["image"].to(device)).float(), 1).cpu().numpy())
+            x = pixels_as_float(batch["image"].to(device))
+            parts.append(F.softmax(module(x).float(), 1).cpu().numpy())
     return np.concatenate(parts) if parts else np.zeros((0, num_classes), np.float32)
 
 
 def _items(trained: TrainedModel, x: np.ndarray, ids: np.ndarray | None = None) -> Any:
-    items = TensorItems(as_images(x, trained.spatial_dims), ids=ids)
+    items = TensorItems(as_pixels(x, trained.spatial_dims), ids=ids)
     return loader(items, trained.predict_batch_size)
 
 

@@ -10,8 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from workbench.models import ModelError
-from workbench.models._modules import pixels_as_float
+from workbench.models import ModelError, pixels_as_float
 from workbench.models._sharding import (
     DrawnItems,
     EpochDraws,
@@ -21,8 +20,9 @@ from workbench.models._sharding import (
 )
 
 
-def as_images(x: np.ndarray, spatial_dims: int) -> Tensor:
-    """``[N, *spatial]`` or ``[N, C, *spatial]``, uint8 scaled to [0, 1] -> float ``[N, C, *S]``."""
+def _pixel_array(x: np.ndarray, spatial_dims: int) -> np.ndarray:
+    """``[N, (C,) *spatial]`` as a C-contiguous, writeable ``[N, C, *spatial]`` array (copied
+    only when it is not one already, e.g. a read-only memory map)."""
     a = np.asarray(x)
     if a.ndim == spatial_dims + 1:
         a = a[:, None]
@@ -32,9 +32,20 @@ def as_images(x: np.ndarray, spatial_dims: int) -> Tensor:
             f"got shape {a.shape}"
         )
     a = np.ascontiguousarray(a)
-    if not a.flags.writeable:  # e.g. a read-only memory map; torch wants memory it may own
-        a = a.copy()
-    return pixels_as_float(torch.from_numpy(a))
+    return a if a.flags.writeable else a.copy()  # torch wants memory it may own
+
+
+def as_images(x: np.ndarray, spatial_dims: int) -> Tensor:
+    """``[N, *spatial]`` or ``[N, C, *spatial]``, uint8 scaled to [0, 1] -> float ``[N, C, *S]``."""
+    return pixels_as_float(torch.from_numpy(_pixel_array(x, spatial_dims)))
+
+
+def as_pixels(x: np.ndarray, spatial_dims: int) -> Tensor:
+    """`as_images` for scoring: uint8 stays uint8, without a float copy of the pool (4x less to
+    hold and to copy to a GPU; the scorers scale each batch where it lands with
+    `pixels_as_float`); any other dtype as float.  # [N, (C,) *spatial] -> [N, C, *spatial]"""
+    tensor = torch.from_numpy(_pixel_array(x, spatial_dims))
+    return tensor if tensor.dtype == torch.uint8 else pixels_as_float(tensor)
 
 
 class TensorItems(Dataset[dict[str, Any]]):

@@ -12,7 +12,7 @@ import numpy as np
 from workbench.models import MCPrediction, ModelError, ScoreWriter, default_precision, gather_scores
 from workbench.models._mc import Reducer
 from workbench.recipes._classification import TrainedModel
-from workbench.recipes._data import PoolDataModule, TensorItems, as_images
+from workbench.recipes._data import PoolDataModule, TensorItems, as_pixels
 from workbench.recipes._segmentation import TrainedSegmenter
 
 
@@ -49,7 +49,7 @@ def predict_scores(
         enable_model_summary=False,
         callbacks=[writer],
     )
-    items = TensorItems(as_images(x, trained.spatial_dims), ids=ids)
+    items = TensorItems(as_pixels(x, trained.spatial_dims), ids=ids)
     window = getattr(trained, "window", None)  # over windows, one scan per step
     data = PoolDataModule(items, batch_size=1 if window else trained.predict_batch_size)
     module = trained.module

@@ -24,11 +24,19 @@ from workbench.models import (
     SlidingWindow,
     build_segmenter,
     iter_mc_predict,
+    pixels_as_float,
     training_device,
     window_predict,
 )
 from workbench.recipes._augment import augment_scans
-from workbench.recipes._data import SplitDataModule, TensorItems, as_images, loader, split_val
+from workbench.recipes._data import (
+    SplitDataModule,
+    TensorItems,
+    as_images,
+    as_pixels,
+    loader,
+    split_val,
+)
 from workbench.recipes._fit import fit_best
 from workbench.recipes._scans import PatchDraws, ScanList
 from workbench.strategies import reduce_map, uncertainty_map
@@ -327,7 +335,7 @@ def _patch_sets(recipe: SegmentationRecipe, x_train: Any, y_train: Any, x_val: A
 
 
 def _items(trained: TrainedSegmenter, x: np.ndarray, ids: np.ndarray | None = None) -> Any:
-    items = TensorItems(as_images(x, trained.spatial_dims), ids=ids)
+    items = TensorItems(as_pixels(x, trained.spatial_dims), ids=ids)
     # with windows, one scan per step: its patches make the forward batches
     return loader(items, 1 if trained.window else trained.predict_batch_size)
 
@@ -414,7 +422,7 @@ def predict_labels(trained: TrainedSegmenter, x: np.ndarray) -> np.ndarray:
     out = []
     with torch.inference_mode():
         for batch in _items(trained, x):
-            x_batch = batch["image"]
+            x_batch = pixels_as_float(batch["image"])
             logits = (module(x_batch) if trained.window is None
                       else window_predict(module, x_batch, trained.window))
             out.append(logits.argmax(1).to(torch.uint8).cpu().numpy())
