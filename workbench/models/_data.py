@@ -24,7 +24,8 @@ Transform = Callable[[Any], Any]
 
 
 def _as_image(array: np.ndarray, spatial_dims: int, scale_uint8: bool = True) -> Tensor:
-    """[*spatial] or [C, *spatial], uint8 scaled to [0, 1] (or kept) -> float [C, *spatial]."""
+    """[*spatial] or [C, *spatial] -> float [C, *spatial], uint8 scaled to [0, 1]; with
+    ``scale_uint8=False`` uint8 stays uint8."""
     if array.ndim == spatial_dims:
         array = array[None]
     if array.ndim != spatial_dims + 1:
