@@ -166,11 +166,12 @@ def _mc_probs(
     return torch.cat(outs)
 
 
-class _HostCopy:
-    """A device tensor's copy to the host, started at once: on CUDA into pinned memory without
-    waiting, so the next batch is fetched and launched while this one finishes."""
+class _InFlight:
+    """A scored batch on its way to the host, its copy started at once: on CUDA into pinned
+    memory without waiting, so the next batch is fetched and launched while this one lands."""
 
-    def __init__(self, values: Tensor) -> None:
+    def __init__(self, ids: np.ndarray, values: Tensor) -> None:
+        self.ids = ids
         self.event: torch.cuda.Event | None = None
         if values.device.type == "cuda":
             self.values = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
@@ -180,19 +181,10 @@ class _HostCopy:
         else:
             self.values = values.cpu()
 
-    def wait(self) -> Tensor:
+    def landed(self) -> MCBatch:
         if self.event is not None:
             self.event.synchronize()
-        return self.values
-
-
-@dataclass(frozen=True)
-class _Pending:
-    ids: np.ndarray
-    copy: _HostCopy
-
-    def result(self) -> MCBatch:
-        return MCBatch(ids=self.ids, values=self.copy.wait())
+        return MCBatch(ids=self.ids, values=self.values)
 
 
 def _has_dropout(module: nn.Module) -> bool:
@@ -236,7 +228,7 @@ def iter_mc_predict(
     dev = resolve_device(device)
     net.to(dev)
     offset = 0
-    pending: _Pending | None = None  # the batch before, its copy to the host under way
+    pending: _InFlight | None = None  # the batch before, its copy to the host under way
     with ExitStack() as stack:
         stack.enter_context(torch.inference_mode())
         stack.enter_context(mc_dropout(net))
@@ -270,12 +262,12 @@ def iter_mc_predict(
                     if dev.type == "cuda":
                         torch.cuda.empty_cache()
             values = reduce(probs) if reduce is not None else probs
-            copy = _HostCopy(values.detach())
+            batch_in_flight = _InFlight(ids, values.detach())
             if pending is not None:
-                yield pending.result()
-            pending = _Pending(ids, copy)
+                yield pending.landed()
+            pending = batch_in_flight
         if pending is not None:
-            yield pending.result()
+            yield pending.landed()
 
 
 def mc_predict(
