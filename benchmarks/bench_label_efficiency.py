@@ -176,6 +176,11 @@ def setups(seeds: int) -> dict[str, Setup]:
             warm, ("random", "batchbald", "badge"), tuple(range(15)), rounds=20,
             reference_seeds=5,
         ),
+        # EPIG (Smith et al. 2023) sampled by power, as power_bald, on the same 15 seeds:
+        # does aiming at the predictions rather than the weights get to 99% sooner?
+        "breastmnist_xlong_15seeds_epig": breast(
+            warm, ("random", "power_epig"), tuple(range(15)), rounds=20, reference_seeds=5,
+        ),
         "breastmnist_long_ref5": breast(warm, CLASSIFICATION_STRATEGIES, s, rounds=10,
                                         reference_seeds=5),
         "breastmnist": breast(cls, CLASSIFICATION_STRATEGIES, s, rounds=4),

@@ -85,6 +85,11 @@ def test_cold_start_then_train_score_query_and_serve_in_order(project: SQLiteSto
     assert set(second.selected) == set(top_bald)  # plain BALD is the top-k of the stored scores
     assert label_served(project, "ann", 3) == list(second.selected[:3])
 
+    third = loop.query("power_epig", 5, seed=2)  # not a stored score: the pool goes through
+    assert third.status is RoundStatus.DONE and third.model_version_id == model.id
+    assert len(set(third.selected)) == 5
+    assert not set(third.selected) & (set(first.selected) | set(second.selected))
+
 
 def test_failed_round_keeps_labels_and_the_loop_resumes(project: SQLiteStore) -> None:
     loop = ActiveLearningLoop(project, recipe=FAST)

@@ -14,6 +14,7 @@ from workbench.strategies._diversity import (
     select_cold_start,
     select_coreset,
 )
+from workbench.strategies._epig import epig
 from workbench.strategies._errors import (
     InvalidEmbeddingsError,
     InvalidProbabilitiesError,
@@ -50,6 +51,7 @@ __all__ = [
     "bald",
     "downsample",
     "entropy",
+    "epig",
     "get_strategy",
     "least_confidence",
     "margin",

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from workbench.strategies._arrays import as_embeddings, as_mask, as_probs, to_numpy
+from workbench.strategies._arrays import as_embeddings, as_mask, as_probs, make_rng, to_numpy
 from workbench.strategies._balanced import select_class_balanced
 from workbench.strategies._batchbald import select_batchbald
 from workbench.strategies._diversity import (
@@ -27,6 +27,7 @@ from workbench.strategies._diversity import (
     select_cold_start,
     select_coreset,
 )
+from workbench.strategies._epig import epig
 from workbench.strategies._errors import (
     InvalidEmbeddingsError,
     InvalidProbabilitiesError,
@@ -34,7 +35,13 @@ from workbench.strategies._errors import (
     UnknownStrategyError,
 )
 from workbench.strategies._scoring import bald, entropy, least_confidence, margin
-from workbench.strategies._select import select_random, select_stochastic, select_top_k
+from workbench.strategies._select import (
+    empty_result,
+    select_random,
+    select_stochastic,
+    select_top_k,
+    with_nan,
+)
 from workbench.strategies._types import (
     ArrayLike,
     Reduction,
@@ -245,6 +252,49 @@ class BatchBALDStrategy(_Base):
 
 
 @dataclass(frozen=True)
+class EPIGStrategy(_Base):
+    """EPIG (see :func:`epig`) about ``num_targets`` targets drawn from the unlabelled pool,
+    then top-k or stochastic batch selection; classification ``[N, T, C]`` only."""
+
+    name: str = "epig"
+    mode: StochasticMode | str = "top_k"
+    beta: float = 1.0
+    num_targets: int = 100
+    _needs: ClassVar[frozenset[str]] = frozenset({"mc_probs"})
+
+    def __post_init__(self) -> None:
+        _check_mode(self.mode)
+        if isinstance(self.num_targets, bool) or not isinstance(self.num_targets, int) or (
+            self.num_targets < 1
+        ):
+            raise StrategyError(
+                f"num_targets must be an int >= 1, got {self.num_targets!r}", field="num_targets"
+            )
+
+    def __call__(
+        self,
+        *,
+        k: int,
+        probs: ArrayLike | None = None,
+        embeddings: ArrayLike | None = None,
+        labelled_mask: ArrayLike | None = None,
+        rng: RngLike = None,
+    ) -> SelectionResult:
+        x = self._inputs(probs, embeddings, labelled_mask)
+        assert x.probs is not None
+        gen = make_rng(rng)
+        unlabelled = np.flatnonzero(~x.labelled)
+        if unlabelled.size == 0:
+            return empty_result(with_nan(np.zeros(x.n), x.labelled))
+        targets = gen.choice(unlabelled, min(self.num_targets, unlabelled.size), replace=False)
+        s = epig(x.probs, x.probs[np.sort(targets)])
+        if self.mode == "top_k":
+            return select_top_k(s, k, labelled_mask=x.labelled, rng=gen)
+        mode: StochasticMode = self.mode  # type: ignore[assignment]
+        return select_stochastic(s, k, mode=mode, beta=self.beta, labelled_mask=x.labelled, rng=gen)
+
+
+@dataclass(frozen=True)
 class CoresetStrategy(_Base):
     """k-center greedy on ``embeddings`` ``[N, D]`` (see :func:`select_coreset`)."""
 
@@ -369,6 +419,7 @@ def _build_registry() -> Mapping[str, Callable[..., Strategy]]:
         "coreset": CoresetStrategy,
         "badge": BadgeStrategy,
         "cold_start_kcenter": ColdStartStrategy,
+        "epig": EPIGStrategy,
     }
     kinds: tuple[UncertaintyKind, ...] = ("entropy", "bald", "margin", "least_confidence")
     modes: tuple[StochasticMode, ...] = ("power", "softmax", "softrank")
@@ -377,6 +428,9 @@ def _build_registry() -> Mapping[str, Callable[..., Strategy]]:
         for mode in modes:
             name = f"{mode}_{kind}"
             reg[name] = partial(ScoreStrategy, name=name, kind=kind, mode=mode)
+    for mode in modes:
+        name = f"{mode}_epig"
+        reg[name] = partial(EPIGStrategy, name=name, mode=mode)
     for kind in kinds[:3]:
         name = f"class_balanced_{kind}"
         reg[name] = partial(ClassBalancedStrategy, name=name, kind=kind)
