@@ -20,3 +20,25 @@ class OneClass(torch.nn.Module):
 def one_class_network(*, spatial_dims: int, in_channels: int, num_classes: int) -> OneClass:
     """A `NetworkFactory` for `OneClass`."""
     return OneClass(num_classes)
+
+
+class RaisesInForward(OneClass):
+    """`OneClass` whose forward raises ``error`` (a host out-of-memory, a Ctrl-C) in training."""
+
+    def __init__(self, num_classes: int, error: BaseException) -> None:
+        super().__init__(num_classes)
+        self.error = error
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise self.error
+
+
+class RaisingNetwork:
+    """A `NetworkFactory` for `RaisesInForward`."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __call__(self, *, spatial_dims: int, in_channels: int,
+                 num_classes: int) -> RaisesInForward:
+        return RaisesInForward(num_classes, self.error)

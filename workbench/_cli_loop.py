@@ -33,6 +33,14 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
                        help="segmentation: train on random patches of this size and predict "
                        "over sliding windows (default: whole scans, or 96 per axis for scans "
                        "over 128^3 voxels)")
+    train.add_argument("--devices", type=_positive, metavar="N",
+                       help="train data-parallel on N devices (GPUs; or CPU processes with "
+                       "--accelerator cpu) with Lightning's DDP: the same model as one device "
+                       "gives, recorded once")
+    train.add_argument("--num-nodes", type=_positive, metavar="N",
+                       help="machines taking part in a DDP training (each runs this command)")
+    train.add_argument("--accelerator", choices=("auto", "cpu", "gpu"),
+                       help="where to train (default auto: a GPU when there is one)")
     train.add_argument("--fresh", action="store_true",
                        help="start from random weights (default: from the latest ready model's "
                        "weights, which keeps small-set training stable)")
@@ -57,10 +65,18 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
     query.add_argument("--reduction", choices=("mean", "foreground_weighted", "top_percentile"),
                        help="segmentation: how a score strategy turns a per-voxel uncertainty "
                        "map into one score per scan (default: mean)")
-    query.add_argument("--batch", type=int, required=True, help="how many items to select")
+    query.add_argument("--batch", type=_positive, required=True,
+                       help="how many items to select")
     query.add_argument("--seed", type=int, default=0)
     query.add_argument("--json", action="store_true", help="print the round as JSON")
     query.set_defaults(run=_query)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
+    return value
 
 
 def _niceness(text: str) -> int:
@@ -71,7 +87,13 @@ def _niceness(text: str) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from workbench.loop import ActiveLearningLoop, LoopError, default_recipe, runs_on
+    from workbench.loop import (
+        ActiveLearningLoop,
+        LoopError,
+        default_recipe,
+        records_to_store,
+        runs_on,
+    )
     from workbench.recipes import UNetFactory
     from workbench.store import Task, open_project
 
@@ -86,6 +108,14 @@ def _train(args: argparse.Namespace) -> int:
         changes["mc_samples"] = args.mc_samples
     if args.batch_size:
         changes["batch_size"] = args.batch_size
+    if args.accelerator:
+        changes["accelerator"] = args.accelerator
+    if args.devices:
+        changes["devices"] = args.devices
+    if args.num_nodes:
+        changes["num_nodes"] = args.num_nodes
+    if (args.devices or 1) * (args.num_nodes or 1) > 1:
+        changes["strategy"] = "ddp"
     with open_project(args.dir) as store:
         if args.features:
             if store.config.task is not Task.SEGMENTATION:
@@ -100,6 +130,9 @@ def _train(args: argparse.Namespace) -> int:
             changes["patch_size"] = tuple(args.patch_size)
         recipe = default_recipe(store, **changes)
         loop = ActiveLearningLoop(store, recipe=recipe)
+        if not records_to_store():  # another process of a DDP training: train, stay quiet
+            loop.train(seed=args.seed)
+            return 0
         device, precision = runs_on(recipe)
         console.print(f"training on {device} ({precision})...")
         model = loop.train(seed=args.seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from rich.console import Console
@@ -11,10 +12,14 @@ console = Console(stderr=True)
 
 
 class ProgressBar:
-    """A rich progress bar as a ``progress(done, total)`` callback, in a context manager
-    (hidden when stderr is not a terminal)."""
+    """A rich progress bar as a ``progress(done, total)`` callback, in a context manager.
+    When stderr is not a terminal (a notebook's ``!workbench ...``, a log file) it prints a
+    plain ``what: done/total`` line instead, at most every ``plain_every_s`` seconds and at
+    the end."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, *, plain_every_s: float = 30.0) -> None:
+        self._what, self._plain_every_s = what, plain_every_s
+        self._last_line = time.monotonic()
         self._bar = Progress(
             TextColumn(what),
             BarColumn(),
@@ -31,8 +36,17 @@ class ProgressBar:
 
         def advance(done: int, total: int | None) -> None:
             self._bar.update(self._task, completed=done, total=total)
+            if not console.is_terminal:
+                self._plain_line(done, total)
 
         return advance
 
     def __exit__(self, *exc: object) -> None:
         self._bar.stop()
+
+    def _plain_line(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if done == total or now - self._last_line >= self._plain_every_s:
+            self._last_line = now
+            console.print(f"{self._what}: {done}/{'?' if total is None else total}",
+                          highlight=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests._networks import one_class_network
+from tests._networks import RaisingNetwork, one_class_network
 from workbench.ingest import LabelPolicy, import_sources
 from workbench.loop import ActiveLearningLoop, LoopError, StoppingCriteria
 from workbench.recipes import ClassificationRecipe
@@ -119,6 +119,28 @@ def test_model_that_does_not_fit_the_data_fails_clearly(project: SQLiteStore) ->
         loop.train()
     assert project.list_model_versions()[-1].status is ModelStatus.FAILED
     assert len(project.current_labels()) == 12
+
+
+def test_out_of_memory_or_ctrl_c_in_training_marks_the_version_failed(
+        project: SQLiteStore) -> None:
+    ActiveLearningLoop(project, recipe=FAST).query("random", 12, seed=0)
+    label_served(project, "ann", 12)
+    out_of_memory = ActiveLearningLoop(
+        project, recipe=dataclasses.replace(FAST, network=RaisingNetwork(MemoryError())))
+    with pytest.raises(LoopError, match="out of host memory: lower the batch size"):
+        out_of_memory.train()
+    failed = project.list_model_versions()[-1]
+    assert failed.status is ModelStatus.FAILED and "out of host memory" in (failed.error or "")
+
+    interrupted = ActiveLearningLoop(
+        project, recipe=dataclasses.replace(FAST, network=RaisingNetwork(KeyboardInterrupt())))
+    with pytest.raises((KeyboardInterrupt, SystemExit)):  # Lightning may turn it into an exit
+        interrupted.train()
+    stopped = project.list_model_versions()[-1]
+    assert stopped.id != failed.id and stopped.status is ModelStatus.FAILED
+    assert (stopped.error or "").startswith("interrupted")
+    assert len(project.current_labels()) == 12
+    assert ActiveLearningLoop(project, recipe=FAST).train().status is ModelStatus.READY
 
 
 def test_stopping_criteria() -> None:

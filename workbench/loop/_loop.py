@@ -28,6 +28,7 @@ from workbench.errors import WorkbenchError
 from workbench.loop import _segment as seg
 from workbench.loop._images import ImageLoader, item_arrays, item_images
 from workbench.loop._persist import Recipe, Trained, load_weights, save_weights
+from workbench.loop._ranks import global_rank, records_to_store
 from workbench.loop._scan_cache import ScanCache
 from workbench.loop._stopping import StoppingCriteria
 from workbench.loop._yielding import YieldToAnnotators
@@ -193,7 +194,12 @@ class ActiveLearningLoop:
     def train(self, *, seed: int = 0) -> ModelVersion:
         """Train a new model version on the current human/imported labels of the train split
         (validated on the val split when it has enough labels: ten of two classes for
-        classification, one mask for segmentation; else on a seeded part of the train labels)."""
+        classification, one mask for segmentation; else on a seeded part of the train labels).
+
+        With a data-parallel recipe (``devices`` or ``num_nodes`` > 1) the other processes
+        take part in the training and record nothing: there ``train`` returns the version
+        that process 0 records (it may not be ready yet), ``score`` scores nothing and
+        ``query`` refuses (see `workbench.loop._ranks`)."""
         train = self._labelled("train")
         val = self._labelled("val")
         if self.segmentation:
@@ -221,13 +227,14 @@ class ActiveLearningLoop:
         params["device"], params["precision"] = runs_on(recipe)
         if isinstance(recipe, SegmentationRecipe) and recipe.patch_size is not None:
             params["patch_size"] = list(recipe.patch_size)
+        if not records_to_store():
+            self._fit(train, val if use_val else None, seed)
+            return self.store.list_model_versions()[-1]  # process 0 added it before training
         version = self.store.add_model_version(
             f"{params['network']}-{len(self.store.list_model_versions()) + 1}", params,
             trained_on=trained_on)
         try:
-            trained, channels = (self._fit_segmenter(train, val if use_val else None, seed)
-                                 if self.segmentation
-                                 else self._fit_classifier(train, val if use_val else None, seed))
+            trained, channels = self._fit(train, val if use_val else None, seed)
             path = save_weights(trained, checkpoints_dir(self.store) / f"model-{version.id}.pt",
                                 in_channels=channels)
         except (WorkbenchError, RuntimeError, ValueError) as error:
@@ -235,6 +242,17 @@ class ActiveLearningLoop:
                                             error=str(error))
             raise LoopError(f"training model version {version.id} failed: {error}",
                             path=self.store.root) from error
+        except MemoryError as error:
+            message = ("out of host memory: lower the batch size (workbench train "
+                       "--batch-size), or train on patches for large scans (--patch-size)")
+            self.store.update_model_version(version.id, status=ModelStatus.FAILED,
+                                            error=message)
+            raise LoopError(f"training model version {version.id} failed: {message}",
+                            path=self.store.root) from error
+        except BaseException as error:  # Ctrl-C, SystemExit: record it, then let it through
+            self.store.update_model_version(version.id, status=ModelStatus.FAILED,
+                                            error=f"interrupted ({type(error).__name__})")
+            raise
         metrics = {k: v for k, v in trained.metrics.items() if np.isfinite(v)}
         if metrics.get("degenerate"):
             warnings.warn(
@@ -244,6 +262,10 @@ class ActiveLearningLoop:
                 stacklevel=2)
         return self.store.update_model_version(version.id, status=ModelStatus.READY,
                                                checkpoint=str(path), metrics=metrics)
+
+    def _fit(self, train: _Labelled, val: _Labelled | None, seed: int) -> tuple[Trained, int]:
+        return (self._fit_segmenter(train, val, seed) if self.segmentation
+                else self._fit_classifier(train, val, seed))
 
     def _callbacks(self) -> list[Callback]:
         """Training pauses between steps while someone annotates this project (one core on a
@@ -311,7 +333,10 @@ class ActiveLearningLoop:
         (memory does not grow with the pool). Returns the count.
 
         Classification: mean probabilities and the scores of `SCORED_STRATEGIES`.
-        Segmentation: mask, entropy map and the scores of `_segment.SCORE_NAMES`."""
+        Segmentation: mask, entropy map and the scores of `_segment.SCORE_NAMES`.
+        Scores nothing (returns 0) outside process 0 of a data-parallel run."""
+        if not records_to_store():
+            return 0
         model = model or self._require_model()
         trained = self.load(model)
         pool = self.pool()
@@ -387,6 +412,9 @@ class ActiveLearningLoop:
         strategies, with ``reduction`` one of mean / foreground_weighted / top_percentile);
         with no model yet, a cold start (``random`` or k-center diversity on downsampled
         pixels). Recorded as a round. Score strategies reuse the model's stored scores."""
+        if not records_to_store():
+            raise LoopError(f"this is process {global_rank()} of a data-parallel run: rounds "
+                            "are selected and recorded by process 0 only", path=self.store.root)
         if "reduction" in params and not self.segmentation:
             raise LoopError("'reduction' turns per-voxel uncertainty into one score per scan; "
                             "this is a classification project", path=self.store.root,
@@ -398,9 +426,15 @@ class ActiveLearningLoop:
                                         None if model is None else model.id)
         try:
             selected = self._select(name, k, seed, model, params)
-        except (WorkbenchError, RuntimeError, ValueError) as error:
-            self.store.finish_round(round_.id, status=RoundStatus.FAILED, error=str(error))
-            raise LoopError(f"round {round_.id} failed: {error}", path=self.store.root) from error
+        except (WorkbenchError, RuntimeError, ValueError, MemoryError) as error:
+            message = str(error) or type(error).__name__
+            self.store.finish_round(round_.id, status=RoundStatus.FAILED, error=message)
+            raise LoopError(f"round {round_.id} failed: {message}",
+                            path=self.store.root) from error
+        except BaseException as error:  # Ctrl-C, SystemExit: record it, then let it through
+            self.store.finish_round(round_.id, status=RoundStatus.FAILED,
+                                    error=f"interrupted ({type(error).__name__})")
+            raise
         return self.store.finish_round(round_.id, status=RoundStatus.DONE, selected=selected)
 
     def _strategy(self, name: str, params: dict[str, object]) -> Strategy:
