@@ -49,6 +49,15 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
                        "weighs niceness within a terminal session only (autogroups): to keep "
                        "an annotator responsive, start training with "
                        "workbench.background.train_in_background instead")
+    stop = train.add_argument_group(
+        "when to stop", "after scoring, say whether the loop can stop asking for labels")
+    stop.add_argument("--label-budget", type=_positive, metavar="N",
+                      help="stop once the project has N human labels")
+    stop.add_argument("--plateau-rounds", type=_positive, default=3, metavar="K",
+                      help="stop when the validation metric has not improved over the last K "
+                      "model versions (default 3)")
+    stop.add_argument("--min-uncertainty", type=float, metavar="X",
+                      help="stop when the pool's mean entropy (nats) falls below X")
     train.add_argument("--json", action="store_true", help="print the model version as JSON")
     train.set_defaults(run=_train)
 
@@ -90,6 +99,7 @@ def _train(args: argparse.Namespace) -> int:
     from workbench.loop import (
         ActiveLearningLoop,
         LoopError,
+        StoppingCriteria,
         default_recipe,
         records_to_store,
         runs_on,
@@ -138,10 +148,16 @@ def _train(args: argparse.Namespace) -> int:
         model = loop.train(seed=args.seed)
         with ProgressBar("scoring the pool") as advance:
             scored = loop.score(model, progress=lambda _what, done, total: advance(done, total))
+        stop_reason = loop.stop_reason(StoppingCriteria(
+            label_budget=args.label_budget, plateau_rounds=args.plateau_rounds,
+            min_mean_uncertainty=args.min_uncertainty))
     if args.json:
-        print(json.dumps(dataclasses.asdict(model), default=str, indent=2))
+        print(json.dumps({**dataclasses.asdict(model), "stop_reason": stop_reason},
+                         default=str, indent=2))
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(model.metrics.items()))
     console.print(f"model version {model.id} ready ({metrics}); scored {scored} pool items")
+    console.print(f"the loop can stop: {stop_reason}" if stop_reason else
+                  "no stopping criterion met: label the next round")
     return 0
 
 

@@ -178,8 +178,10 @@ def test_cli_query_train_query(tmp_path: Path, capsys: pytest.CaptureFixture[str
     with open_project(project) as store:
         label_served(store, "ann", 16)
     capsys.readouterr()
-    assert main(["train", str(project), "--epochs", "2"]) == 0
-    assert "training on cpu (32-true)" in capsys.readouterr().err  # where it trains (no GPU)
+    assert main(["train", str(project), "--epochs", "2", "--label-budget", "16"]) == 0
+    err = capsys.readouterr().err
+    assert "training on cpu (32-true)" in err  # where it trains (no GPU)
+    assert "the loop can stop: label budget reached (16 >= 16)" in err
     assert main(["query", str(project), "--strategy", "power_bald", "--batch", "8"]) == 0
     assert main(["query", str(project), "--strategy", "no_such", "--batch", "8"]) == 1
     with open_project(project) as store:
@@ -187,7 +189,16 @@ def test_cli_query_train_query(tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert [r.status for r in rounds] == [RoundStatus.DONE, RoundStatus.DONE,
                                               RoundStatus.FAILED]
         assert rounds[1].strategy == "power_bald" and len(rounds[1].selected) == 8
-        assert len(store.get_scores(store.list_model_versions()[-1].id, "entropy")) == 546 - 16
+        entropies = store.get_scores(store.list_model_versions()[-1].id, "entropy")
+        assert len(entropies) == 546 - 16
+        loop = ActiveLearningLoop(store)
+        mean = np.mean([entropies[item.id] for item in loop.pool()])
+        assert loop.stop_reason(StoppingCriteria(plateau_rounds=None)) is None
+        above = StoppingCriteria(plateau_rounds=None, min_mean_uncertainty=float(mean) + 1e-3)
+        assert loop.stop_reason(above) == (
+            f"mean pool uncertainty {mean:.4f} is below {float(mean) + 1e-3}")
+        below = StoppingCriteria(plateau_rounds=None, min_mean_uncertainty=float(mean) - 1e-3)
+        assert loop.stop_reason(below) is None
 
 
 def test_cli_train_nice_trains_at_that_niceness(project: SQLiteStore) -> None:
