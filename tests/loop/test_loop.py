@@ -143,6 +143,26 @@ def test_out_of_memory_or_ctrl_c_in_training_marks_the_version_failed(
     assert ActiveLearningLoop(project, recipe=FAST).train().status is ModelStatus.READY
 
 
+def test_successive_versions_validate_on_the_same_held_out_labels(project: SQLiteStore) -> None:
+    """With no val-split labels, each version holds out a part of the train labels chosen by
+    item id: the items held out before are held out again, with some of the new ones."""
+    loop = ActiveLearningLoop(project, recipe=FAST)
+    loop.query("random", 30, seed=0)
+    label_served(project, "ann", 30)
+    first = loop.train()
+    loop.query("random", 30, seed=1)
+    label_served(project, "ann", 30)
+    second = loop.train()
+    held_first = set(first.params["val_item_ids"])  # type: ignore[call-overload]
+    held_second = set(second.params["val_item_ids"])  # type: ignore[call-overload]
+    labelled_first = {label.item_id for label in project.current_labels()} - set(
+        project.list_rounds()[-1].selected)
+    assert held_first and held_first <= labelled_first
+    assert held_first < held_second  # the same items, and new ones
+    assert held_second - held_first <= set(project.list_rounds()[-1].selected)
+    assert 0.1 < len(held_second) / 60 < 0.35
+
+
 def test_stopping_criteria() -> None:
     criteria = StoppingCriteria(label_budget=100, plateau_rounds=2, min_mean_uncertainty=0.05)
     assert criteria.reason_to_stop(labels=100, val_history=[], mean_uncertainty=None)

@@ -32,7 +32,7 @@ from workbench.loop._ranks import global_rank, records_to_store
 from workbench.loop._scan_cache import ScanCache
 from workbench.loop._stopping import StoppingCriteria
 from workbench.loop._yielding import YieldToAnnotators
-from workbench.models import ModelError, default_precision, training_device
+from workbench.models import ModelError, default_precision, stable_val_mask, training_device
 from workbench.recipes import (
     ClassificationRecipe,
     SegmentationRecipe,
@@ -75,6 +75,7 @@ MIN_MASKS = 2
 SCORE_CHUNK_VOXELS = 256 * 2**20
 """Voxels of segmentation scans scored per chunk by default (5 CTs of 512x512x200; the chunk's
 masks and float16 maps take 3 bytes a voxel until written)."""
+VAL_SPLIT_SEED = 0  # the held-out part of the train labels depends on item ids only
 COLD_START_SIDE = 32  # cold-start k-center compares scans resized to at most this per axis
 
 
@@ -89,6 +90,14 @@ class _Labelled:
     items: list[Item]
     labels: list[LabelVersion]
     classes: np.ndarray
+
+    def split(self, in_val: np.ndarray) -> tuple[_Labelled, _Labelled]:
+        """(the items outside ``in_val`` ``[N]`` bool, those inside)."""
+        def part(keep: np.ndarray) -> _Labelled:
+            where = np.flatnonzero(keep)
+            return _Labelled([self.items[i] for i in where], [self.labels[i] for i in where],
+                             self.classes[where])
+        return part(~in_val), part(in_val)
 
 
 def project_spatial_dims(store: SQLiteStore) -> int | None:
@@ -194,7 +203,8 @@ class ActiveLearningLoop:
     def train(self, *, seed: int = 0) -> ModelVersion:
         """Train a new model version on the current human/imported labels of the train split
         (validated on the val split when it has enough labels: ten of two classes for
-        classification, one mask for segmentation; else on a seeded part of the train labels).
+        classification, one mask for segmentation; else on a part of the train labels chosen by
+        hashed item id, listed in the version's ``params["val_item_ids"]``).
 
         With a data-parallel recipe (``devices`` or ``num_nodes`` > 1) the other processes
         take part in the training and record nothing: there ``train`` returns the version
@@ -227,14 +237,17 @@ class ActiveLearningLoop:
         params["device"], params["precision"] = runs_on(recipe)
         if isinstance(recipe, SegmentationRecipe) and recipe.patch_size is not None:
             params["patch_size"] = list(recipe.patch_size)
+        fit_train, fit_val = self._train_and_val(train, val, use_val)
+        if not use_val:
+            params["val_item_ids"] = sorted(item.id for item in fit_val.items)
         if not records_to_store():
-            self._fit(train, val if use_val else None, seed)
+            self._fit(fit_train, fit_val, seed)
             return self.store.list_model_versions()[-1]  # process 0 added it before training
         version = self.store.add_model_version(
             f"{params['network']}-{len(self.store.list_model_versions()) + 1}", params,
             trained_on=trained_on)
         try:
-            trained, channels = self._fit(train, val if use_val else None, seed)
+            trained, channels = self._fit(fit_train, fit_val, seed)
             path = save_weights(trained, checkpoints_dir(self.store) / f"model-{version.id}.pt",
                                 in_channels=channels)
         except (WorkbenchError, RuntimeError, ValueError) as error:
@@ -263,7 +276,19 @@ class ActiveLearningLoop:
         return self.store.update_model_version(version.id, status=ModelStatus.READY,
                                                checkpoint=str(path), metrics=metrics)
 
-    def _fit(self, train: _Labelled, val: _Labelled | None, seed: int) -> tuple[Trained, int]:
+    def _train_and_val(self, train: _Labelled, val: _Labelled,
+                       use_val: bool) -> tuple[_Labelled, _Labelled]:
+        """The val split when it has enough labels; else a part of the train labels chosen by
+        hashed item id (`stable_val_mask`), so an item stays on its side from round to round
+        and the validation metric of successive model versions is measured on the same items
+        plus the new ones."""
+        if use_val:
+            return train, val
+        in_val = stable_val_mask([item.id for item in train.items], self.recipe.val_fraction,
+                                 VAL_SPLIT_SEED, None if self.segmentation else train.classes)
+        return train.split(in_val)
+
+    def _fit(self, train: _Labelled, val: _Labelled, seed: int) -> tuple[Trained, int]:
         return (self._fit_segmenter(train, val, seed) if self.segmentation
                 else self._fit_classifier(train, val, seed))
 
@@ -272,7 +297,7 @@ class ActiveLearningLoop:
         small machine is then the annotator's; see `workbench.background`)."""
         return [YieldToAnnotators(self.store.root)] if self.yield_to_annotators else []
 
-    def _fit_classifier(self, train: _Labelled, val: _Labelled | None,
+    def _fit_classifier(self, train: _Labelled, val: _Labelled,
                         seed: int) -> tuple[Trained, int]:
         assert isinstance(self.recipe, ClassificationRecipe)
         x = self._images(train.items)
@@ -280,22 +305,21 @@ class ActiveLearningLoop:
             raise ModelError(f"the project's images have {x.ndim - 2} spatial dimensions "
                              f"but the recipe's network takes {self.recipe.spatial_dims}",
                              field="spatial_dims")
-        x_val = self._images(val.items) if val is not None else None
         trained = train_classifier(
-            self.recipe, x, train.classes, x_val, val.classes if val is not None else None,
+            self.recipe, x, train.classes, self._images(val.items), val.classes,
             seed=seed, num_classes=len(self.store.config.classes),
             init_state=self._warm_start_state(), callbacks=self._callbacks())
         return trained, int(x.shape[1])
 
-    def _fit_segmenter(self, train: _Labelled, val: _Labelled | None,
+    def _fit_segmenter(self, train: _Labelled, val: _Labelled,
                        seed: int) -> tuple[Trained, int]:
         assert isinstance(self.recipe, SegmentationRecipe)
         images = self._arrays(train.items, cached=True)
         channels = int(images[0].shape[0])
-        val_images = self._arrays(val.items, channels, cached=True) if val is not None else None
+        val_images = self._arrays(val.items, channels, cached=True)
         trained = seg.train_padded(
             self.recipe, images, self._masks(train.labels), val_images,
-            self._masks(val.labels) if val is not None else None,
+            self._masks(val.labels),
             num_classes=len(self.store.config.classes), seed=seed,
             init_state=self._warm_start_state(), callbacks=self._callbacks())
         return trained, channels

@@ -1,7 +1,13 @@
 """Models: MONAI networks in Lightning modules, array data modules, MC-dropout scoring, TTA and
 embeddings. Imports no widget code and no store."""
 
-from workbench.models._data import ArrayDataModule, ArrayDataset, Arrays, batch_loader
+from workbench.models._data import (
+    ArrayDataModule,
+    ArrayDataset,
+    Arrays,
+    batch_loader,
+    stable_val_mask,
+)
 from workbench.models._dropout import enable_mc_dropout, item_keys, mc_dropout
 from workbench.models._errors import ModelError
 from workbench.models._mc import (
@@ -66,6 +72,7 @@ __all__ = [
     "mc_predict",
     "pixels_as_float",
     "random_patches",
+    "stable_val_mask",
     "recalibrate_batch_norm",
     "resnet18_classifier",
     "small_cnn",

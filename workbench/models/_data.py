@@ -177,6 +177,28 @@ def split_fraction(ids: Sequence[Any] | np.ndarray, seed: int) -> np.ndarray:
     return mixed.numpy().astype(np.float64) / 2.0**32
 
 
+def stable_val_mask(
+    ids: Sequence[Any] | np.ndarray, fraction: float, seed: int, labels: np.ndarray | None = None
+) -> np.ndarray:
+    """A val mask ``[N]`` that keeps each item on its side as items are added: an item is in
+    val when its `split_fraction` is below ``fraction``. Each class (of ``labels`` ``[N]``;
+    one group without them) with two or more items keeps at least one val and one training
+    item (those with the lowest / highest value); a class of one item trains."""
+    value = split_fraction(ids, seed)
+    mask = value < fraction
+    groups = [np.arange(len(value))] if labels is None else [
+        np.flatnonzero(np.asarray(labels).reshape(-1) == c) for c in np.unique(labels)]
+    for group in groups:
+        if len(group) < 2:
+            mask[group] = False
+            continue
+        if not mask[group].any():
+            mask[group[np.argmin(value[group])]] = True
+        if mask[group].all():
+            mask[group[np.argmax(value[group])]] = False
+    return mask
+
+
 def augmentations(task: Task, spatial_dims: int, roi_size: Sequence[int] | None) -> mt.Compose:
     """Per-item training augmentation: flips and intensity jitter; for segmentation, pad +
     random crop to ``roi_size`` with image and mask flipped together. (Small rotations for 2D
