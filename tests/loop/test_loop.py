@@ -4,6 +4,7 @@ query, and failure recovery, with everything recorded in the store."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from workbench.ingest import LabelPolicy, import_sources
 from workbench.loop import ActiveLearningLoop, LoopError, StoppingCriteria
 from workbench.recipes import ClassificationRecipe
 from workbench.store import (
+    Item,
     LabelSource,
     LabelSubmission,
     ModelStatus,
@@ -161,6 +163,29 @@ def test_successive_versions_validate_on_the_same_held_out_labels(project: SQLit
     assert held_first < held_second  # the same items, and new ones
     assert held_second - held_first <= set(project.list_rounds()[-1].selected)
     assert 0.1 < len(held_second) / 60 < 0.35
+
+
+class _CountingLoop(ActiveLearningLoop):
+    """The loop, noting the most pool images it loads at once."""
+
+    largest = 0
+
+    def _images(self, items: Sequence[Item]) -> np.ndarray:
+        self.largest = max(self.largest, len(items))
+        return super()._images(items)
+
+
+def test_a_query_through_the_model_streams_the_pool_in_chunks(project: SQLiteStore) -> None:
+    loop = ActiveLearningLoop(project, recipe=FAST)
+    loop.query("random", 24, seed=0)
+    label_served(project, "ann", 24)
+    loop.train()
+    chunked = _CountingLoop(project, recipe=FAST, score_chunk=100)
+    picks = chunked.query("badge", 8, seed=3).selected  # probabilities and embeddings
+    assert chunked.largest == 100  # of a pool of 522
+    whole = _CountingLoop(project, recipe=FAST, score_chunk=10_000)
+    assert whole.query("badge", 8, seed=3).selected == picks
+    assert whole.largest == 546 - 24
 
 
 def test_stopping_criteria() -> None:

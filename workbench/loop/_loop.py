@@ -489,15 +489,26 @@ class ActiveLearningLoop:
             return [pool[int(i)].id for i in _select_by_score(chosen, scores, k, rng).indices]
         trained = self.load(model)
         assert isinstance(trained, TrainedModel)
-        images = self._images(pool)
-        inputs: dict[str, np.ndarray] = {"labelled_mask": unlabelled}
-        if {"probs", "mc_probs"} & set(chosen.needs):
-            ids = np.array([item.id for item in pool], np.int64)
-            inputs["probs"] = predict_probs(trained, images, ids=ids)
-        if "embeddings" in chosen.needs:
-            inputs["embeddings"] = embed(trained, images)
-        result = chosen(k=k, rng=rng, **inputs)
+        inputs = self._strategy_inputs(chosen, trained, pool)
+        result = chosen(k=k, rng=rng, labelled_mask=unlabelled, **inputs)
         return [pool[int(i)].id for i in result.indices]
+
+    def _strategy_inputs(self, chosen: Strategy, trained: TrainedModel,
+                         pool: Sequence[Item]) -> dict[str, np.ndarray]:
+        """MC probabilities ``[N, T, C]`` and/or embeddings ``[N, D]`` of the pool, as
+        ``chosen`` needs them, computed chunk by chunk (`score_chunk_for`): only one chunk's
+        images are in memory at a time."""
+        parts: dict[str, list[np.ndarray]] = {}
+        step = self.score_chunk_for(pool)
+        for start in range(0, len(pool), step):
+            chunk = pool[start:start + step]
+            images = self._images(chunk)
+            if {"probs", "mc_probs"} & set(chosen.needs):
+                ids = np.array([item.id for item in chunk], np.int64)
+                parts.setdefault("probs", []).append(predict_probs(trained, images, ids=ids))
+            if "embeddings" in chosen.needs:
+                parts.setdefault("embeddings", []).append(embed(trained, images))
+        return {name: np.concatenate(values) for name, values in parts.items()}
 
     def _cold_start(self, pool: Sequence[Item], k: int, rng: np.random.Generator) -> np.ndarray:
         size = None
