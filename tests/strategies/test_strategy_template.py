@@ -182,3 +182,54 @@ def test_unknown_strategy_and_bad_params() -> None:
         get_strategy("entropy", no_such_param=1)
     with pytest.raises(ValueError):
         get_strategy("entropy", mode="weird")
+
+
+def _spatial_strategies() -> list[tuple[str, str]]:
+    """(name, reduction) of every strategy that takes a spatial reduction (segmentation)."""
+    out = []
+    for name in NAMES:
+        try:
+            get_strategy(name, spatial_dims=2)
+        except StrategyError:
+            continue
+        out += [(name, r) for r in ("mean", "foreground_weighted", "top_percentile")]
+    return out
+
+
+SPATIAL = _spatial_strategies()
+
+
+@pytest.fixture(scope="module")
+def spatial_pool() -> tuple[np.ndarray, np.ndarray]:
+    """``[N, T, C, H, W]`` MC probabilities of 30 maps, 6 of them labelled."""
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(30, 1, 3, 6, 5)) * 2 + rng.normal(size=(30, 4, 3, 6, 5))
+    probs = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
+    mask = np.zeros(30, bool)
+    mask[rng.choice(30, 6, replace=False)] = True
+    return probs, mask
+
+
+def test_every_score_strategy_takes_a_spatial_reduction() -> None:
+    names = {name for name, _ in SPATIAL}
+    assert {"entropy", "bald", "margin", "least_confidence", "power_bald",
+            "softrank_entropy"} <= names
+
+
+@pytest.mark.parametrize(("name", "reduction"), SPATIAL)
+def test_the_template_holds_for_spatial_maps(
+        name: str, reduction: str, spatial_pool: tuple[np.ndarray, np.ndarray]) -> None:
+    probs, mask = spatial_pool
+    strategy = get_strategy(name, spatial_dims=2, reduction=reduction)
+    a = strategy(k=8, probs=probs, labelled_mask=mask, rng=11)
+    b = strategy(k=8, probs=torch.from_numpy(probs), labelled_mask=mask,
+                 rng=np.random.default_rng(11))
+    assert a.indices.shape == (8,) and a.indices.dtype == np.int64
+    assert not mask[a.indices].any() and np.unique(a.indices).size == 8
+    np.testing.assert_array_equal(a.indices, b.indices)
+    assert a.pool_scores is not None and a.pool_scores.shape == (30,)
+    assert np.isnan(a.pool_scores[mask]).all() and np.isfinite(a.pool_scores[~mask]).all()
+    rest = strategy(k=100, probs=probs, labelled_mask=mask, rng=0)
+    assert sorted(rest.indices.tolist()) == np.flatnonzero(~mask).tolist()
+    with pytest.raises(ValueError, match="shape"):
+        strategy(k=3, probs=probs[..., 0, 0], labelled_mask=mask)  # [N, T, C]: no spatial axes
