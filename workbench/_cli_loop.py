@@ -41,6 +41,10 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
                        help="machines taking part in a DDP training (each runs this command)")
     train.add_argument("--accelerator", choices=("auto", "cpu", "gpu"),
                        help="where to train (default auto: a GPU when there is one)")
+    train.add_argument("--tta", action="store_true",
+                       help="segmentation: score each scan under flips too (identity and one "
+                       "per axis), so the uncertainty includes how the prediction changes "
+                       "with them; (1 + axes) x the scoring time")
     train.add_argument("--fresh", action="store_true",
                        help="start from random weights (default: from the latest ready model's "
                        "weights, which keeps small-set training stable)")
@@ -133,6 +137,11 @@ def _train(args: argparse.Namespace) -> int:
                                 path=args.dir, field="features")
             changes["network"] = UNetFactory(tuple(args.features))
             changes["divisible_by"] = 2 ** (len(args.features) - 1)
+        if args.tta:
+            if store.config.task is not Task.SEGMENTATION:
+                raise LoopError("--tta is for segmentation projects", path=args.dir,
+                                field="tta")
+            changes["tta"] = True
         if args.patch_size:
             if store.config.task is not Task.SEGMENTATION:
                 raise LoopError("--patch-size is for segmentation projects", path=args.dir,

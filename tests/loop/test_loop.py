@@ -223,6 +223,7 @@ def test_cli_query_train_query(tmp_path: Path, capsys: pytest.CaptureFixture[str
     with open_project(project) as store:
         label_served(store, "ann", 16)
     capsys.readouterr()
+    assert main(["train", str(project), "--tta"]) == 1  # flips are for segmentation
     assert main(["train", str(project), "--epochs", "2", "--label-budget", "16"]) == 0
     err = capsys.readouterr().err
     assert "training on cpu (32-true)" in err  # where it trains (no GPU)

@@ -18,8 +18,8 @@ from torch import nn
 
 from workbench.ingest import LabelPolicy, import_sources
 from workbench.loop import SEGMENTATION_SCORES, ActiveLearningLoop, LoopError, default_recipe
-from workbench.models import build_segmenter
-from workbench.recipes import ClassificationRecipe, SegmentationRecipe
+from workbench.models import build_segmenter, default_flips
+from workbench.recipes import ClassificationRecipe, SegmentationRecipe, TrainedSegmenter
 from workbench.store import (
     LabelSource,
     LabelSubmission,
@@ -261,17 +261,22 @@ def test_cli_segmentation_query_train_query(tmp_path: Path,
                  "--mc-samples", "2"]
     assert main(["train", str(project), *tiny_args, "--patch-size", "16", "18", "16"]) != 0
     assert "patch_size" in capsys.readouterr().err and not store_models(project)
-    assert main(["train", str(project), *tiny_args, "--patch-size", "16", "24", "16"]) == 0
+    assert main(["train", str(project), *tiny_args, "--patch-size", "16", "24", "16",
+                 "--tta"]) == 0  # scored under flips too, over sliding windows
     assert main(["query", str(project), "--strategy", "power_bald", "--batch", "2",
                  "--reduction", "foreground_weighted"]) == 0
+    assert main(["query", str(project), "--strategy", "margin", "--batch", "1",
+                 "--reduction", "mean"]) == 0  # not stored: the pool goes through the model
     assert main(["query", str(project), "--strategy", "badge", "--batch", "2"]) == 1
     with open_project(project) as store:
         model = store.list_model_versions()[-1]
         assert model.status is ModelStatus.READY and model.params["network"] == "unet_4-8-16"
-        assert model.params["patch_size"] == [16, 24, 16]
+        assert model.params["patch_size"] == [16, 24, 16] and model.params["tta"] is True
+        loaded = ActiveLearningLoop(store).load(model)  # scored as it was trained to be
+        assert isinstance(loaded, TrainedSegmenter) and loaded.flips == default_flips(3)
         rounds = store.list_rounds()
         assert [r.status for r in rounds] == [RoundStatus.DONE, RoundStatus.DONE,
-                                              RoundStatus.FAILED]
+                                              RoundStatus.DONE, RoundStatus.FAILED]
         assert rounds[1].params["reduction"] == "foreground_weighted"
         pool = [i for i in store.list_items() if store.current_label(i.id) is None]
         assert set(rounds[1].selected) <= {i.id for i in pool}

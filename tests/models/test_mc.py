@@ -17,6 +17,7 @@ from workbench.models import (
     ModelError,
     batch_loader,
     build_segmenter,
+    default_flips,
     embeddings,
     iter_tta_predict,
     mc_predict,
@@ -153,6 +154,23 @@ def test_tta_gives_mean_probs_and_uncertainty_map() -> None:
     assert (uncertainty >= 0).all() and uncertainty.max() <= np.log(3) + 1e-5
     again = next(iter_tta_predict(net, loader[:1], samples=2, seed=0))
     torch.testing.assert_close(again.mean, mean)
+
+
+def test_mc_samples_under_flips_are_the_flipped_back_samples_of_flipped_scans() -> None:
+    net = build_segmenter("unet", num_classes=3, features=(8, 16, 32), dropout=0.2)
+    volumes = torch.randn(2, 1, 16, 8, 16)
+    ids = np.array([4, 9])
+    loader = [{"image": volumes, "id": ids}]
+    plain = mc_predict(net, loader, 3, seed=1).values  # [2, 3, 3, 16, 8, 16]
+    flips = default_flips(3)
+    both = mc_predict(net, loader, 3, seed=1, flips=flips).values
+    assert both.shape == (2, 3 * 4, 3, 16, 8, 16)
+    np.testing.assert_array_equal(both[:, :3], plain)
+    for f, flip in enumerate(flips[1:], start=1):
+        flipped = [{"image": torch.flip(volumes, flip), "id": ids}]
+        direct = np.flip(mc_predict(net, flipped, 3, seed=1).values, flip[0] + 1)
+        np.testing.assert_allclose(both[:, 3 * f:3 * (f + 1)], direct, atol=1e-6)
+        assert np.abs(both[:, 3 * f:3 * (f + 1)] - plain).max() > 1e-3  # flips change them
 
 
 def test_embeddings_are_penultimate_features() -> None:

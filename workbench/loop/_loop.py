@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from workbench.recipes import (
     SegmentationRecipe,
     TrainedModel,
     TrainedSegmenter,
+    UNetFactory,
     embed,
     predict_probs,
     train_classifier,
@@ -235,8 +236,13 @@ class ActiveLearningLoop:
             "spatial_dims": recipe.spatial_dims, "mc_samples": recipe.mc_samples,
             "labels": len(trained_on)}
         params["device"], params["precision"] = runs_on(recipe)
-        if isinstance(recipe, SegmentationRecipe) and recipe.patch_size is not None:
-            params["patch_size"] = list(recipe.patch_size)
+        if isinstance(recipe, SegmentationRecipe):
+            params["tta"] = recipe.tta
+            if recipe.patch_size is not None:
+                params["patch_size"] = list(recipe.patch_size)
+            if isinstance(recipe.network, UNetFactory):
+                params["unet_features"] = list(recipe.network.features)
+                params["unet_dropout"] = recipe.network.dropout
         fit_train, fit_val = self._train_and_val(train, val, use_val)
         if not use_val:
             params["val_item_ids"] = sorted(item.id for item in fit_val.items)
@@ -347,8 +353,27 @@ class ActiveLearningLoop:
         return Path(model.checkpoint)
 
     def load(self, model: ModelVersion) -> Trained:
-        """The network of a ready model version, for scoring."""
-        return load_weights(self._checkpoint(model), self.recipe)
+        """The network of a ready model version, for scoring (a segmenter with the test-time
+        augmentation its version was scored with)."""
+        return load_weights(self._checkpoint(model), self._recipe_of(model))
+
+    def _recipe_of(self, model: ModelVersion) -> Recipe:
+        """This loop's recipe with what a segmentation version records of how it was trained
+        and scored (U-Net widths, patches and sliding windows, test-time flips): a version
+        trained with ``workbench train --features 4 8 16 --tta`` loads and scores as such."""
+        recipe, params = self.recipe, model.params
+        if not isinstance(recipe, SegmentationRecipe):
+            return recipe
+        changes: dict[str, Any] = {"tta": bool(params.get("tta", False))}
+        if "unet_features" in params:
+            features = tuple(int(f) for f in params["unet_features"])  # type: ignore[attr-defined]
+            dropout = float(params.get("unet_dropout", UNetFactory.dropout))  # type: ignore[arg-type]
+            changes["network"] = UNetFactory(features, dropout)
+            changes["divisible_by"] = 2 ** (len(features) - 1)
+        if "tta" in params:  # recorded since patches were: absent patch size = whole scans
+            patch = params.get("patch_size")
+            changes["patch_size"] = tuple(patch) if patch else None  # type: ignore[arg-type]
+        return replace(recipe, **changes)
 
     # score --------------------------------------------------------------------------------
     def score(self, model: ModelVersion | None = None, *,

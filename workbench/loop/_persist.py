@@ -62,7 +62,7 @@ def load_weights(path: Path, recipe: Recipe) -> Trained:
             spatial_dims=saved["spatial_dims"], num_classes=saved["num_classes"],
             seed=saved["seed"], mc_samples=recipe.mc_samples,
             predict_batch_size=recipe.predict_batch_size, in_channels=saved["in_channels"],
-            window=recipe.window)
+            window=recipe.window, tta=recipe.tta)
     return TrainedModel(module=net, metrics={}, checkpoint_path=path,
                         state_dict=saved["state_dict"], spatial_dims=saved["spatial_dims"],
                         num_classes=saved["num_classes"], seed=saved["seed"],

@@ -166,6 +166,28 @@ def _mc_probs(
     return torch.cat(outs)
 
 
+def _mc_probs_flipped(
+    net: nn.Module,
+    x: Tensor,
+    keys: Tensor,
+    samples: int,
+    per_pass: int,
+    keyed: KeyedDropout | None,
+    activation: str,
+    window: SlidingWindow | None,
+    flips: Sequence[tuple[int, ...]],
+) -> Tensor:
+    """`_mc_probs` under each flip of ``flips`` (dims of ``x``; ``()`` is the identity),
+    flipped back and stacked on the sample axis, the same T dropout masks under each.
+    # x [B, C, *spatial] -> [B, len(flips) * T, C, *spatial]"""
+    parts = []
+    for flip in flips:
+        xf = torch.flip(x, flip) if flip else x
+        probs = _mc_probs(net, xf, keys, samples, per_pass, keyed, activation, window)
+        parts.append(torch.flip(probs, tuple(d + 1 for d in flip)) if flip else probs)
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
 class _InFlight:
     """A scored batch on its way to the host, its copy started at once: on CUDA into pinned
     memory without waiting, so the next batch is fetched and launched while this one lands."""
@@ -205,6 +227,7 @@ def iter_mc_predict(
     max_rows: int | None = None,
     activation: Literal["softmax", "sigmoid"] = "softmax",
     window: SlidingWindow | None = None,
+    flips: Sequence[tuple[int, ...]] | None = None,
 ) -> Iterator[MCBatch]:
     """Stream MC-dropout probabilities batch by batch.
 
@@ -220,7 +243,9 @@ def iter_mc_predict(
     train/eval modes are restored afterwards. ``precision`` "auto" runs 16-mixed autocast on CUDA
     and 32-bit elsewhere; the probabilities are float32 either way. uint8 images are copied to
     the device as uint8 and scaled there; on CUDA a batch's result is copied back while the next
-    batch is fetched and run.
+    batch is fetched and run. With ``flips`` (test-time augmentation for segmentation, e.g.
+    `default_flips`), the T samples are taken under each flip and flipped back: the sample axis
+    holds ``len(flips) * T`` samples, flip by flip.
     """
     if samples < 1:
         raise ModelError(f"samples must be >= 1, got {samples}")
@@ -242,8 +267,8 @@ def iter_mc_predict(
             while True:
                 try:
                     with _autocast(dev, precision):
-                        probs = _mc_probs(net, x, keys, samples, per_pass, keyed, activation,
-                                          window)
+                        probs = _mc_probs_flipped(net, x, keys, samples, per_pass, keyed,
+                                                  activation, window, flips or [()])
                     break
                 except RuntimeError as exc:
                     if not is_out_of_memory(exc):
@@ -282,6 +307,7 @@ def mc_predict(
     max_rows: int | None = None,
     activation: Literal["softmax", "sigmoid"] = "softmax",
     window: SlidingWindow | None = None,
+    flips: Sequence[tuple[int, ...]] | None = None,
 ) -> MCPrediction:
     """`iter_mc_predict` collected: ids [N] and probs [N, T, C, *spatial] or reduced [N, ...].
     Pass ``reduce`` for large pools so that only per-item outputs are kept."""
@@ -298,6 +324,7 @@ def mc_predict(
         max_rows=max_rows,
         activation=activation,
         window=window,
+        flips=flips,
     ):
         ids.append(part.ids)
         values.append(part.values.numpy())

@@ -23,6 +23,7 @@ from workbench.models import (
     SegmentationModule,
     SlidingWindow,
     build_segmenter,
+    default_flips,
     iter_mc_predict,
     pixels_as_float,
     training_device,
@@ -114,6 +115,7 @@ class SegmentationRecipe:
     flip_axes: tuple[int, ...] = (0, 1, 2)
     intensity: float = 0.1
     mc_samples: int = 8
+    tta: bool = False
     warm_start: bool = False
     val_fraction: float = 0.2
     predict_batch_size: int = 8
@@ -162,6 +164,12 @@ class TrainedSegmenter:
     predict_batch_size: int
     in_channels: int = 1
     window: SlidingWindow | None = None
+    tta: bool = False
+
+    @property
+    def flips(self) -> list[tuple[int, ...]] | None:
+        """The flips scored under with test-time augmentation (identity and one per axis)."""
+        return default_flips(self.spatial_dims) if self.tta else None
 
 
 @dataclass(frozen=True)
@@ -283,6 +291,7 @@ def train_segmenter(
         predict_batch_size=recipe.predict_batch_size,
         in_channels=in_channels,
         window=recipe.window,
+        tta=recipe.tta,
     )
 
 
@@ -360,11 +369,12 @@ def iter_segmentation_probs(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """MC-dropout probabilities one batch at a time: ``(ids [B], probs [B, T, C, *S])`` for
     images ``x`` ``[N, (C,) *S]``. With ``ids`` (e.g. store item ids) the dropout masks are keyed
-    by item, so an item scores the same in any batch or chunk."""
+    by item, so an item scores the same in any batch or chunk. With ``trained.tta`` the samples
+    are taken under each flip too: ``T * (1 + spatial dims)`` of them."""
     samples = trained.mc_samples if T is None else T
     for part in iter_mc_predict(
         trained.module, _items(trained, x, ids), samples, seed=trained.seed,
-        window=trained.window,
+        window=trained.window, flips=trained.flips,
     ):
         yield part.ids, part.values.numpy()
 
@@ -389,6 +399,7 @@ def predict_segmentation_probs(
             seed=trained.seed,
             reduce=partial(_pool, factor=pool, dims=trained.spatial_dims),
             window=trained.window,
+            flips=trained.flips,
         )
     ]
     return np.concatenate(parts).astype(np.float32)
