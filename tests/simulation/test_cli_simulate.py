@@ -68,3 +68,26 @@ def test_cli_simulate_rejects_zero_workers(tmp_path: Path) -> None:
     )
     assert code == 1
     assert not (tmp_path / "r.json").exists()
+
+
+def test_cli_simulate_on_a_project_with_hidden_ground_truth(tmp_path: Path) -> None:
+    """A project whose labels are hidden ground truth: its splits, images as the loop feeds
+    them (windowed uint8, channels first), the oracle reveals the ground truth."""
+    demo = Path(__file__).resolve().parents[2] / "workbench/demo_data/breastmnist/breastmnist.npz"
+    project = tmp_path / "breast"
+    assert main(["init", str(project), "--task", "classification",
+                 "--classes", "malignant", "benign"]) == 0
+    assert main(["import", str(project), str(demo), "--labels-as-ground-truth"]) == 0
+    out = tmp_path / "results.json"
+    code = main(["simulate", str(project), "--strategies", "random,power_bald", "--seeds", "1",
+                 "--initial", "10", "--batch", "10", "--rounds", "1", "--epochs", "1",
+                 "--mc-samples", "2", "--max-pool", "120", "--max-val", "40",
+                 "--max-test", "60", "--out", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["dataset"]["notes"] == "project splits"
+    assert report["dataset"]["image_shape"] == [1, 28, 28]  # channels first, as the loop
+    assert report["dataset"]["num_classes"] == 2 and report["dataset"]["pool"] == 120
+    curve = report["strategies"]["power_bald"]["mean_curve"]
+    assert [p["labels"] for p in curve] == [10, 20]
+    assert all(0.0 <= p["mean"] <= 1.0 for p in curve)

@@ -23,7 +23,7 @@ class SimulationDataError(WorkbenchError):
 
 @dataclass(frozen=True)
 class SimulationData:
-    """Arrays for one simulation. Images ``[N, *spatial]`` (uint8 or z-scored float32); labels
+    """Arrays for one simulation. Images ``[N, (C,) *spatial]`` (uint8 or z-scored float32); labels
     ``[N]`` class indices or ``[N, *spatial]`` masks. Pool labels go to the `Oracle` only."""
 
     name: str
@@ -219,6 +219,7 @@ def _from_dataset_folder(p: Path, seed: int, shape: Sequence[int] | None) -> Sim
 
 def _from_project(p: Path, seed: int, shape: Sequence[int] | None) -> SimulationData:
     from workbench.io import read_uri
+    from workbench.loop import item_images
     from workbench.store import Task as StoreTask
     from workbench.store import open_project
 
@@ -226,8 +227,9 @@ def _from_project(p: Path, seed: int, shape: Sequence[int] | None) -> Simulation
         task = store.config.task
         labels = {v.item_id: v for v in store.current_labels(include_ground_truth=True)}
         items = [i for i in store.list_items() if i.id in labels]
-        images = [np.asarray(read_uri(i.source_uri, modality=i.modality).array) for i in items]
         if task is StoreTask.SEGMENTATION:
+            images = [np.asarray(read_uri(i.source_uri, modality=i.modality).array)
+                      for i in items]
             masks = [store.get_mask(labels[i.id].mask_hash or "") for i in items]
         classes = len(store.config.classes)
     if len(items) < 5:
@@ -242,13 +244,13 @@ def _from_project(p: Path, seed: int, shape: Sequence[int] | None) -> Simulation
     pool, val, test = split
     if task is StoreTask.SEGMENTATION:
         return _segmentation(p.name, images, masks, (pool, val, test), shape, notes)
-    target = _fit_shape(images, shape) if len({v.shape for v in images}) > 1 else images[0].shape
-    x = np.stack([_pad_crop(v, target) for v in images])
+    # as the loop feeds its classifier: windowed uint8 [N, C, *spatial], one shape
+    x = item_images(items, size=tuple(shape) if shape else None)
     y = np.array([labels[i.id].class_index for i in items], np.int64)
     return SimulationData(
         p.name,
         "classification",
-        x.ndim - 1,
+        x.ndim - 2,
         classes,
         x[pool],
         y[pool],
