@@ -21,5 +21,8 @@ def test_plain_lines_are_throttled_but_the_end_is_always_printed(
     with ProgressBar("scoring the pool", plain_every_s=3600.0) as advance:
         for done in range(1, 101):
             advance(done, 100)
-        advance(7, None)
     assert capsys.readouterr().err.splitlines() == ["scoring the pool: 100/100"]
+    with ProgressBar("training (epochs)", plain_every_s=3600.0) as advance:
+        for done in range(1, 6):  # early stopping: 5 of at most 20 epochs
+            advance(done, 20)
+    assert capsys.readouterr().err.splitlines() == ["training (epochs): 5/20"]

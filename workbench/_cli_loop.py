@@ -154,7 +154,9 @@ def _train(args: argparse.Namespace) -> int:
             return 0
         device, precision = runs_on(recipe)
         console.print(f"training on {device} ({precision})...")
-        model = loop.train(seed=args.seed)
+        with ProgressBar("training (epochs)") as advance:
+            model = loop.train(seed=args.seed,
+                               progress=lambda _what, done, total: advance(done, total))
         with ProgressBar("scoring the pool") as advance:
             scored = loop.score(model, progress=lambda _what, done, total: advance(done, total))
         stop_reason = loop.stop_reason(StoppingCriteria(

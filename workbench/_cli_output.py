@@ -15,11 +15,12 @@ class ProgressBar:
     """A rich progress bar as a ``progress(done, total)`` callback, in a context manager.
     When stderr is not a terminal (a notebook's ``!workbench ...``, a log file) it prints a
     plain ``what: done/total`` line instead, at most every ``plain_every_s`` seconds and at
-    the end."""
+    the end (the last state, also when it stops short of the total)."""
 
     def __init__(self, what: str, *, plain_every_s: float = 30.0) -> None:
         self._what, self._plain_every_s = what, plain_every_s
         self._last_line = time.monotonic()
+        self._unprinted: tuple[int, int | None] | None = None
         self._bar = Progress(
             TextColumn(what),
             BarColumn(),
@@ -43,10 +44,15 @@ class ProgressBar:
 
     def __exit__(self, *exc: object) -> None:
         self._bar.stop()
+        if self._unprinted is not None:
+            self._print(*self._unprinted)
 
     def _plain_line(self, done: int, total: int | None) -> None:
-        now = time.monotonic()
-        if done == total or now - self._last_line >= self._plain_every_s:
-            self._last_line = now
-            console.print(f"{self._what}: {done}/{'?' if total is None else total}",
-                          highlight=False)
+        if done == total or time.monotonic() - self._last_line >= self._plain_every_s:
+            self._print(done, total)
+        else:
+            self._unprinted = (done, total)
+
+    def _print(self, done: int, total: int | None) -> None:
+        self._last_line, self._unprinted = time.monotonic(), None
+        console.print(f"{self._what}: {done}/{'?' if total is None else total}", highlight=False)

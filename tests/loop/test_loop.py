@@ -228,6 +228,7 @@ def test_cli_query_train_query(tmp_path: Path, capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert "training on cpu (32-true)" in err  # where it trains (no GPU)
     assert "the loop can stop: label budget reached (16 >= 16)" in err
+    assert "training (epochs): 2/2" in err  # progress, as plain lines outside a terminal
     assert main(["query", str(project), "--strategy", "power_bald", "--batch", "8"]) == 0
     assert main(["query", str(project), "--strategy", "no_such", "--batch", "8"]) == 1
     with open_project(project) as store:

@@ -14,7 +14,7 @@ the pool goes through the model once per model version, not once per step.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -28,6 +28,7 @@ from workbench.errors import WorkbenchError
 from workbench.loop import _segment as seg
 from workbench.loop._images import ImageLoader, item_arrays, item_images
 from workbench.loop._persist import Recipe, Trained, load_weights, save_weights
+from workbench.loop._progress import EpochProgress, Progress
 from workbench.loop._ranks import global_rank, records_to_store
 from workbench.loop._scan_cache import ScanCache
 from workbench.loop._stopping import StoppingCriteria
@@ -69,7 +70,6 @@ from workbench.strategies import (
     select_top_k,
 )
 
-Progress = Callable[[str, int, int | None], None]
 SCORED_STRATEGIES = ("entropy", "bald", "margin", "least_confidence")
 MIN_LABELS = 4
 MIN_MASKS = 2
@@ -158,6 +158,7 @@ class ActiveLearningLoop:
         self._cache = ScanCache(store.root) if patches and image_loader is None else None
         self._size: tuple[int, ...] | None = None
         self.yield_to_annotators = yield_to_annotators
+        self._progress: Progress | None = None  # of the training under way
 
     # data ---------------------------------------------------------------------------------
     def _images(self, items: Sequence[Item]) -> np.ndarray:
@@ -201,11 +202,12 @@ class ActiveLearningLoop:
         return [item for item in self.store.list_items(split="train") if item.id not in labelled]
 
     # train --------------------------------------------------------------------------------
-    def train(self, *, seed: int = 0) -> ModelVersion:
+    def train(self, *, seed: int = 0, progress: Progress | None = None) -> ModelVersion:
         """Train a new model version on the current human/imported labels of the train split
         (validated on the val split when it has enough labels: ten of two classes for
         classification, one mask for segmentation; else on a part of the train labels chosen by
-        hashed item id, listed in the version's ``params["val_item_ids"]``).
+        hashed item id, listed in the version's ``params["val_item_ids"]``). ``progress`` is
+        called after each epoch with ``("training", epochs done, max epochs)``.
 
         With a data-parallel recipe (``devices`` or ``num_nodes`` > 1) the other processes
         take part in the training and record nothing: there ``train`` returns the version
@@ -243,6 +245,7 @@ class ActiveLearningLoop:
             if isinstance(recipe.network, UNetFactory):
                 params["unet_features"] = list(recipe.network.features)
                 params["unet_dropout"] = recipe.network.dropout
+        self._progress = progress
         fit_train, fit_val = self._train_and_val(train, val, use_val)
         if not use_val:
             params["val_item_ids"] = sorted(item.id for item in fit_val.items)
@@ -301,7 +304,12 @@ class ActiveLearningLoop:
     def _callbacks(self) -> list[Callback]:
         """Training pauses between steps while someone annotates this project (one core on a
         small machine is then the annotator's; see `workbench.background`)."""
-        return [YieldToAnnotators(self.store.root)] if self.yield_to_annotators else []
+        callbacks: list[Callback] = []
+        if self.yield_to_annotators:
+            callbacks.append(YieldToAnnotators(self.store.root))
+        if self._progress is not None:
+            callbacks.append(EpochProgress(self._progress))
+        return callbacks
 
     def _fit_classifier(self, train: _Labelled, val: _Labelled,
                         seed: int) -> tuple[Trained, int]:
