@@ -150,6 +150,11 @@ def setups(seeds: int) -> dict[str, Setup]:
         # the whole pool and budget to 1,000 labels: does a larger pool to choose from (and no
         # subsampling) let the default pull ahead where random's curve flattens?
         "pneumoniamnist_full": pneumonia_full(warm, ("random", "power_bald"), s),
+        # power-EPIG against random on the long budget and 15 seeds, as the default above:
+        # is it ahead of random here too, or below it?
+        "pneumoniamnist_long_15seeds_epig": pneumonia_long(
+            warm, ("random", "power_epig"), tuple(range(15)), reference_seeds=5
+        ),
         # power-BALD picks fewer of the minority class (normal) than random does here; power
         # sampling within predicted-class quotas against random, 15 seeds as above
         "pneumoniamnist_long_15seeds_balanced": pneumonia_long(
