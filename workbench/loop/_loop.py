@@ -378,7 +378,7 @@ class ActiveLearningLoop:
             dropout = float(params.get("unet_dropout", UNetFactory.dropout))  # type: ignore[arg-type]
             changes["network"] = UNetFactory(features, dropout)
             changes["divisible_by"] = 2 ** (len(features) - 1)
-        if "tta" in params:  # recorded since patches were: absent patch size = whole scans
+        if "tta" in params:  # a version that records tta records its patch size too, if any
             patch = params.get("patch_size")
             changes["patch_size"] = tuple(patch) if patch else None  # type: ignore[arg-type]
         return replace(recipe, **changes)
