@@ -155,6 +155,10 @@ def setups(seeds: int) -> dict[str, Setup]:
         "pneumoniamnist_long_15seeds_epig": pneumonia_long(
             warm, ("random", "power_epig"), tuple(range(15)), reference_seeds=5
         ),
+        # greedy BatchBALD, the best family on BreastMNIST's long budget, on this one
+        "pneumoniamnist_long_15seeds_batchbald": pneumonia_long(
+            warm, ("random", "batchbald"), tuple(range(15)), reference_seeds=5
+        ),
         # power-BALD picks fewer of the minority class (normal) than random does here; power
         # sampling within predicted-class quotas against random, 15 seeds as above
         "pneumoniamnist_long_15seeds_balanced": pneumonia_long(
