@@ -16,8 +16,9 @@ _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCI
 
 
 def global_rank() -> int:
-    """This process's rank in the data-parallel run: from the process group once it exists,
-    before that from the variables the launchers set (0 when none is set)."""
+    """0 in the first process of a data-parallel run (and outside one); positive in every
+    other: its rank once the process group exists, before that the first positive rank
+    variable its launcher set (on a second node that may be the node's rank)."""
     if dist.is_available() and dist.is_initialized():
         return int(dist.get_rank())
     for name in _RANK_VARIABLES:
