@@ -62,3 +62,22 @@ def test_train_on_two_processes_records_one_model_and_selects_as_one_process(
     assert np.abs(scores[0] - scores[1]).max() < 1e-4, np.abs(scores[0] - scores[1]).max()
     top_one, top_two = (set(np.argsort(-s, kind="stable")[:10]) for s in scores)
     assert top_one == top_two
+
+
+@pytest.mark.parametrize(("variables", "records"), [
+    ({}, True),
+    ({"RANK": "0", "LOCAL_RANK": "0"}, True),
+    ({"LOCAL_RANK": "1"}, False),  # Lightning's launcher: the second process of this node
+    ({"NODE_RANK": "1", "LOCAL_RANK": "0"}, False),  # the first process of the second node
+    ({"RANK": "3"}, False),  # torchrun
+    ({"SLURM_PROCID": "2"}, False),
+])
+def test_only_the_first_process_records(monkeypatch: pytest.MonkeyPatch,
+                                        variables: dict[str, str], records: bool) -> None:
+    from workbench.loop import records_to_store
+
+    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert records_to_store() is records
