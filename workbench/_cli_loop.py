@@ -44,7 +44,7 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--tta", action="store_true",
                        help="segmentation: score each scan under flips too (identity and one "
                        "per axis), so the uncertainty includes how the prediction changes "
-                       "with them; (1 + axes) x the scoring time")
+                       "with them; (1 + axes) forward passes per MC sample instead of one")
     train.add_argument("--fresh", action="store_true",
                        help="start from random weights (default: from the latest ready model's "
                        "weights, which keeps small-set training stable)")
@@ -131,21 +131,18 @@ def _train(args: argparse.Namespace) -> int:
     if (args.devices or 1) * (args.num_nodes or 1) > 1:
         changes["strategy"] = "ddp"
     with open_project(args.dir) as store:
+        if store.config.task is not Task.SEGMENTATION:
+            for field in ("features", "patch_size", "tta"):
+                if getattr(args, field):
+                    flag = "--" + field.replace("_", "-")
+                    raise LoopError(f"{flag} is for segmentation projects", path=args.dir,
+                                    field=field)
         if args.features:
-            if store.config.task is not Task.SEGMENTATION:
-                raise LoopError("--features sizes the U-Net of segmentation projects",
-                                path=args.dir, field="features")
             changes["network"] = UNetFactory(tuple(args.features))
             changes["divisible_by"] = 2 ** (len(args.features) - 1)
         if args.tta:
-            if store.config.task is not Task.SEGMENTATION:
-                raise LoopError("--tta is for segmentation projects", path=args.dir,
-                                field="tta")
             changes["tta"] = True
         if args.patch_size:
-            if store.config.task is not Task.SEGMENTATION:
-                raise LoopError("--patch-size is for segmentation projects", path=args.dir,
-                                field="patch_size")
             changes["patch_size"] = tuple(args.patch_size)
         recipe = default_recipe(store, **changes)
         loop = ActiveLearningLoop(store, recipe=recipe)

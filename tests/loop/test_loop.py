@@ -123,7 +123,7 @@ def test_model_that_does_not_fit_the_data_fails_clearly(project: SQLiteStore) ->
     assert len(project.current_labels()) == 12
 
 
-def test_out_of_memory_or_ctrl_c_in_training_marks_the_version_failed(
+def test_out_of_memory_or_ctrl_c_marks_the_version_or_round_failed(
         project: SQLiteStore) -> None:
     ActiveLearningLoop(project, recipe=FAST).query("random", 12, seed=0)
     label_served(project, "ann", 12)
@@ -143,6 +143,20 @@ def test_out_of_memory_or_ctrl_c_in_training_marks_the_version_failed(
     assert (stopped.error or "").startswith("interrupted")
     assert len(project.current_labels()) == 12
     assert ActiveLearningLoop(project, recipe=FAST).train().status is ModelStatus.READY
+
+    for error in (MemoryError(), KeyboardInterrupt()):  # a query reading the pool fails too
+        def fail(item: Item, error: BaseException = error) -> np.ndarray:
+            raise error
+
+        reading = ActiveLearningLoop(project, recipe=FAST, image_loader=fail)  # type: ignore[arg-type]
+        with pytest.raises((LoopError, KeyboardInterrupt)):
+            reading.query("badge", 3)  # through the model: reads the pool's images
+        round_ = project.list_rounds()[-1]
+        assert round_.status is RoundStatus.FAILED and round_.strategy == "badge"
+        expected = ("out of host memory: score fewer" if isinstance(error, MemoryError)
+                    else "interrupted (KeyboardInterrupt)")
+        assert (round_.error or "").startswith(expected)
+    assert len(project.current_labels()) == 12
 
 
 def test_successive_versions_validate_on_the_same_held_out_labels(project: SQLiteStore) -> None:

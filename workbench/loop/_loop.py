@@ -14,7 +14,8 @@ the pool goes through the model once per model version, not once per step.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -255,26 +256,17 @@ class ActiveLearningLoop:
         version = self.store.add_model_version(
             f"{params['network']}-{len(self.store.list_model_versions()) + 1}", params,
             trained_on=trained_on)
-        try:
+        def mark_failed(message: str) -> None:
+            self.store.update_model_version(version.id, status=ModelStatus.FAILED,
+                                            error=message)
+
+        with self._recorded_failure(
+                mark_failed, f"training model version {version.id}",
+                "lower the batch size (workbench train --batch-size), or train on patches "
+                "for large scans (--patch-size)"):
             trained, channels = self._fit(fit_train, fit_val, seed)
             path = save_weights(trained, checkpoints_dir(self.store) / f"model-{version.id}.pt",
                                 in_channels=channels)
-        except (WorkbenchError, RuntimeError, ValueError) as error:
-            self.store.update_model_version(version.id, status=ModelStatus.FAILED,
-                                            error=str(error))
-            raise LoopError(f"training model version {version.id} failed: {error}",
-                            path=self.store.root) from error
-        except MemoryError as error:
-            message = ("out of host memory: lower the batch size (workbench train "
-                       "--batch-size), or train on patches for large scans (--patch-size)")
-            self.store.update_model_version(version.id, status=ModelStatus.FAILED,
-                                            error=message)
-            raise LoopError(f"training model version {version.id} failed: {message}",
-                            path=self.store.root) from error
-        except BaseException as error:  # Ctrl-C, SystemExit: record it, then let it through
-            self.store.update_model_version(version.id, status=ModelStatus.FAILED,
-                                            error=f"interrupted ({type(error).__name__})")
-            raise
         metrics = {k: v for k, v in trained.metrics.items() if np.isfinite(v)}
         if metrics.get("degenerate"):
             warnings.warn(
@@ -481,18 +473,33 @@ class ActiveLearningLoop:
         name = strategy if not cold or strategy == "random" else "cold_start_kcenter"
         round_ = self.store.start_round(name, {"k": k, "seed": seed, **params},
                                         None if model is None else model.id)
-        try:
-            selected = self._select(name, k, seed, model, params)
-        except (WorkbenchError, RuntimeError, ValueError, MemoryError) as error:
-            message = str(error) or type(error).__name__
+        def mark_failed(message: str) -> None:
             self.store.finish_round(round_.id, status=RoundStatus.FAILED, error=message)
-            raise LoopError(f"round {round_.id} failed: {message}",
-                            path=self.store.root) from error
-        except BaseException as error:  # Ctrl-C, SystemExit: record it, then let it through
-            self.store.finish_round(round_.id, status=RoundStatus.FAILED,
-                                    error=f"interrupted ({type(error).__name__})")
-            raise
+
+        with self._recorded_failure(
+                mark_failed, f"round {round_.id}",
+                "score fewer pool items at once (ActiveLearningLoop(score_chunk=...))"):
+            selected = self._select(name, k, seed, model, params)
         return self.store.finish_round(round_.id, status=RoundStatus.DONE, selected=selected)
+
+    @contextmanager
+    def _recorded_failure(self, mark_failed: Callable[[str], None], step: str,
+                          memory_hint: str) -> Iterator[None]:
+        """Run a step whose record (a model version, a round) is open: if it fails, mark the
+        record failed with the reason, then raise a `LoopError` naming ``step`` (host out of
+        memory: with ``memory_hint``), or let Ctrl-C / SystemExit through once recorded."""
+        try:
+            yield
+        except MemoryError as error:
+            message = f"out of host memory: {memory_hint}"
+            mark_failed(message)
+            raise LoopError(f"{step} failed: {message}", path=self.store.root) from error
+        except (WorkbenchError, RuntimeError, ValueError) as error:
+            mark_failed(str(error))
+            raise LoopError(f"{step} failed: {error}", path=self.store.root) from error
+        except BaseException as error:
+            mark_failed(f"interrupted ({type(error).__name__})")
+            raise
 
     def _strategy(self, name: str, params: dict[str, object]) -> Strategy:
         if self.segmentation:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, replace
+from functools import partial
 from itertools import combinations
 from typing import Any, Literal
 
@@ -166,24 +167,15 @@ def _mc_probs(
     return torch.cat(outs)
 
 
-def _mc_probs_flipped(
-    net: nn.Module,
-    x: Tensor,
-    keys: Tensor,
-    samples: int,
-    per_pass: int,
-    keyed: KeyedDropout | None,
-    activation: str,
-    window: SlidingWindow | None,
-    flips: Sequence[tuple[int, ...]],
+def _under_flips(
+    predict: Callable[[Tensor], Tensor], x: Tensor, flips: Sequence[tuple[int, ...]]
 ) -> Tensor:
-    """`_mc_probs` under each flip of ``flips`` (dims of ``x``; ``()`` is the identity),
-    flipped back and stacked on the sample axis, the same T dropout masks under each.
+    """``predict`` (MC probabilities) under each flip of ``flips`` (dims of ``x``; ``()`` is the
+    identity), flipped back and stacked on the sample axis.
     # x [B, C, *spatial] -> [B, len(flips) * T, C, *spatial]"""
     parts = []
     for flip in flips:
-        xf = torch.flip(x, flip) if flip else x
-        probs = _mc_probs(net, xf, keys, samples, per_pass, keyed, activation, window)
+        probs = predict(torch.flip(x, flip) if flip else x)
         parts.append(torch.flip(probs, tuple(d + 1 for d in flip)) if flip else probs)
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
@@ -244,8 +236,8 @@ def iter_mc_predict(
     and 32-bit elsewhere; the probabilities are float32 either way. uint8 images are copied to
     the device as uint8 and scaled there; on CUDA a batch's result is copied back while the next
     batch is fetched and run. With ``flips`` (test-time augmentation for segmentation, e.g.
-    `default_flips`), the T samples are taken under each flip and flipped back: the sample axis
-    holds ``len(flips) * T`` samples, flip by flip.
+    `default_flips`), the T samples (the same dropout masks) are taken under each flip and
+    flipped back: the sample axis holds ``len(flips) * T`` samples, flip by flip.
     """
     if samples < 1:
         raise ModelError(f"samples must be >= 1, got {samples}")
@@ -267,8 +259,10 @@ def iter_mc_predict(
             while True:
                 try:
                     with _autocast(dev, precision):
-                        probs = _mc_probs_flipped(net, x, keys, samples, per_pass, keyed,
-                                                  activation, window, flips or [()])
+                        predict = partial(_mc_probs, net, keys=keys, samples=samples,
+                                          per_pass=per_pass, keyed=keyed,
+                                          activation=activation, window=window)
+                        probs = _under_flips(predict, x, flips or [()])
                     break
                 except RuntimeError as exc:
                     if not is_out_of_memory(exc):
