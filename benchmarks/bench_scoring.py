@@ -41,12 +41,12 @@ from workbench.models import (
     ArrayDataModule,
     ArrayDataset,
     ClassificationModule,
+    Precision,
     batch_loader,
     make_trainer,
     mc_predict,
     small_cnn,
 )
-from workbench.models._mc import Precision
 from workbench.recipes import ClassificationRecipe, train_classifier
 
 ROOT = Path(__file__).resolve().parents[1]

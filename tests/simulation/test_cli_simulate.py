@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from workbench.cli import main
@@ -91,3 +92,43 @@ def test_cli_simulate_on_a_project_with_hidden_ground_truth(tmp_path: Path) -> N
     curve = report["strategies"]["power_bald"]["mean_curve"]
     assert [p["labels"] for p in curve] == [10, 20]
     assert all(0.0 <= p["mean"] <= 1.0 for p in curve)
+
+
+def test_cli_simulate_on_a_segmentation_project_sees_what_the_loop_sees(tmp_path: Path) -> None:
+    """A segmentation project with hidden ground truth is simulated on the scans as the loop
+    feeds its U-Net (windowed uint8, channels first), not on separately z-scored raw scans."""
+    from workbench.loop import item_arrays
+    from workbench.simulation import load_simulation_data
+    from workbench.store import open_project
+
+    demo = Path(__file__).resolve().parents[2] / "workbench/demo_data/hippocampus"
+    project = tmp_path / "hippo"
+    assert main(["init", str(project), "--task", "segmentation",
+                 "--classes", "anterior", "posterior"]) == 0
+    assert main(["import", str(project), str(demo), "--labels-as-ground-truth"]) == 0
+    data = load_simulation_data(project, shape=(40, 56, 40))
+    assert data.spatial_dims == 3 and data.num_classes == 3
+    assert data.pool_x.dtype == np.uint8 and data.pool_x.shape[1:] == (1, 40, 56, 40)
+    with open_project(project) as store:
+        loop_view = item_arrays(store.list_items())
+    assert all(a.dtype == np.uint8 and a.shape[0] == 1 for a in loop_view)
+    every = np.concatenate([data.pool_x, data.val_x, data.test_x])
+    for array in loop_view:  # each scan's voxels are the loop's, centred in the common shape
+        assert any(np.array_equal(_centre(x, array.shape), array) for x in every)
+
+    out = tmp_path / "results.json"
+    assert main(["simulate", str(project), "--strategies", "random,power_bald", "--seeds", "1",
+                 "--initial", "2", "--batch", "1", "--rounds", "1", "--epochs", "1",
+                 "--mc-samples", "2", "--reference-seeds", "0", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert "windowed uint8" in report["dataset"]["notes"]
+    curve = report["strategies"]["power_bald"]["mean_curve"]
+    assert [p["labels"] for p in curve] == [2, 3]
+    assert all(0.0 <= p["mean"] <= 1.0 for p in curve)
+
+
+def _centre(padded: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The centred ``shape`` box of ``padded`` (a scan that fits in it, as `_pad_crop` put it)."""
+    box = tuple(slice((p - s) // 2, (p - s) // 2 + s) for p, s in zip(padded.shape, shape,
+                                                                        strict=True))
+    return padded[box]

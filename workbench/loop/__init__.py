@@ -1,6 +1,6 @@
 """The active-learning loop on a project: train -> score -> select -> serve, all in the store."""
 
-from workbench.loop._images import item_images
+from workbench.loop._images import item_arrays, item_images
 from workbench.loop._loop import (
     SCORED_STRATEGIES,
     ActiveLearningLoop,
@@ -16,4 +16,4 @@ from workbench.loop._yielding import YieldToAnnotators
 
 __all__ = ["SCORED_STRATEGIES", "SEGMENTATION_SCORES", "ActiveLearningLoop", "LoopError",
            "StoppingCriteria", "YieldToAnnotators", "default_recipe", "global_rank",
-           "item_images", "project_spatial_dims", "records_to_store", "runs_on"]
+           "item_arrays", "item_images", "project_spatial_dims", "records_to_store", "runs_on"]

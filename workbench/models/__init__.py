@@ -13,6 +13,7 @@ from workbench.models._errors import ModelError
 from workbench.models._mc import (
     MCBatch,
     MCPrediction,
+    Precision,
     TTABatch,
     default_flips,
     embeddings,
@@ -51,6 +52,7 @@ __all__ = [
     "MCBatch",
     "MCPrediction",
     "ModelError",
+    "Precision",
     "ScoreWriter",
     "SegmentationModule",
     "SlidingWindow",

@@ -69,8 +69,10 @@ def load_simulation_data(
 ) -> SimulationData:
     """Load ``path``; ``max_*`` take fixed seeded subsets (the same for every strategy and seed).
     Folders without an official split get a fixed seeded one (70% pool, 10% val, 20% test).
-    3D volumes are z-scored and padded/cropped to ``shape`` (default: the median shape rounded
-    up to a multiple of 8)."""
+    Scans of an MSD/nnU-Net folder are z-scored; a project's scans are windowed to uint8 as the
+    loop feeds its network (`workbench.loop.item_arrays`), so a simulation on a project trains
+    on what `workbench train` would. Both are centre padded/cropped to ``shape`` (default: the
+    median shape rounded up to a multiple of 8)."""
     p = Path(path)
     if not p.exists():
         raise SimulationDataError("not found", path=p)
@@ -131,10 +133,10 @@ def _from_npz(p: Path) -> SimulationData:
     )
 
 
-def _fit_shape(volumes: list[np.ndarray], shape: Sequence[int] | None) -> tuple[int, ...]:
+def _fit_shape(shapes: list[tuple[int, ...]], shape: Sequence[int] | None) -> tuple[int, ...]:
     if shape is not None:
         return tuple(int(s) for s in shape)
-    median = np.median(np.array([v.shape for v in volumes]), axis=0)
+    median = np.median(np.array(shapes), axis=0)
     return tuple(int(np.ceil(m / 8) * 8) for m in median)
 
 
@@ -173,15 +175,25 @@ def _segmentation(
     split: tuple[np.ndarray, np.ndarray, np.ndarray],
     shape: Sequence[int] | None,
     notes: str,
+    *,
+    windowed: bool = False,
 ) -> SimulationData:
-    target = _fit_shape(images, shape)
-    x = np.stack([_pad_crop(_zscore(v), target) for v in images])
+    """Raw scans ``[*spatial]`` z-scored, or with ``windowed`` the loop's windowed uint8
+    ``[C, *spatial]`` kept as they are; both centre padded/cropped to one shape."""
+    if windowed:
+        target = _fit_shape([v.shape[1:] for v in images], shape)
+        x = np.stack([_pad_crop(v, (v.shape[0], *target)) for v in images])
+        how = "windowed uint8 as the loop feeds its network"
+    else:
+        target = _fit_shape([v.shape for v in images], shape)
+        x = np.stack([_pad_crop(_zscore(v), target) for v in images])
+        how = "z-scored"
     y = np.stack([_pad_crop(m.astype(np.uint8), target) for m in masks])
     pool, val, test = split
     return SimulationData(
         name,
         "segmentation",
-        x.ndim - 1,
+        len(target),
         int(y.max()) + 1,
         x[pool],
         y[pool],
@@ -189,7 +201,7 @@ def _segmentation(
         y[val],
         x[test],
         y[test],
-        f"{notes}; z-scored, centre padded/cropped to {list(target)}",
+        f"{notes}; {how}, centre padded/cropped to {list(target)}",
     )
 
 
@@ -218,8 +230,7 @@ def _from_dataset_folder(p: Path, seed: int, shape: Sequence[int] | None) -> Sim
 
 
 def _from_project(p: Path, seed: int, shape: Sequence[int] | None) -> SimulationData:
-    from workbench.io import read_uri
-    from workbench.loop import item_images
+    from workbench.loop import item_arrays, item_images
     from workbench.store import Task as StoreTask
     from workbench.store import open_project
 
@@ -227,9 +238,8 @@ def _from_project(p: Path, seed: int, shape: Sequence[int] | None) -> Simulation
         task = store.config.task
         labels = {v.item_id: v for v in store.current_labels(include_ground_truth=True)}
         items = [i for i in store.list_items() if i.id in labels]
-        if task is StoreTask.SEGMENTATION:
-            images = [np.asarray(read_uri(i.source_uri, modality=i.modality).array)
-                      for i in items]
+        if task is StoreTask.SEGMENTATION:  # as the loop feeds its network
+            images = item_arrays(items)
             masks = [store.get_mask(labels[i.id].mask_hash or "") for i in items]
         classes = len(store.config.classes)
     if len(items) < 5:
@@ -243,7 +253,8 @@ def _from_project(p: Path, seed: int, shape: Sequence[int] | None) -> Simulation
         notes = f"fixed seeded split (seed {seed}): 70% pool, 10% val, 20% test"
     pool, val, test = split
     if task is StoreTask.SEGMENTATION:
-        return _segmentation(p.name, images, masks, (pool, val, test), shape, notes)
+        return _segmentation(p.name, images, masks, (pool, val, test), shape, notes,
+                             windowed=True)
     # as the loop feeds its classifier: windowed uint8 [N, C, *spatial], one shape
     x = item_images(items, size=tuple(shape) if shape else None)
     y = np.array([labels[i.id].class_index for i in items], np.int64)
