@@ -162,6 +162,11 @@ def setups(seeds: int) -> dict[str, Setup]:
         "pneumoniamnist_fine_15seeds": pneumonia_fine(
             warm, ("random", "power_bald"), tuple(range(15))
         ),
+        # power-BALD lags random there from 30 to 100 labels (picks the model's outliers while
+        # it is weak?); EPIG scores a label by what it says about the pool's predictions
+        "pneumoniamnist_fine_15seeds_epig": pneumonia_fine(
+            warm, ("random", "power_epig"), tuple(range(15))
+        ),
         # the whole pool and budget to 1,000 labels: does a larger pool to choose from (and no
         # subsampling) let the default pull ahead where random's curve flattens?
         "pneumoniamnist_full": pneumonia_full(warm, ("random", "power_bald"), s),
