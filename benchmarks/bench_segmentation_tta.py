@@ -1,9 +1,10 @@
 """Test-time augmentation for segmentation scoring: what `workbench train --tta` costs and what
 it buys, against plain MC dropout with the same T and with the same number of forward passes.
 
-Hippocampus (MSD, ../shared/data), scans windowed/z-scored and centre padded to 40x56x40 as in
-`bench_label_efficiency.py`; a residual U-Net 8-16-32-64 (dropout 0.1) trained on 8 and on 16
-labelled scans, 3 seeds each (an active-learning loop's early rounds). Each model scores the 24
+Hippocampus (MSD, ../shared/data), scans z-scored and centre padded to 40x56x40 as in
+`bench_label_efficiency.py`; a residual U-Net 8-16-32-64 (dropout 0.1) trained from scratch (at
+most 40 epochs, patience 8) on 8 and on 24 labelled scans, 3 seeds each (an active-learning
+loop's early rounds). Each model scores the 24
 test scans three ways:
 
 - ``mc_T4``: MC dropout, T = 4 (the benchmarks' setting), 4 passes per scan;
@@ -78,7 +79,7 @@ def score(trained: TrainedSegmenter, data: SimulationData, samples: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--labelled", type=int, nargs="+", default=[8, 16])
+    parser.add_argument("--labelled", type=int, nargs="+", default=[8, 24])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -88,7 +89,7 @@ def main() -> None:
         sys.exit(f"this benchmark needs {path} (set WORKBENCH_SHARED_DATA)")
     data = load_simulation_data(path, max_pool=60, max_val=8, max_test=24, shape=(40, 56, 40))
     recipe = SegmentationRecipe(network=UNetFactory((8, 16, 32, 64), dropout=0.1),
-                                max_epochs=20, patience=5, min_steps_per_epoch=8, batch_size=2)
+                                max_epochs=40, patience=8, min_steps_per_epoch=8, batch_size=2)
     runs = []
     for labelled in args.labelled:
         for seed in range(args.seeds):
