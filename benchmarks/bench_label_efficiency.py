@@ -167,6 +167,11 @@ def setups(seeds: int) -> dict[str, Setup]:
         "pneumoniamnist_fine_15seeds_epig": pneumonia_fine(
             warm, ("random", "power_epig"), tuple(range(15))
         ),
+        # or does it pick too few of the minority class (normal) while the model is weak?
+        # power sampling within predicted-class quotas, with the current training code
+        "pneumoniamnist_fine_15seeds_balanced": pneumonia_fine(
+            warm, ("random", "class_balanced_power_bald"), tuple(range(15))
+        ),
         # the whole pool and budget to 1,000 labels: does a larger pool to choose from (and no
         # subsampling) let the default pull ahead where random's curve flattens?
         "pneumoniamnist_full": pneumonia_full(warm, ("random", "power_bald"), s),
