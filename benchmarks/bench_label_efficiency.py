@@ -320,6 +320,26 @@ def _pts(i: dict[str, Any]) -> str:
     return "-" if i["lo"] is None else f"{100 * i['lo']:+.2f}, {100 * i['hi']:+.2f}"
 
 
+def pick_shares(name: str, rounds_per_part: int = 8) -> None:
+    """Print, per strategy of run ``name`` (a classification setup), the share of each true
+    class among the picks after the cold start, in parts of ``rounds_per_part`` rounds."""
+    import numpy as np
+
+    setup = setups(1)[name]
+    data = load_simulation_data(setup.path, **setup.load)
+    y = data.pool_y.reshape(-1)
+    report = json.loads((RESULTS / f"label_efficiency_{name}.json").read_text())
+    print(f"{name}: pool class shares", np.bincount(y, minlength=data.num_classes) / len(y))
+    for strategy, result in report["strategies"].items():
+        rounds = [r["picks"][1:] for r in result["runs"]]
+        for start in range(0, len(rounds[0]), rounds_per_part):
+            picks = [i for r in rounds for p in r[start:start + rounds_per_part] for i in p]
+            shares = np.bincount(y[picks], minlength=data.num_classes) / len(picks)
+            end = min(start + rounds_per_part, len(rounds[0]))
+            print(f"  {strategy:28s} rounds {start + 1}-{end}:",
+                  " ".join(f"{v:.2f}" for v in shares))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(setups(1)), action="append")
@@ -327,7 +347,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="processes running curves side by side (results do not change)")
     parser.add_argument("--merge", action="store_true", help="only merge and print")
+    parser.add_argument("--pick-shares", metavar="DATASET",
+                        help="only print the true class shares of a finished run's picks")
     args = parser.parse_args()
+    if args.pick_shares:
+        pick_shares(args.pick_shares)
+        return
     if not args.merge:
         for name in args.dataset or sorted(setups(1)):
             run(name, args.seeds, args.workers)
