@@ -244,12 +244,19 @@ def test_cli_query_train_query(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "the loop can stop: label budget reached (16 >= 16)" in err
     assert "training (epochs): 2/2" in err  # progress, as plain lines outside a terminal
     assert main(["query", str(project), "--strategy", "power_bald", "--batch", "8"]) == 0
+    assert main(["query", str(project), "--batch", "8"]) == 0  # the default strategy
+    assert main(["query", str(project), "--strategy", "class_balanced_power_bald",
+                 "--batch", "8"]) == 0  # through the model: MC probabilities of the pool
     assert main(["query", str(project), "--strategy", "no_such", "--batch", "8"]) == 1
     with open_project(project) as store:
         rounds = store.list_rounds()
-        assert [r.status for r in rounds] == [RoundStatus.DONE, RoundStatus.DONE,
-                                              RoundStatus.FAILED]
+        assert [r.status for r in rounds] == [RoundStatus.DONE] * 4 + [RoundStatus.FAILED]
         assert rounds[1].strategy == "power_bald" and len(rounds[1].selected) == 8
+        assert rounds[2].strategy == "power_bald"
+        assert rounds[3].strategy == "class_balanced_power_bald"
+        labelled = {v.item_id for v in store.current_labels()}
+        for round_ in rounds[1:4]:
+            assert len(set(round_.selected)) == 8 and not labelled & set(round_.selected)
         entropies = store.get_scores(store.list_model_versions()[-1].id, "entropy")
         assert len(entropies) == 546 - 16
         loop = ActiveLearningLoop(store)
