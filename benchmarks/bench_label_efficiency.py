@@ -326,9 +326,14 @@ def pick_shares(name: str, rounds_per_part: int = 8) -> None:
     import numpy as np
 
     setup = setups(1)[name]
+    if isinstance(setup.recipe, SegmentationRecipe):
+        sys.exit(f"{name} is a segmentation run: its picks have no class")
     data = load_simulation_data(setup.path, **setup.load)
     y = data.pool_y.reshape(-1)
-    report = json.loads((RESULTS / f"label_efficiency_{name}.json").read_text())
+    path = RESULTS / f"label_efficiency_{name}.json"
+    if not path.is_file():
+        sys.exit(f"{path} not found: run --dataset {name} first")
+    report = json.loads(path.read_text())
     print(f"{name}: pool class shares", np.bincount(y, minlength=data.num_classes) / len(y))
     for strategy, result in report["strategies"].items():
         rounds = [r["picks"][1:] for r in result["runs"]]
@@ -347,7 +352,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="processes running curves side by side (results do not change)")
     parser.add_argument("--merge", action="store_true", help="only merge and print")
-    parser.add_argument("--pick-shares", metavar="DATASET",
+    parser.add_argument("--pick-shares", metavar="DATASET", choices=sorted(setups(1)),
                         help="only print the true class shares of a finished run's picks")
     args = parser.parse_args()
     if args.pick_shares:

@@ -144,18 +144,19 @@ def test_out_of_memory_or_ctrl_c_marks_the_version_or_round_failed(
     assert len(project.current_labels()) == 12
     assert ActiveLearningLoop(project, recipe=FAST).train().status is ModelStatus.READY
 
-    for error in (MemoryError(), KeyboardInterrupt()):  # a query reading the pool fails too
+    expected = {MemoryError: "out of host memory: score fewer",
+                KeyboardInterrupt: "interrupted (KeyboardInterrupt)",
+                RuntimeError: "RuntimeError"}  # an error without a message is named
+    for error in (MemoryError(), KeyboardInterrupt(), RuntimeError()):
         def fail(item: Item, error: BaseException = error) -> np.ndarray:
-            raise error
+            raise error  # a query reading the pool fails too
 
         reading = ActiveLearningLoop(project, recipe=FAST, image_loader=fail)  # type: ignore[arg-type]
         with pytest.raises((LoopError, KeyboardInterrupt)):
             reading.query("badge", 3)  # through the model: reads the pool's images
         round_ = project.list_rounds()[-1]
         assert round_.status is RoundStatus.FAILED and round_.strategy == "badge"
-        expected = ("out of host memory: score fewer" if isinstance(error, MemoryError)
-                    else "interrupted (KeyboardInterrupt)")
-        assert (round_.error or "").startswith(expected)
+        assert (round_.error or "").startswith(expected[type(error)])
     assert len(project.current_labels()) == 12
 
 

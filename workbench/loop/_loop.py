@@ -495,8 +495,9 @@ class ActiveLearningLoop:
             mark_failed(message)
             raise LoopError(f"{step} failed: {message}", path=self.store.root) from error
         except (WorkbenchError, RuntimeError, ValueError) as error:
-            mark_failed(str(error))
-            raise LoopError(f"{step} failed: {error}", path=self.store.root) from error
+            message = str(error) or type(error).__name__  # a bare RuntimeError() says nothing
+            mark_failed(message)
+            raise LoopError(f"{step} failed: {message}", path=self.store.root) from error
         except BaseException as error:
             mark_failed(f"interrupted ({type(error).__name__})")
             raise
