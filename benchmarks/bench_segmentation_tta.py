@@ -5,7 +5,7 @@ Hippocampus (MSD, ../shared/data), scans z-scored and centre padded to 40x56x40 
 `bench_label_efficiency.py`; a residual U-Net 8-16-32-64 (dropout 0.1) trained from scratch (at
 most 40 epochs, patience 8) on 8 and on 24 labelled scans, 3 seeds each (an active-learning
 loop's early rounds). Each model scores the 24
-test scans three ways:
+test scans three ways (on CUDA when there is one, in the recipe's mixed precision):
 
 - ``mc_T4``: MC dropout, T = 4 (the benchmarks' setting), 4 passes per scan;
 - ``tta_T4``: the same 4 dropout samples under the identity and one flip per axis, 16 passes;
@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--labelled", type=int, nargs="+", default=[8, 24])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     path = DATA / "hippocampus-msd"
@@ -120,11 +121,13 @@ def main() -> None:
         "mean_over_models": summary,
         "runs": runs,
         "torch_threads": args.threads,
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "machine": machine_info(),
     }
-    RESULTS.write_text(json.dumps(result, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(summary, indent=2))
-    print("wrote", RESULTS)
+    print("wrote", args.out)
 
 
 if __name__ == "__main__":

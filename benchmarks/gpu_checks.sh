@@ -3,7 +3,8 @@
 # the demo projects (CUDA, 16-mixed), MC-dropout scoring against baal in mixed and full precision
 # at the CPU benchmark's batch sizes (512 / 64) and at 4096 for both, 3D scoring per precision,
 # whether patch training waits for its data (patches cut in the training process, then in the
-# recipe's workers), and what keyed dropout masks cost a 3D U-Net.
+# recipe's workers), what keyed dropout masks cost a 3D U-Net, and what test-time flips cost and
+# buy in segmentation scoring.
 # From the repository root:
 #   WORKBENCH_SHARED_DATA=../shared/data PYTHONPATH=. bash benchmarks/gpu_checks.sh OUT_DIR
 set -u
@@ -28,4 +29,6 @@ timeout 200 "$py" benchmarks/bench_patch_throughput.py --shape 192 192 128 --pat
     --out "$out/patch_throughput_cuda.json" || status=1
 timeout 60 "$py" benchmarks/bench_keyed_dropout.py --device cuda \
     --out "$out/keyed_dropout_cuda.json" || status=1
+timeout 240 "$py" benchmarks/bench_segmentation_tta.py --threads 16 \
+    --out "$out/segmentation_tta_cuda.json" || status=1
 exit $status

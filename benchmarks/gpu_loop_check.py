@@ -1,6 +1,7 @@
 """The store loop on a GPU: the bundled demo projects labelled from their hidden ground truth,
 then one round of train, score and query each, with the default recipes (BreastMNIST
-classification; hippocampus 3D segmentation on whole scans and on patches). Checks that training
+classification, also queried with strategies that run the model over the pool; hippocampus 3D
+segmentation on whole scans, with test-time flips, and on patches). Checks that training
 and scoring ran on CUDA with mixed precision and that the model version records it; writes the
 times, metrics and peak GPU memory as JSON. CI has no GPU: run this where one is lent.
 
@@ -40,8 +41,8 @@ def label_from_truth(store: SQLiteStore, count: int) -> None:
                                            class_index=truth.class_index, mask=mask))
 
 
-def one_round(store: SQLiteStore, labels: int, strategy: str, **recipe_changes: Any
-              ) -> dict[str, Any]:
+def one_round(store: SQLiteStore, labels: int, strategy: str,
+              through_model: tuple[str, ...] = (), **recipe_changes: Any) -> dict[str, Any]:
     loop = ActiveLearningLoop(store)
     if recipe_changes:
         loop = ActiveLearningLoop(store, recipe=dataclasses.replace(loop.recipe, **recipe_changes))
@@ -59,17 +60,24 @@ def one_round(store: SQLiteStore, labels: int, strategy: str, **recipe_changes: 
     assert model.status is ModelStatus.READY, model.error
     assert scored == len(loop.pool()) > 0
     assert len(set(chosen.selected)) == k > 0
+    through_model_seconds = {}
+    for name in through_model:  # strategies that run the model over the pool as they select
+        begin = time.perf_counter()
+        picked = loop.query(name, k, seed=0)
+        through_model_seconds[name] = round(time.perf_counter() - begin, 2)
+        assert len(set(picked.selected)) == k, name
     if cuda:  # what the model version records is where it really ran
         assert model.params["device"] == "cuda" and model.params["precision"] == "16-mixed"
     return {
         "labels": labels,
-        "model_params": {k: model.params[k] for k in
-                         ("network", "device", "precision", "patch_size") if k in model.params},
+        "model_params": {k: model.params[k] for k in ("network", "device", "precision",
+                                                      "patch_size", "tta") if k in model.params},
         "val_metrics": model.metrics,
         "train_seconds": round(trained - start, 2),
         "score_seconds": round(done_scoring - trained, 2),
         "scored_items": scored,
         "query": {"strategy": chosen.strategy, "selected": len(chosen.selected)},
+        "through_model_query_seconds": through_model_seconds,
         "peak_gpu_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1)
         if cuda else None,
     }
@@ -89,9 +97,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         breast, hippo = create_demo_projects(tmp)
         with open_project(breast) as store:
-            report["breastmnist_classification"] = one_round(store, 60, "power_bald")
+            report["breastmnist_classification"] = one_round(
+                store, 60, "power_bald", through_model=("badge", "power_epig", "batchbald"))
         with open_project(hippo) as store:
             report["hippocampus_whole_scans"] = one_round(store, 3, "power_bald")
+        flips = Path(tmp) / "hippocampus-flips"
+        flips.mkdir()
+        _, hippo_flips = create_demo_projects(flips)
+        with open_project(hippo_flips) as store:  # MC samples under flips too (--tta)
+            report["hippocampus_whole_scans_tta"] = one_round(store, 3, "power_bald", tta=True)
         patches = Path(tmp) / "hippocampus-patches"
         patches.mkdir()
         _, hippo_again = create_demo_projects(patches)
