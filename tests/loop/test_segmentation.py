@@ -164,6 +164,43 @@ def test_3d_train_score_query_and_the_annotator_sees_the_proposal(
     assert plane is not None and plane.dtype == np.uint8
 
 
+@pytest.mark.parametrize("tta", [False, True], ids=["mc", "mc-under-flips"])
+def test_stored_masks_maps_and_scores_are_those_of_every_mc_sample(
+        hippo: SQLiteStore, built: Built, tta: bool) -> None:
+    """Scoring reduces the MC samples as they come (mean and mean entropy, flip by flip) and
+    never holds them all; what it stores is what the samples themselves give."""
+    from workbench.loop._segment import BACKGROUND, TOP_PERCENT, iter_item_probs
+    from workbench.strategies import reduce_map, uncertainty_map
+
+    label_from_truth(hippo, [item.id for item in hippo.list_items()[:3]])
+    loop = ActiveLearningLoop(hippo, recipe=dataclasses.replace(tiny(built), tta=tta,
+                                                                mc_samples=3))
+    model = loop.train(seed=0)
+    assert loop.score(model) == 3
+    trained = loop.load(model)
+    assert isinstance(trained, TrainedSegmenter)
+    pool = loop.pool()
+    images = loop._arrays(pool, trained.in_channels)
+    for item, probs in iter_item_probs(trained, pool, images, loop.recipe.divisible_by):
+        assert probs.shape == (3 * (4 if tta else 1), 3, *item.shape)  # [T', C, *S]
+        stored = hippo.get_prediction(model.id, item.id)
+        assert stored is not None and stored.mask is not None
+        assert stored.uncertainty_map is not None
+        mean = probs.mean(0)
+        assert (stored.mask == mean.argmax(0)).mean() > 0.999  # ties may round either way
+        maps = {kind: uncertainty_map(probs[None], kind, spatial_dims=3)
+                for kind in ("entropy", "bald")}
+        np.testing.assert_allclose(stored.uncertainty_map.astype(np.float32),
+                                   maps["entropy"][0], atol=2e-3)  # float16 storage
+        foreground = 1.0 - mean[BACKGROUND][None]
+        for kind, umap in maps.items():
+            for reduction in ("mean", "foreground_weighted", "top_percentile"):
+                expected = reduce_map(umap, reduction, foreground=foreground, q=TOP_PERCENT)
+                got = hippo.get_scores(model.id, f"{kind}_{reduction}")[item.id]
+                assert got == pytest.approx(float(expected[0]), rel=1e-4, abs=1e-6), (
+                    kind, reduction)
+
+
 def test_run_round_predicts_the_pool_once_and_warm_starts(hippo: SQLiteStore,
                                                           built: Built) -> None:
     label_from_truth(hippo, [item.id for item in hippo.list_items()[:3]])

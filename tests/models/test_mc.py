@@ -21,8 +21,12 @@ from workbench.models import (
     embeddings,
     iter_tta_predict,
     mc_predict,
+    moment_maps,
+    sample_moments,
     small_cnn,
 )
+from workbench.models._windows import SlidingWindow
+from workbench.strategies import uncertainty_map
 
 
 def entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -171,6 +175,47 @@ def test_mc_samples_under_flips_are_the_flipped_back_samples_of_flipped_scans() 
         direct = np.flip(mc_predict(net, flipped, 3, seed=1).values, flip[0] + 1)
         np.testing.assert_allclose(both[:, 3 * f:3 * (f + 1)], direct, atol=1e-6)
         assert np.abs(both[:, 3 * f:3 * (f + 1)] - plain).max() > 1e-3  # flips change them
+
+
+@pytest.mark.parametrize("flips", [None, default_flips(3)], ids=["mc", "mc-under-flips"])
+@pytest.mark.parametrize("max_rows", [None, 2], ids=["one-pass", "pass-by-pass"])
+def test_moments_are_the_mean_and_mean_entropy_of_every_sample(
+        flips: list[tuple[int, ...]] | None, max_rows: int | None) -> None:
+    """Scoring with ``moments=True`` (samples summed pass by pass and flip by flip) gives what
+    the samples themselves give: mean probabilities, the mean per-sample entropy, and from them
+    the entropy and BALD maps of `uncertainty_map`."""
+    net = build_segmenter("unet", num_classes=3, features=(8, 16, 32), dropout=0.2)
+    volumes = torch.randn(2, 1, 16, 8, 16)
+    loader = [{"image": volumes, "id": np.array([4, 9])}]
+    samples = mc_predict(net, loader, 4, seed=1, flips=flips).values  # [2, T', 3, 16, 8, 16]
+    moments = mc_predict(net, loader, 4, seed=1, flips=flips, moments=True,
+                         max_rows=max_rows).values
+    assert moments.shape == (2, 4, 16, 8, 16)
+    p = samples.astype(np.float64)
+    np.testing.assert_allclose(moments[:, :3], p.mean(1), atol=1e-6)
+    mean_entropy = -(p * np.log(np.maximum(p, 1e-300))).sum(2).mean(1)
+    np.testing.assert_allclose(moments[:, 3], mean_entropy, atol=1e-5)
+    mean, entropy_map, bald_map = moment_maps(moments)
+    np.testing.assert_allclose(entropy_map, uncertainty_map(samples, "entropy", spatial_dims=3),
+                               atol=1e-5)
+    np.testing.assert_allclose(bald_map, uncertainty_map(samples, "bald", spatial_dims=3),
+                               atol=1e-5)
+    assert bald_map.max() > 1e-3  # the samples do disagree
+    torch.testing.assert_close(sample_moments(torch.from_numpy(samples)),
+                               torch.from_numpy(moments), atol=1e-5, rtol=1e-5)
+
+
+def test_moments_over_sliding_windows_are_those_of_the_windowed_samples() -> None:
+    net = build_segmenter("unet", num_classes=2, features=(8, 16, 32), dropout=0.2)
+    loader = [{"image": torch.randn(1, 1, 20, 28, 18), "id": np.array([3])}]
+    window = SlidingWindow((16, 16, 16), overlap=0.25)
+    flips = default_flips(3)
+    samples = mc_predict(net, loader, 3, seed=2, window=window, flips=flips).values
+    moments = mc_predict(net, loader, 3, seed=2, window=window, flips=flips,
+                         moments=True).values
+    assert samples.shape == (1, 12, 2, 20, 28, 18) and moments.shape == (1, 3, 20, 28, 18)
+    np.testing.assert_allclose(moments, sample_moments(torch.from_numpy(samples)).numpy(),
+                               atol=1e-5)
 
 
 def test_embeddings_are_penultimate_features() -> None:

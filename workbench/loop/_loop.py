@@ -426,22 +426,23 @@ class ActiveLearningLoop:
 
     def _score_segmentation(self, model: ModelVersion, trained: TrainedSegmenter,
                             chunk: Sequence[Item]) -> None:
-        outcomes = [seg.item_outcome(item, probs) for item, probs in self._item_probs(
-            trained, chunk)]
+        outcomes = [seg.item_outcome(item, moments) for item, moments in self._item_probs(
+            trained, chunk, moments=True)]
         self.store.add_predictions(model.id, [
             Prediction(item_id=o.item_id, mask=o.mask, uncertainty_map=o.uncertainty)
             for o in outcomes])
         for name in seg.SCORE_NAMES:
             self.store.add_scores(model.id, name, {o.item_id: o.scores[name] for o in outcomes})
 
-    def _item_probs(self, trained: TrainedSegmenter,
-                    items: Sequence[Item]) -> Iterator[tuple[Item, np.ndarray]]:
-        """``(item, probs [T, C, *spatial_i])`` one item at a time (one batch in memory)."""
+    def _item_probs(self, trained: TrainedSegmenter, items: Sequence[Item], *,
+                    moments: bool = False) -> Iterator[tuple[Item, np.ndarray]]:
+        """``(item, probs [T, C, *spatial_i])`` one item at a time (one batch in memory), or
+        with ``moments`` ``(item, moments [C + 1, *spatial_i])`` (`seg.iter_item_probs`)."""
         assert isinstance(self.recipe, SegmentationRecipe)
         try:
             yield from seg.iter_item_probs(trained, items,
                                            self._arrays(items, trained.in_channels),
-                                           self.recipe.divisible_by)
+                                           self.recipe.divisible_by, moments=moments)
         except ModelError as error:
             raise LoopError(f"the pool does not fit the model: {error}",
                             path=self.store.root) from error

@@ -26,16 +26,17 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from workbench.loop._images import centre_box, pad_stack, padded_shape
-from workbench.models import ModelError
+from workbench.models import ModelError, moment_maps
 from workbench.recipes import (
     SegmentationRecipe,
     TrainedSegmenter,
+    iter_segmentation_moments,
     iter_segmentation_probs,
     train_segmenter,
 )
 from workbench.recipes._scans import check_masks
 from workbench.store import Item
-from workbench.strategies import reduce_map, uncertainty_map
+from workbench.strategies import reduce_map
 from workbench.strategies._types import Reduction, UncertaintyKind
 
 SCORE_KINDS: tuple[UncertaintyKind, ...] = ("entropy", "bald")
@@ -120,42 +121,42 @@ def train_padded(recipe: SegmentationRecipe, images: Sequence[np.ndarray],
 
 
 def iter_item_probs(trained: TrainedSegmenter, items: Sequence[Item],
-                    images: Sequence[np.ndarray], divisible_by: int
+                    images: Sequence[np.ndarray], divisible_by: int, *, moments: bool = False
                     ) -> Iterator[tuple[Item, np.ndarray]]:
     """MC-dropout probabilities per item, cropped back to the item's shape:
-    ``(item, probs [T, C, *spatial_i])``. The items are padded to one shape for the network, or,
-    for a model with sliding windows, each is scored alone in its own shape; dropout masks are
-    keyed by item id, so an item scores the same in any chunk."""
+    ``(item, probs [T, C, *spatial_i])``, or with ``moments`` the samples reduced as they come
+    (`iter_segmentation_moments`): ``(item, moments [C + 1, *spatial_i])``. The items are padded
+    to one shape for the network, or, for a model with sliding windows, each is scored alone in
+    its own shape; dropout masks are keyed by item id, so an item scores the same in any chunk."""
     check_dims(images, trained.spatial_dims)
     if not items:
         return
+    predict = iter_segmentation_moments if moments else iter_segmentation_probs
+    lead = (slice(None),) * (1 if moments else 2)  # the axes before the spatial ones
     if trained.window is not None:
         for item, image in zip(items, images, strict=True):
-            for _, probs in iter_segmentation_probs(trained, image[None],
-                                                    ids=np.array([item.id], np.int64)):
-                yield item, probs[0]
+            for _, values in predict(trained, image[None], ids=np.array([item.id], np.int64)):
+                yield item, values[0]
         return
     shape = padded_shape([tuple(a.shape[1:]) for a in images], divisible_by)
     by_id = {item.id: (item, tuple(a.shape[1:])) for item, a in zip(items, images, strict=True)}
     ids = np.array([item.id for item in items], np.int64)
-    for batch_ids, probs in iter_segmentation_probs(trained, pad_stack(images, shape), ids=ids):
-        for item_id, p in zip(batch_ids, probs, strict=True):  # p [T, C, *padded]
+    for batch_ids, values in predict(trained, pad_stack(images, shape), ids=ids):
+        for item_id, v in zip(batch_ids, values, strict=True):  # v [T, C, *padded] or [C + 1, ...]
             item, spatial = by_id[int(item_id)]
-            yield item, p[(slice(None), slice(None), *centre_box(spatial, shape))]
+            yield item, v[(*lead, *centre_box(spatial, shape))]
 
 
-def item_outcome(item: Item, probs: np.ndarray) -> ItemOutcome:
-    """Mask, entropy map and every ``SCORE_NAMES`` score of one item.
-    # probs [T, C, *S] -> mask [*S] uint8, uncertainty [*S] float16"""
-    p = probs[None]  # [1, T, C, *S]
-    dims = probs.ndim - 2
-    mean = probs.mean(axis=0)  # [C, *S]
-    foreground = 1.0 - mean[BACKGROUND][None]  # [1, *S]
-    maps = {kind: uncertainty_map(p, kind, spatial_dims=dims) for kind in SCORE_KINDS}  # [1, *S]
+def item_outcome(item: Item, moments: np.ndarray) -> ItemOutcome:
+    """Mask, entropy map and every ``SCORE_NAMES`` score of one item, from the `sample_moments`
+    of its MC samples.  # moments [C + 1, *S] -> mask [*S] uint8, uncertainty [*S] float16"""
+    mean, entropy, bald = moment_maps(moments[None])  # [1, C, *S], [1, *S], [1, *S]
+    foreground = 1.0 - mean[:, BACKGROUND]  # [1, *S]
+    maps = {"entropy": entropy, "bald": bald}
     scores = {score_name(kind, reduction): float(reduce_map(maps[kind], reduction,
                                                             foreground=foreground,
                                                             q=TOP_PERCENT)[0])
               for kind in SCORE_KINDS for reduction in REDUCTIONS}
-    mask_dtype = np.uint8 if mean.shape[0] <= 256 else np.uint16
-    return ItemOutcome(item_id=item.id, mask=mean.argmax(axis=0).astype(mask_dtype),
-                       uncertainty=maps["entropy"][0].astype(MAP_DTYPE), scores=scores)
+    mask_dtype = np.uint8 if mean.shape[1] <= 256 else np.uint16
+    return ItemOutcome(item_id=item.id, mask=mean[0].argmax(axis=0).astype(mask_dtype),
+                       uncertainty=entropy[0].astype(MAP_DTYPE), scores=scores)

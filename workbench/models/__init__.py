@@ -20,6 +20,8 @@ from workbench.models._mc import (
     iter_mc_predict,
     iter_tta_predict,
     mc_predict,
+    moment_maps,
+    sample_moments,
 )
 from workbench.models._modules import ClassificationModule, SegmentationModule
 from workbench.models._networks import (
@@ -74,11 +76,13 @@ __all__ = [
     "make_trainer",
     "mc_dropout",
     "mc_predict",
+    "moment_maps",
     "pixels_as_float",
     "random_patches",
     "stable_val_mask",
     "recalibrate_batch_norm",
     "resnet18_classifier",
+    "sample_moments",
     "small_cnn",
     "training_device",
     "window_predict",

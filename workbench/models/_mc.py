@@ -109,6 +109,31 @@ def _to_probs(logits: Tensor, activation: str) -> Tensor:
     return torch.softmax(logits, dim=1) if activation == "softmax" else torch.sigmoid(logits)
 
 
+def sample_moments(probs: Tensor) -> Tensor:
+    """What per-voxel entropy and BALD need from T MC samples, without the samples: the mean
+    probabilities and the mean per-sample entropy (nats), on the channel axis.
+    # [B, T, C, *spatial] -> [B, C + 1, *spatial]"""
+    return _sum_moments(probs, 1) / probs.shape[1]
+
+
+def _sum_moments(probs: Tensor, axis: int) -> Tensor:
+    # sums over the sample ``axis`` of [B, T, C, *S] (1) or [T, B, C, *S] (0) of p and of the
+    # per-sample entropy -sum_c p log p -> [B, C + 1, *S]
+    p = probs.float()
+    entropy = -torch.special.xlogy(p, p).sum(2)  # [B, T, *S] or [T, B, *S]
+    return torch.cat([p.sum(axis), entropy.sum(axis).unsqueeze(1)], 1)
+
+
+def moment_maps(moments: Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean probabilities ``[B, C, *S]``, predictive entropy and BALD maps ``[B, *S]`` from
+    `sample_moments` ``[B, C + 1, *S]`` (BALD = entropy of the mean - mean entropy, >= 0)."""
+    m = moments.numpy() if isinstance(moments, Tensor) else np.asarray(moments)
+    mean = m[:, :-1]
+    tiny = np.finfo(mean.dtype).tiny
+    entropy = -(mean * np.log(np.maximum(mean, tiny))).sum(axis=1)
+    return mean, entropy, np.maximum(entropy - m[:, -1], 0.0)
+
+
 def _mc_batch(
     net: nn.Module,
     x: Tensor,
@@ -117,9 +142,11 @@ def _mc_batch(
     per_pass: int,
     keyed: KeyedDropout | None,
     activation: str,
+    moments: bool = False,
 ) -> Tensor:
-    """MC probabilities for one batch, ``per_pass`` samples per forward pass.
-    # x [B, C, *spatial] -> [B, T, C, *spatial]"""
+    """MC probabilities for one batch, ``per_pass`` samples per forward pass; with ``moments``
+    their `sample_moments`, summed pass by pass (one pass's samples held at a time).
+    # x [B, C, *spatial] -> [B, T, C, *spatial] (moments: [B, C + 1, *spatial])"""
     trunk: nn.Module | None = getattr(net, "trunk", None)
     head: nn.Module | None = getattr(net, "head", None)
     split = trunk is not None and head is not None and not _has_dropout(trunk)
@@ -128,14 +155,21 @@ def _mc_batch(
     assert stage is not None
     b = x.shape[0]
     chunks = []
+    total: Tensor | None = None
     for start in range(0, samples, per_pass):
         ts = range(start, min(samples, start + per_pass))
         rep = stem.repeat(len(ts), *([1] * (stem.ndim - 1)))  # [S*B, ...], sample-major
         if keyed is not None:
             keyed.rows = row_keys(keys, ts)
         out = guarded_forward(stage, rep, "running the network")  # [S*B, C, ...]
-        probs = _to_probs(out, activation)
-        chunks.append(probs.view(len(ts), b, *probs.shape[1:]))
+        probs = _to_probs(out, activation).view(len(ts), b, *out.shape[1:])
+        if moments:
+            part = _sum_moments(probs, 0)  # [B, C + 1, *spatial]
+            total = part if total is None else total + part
+        else:
+            chunks.append(probs)
+    if total is not None:
+        return total / samples
     return torch.cat(chunks, 0).transpose(0, 1)  # [B, T, C, *spatial]
 
 
@@ -148,12 +182,14 @@ def _mc_probs(
     keyed: KeyedDropout | None,
     activation: str,
     window: SlidingWindow | None,
+    moments: bool = False,
 ) -> Tensor:
     """`_mc_batch`, or with ``window`` the same over sliding windows, one image at a time: every
     patch of an image gets the image's dropout keys, and the T samples are blended window by
-    window.  # x [B, C, *spatial] -> [B, T, C, *spatial]"""
+    window (then reduced to moments, if asked: blending needs every sample).
+    # x [B, C, *spatial] -> [B, T, C, *spatial] (moments: [B, C + 1, *spatial])"""
     if window is None:
-        return _mc_batch(net, x, keys, samples, per_pass, keyed, activation)
+        return _mc_batch(net, x, keys, samples, per_pass, keyed, activation, moments)
     outs = []
     for b in range(x.shape[0]):
         key = keys[b : b + 1]
@@ -163,20 +199,32 @@ def _mc_probs(
             return _mc_batch(net, p, k, samples, per_pass, keyed, activation).flatten(1, 2)
 
         out = window_predict(patches, x[b : b + 1], window)  # [1, T*K, *spatial]
-        outs.append(out.view(1, samples, -1, *out.shape[2:]))
+        probs = out.view(1, samples, -1, *out.shape[2:])
+        outs.append(sample_moments(probs) if moments else probs)
+        del out, probs
     return torch.cat(outs)
 
 
 def _under_flips(
-    predict: Callable[[Tensor], Tensor], x: Tensor, flips: Sequence[tuple[int, ...]]
+    predict: Callable[[Tensor], Tensor], x: Tensor, flips: Sequence[tuple[int, ...]],
+    moments: bool = False,
 ) -> Tensor:
     """``predict`` (MC probabilities) under each flip of ``flips`` (dims of ``x``; ``()`` is the
-    identity), flipped back and stacked on the sample axis.
-    # x [B, C, *spatial] -> [B, len(flips) * T, C, *spatial]"""
+    identity), flipped back and stacked on the sample axis; with ``moments`` (``predict`` gives
+    `sample_moments`) averaged flip by flip instead, one flip's output held at a time.
+    # x [B, C, *spatial] -> [B, len(flips) * T, C, *spatial] (moments: [B, C + 1, *spatial])"""
     parts = []
+    total: Tensor | None = None
     for flip in flips:
-        probs = predict(torch.flip(x, flip) if flip else x)
-        parts.append(torch.flip(probs, tuple(d + 1 for d in flip)) if flip else probs)
+        out = predict(torch.flip(x, flip) if flip else x)
+        if flip:  # moments keep x's layout [B, C', *spatial]; probs have the sample axis too
+            out = torch.flip(out, flip if moments else tuple(d + 1 for d in flip))
+        if moments:
+            total = out if total is None else total + out
+        else:
+            parts.append(out)
+    if total is not None:
+        return total / len(flips)
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
@@ -220,6 +268,7 @@ def iter_mc_predict(
     activation: Literal["softmax", "sigmoid"] = "softmax",
     window: SlidingWindow | None = None,
     flips: Sequence[tuple[int, ...]] | None = None,
+    moments: bool = False,
 ) -> Iterator[MCBatch]:
     """Stream MC-dropout probabilities batch by batch.
 
@@ -237,7 +286,12 @@ def iter_mc_predict(
     the device as uint8 and scaled there; on CUDA a batch's result is copied back while the next
     batch is fetched and run. With ``flips`` (test-time augmentation for segmentation, e.g.
     `default_flips`), the T samples (the same dropout masks) are taken under each flip and
-    flipped back: the sample axis holds ``len(flips) * T`` samples, flip by flip.
+    flipped back: the sample axis holds ``len(flips) * T`` samples, flip by flip. With
+    ``moments``, each batch yields its `sample_moments` ``[B, C + 1, *spatial]`` over all of
+    them instead (what per-voxel entropy and BALD need, `moment_maps`), accumulated forward pass
+    by forward pass and flip by flip: a 3D scan's T samples are never all held (with ``window``,
+    one flip's are), so scoring needs (C + 1) / (T * C) of the memory; ``reduce`` then applies
+    to the moments.
     """
     if samples < 1:
         raise ModelError(f"samples must be >= 1, got {samples}")
@@ -261,8 +315,9 @@ def iter_mc_predict(
                     with _autocast(dev, precision):
                         predict = partial(_mc_probs, net, keys=keys, samples=samples,
                                           per_pass=per_pass, keyed=keyed,
-                                          activation=activation, window=window)
-                        probs = _under_flips(predict, x, flips or [()])
+                                          activation=activation, window=window,
+                                          moments=moments)
+                        probs = _under_flips(predict, x, flips or [()], moments)
                     break
                 except RuntimeError as exc:
                     if not is_out_of_memory(exc):
@@ -302,9 +357,11 @@ def mc_predict(
     activation: Literal["softmax", "sigmoid"] = "softmax",
     window: SlidingWindow | None = None,
     flips: Sequence[tuple[int, ...]] | None = None,
+    moments: bool = False,
 ) -> MCPrediction:
-    """`iter_mc_predict` collected: ids [N] and probs [N, T, C, *spatial] or reduced [N, ...].
-    Pass ``reduce`` for large pools so that only per-item outputs are kept."""
+    """`iter_mc_predict` collected: ids [N] and probs [N, T, C, *spatial], moments
+    [N, C + 1, *spatial] or reduced [N, ...]. Pass ``reduce`` for large pools so that only
+    per-item outputs are kept."""
     ids: list[np.ndarray] = []
     values: list[np.ndarray] = []
     for part in iter_mc_predict(
@@ -319,6 +376,7 @@ def mc_predict(
         activation=activation,
         window=window,
         flips=flips,
+        moments=moments,
     ):
         ids.append(part.ids)
         values.append(part.values.numpy())

@@ -25,6 +25,7 @@ from workbench.models import (
     build_segmenter,
     default_flips,
     iter_mc_predict,
+    moment_maps,
     pixels_as_float,
     training_device,
     window_predict,
@@ -379,6 +380,25 @@ def iter_segmentation_probs(
         yield part.ids, part.values.numpy()
 
 
+def iter_segmentation_moments(
+    trained: TrainedSegmenter,
+    x: np.ndarray,
+    T: int | None = None,
+    *,
+    ids: np.ndarray | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """`iter_segmentation_probs` reduced on the way, sample by sample and flip by flip:
+    ``(ids [B], moments [B, C + 1, *S])``, the mean probabilities and the mean per-sample
+    entropy (`workbench.models.sample_moments`; maps from them: `moment_maps`). Holds about
+    T * (1 + flips) times less than the samples themselves: what a CT-sized scan needs."""
+    samples = trained.mc_samples if T is None else T
+    for part in iter_mc_predict(
+        trained.module, _items(trained, x, ids), samples, seed=trained.seed,
+        window=trained.window, flips=trained.flips, moments=True,
+    ):
+        yield part.ids, part.values.numpy()
+
+
 def predict_segmentation_probs(
     trained: TrainedSegmenter,
     x: np.ndarray,
@@ -415,12 +435,17 @@ def predict_segmentation(
     ids: np.ndarray | None = None,
 ) -> SegmentationPrediction:
     """Streaming MC dropout: per-voxel ``kind`` uncertainty maps, their per-image ``reduction``
-    and the mean segmentation; only one batch of [B, T, C, *S] is held at a time."""
+    and the mean segmentation; the samples are reduced as they come
+    (`iter_segmentation_moments`), so not even one scan's T samples are held at once."""
     dims = trained.spatial_dims
     maps, segs = [], []
-    for _, p in iter_segmentation_probs(trained, x, T, ids=ids):  # p [B, T, C, *S]
-        maps.append(uncertainty_map(p, kind, spatial_dims=dims).astype(np.float32))
-        segs.append(p.mean(1).argmax(1).astype(np.uint8))
+    for _, m in iter_segmentation_moments(trained, x, T, ids=ids):  # m [B, C + 1, *S]
+        mean, entropy_map, bald_map = moment_maps(m)
+        umap = {"entropy": entropy_map, "bald": bald_map}.get(kind)
+        if umap is None:  # margin and least confidence need the mean prediction only
+            umap = uncertainty_map(mean, kind, spatial_dims=dims)
+        maps.append(umap.astype(np.float32))
+        segs.append(mean.argmax(1).astype(np.uint8))
     m = np.concatenate(maps)
     return SegmentationPrediction(
         reduce_map(m, reduction) if reduction != "none" else m, m, np.concatenate(segs)
