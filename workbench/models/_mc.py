@@ -143,9 +143,11 @@ def _mc_batch(
     keyed: KeyedDropout | None,
     activation: str,
     moments: bool = False,
+    first: int = 0,
 ) -> Tensor:
-    """MC probabilities for one batch, ``per_pass`` samples per forward pass; with ``moments``
-    their `sample_moments`, summed pass by pass (one pass's samples held at a time).
+    """MC probabilities for one batch, ``per_pass`` samples per forward pass (samples number
+    ``first`` on, for their dropout keys); with ``moments`` their `sample_moments`, summed pass
+    by pass (one pass's samples held at a time).
     # x [B, C, *spatial] -> [B, T, C, *spatial] (moments: [B, C + 1, *spatial])"""
     trunk: nn.Module | None = getattr(net, "trunk", None)
     head: nn.Module | None = getattr(net, "head", None)
@@ -157,12 +159,13 @@ def _mc_batch(
     chunks = []
     total: Tensor | None = None
     for start in range(0, samples, per_pass):
-        ts = range(start, min(samples, start + per_pass))
+        ts = range(first + start, first + min(samples, start + per_pass))
         rep = stem.repeat(len(ts), *([1] * (stem.ndim - 1)))  # [S*B, ...], sample-major
         if keyed is not None:
             keyed.rows = row_keys(keys, ts)
         out = guarded_forward(stage, rep, "running the network")  # [S*B, C, ...]
         probs = _to_probs(out, activation).view(len(ts), b, *out.shape[1:])
+        del out
         if moments:
             part = _sum_moments(probs, 0)  # [B, C + 1, *spatial]
             total = part if total is None else total + part
@@ -186,22 +189,34 @@ def _mc_probs(
 ) -> Tensor:
     """`_mc_batch`, or with ``window`` the same over sliding windows, one image at a time: every
     patch of an image gets the image's dropout keys, and the T samples are blended window by
-    window (then reduced to moments, if asked: blending needs every sample).
+    window. With ``moments`` the windows are swept once per sample instead (the same forward
+    passes, one sample wide), so one blended sample of the image is held at a time.
     # x [B, C, *spatial] -> [B, T, C, *spatial] (moments: [B, C + 1, *spatial])"""
     if window is None:
         return _mc_batch(net, x, keys, samples, per_pass, keyed, activation, moments)
     outs = []
     for b in range(x.shape[0]):
         key = keys[b : b + 1]
+        sweeps = [(t, 1) for t in range(samples)] if moments else [(0, samples)]
+        total: Tensor | None = None
+        for first, count in sweeps:
 
-        def patches(p: Tensor, key: Tensor = key) -> Tensor:  # [w, C, *roi] -> [w, T*K, *roi]
-            k = key.expand(p.shape[0]) if key.numel() else key
-            return _mc_batch(net, p, k, samples, per_pass, keyed, activation).flatten(1, 2)
+            def patches(p: Tensor, key: Tensor = key, first: int = first,
+                        count: int = count) -> Tensor:  # [w, C, *roi] -> [w, count*K, *roi]
+                k = key.expand(p.shape[0]) if key.numel() else key
+                return _mc_batch(net, p, k, count, min(per_pass, count), keyed, activation,
+                                 first=first).flatten(1, 2)
 
-        out = window_predict(patches, x[b : b + 1], window)  # [1, T*K, *spatial]
-        probs = out.view(1, samples, -1, *out.shape[2:])
-        outs.append(sample_moments(probs) if moments else probs)
-        del out, probs
+            out = window_predict(patches, x[b : b + 1], window)  # [1, count*K, *spatial]
+            probs = out.view(1, count, -1, *out.shape[2:])
+            if not moments:
+                outs.append(probs)
+                continue
+            part = _sum_moments(probs, 1)  # [1, K + 1, *spatial]
+            total = part if total is None else total + part
+            del out, probs
+        if total is not None:
+            outs.append(total / samples)
     return torch.cat(outs)
 
 
