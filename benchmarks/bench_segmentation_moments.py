@@ -16,6 +16,9 @@ resident memory before scoring), and the largest difference of the maps from the
 run. Writes ``benchmarks/results/segmentation_moments.json``.
 
     .venv/bin/python benchmarks/bench_segmentation_moments.py
+
+On a machine with CUDA the scoring runs there (16-mixed) and the peak GPU memory is recorded
+too, e.g. ``--window-shape 256 256 160 --window-side 96 --samples-factor 2 --threads 16``.
 """
 
 from __future__ import annotations
@@ -45,12 +48,11 @@ from workbench.recipes import (  # noqa: E402
 from workbench.strategies import uncertainty_map  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "segmentation_moments.json"
-WAYS = {  # name: (MC samples, test-time flips, sliding window side or None)
-    "whole_T8": (8, False, None),
-    "whole_T4_flips": (4, True, None),
-    "windows64_T4_flips": (4, True, 64),
+WAYS = {  # name: (MC samples, test-time flips, sliding window or None)
+    "whole": (8, False, False),
+    "whole_flips": (4, True, False),
+    "windows_flips": (4, True, True),
 }
-SHAPES = {"whole": (96, 96, 64), "windows": (192, 192, 128)}
 
 
 def _status_mib(field: str) -> float:
@@ -60,15 +62,18 @@ def _status_mib(field: str) -> float:
     return int(match.group(1)) / 1024
 
 
-def child(way: str, reduce: str, threads: int) -> dict[str, Any]:
+def child(way: str, reduce: str, args: argparse.Namespace) -> dict[str, Any]:
     """Score the volume one way in this process; maps and timings out."""
-    torch.set_num_threads(threads)
-    samples, tta, side = WAYS[way]
-    shape = SHAPES["windows" if side else "whole"]
+    torch.set_num_threads(args.threads)
+    samples, tta, windowed = WAYS[way]
+    samples *= args.samples_factor
+    shape = tuple(args.window_shape if windowed else args.whole_shape)
     torch.manual_seed(0)
     net = build_segmenter("unet", spatial_dims=3, num_classes=2, features=(8, 16, 32, 64),
                           dropout=0.1)
-    window = SlidingWindow((side,) * 3, overlap=0.25, batch_size=2) if side else None
+    window = (SlidingWindow((args.window_side,) * 3, overlap=0.25, batch_size=2)
+              if windowed else None)
+    cuda = torch.cuda.is_available()
     trained = TrainedSegmenter(module=net, metrics={}, checkpoint_path=Path("."), state_dict={},
                                spatial_dims=3, num_classes=2, seed=0, mc_samples=samples,
                                predict_batch_size=1, window=window, tta=tta)
@@ -89,12 +94,14 @@ def child(way: str, reduce: str, threads: int) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     peak = _status_mib("VmHWM") - before
     return {"seconds": seconds, "peak_memory_growth_mib": peak, "result_mib": held / 2**20,
+            "peak_gpu_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+            "shape": list(shape), "mc_samples": samples,
             "maps": {"mean": mean, "entropy": entropy, "bald": bald}}
 
 
-def run_child(way: str, reduce: str, threads: int, out: Path) -> dict[str, Any]:
-    subprocess.run([sys.executable, __file__, "--child", way, reduce, str(out),
-                    "--threads", str(threads)], check=True)
+def run_child(way: str, reduce: str, argv: list[str], out: Path) -> dict[str, Any]:
+    subprocess.run([sys.executable, __file__, "--child", way, reduce, str(out), *argv],
+                   check=True)
     with np.load(out) as saved:
         row = json.loads(str(saved["row"]))
         row["maps"] = {k: saved[k] for k in ("mean", "entropy", "bald")}
@@ -105,18 +112,26 @@ def run_child(way: str, reduce: str, threads: int, out: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--whole-shape", type=int, nargs=3, default=(96, 96, 64))
+    parser.add_argument("--window-shape", type=int, nargs=3, default=(192, 192, 128))
+    parser.add_argument("--window-side", type=int, default=64)
+    parser.add_argument("--samples-factor", type=int, default=1,
+                        help="multiply every way's MC samples (2: T = 16 / 8 / 8)")
     parser.add_argument("--child", nargs=3, metavar=("WAY", "REDUCE", "OUT"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    argv = ["--threads", str(args.threads), "--whole-shape", *map(str, args.whole_shape),
+            "--window-shape", *map(str, args.window_shape), "--window-side",
+            str(args.window_side), "--samples-factor", str(args.samples_factor)]
     if args.child:
         way, reduce, out = args.child
-        row = child(way, reduce, args.threads)
+        row = child(way, reduce, args)
         maps = row.pop("maps")
         np.savez(out, row=json.dumps(row), **maps)
         return
     rows: dict[str, Any] = {}
     for way in WAYS:
-        runs = {reduce: run_child(way, reduce, args.threads,
+        runs = {reduce: run_child(way, reduce, argv,
                                   Path(f"/tmp/bench_moments_{way}_{reduce}.npz"))
                 for reduce in ("samples", "moments")}
         difference = {k: float(np.abs(runs["moments"]["maps"][k].astype(np.float64)
@@ -136,10 +151,12 @@ def main() -> None:
         print(way, json.dumps(rows[way]), flush=True)
     result = {
         "what": "host memory and time of scoring one scan: MC samples held vs reduced as they come",
-        "volumes": {k: list(v) for k, v in SHAPES.items()},
+        "volumes": {"whole": list(args.whole_shape), "windows": list(args.window_shape)},
         "network": "residual U-Net 8-16-32-64, dropout 0.1, 2 classes, random weights",
-        "ways": {way: {"mc_samples": t, "flips": tta, "window": side}
-                 for way, (t, tta, side) in WAYS.items()},
+        "ways": {way: {"mc_samples": t * args.samples_factor, "flips": tta,
+                       "window": args.window_side if windowed else None}
+                 for way, (t, tta, windowed) in WAYS.items()},
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "results": rows,
         "torch": torch.__version__,
         "torch_threads": args.threads,
