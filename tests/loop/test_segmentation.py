@@ -181,6 +181,7 @@ def test_stored_masks_maps_and_scores_are_those_of_every_mc_sample(
     assert isinstance(trained, TrainedSegmenter)
     pool = loop.pool()
     images = loop._arrays(pool, trained.in_channels)
+    assert isinstance(loop.recipe, SegmentationRecipe)
     for item, probs in iter_item_probs(trained, pool, images, loop.recipe.divisible_by):
         assert probs.shape == (3 * (4 if tta else 1), 3, *item.shape)  # [T', C, *S]
         stored = hippo.get_prediction(model.id, item.id)
