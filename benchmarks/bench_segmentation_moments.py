@@ -11,9 +11,9 @@ time in a
 fresh process: ``samples`` keeps the [T', C, *S] probabilities of the scan and computes the
 mean, entropy and BALD maps from them (the loop's code before this change), ``moments`` sums
 the mean and the per-sample entropy pass by pass and flip by flip (`iter_segmentation_moments`,
-`moment_maps`). Per run: seconds, peak resident memory growth (the kernel's VmHWM over the
-resident memory before scoring), and the largest difference of the maps from the ``samples``
-run. Writes ``benchmarks/results/segmentation_moments.json``.
+`moment_uncertainty_map`). Per run: seconds, peak resident memory growth (the kernel's VmHWM
+over the resident memory before scoring), and the largest difference of the maps from the
+``samples`` run. Writes ``benchmarks/results/segmentation_moments.json``.
 
     .venv/bin/python benchmarks/bench_segmentation_moments.py
 
@@ -39,13 +39,13 @@ from _machine import machine_info
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from workbench.models import SlidingWindow, build_segmenter, moment_maps  # noqa: E402
+from workbench.models import SlidingWindow, build_segmenter  # noqa: E402
 from workbench.recipes import (  # noqa: E402
     TrainedSegmenter,
     iter_segmentation_moments,
     iter_segmentation_probs,
 )
-from workbench.strategies import uncertainty_map  # noqa: E402
+from workbench.strategies import moment_uncertainty_map, uncertainty_map  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "segmentation_moments.json"
 WAYS = {  # name: (MC samples, test-time flips, sliding window or None)
@@ -89,7 +89,9 @@ def child(way: str, reduce: str, args: argparse.Namespace) -> dict[str, Any]:
         held = probs.nbytes
     else:
         _, moments = next(iter_segmentation_moments(trained, volume, ids=ids))  # [1, C+1, *S]
-        mean, entropy, bald = moment_maps(moments)
+        mean = moments[:, :-1]
+        entropy = moment_uncertainty_map(moments, "entropy", spatial_dims=3)
+        bald = moment_uncertainty_map(moments, "bald", spatial_dims=3)
         held = moments.nbytes
     seconds = time.perf_counter() - start
     peak = _status_mib("VmHWM") - before

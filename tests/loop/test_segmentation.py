@@ -170,7 +170,7 @@ def test_stored_masks_maps_and_scores_are_those_of_every_mc_sample(
     """Scoring reduces the MC samples as they come (mean and mean entropy, flip by flip) and
     never holds them all; what it stores is what the samples themselves give."""
     from workbench.loop._segment import BACKGROUND, TOP_PERCENT, iter_item_probs
-    from workbench.strategies import reduce_map, uncertainty_map
+    from workbench.strategies import margin, reduce_map, uncertainty_map
 
     label_from_truth(hippo, [item.id for item in hippo.list_items()[:3]])
     loop = ActiveLearningLoop(hippo, recipe=dataclasses.replace(tiny(built), tta=tta,
@@ -182,7 +182,10 @@ def test_stored_masks_maps_and_scores_are_those_of_every_mc_sample(
     pool = loop.pool()
     images = loop._arrays(pool, trained.in_channels)
     assert isinstance(loop.recipe, SegmentationRecipe)
+    margins = {}
     for item, probs in iter_item_probs(trained, pool, images, loop.recipe.divisible_by):
+        margins[item.id] = float(margin(probs[None], spatial_dims=3, reduction="top_percentile",
+                                        q=25.0)[0])
         assert probs.shape == (3 * (4 if tta else 1), 3, *item.shape)  # [T', C, *S]
         stored = hippo.get_prediction(model.id, item.id)
         assert stored is not None and stored.mask is not None
@@ -200,6 +203,9 @@ def test_stored_masks_maps_and_scores_are_those_of_every_mc_sample(
                 got = hippo.get_scores(model.id, f"{kind}_{reduction}")[item.id]
                 assert got == pytest.approx(float(expected[0]), rel=1e-4, abs=1e-6), (
                     kind, reduction)
+    # a score the store does not keep goes through the model, also reduced as it comes
+    picked = loop.query("margin", 1, reduction="top_percentile", q=25.0)
+    assert list(picked.selected) == [max(margins, key=margins.__getitem__)]
 
 
 def test_run_round_predicts_the_pool_once_and_warm_starts(hippo: SQLiteStore,

@@ -21,12 +21,11 @@ from workbench.models import (
     embeddings,
     iter_tta_predict,
     mc_predict,
-    moment_maps,
     sample_moments,
     small_cnn,
 )
 from workbench.models._windows import SlidingWindow
-from workbench.strategies import uncertainty_map
+from workbench.strategies import moment_uncertainty_map, uncertainty_map
 
 
 def entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -196,12 +195,10 @@ def test_moments_are_the_mean_and_mean_entropy_of_every_sample(
     np.testing.assert_allclose(moments[:, :3], p.mean(1), atol=1e-6)
     mean_entropy = -(p * np.log(np.maximum(p, 1e-300))).sum(2).mean(1)
     np.testing.assert_allclose(moments[:, 3], mean_entropy, atol=1e-5)
-    mean, entropy_map, bald_map = moment_maps(moments)
-    np.testing.assert_allclose(entropy_map, uncertainty_map(samples, "entropy", spatial_dims=3),
-                               atol=1e-5)
-    np.testing.assert_allclose(bald_map, uncertainty_map(samples, "bald", spatial_dims=3),
-                               atol=1e-5)
-    assert bald_map.max() > 1e-3  # the samples do disagree
+    for kind in ("entropy", "bald", "margin", "least_confidence"):
+        np.testing.assert_allclose(moment_uncertainty_map(moments, kind, spatial_dims=3),
+                                   uncertainty_map(samples, kind, spatial_dims=3), atol=1e-5)
+    assert moment_uncertainty_map(moments, "bald", spatial_dims=3).max() > 1e-3  # they differ
     torch.testing.assert_close(sample_moments(torch.from_numpy(samples)),
                                torch.from_numpy(moments), atol=1e-5, rtol=1e-5)
 

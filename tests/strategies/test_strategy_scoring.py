@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from workbench.strategies import (
     get_strategy,
     least_confidence,
     margin,
+    moment_scores,
+    moment_uncertainty_map,
     random_scores,
     reduce_map,
     uncertainty_map,
@@ -154,6 +157,42 @@ def test_segmentation_strategy_ranks_by_reduced_map() -> None:
     np.testing.assert_array_equal(r.indices, expected)
     with pytest.raises(StrategyError, match="none"):
         get_strategy("entropy", spatial_dims=2, reduction="none")(k=2, probs=p)
+
+
+def moments_of(p: np.ndarray) -> np.ndarray:
+    """Mean probabilities and mean per-sample entropy, computed here by hand.
+    # [N, T, C, *S] -> [N, C + 1, *S]"""
+    per_sample = -(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=2)  # [N, T, *S]
+    return np.concatenate([p.mean(axis=1), per_sample.mean(axis=1)[:, None]], axis=1)
+
+
+@pytest.mark.parametrize("kind", ["entropy", "bald", "margin", "least_confidence"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "foreground_weighted", "top_percentile"])
+def test_scores_from_moments_equal_scores_from_the_samples(kind: str, reduction: str) -> None:
+    p = mc_probs(4, 6, 3, 5, 7, seed=3)  # [N, T, C, H, W]
+    m = moments_of(p)
+    expected = {"entropy": entropy, "bald": bald, "margin": margin,
+                "least_confidence": least_confidence}[kind](
+        p, spatial_dims=2, reduction=reduction, q=20.0, background_class=1)  # type: ignore[arg-type]
+    got = moment_scores(m, kind, spatial_dims=2, reduction=reduction,  # type: ignore[arg-type]
+                        q=20.0, background_class=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+    strategy: Any = get_strategy(kind, spatial_dims=2, reduction="top_percentile", q=20.0)
+    np.testing.assert_allclose(strategy.scores_from_moments(m), strategy.scores(p), rtol=1e-6)
+    if kind == "bald":  # the samples disagree, so BALD is no entropy
+        assert np.abs(moment_uncertainty_map(m, "bald", spatial_dims=2)
+                      - uncertainty_map(p, "entropy", spatial_dims=2)).max() > 1e-2
+
+
+def test_bad_moments_are_refused_by_field() -> None:
+    m = moments_of(mc_probs(2, 3, 2, 4, 4))
+    with pytest.raises(InvalidProbabilitiesError, match=r"moments \[N, C \+ 1, S0, S1\]"):
+        moment_uncertainty_map(m[:, :, 0], "bald", spatial_dims=2)  # a spatial axis short
+    with pytest.raises(InvalidProbabilitiesError, match="sum to 1") as error:
+        moment_scores(m[:, 1:], "entropy", spatial_dims=2)  # the first class dropped
+    assert error.value.field == "moments"
+    with pytest.raises(StrategyError, match="unknown kind"):
+        moment_uncertainty_map(m, "variance", spatial_dims=2)  # type: ignore[arg-type]
 
 
 def test_random_scores() -> None:

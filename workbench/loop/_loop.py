@@ -600,13 +600,18 @@ class ActiveLearningLoop:
                             "bald, margin, least_confidence, or their power_/softmax_/softrank_ "
                             "forms) with reduction mean, foreground_weighted or top_percentile",
                             path=self.store.root, field="strategy")
+        from_moments = getattr(chosen, "scores_from_moments", None)
         trained = self.load(model)
         assert isinstance(trained, TrainedSegmenter)
         by_id: dict[int, float] = {}
         step = self.score_chunk_for(pool)
         for start in range(0, len(pool), step):
-            for item, probs in self._item_probs(trained, pool[start:start + step]):
-                by_id[item.id] = float(np.asarray(score(probs[None]))[0])
+            # the samples reduced as they come where the score allows (every built-in one)
+            for item, values in self._item_probs(trained, pool[start:start + step],
+                                                 moments=callable(from_moments)):
+                scored = from_moments(values[None]) if callable(from_moments) else score(
+                    values[None])
+                by_id[item.id] = float(np.asarray(scored)[0])
         return np.array([by_id[item.id] for item in pool], np.float64)
 
     # the whole step -------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from workbench.loop._images import centre_box, pad_stack, padded_shape
-from workbench.models import ModelError, moment_maps
+from workbench.models import ModelError
 from workbench.recipes import (
     SegmentationRecipe,
     TrainedSegmenter,
@@ -36,7 +36,7 @@ from workbench.recipes import (
 )
 from workbench.recipes._scans import check_masks
 from workbench.store import Item
-from workbench.strategies import reduce_map
+from workbench.strategies import moment_uncertainty_map, reduce_map
 from workbench.strategies._types import Reduction, UncertaintyKind
 
 SCORE_KINDS: tuple[UncertaintyKind, ...] = ("entropy", "bald")
@@ -150,13 +150,15 @@ def iter_item_probs(trained: TrainedSegmenter, items: Sequence[Item],
 def item_outcome(item: Item, moments: np.ndarray) -> ItemOutcome:
     """Mask, entropy map and every ``SCORE_NAMES`` score of one item, from the `sample_moments`
     of its MC samples.  # moments [C + 1, *S] -> mask [*S] uint8, uncertainty [*S] float16"""
-    mean, entropy, bald = moment_maps(moments[None])  # [1, C, *S], [1, *S], [1, *S]
+    m = moments[None]  # [1, C + 1, *S]
+    maps = {kind: moment_uncertainty_map(m, kind, spatial_dims=moments.ndim - 1)
+            for kind in SCORE_KINDS}  # [1, *S]
+    mean = m[:, :-1]  # [1, C, *S]
     foreground = 1.0 - mean[:, BACKGROUND]  # [1, *S]
-    maps = {"entropy": entropy, "bald": bald}
     scores = {score_name(kind, reduction): float(reduce_map(maps[kind], reduction,
                                                             foreground=foreground,
                                                             q=TOP_PERCENT)[0])
               for kind in SCORE_KINDS for reduction in REDUCTIONS}
     mask_dtype = np.uint8 if mean.shape[1] <= 256 else np.uint16
     return ItemOutcome(item_id=item.id, mask=mean[0].argmax(axis=0).astype(mask_dtype),
-                       uncertainty=entropy[0].astype(MAP_DTYPE), scores=scores)
+                       uncertainty=maps["entropy"][0].astype(MAP_DTYPE), scores=scores)

@@ -20,7 +20,6 @@ from workbench.models._mc import (
     iter_mc_predict,
     iter_tta_predict,
     mc_predict,
-    moment_maps,
     sample_moments,
 )
 from workbench.models._modules import ClassificationModule, SegmentationModule
@@ -76,7 +75,6 @@ __all__ = [
     "make_trainer",
     "mc_dropout",
     "mc_predict",
-    "moment_maps",
     "pixels_as_float",
     "random_patches",
     "stable_val_mask",

@@ -124,16 +124,6 @@ def _sum_moments(probs: Tensor, axis: int) -> Tensor:
     return torch.cat([p.sum(axis), entropy.sum(axis).unsqueeze(1)], 1)
 
 
-def moment_maps(moments: Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean probabilities ``[B, C, *S]``, predictive entropy and BALD maps ``[B, *S]`` from
-    `sample_moments` ``[B, C + 1, *S]`` (BALD = entropy of the mean - mean entropy, >= 0)."""
-    m = moments.numpy() if isinstance(moments, Tensor) else np.asarray(moments)
-    mean = m[:, :-1]
-    tiny = np.finfo(mean.dtype).tiny
-    entropy = -(mean * np.log(np.maximum(mean, tiny))).sum(axis=1)
-    return mean, entropy, np.maximum(entropy - m[:, -1], 0.0)
-
-
 def _mc_batch(
     net: nn.Module,
     x: Tensor,
@@ -303,7 +293,8 @@ def iter_mc_predict(
     `default_flips`), the T samples (the same dropout masks) are taken under each flip and
     flipped back: the sample axis holds ``len(flips) * T`` samples, flip by flip. With
     ``moments``, each batch yields its `sample_moments` ``[B, C + 1, *spatial]`` over all of
-    them instead (what per-voxel entropy and BALD need, `moment_maps`), accumulated forward pass
+    them instead (what per-voxel uncertainty needs: `workbench.strategies.moment_scores`,
+    `moment_uncertainty_map`), accumulated forward pass
     by forward pass and flip by flip: a 3D scan's T samples are never all held (with ``window``,
     one flip's are), so scoring needs (C + 1) / (T * C) of the memory; ``reduce`` then applies
     to the moments.

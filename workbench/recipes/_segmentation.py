@@ -25,7 +25,6 @@ from workbench.models import (
     build_segmenter,
     default_flips,
     iter_mc_predict,
-    moment_maps,
     pixels_as_float,
     training_device,
     window_predict,
@@ -41,7 +40,7 @@ from workbench.recipes._data import (
 )
 from workbench.recipes._fit import fit_best
 from workbench.recipes._scans import PatchDraws, ScanList
-from workbench.strategies import reduce_map, uncertainty_map
+from workbench.strategies import moment_uncertainty_map, reduce_map
 from workbench.strategies._types import Reduction, UncertaintyKind
 
 SegmenterFactory = Callable[..., nn.Module]
@@ -389,7 +388,8 @@ def iter_segmentation_moments(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """`iter_segmentation_probs` reduced on the way, sample by sample and flip by flip:
     ``(ids [B], moments [B, C + 1, *S])``, the mean probabilities and the mean per-sample
-    entropy (`workbench.models.sample_moments`; maps from them: `moment_maps`). Holds about
+    entropy (`workbench.models.sample_moments`; maps and scores from them:
+    `workbench.strategies.moment_uncertainty_map`, `moment_scores`). Holds about
     T * (1 + flips) times less than the samples themselves: what a CT-sized scan needs."""
     samples = trained.mc_samples if T is None else T
     for part in iter_mc_predict(
@@ -440,12 +440,8 @@ def predict_segmentation(
     dims = trained.spatial_dims
     maps, segs = [], []
     for _, m in iter_segmentation_moments(trained, x, T, ids=ids):  # m [B, C + 1, *S]
-        mean, entropy_map, bald_map = moment_maps(m)
-        umap = {"entropy": entropy_map, "bald": bald_map}.get(kind)
-        if umap is None:  # margin and least confidence need the mean prediction only
-            umap = uncertainty_map(mean, kind, spatial_dims=dims)
-        maps.append(umap.astype(np.float32))
-        segs.append(mean.argmax(1).astype(np.uint8))
+        maps.append(moment_uncertainty_map(m, kind, spatial_dims=dims).astype(np.float32))
+        segs.append(m[:, :-1].argmax(1).astype(np.uint8))
     m = np.concatenate(maps)
     return SegmentationPrediction(
         reduce_map(m, reduction) if reduction != "none" else m, m, np.concatenate(segs)

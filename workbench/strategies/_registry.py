@@ -34,7 +34,7 @@ from workbench.strategies._errors import (
     StrategyError,
     UnknownStrategyError,
 )
-from workbench.strategies._scoring import bald, entropy, least_confidence, margin
+from workbench.strategies._scoring import bald, entropy, least_confidence, margin, moment_scores
 from workbench.strategies._select import (
     empty_result,
     select_random,
@@ -194,6 +194,18 @@ class ScoreStrategy(_Base):
         """``[N]`` scores of ``probs`` with this strategy's score and reduction."""
         return _SCORES[self.kind](
             probs,
+            spatial_dims=self.spatial_dims,
+            reduction=self.reduction,
+            q=self.q,
+            background_class=self.background_class,
+        )
+
+    def scores_from_moments(self, moments: ArrayLike) -> np.ndarray:
+        """`scores` from MC moments ``[N, C + 1, *spatial]`` instead of the samples
+        (`moment_scores`): what scoring a large scan without holding its samples needs."""
+        return moment_scores(
+            moments,
+            self.kind,
             spatial_dims=self.spatial_dims,
             reduction=self.reduction,
             q=self.q,

@@ -112,6 +112,57 @@ def uncertainty_map(
     return _MAPS[kind](p)
 
 
+def moment_uncertainty_map(
+    moments: ArrayLike, kind: UncertaintyKind = "entropy", *, spatial_dims: int
+) -> np.ndarray:
+    """`uncertainty_map` from MC moments instead of the samples: ``moments`` ``[N, C + 1,
+    *spatial]`` holds the mean probabilities, then the mean per-sample entropy in nats (what
+    `workbench.models.sample_moments` gives). The same maps, without holding T samples.
+    # -> [N, *spatial]"""
+    if kind not in _MAPS:
+        raise StrategyError(f"unknown kind {kind!r}; use one of {tuple(_MAPS)}", field="kind")
+    mean, mean_entropy = _split_moments(moments, spatial_dims)
+    if kind == "bald":
+        return np.maximum(_entropy_map(mean[:, None]) - mean_entropy, 0.0)
+    return _MAPS[kind](mean[:, None])  # the other maps read the mean prediction only
+
+
+def moment_scores(
+    moments: ArrayLike,
+    kind: UncertaintyKind = "entropy",
+    *,
+    spatial_dims: int,
+    reduction: Reduction = "mean",
+    q: float = 10.0,
+    background_class: int = 0,
+) -> np.ndarray:
+    """The scores of `entropy`, `bald`, `margin` and `least_confidence` from MC moments
+    ``[N, C + 1, *spatial]`` (see `moment_uncertainty_map`), ``[N]`` (or the maps with
+    ``reduction="none"``)."""
+    _check_reduction(reduction)
+    umap = moment_uncertainty_map(moments, kind, spatial_dims=spatial_dims)
+    mean, _ = _split_moments(moments, spatial_dims)
+    return _reduced(umap, mean[:, None], spatial_dims, reduction, q, background_class)
+
+
+def _split_moments(moments: ArrayLike, spatial_dims: int) -> tuple[np.ndarray, np.ndarray]:
+    # [N, C + 1, *S] -> mean probabilities [N, C, *S], mean per-sample entropy [N, *S]
+    m = to_numpy(moments, field="moments")
+    if m.ndim != 2 + spatial_dims or m.shape[1] < 2:
+        raise InvalidProbabilitiesError(
+            f"expected moments [N, C + 1{''.join(f', S{i}' for i in range(spatial_dims))}] "
+            f"with C >= 1, got {tuple(m.shape)}", field="moments")
+    mean = as_probs(m[:, :-1], spatial_dims=spatial_dims, field="moments")[:, 0]
+    return mean, m[:, -1].astype(mean.dtype, copy=False)
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise StrategyError(
+            f"unknown reduction {reduction!r}; use one of {_REDUCTIONS}", field="reduction"
+        )
+
+
 def _score(
     kind: UncertaintyKind,
     probs: ArrayLike,
@@ -120,12 +171,14 @@ def _score(
     q: float,
     background_class: int,
 ) -> np.ndarray:
-    if reduction not in _REDUCTIONS:
-        raise StrategyError(
-            f"unknown reduction {reduction!r}; use one of {_REDUCTIONS}", field="reduction"
-        )
+    _check_reduction(reduction)
     p = as_probs(probs, spatial_dims=spatial_dims, require_mc=kind == "bald")
-    umap = _MAPS[kind](p)  # [N, *S]
+    return _reduced(_MAPS[kind](p), p, spatial_dims, reduction, q, background_class)
+
+
+def _reduced(umap: np.ndarray, p: np.ndarray, spatial_dims: int, reduction: Reduction,
+             q: float, background_class: int) -> np.ndarray:
+    # umap [N, *S] of probabilities p [N, T, C, *S] -> [N] (the map itself unreduced)
     if spatial_dims == 0 or reduction == "none":
         return umap
     foreground = None
