@@ -159,6 +159,22 @@ def test_tta_gives_mean_probs_and_uncertainty_map() -> None:
     torch.testing.assert_close(again.mean, mean)
 
 
+def test_tta_alone_is_the_eval_pass_averaged_over_flipped_back_flips() -> None:
+    net = build_segmenter("unet", num_classes=2, features=(8, 16, 32), dropout=0.3)
+    x = torch.randn(2, 1, 16, 8, 16)
+    out = next(iter_tta_predict(net, [{"image": x, "id": np.array([1, 2])}], device="cpu"))
+    net.eval()
+    with torch.no_grad():
+        expected = torch.stack([
+            torch.flip(torch.softmax(net(torch.flip(x, flip) if flip else x), 1), flip)
+            if flip else torch.softmax(net(x), 1) for flip in default_flips(3)]).mean(0)
+    torch.testing.assert_close(out.mean, expected, atol=1e-5, rtol=1e-5)
+    assert net.training is False  # modes restored as they were
+    net.train()
+    next(iter_tta_predict(net, [{"image": x, "id": np.array([1, 2])}], device="cpu"))
+    assert net.training is True
+
+
 def test_mc_samples_under_flips_are_the_flipped_back_samples_of_flipped_scans() -> None:
     net = build_segmenter("unet", num_classes=3, features=(8, 16, 32), dropout=0.2)
     volumes = torch.randn(2, 1, 16, 8, 16)

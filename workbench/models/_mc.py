@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
-from itertools import combinations
+from itertools import chain, combinations
 from typing import Any, Literal
 
 import lightning as L
@@ -274,6 +274,7 @@ def iter_mc_predict(
     window: SlidingWindow | None = None,
     flips: Sequence[tuple[int, ...]] | None = None,
     moments: bool = False,
+    dropout: bool = True,
 ) -> Iterator[MCBatch]:
     """Stream MC-dropout probabilities batch by batch.
 
@@ -297,7 +298,8 @@ def iter_mc_predict(
     `moment_uncertainty_map`), accumulated forward pass
     by forward pass and flip by flip: a 3D scan's T samples are never all held (with ``window``,
     one flip's are), so scoring needs (C + 1) / (T * C) of the memory; ``reduce`` then applies
-    to the moments.
+    to the moments. ``dropout=False`` runs the network in eval mode instead: every sample is the
+    same deterministic pass (test-time augmentation alone, with ``samples=1``).
     """
     if samples < 1:
         raise ModelError(f"samples must be >= 1, got {samples}")
@@ -308,8 +310,9 @@ def iter_mc_predict(
     pending: _InFlight | None = None  # the batch before, its copy to the host under way
     with ExitStack() as stack:
         stack.enter_context(torch.inference_mode())
-        stack.enter_context(mc_dropout(net))
-        keyed = stack.enter_context(KeyedDropout(net, seed)) if seed is not None else None
+        stack.enter_context(mc_dropout(net) if dropout else _eval_mode(net))
+        keyed = (stack.enter_context(KeyedDropout(net, seed))
+                 if seed is not None and dropout else None)
         for batch in loader:
             x, ids = split_batch(batch, offset)
             offset += len(ids)
@@ -419,39 +422,21 @@ def iter_tta_predict(
     """Test-time augmentation for segmentation: each flip (default: identity and one per axis)
     is applied, predicted (``samples`` > 1 adds MC dropout; ``window`` runs it over sliding
     windows) and flipped back; the probabilities are averaged into a per-voxel mean and its
-    entropy is the uncertainty map."""
-    net = unwrap_network(model)
-    dev = resolve_device(device)
-    net.to(dev)
-    offset = 0
-    with ExitStack() as stack:
-        stack.enter_context(torch.inference_mode())
-        stack.enter_context(mc_dropout(net) if samples > 1 else _eval_mode(net))
-        keyed = None
-        if samples > 1 and seed is not None:
-            keyed = stack.enter_context(KeyedDropout(net, seed))
-        for batch in loader:
-            x, ids = split_batch(batch, offset)
-            offset += len(ids)
-            x = _prepare(x, dev)
-            keys = item_keys(ids) if keyed is not None else torch.empty(0, dtype=torch.int64)
-            axes = flips if flips is not None else default_flips(x.ndim - 2)
-            total = torch.zeros(())
-            for flip in axes:
-                xf = torch.flip(x, flip) if flip else x
-                with _autocast(dev, precision):
-                    if samples > 1:
-                        probs = _mc_probs(net, xf, keys, samples, samples, keyed, "softmax",
-                                          window).mean(1)  # [B, C, *spatial]
-                    elif window is not None:
-                        probs = _to_probs(window_predict(net, xf, window), "softmax")
-                    else:
-                        logits = guarded_forward(net, xf, "running the network")
-                        probs = _to_probs(logits, "softmax")
-                total = total + (torch.flip(probs, flip) if flip else probs)
-            mean = total / len(axes)  # [B, C, *spatial]
-            entropy = -(mean * torch.log(mean.clamp_min(1e-12))).sum(1)  # [B, *spatial]
-            yield TTABatch(ids=ids, mean=mean.cpu(), uncertainty=entropy.cpu())
+    entropy is the uncertainty map. `iter_mc_predict` with ``moments``: one flip's prediction
+    held at a time, and the same out-of-memory retries."""
+    batches = iter(loader)
+    first = next(batches, None)
+    if first is None:
+        return
+    x, _ = split_batch(first, 0)
+    axes = list(flips) if flips is not None else default_flips(x.ndim - 2)
+    mc = samples > 1
+    for part in iter_mc_predict(model, chain([first], batches), samples,
+                                seed=seed if mc else None, device=device, precision=precision,
+                                window=window, flips=axes, moments=True, dropout=mc):
+        mean = part.values[:, :-1]  # [B, C, *spatial]
+        entropy = -torch.special.xlogy(mean, mean).sum(1)  # [B, *spatial]
+        yield TTABatch(ids=part.ids, mean=mean, uncertainty=entropy)
 
 
 class _eval_mode:  # noqa: N801 - used as a context manager
