@@ -295,11 +295,11 @@ def iter_mc_predict(
     flipped back: the sample axis holds ``len(flips) * T`` samples, flip by flip. With
     ``moments``, each batch yields its `sample_moments` ``[B, C + 1, *spatial]`` over all of
     them instead (what per-voxel uncertainty needs: `workbench.strategies.moment_scores`,
-    `moment_uncertainty_map`), accumulated forward pass
-    by forward pass and flip by flip: a 3D scan's T samples are never all held (with ``window``,
-    one flip's are), so scoring needs (C + 1) / (T * C) of the memory; ``reduce`` then applies
-    to the moments. ``dropout=False`` runs the network in eval mode instead: every sample is the
-    same deterministic pass (test-time augmentation alone, with ``samples=1``).
+    `moment_uncertainty_map`), summed forward pass by forward pass and flip by flip (with
+    ``window``, the windows are swept once per sample): a scan's samples are never all held, only
+    one forward pass's; ``reduce`` then applies to the moments. ``dropout=False`` runs the
+    network in eval mode instead: every sample is the same deterministic pass (test-time
+    augmentation alone, with ``samples=1``).
     """
     if samples < 1:
         raise ModelError(f"samples must be >= 1, got {samples}")
@@ -434,7 +434,7 @@ def iter_tta_predict(
     for part in iter_mc_predict(model, chain([first], batches), samples,
                                 seed=seed if mc else None, device=device, precision=precision,
                                 window=window, flips=axes, moments=True, dropout=mc):
-        mean = part.values[:, :-1]  # [B, C, *spatial]
+        mean = part.values[:, :-1].contiguous()  # [B, C, *spatial]
         entropy = -torch.special.xlogy(mean, mean).sum(1)  # [B, *spatial]
         yield TTABatch(ids=part.ids, mean=mean, uncertainty=entropy)
 
