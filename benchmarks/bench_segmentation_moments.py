@@ -7,18 +7,20 @@ not depend on them) scores one random volume three ways a project scores a scan:
 scan whole (the loop scores scans up to 128^3 whole) with T = 8, and with T = 4 under flips
 (`--tta`, 16 samples); and a 192x192x128 scan (4.7M voxels) over 64^3 sliding windows with
 T = 4 under flips, as the loop scores scans too large to take whole. Each way runs twice, each
-time in a
-fresh process: ``samples`` keeps the [T', C, *S] probabilities of the scan and computes the
-mean, entropy and BALD maps from them (the loop's code before this change), ``moments`` sums
-the mean and the per-sample entropy pass by pass and flip by flip (`iter_segmentation_moments`,
-`moment_uncertainty_map`). Per run: seconds, peak resident memory growth (the kernel's VmHWM
-over the resident memory before scoring), and the largest difference of the maps from the
-``samples`` run. Writes ``benchmarks/results/segmentation_moments.json``.
+time in a fresh process: ``samples`` keeps the [T', C, *S] probabilities of the scan and
+computes the mean, entropy and BALD maps from them (the loop's code before this change, T-fold
+replicated forward passes), ``moments`` sums the mean and the per-sample entropy pass by pass
+and flip by flip (`iter_segmentation_moments`, `moment_uncertainty_map`; on the CPU one sample
+per forward pass). Per run: seconds, peak resident memory growth (the kernel's VmHWM over the
+resident memory before scoring), and the largest difference of the maps from the ``samples``
+run. Writes ``benchmarks/results/segmentation_moments.json``.
 
     .venv/bin/python benchmarks/bench_segmentation_moments.py
 
 On a machine with CUDA the scoring runs there (16-mixed) and the peak GPU memory is recorded
 too, e.g. ``--window-shape 256 256 160 --window-side 96 --samples-factor 2 --threads 16``.
+The largest scans the loop scores whole, with the default recipe's U-Net: ``--ways whole
+--whole-shape 128 128 128 --features 16 32 64 128 --out .../segmentation_moments_whole128.json``.
 """
 
 from __future__ import annotations
@@ -39,12 +41,8 @@ from _machine import machine_info
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from workbench.models import SlidingWindow, build_segmenter  # noqa: E402
-from workbench.recipes import (  # noqa: E402
-    TrainedSegmenter,
-    iter_segmentation_moments,
-    iter_segmentation_probs,
-)
+from workbench.models import SlidingWindow, build_segmenter, iter_mc_predict  # noqa: E402
+from workbench.recipes import TrainedSegmenter, iter_segmentation_moments  # noqa: E402
 from workbench.strategies import moment_uncertainty_map, uncertainty_map  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "segmentation_moments.json"
@@ -69,7 +67,7 @@ def child(way: str, reduce: str, args: argparse.Namespace) -> dict[str, Any]:
     samples *= args.samples_factor
     shape = tuple(args.window_shape if windowed else args.whole_shape)
     torch.manual_seed(0)
-    net = build_segmenter("unet", spatial_dims=3, num_classes=2, features=(8, 16, 32, 64),
+    net = build_segmenter("unet", spatial_dims=3, num_classes=2, features=tuple(args.features),
                           dropout=0.1)
     window = (SlidingWindow((args.window_side,) * 3, overlap=0.25, batch_size=2)
               if windowed else None)
@@ -81,8 +79,12 @@ def child(way: str, reduce: str, args: argparse.Namespace) -> dict[str, Any]:
     ids = np.array([1], np.int64)
     before = _status_mib("VmRSS")
     start = time.perf_counter()
-    if reduce == "samples":  # every sample held, then reduced (the loop before this change)
-        _, probs = next(iter_segmentation_probs(trained, volume, ids=ids))  # [1, T', C, *S]
+    if reduce == "samples":  # every sample held, then reduced (the loop before this change:
+        # T-fold replicated forward passes, as `iter_segmentation_probs` ran them then)
+        batch = [{"image": torch.from_numpy(volume), "id": torch.from_numpy(ids)}]
+        part = next(iter_mc_predict(net, batch, samples, seed=0, window=window,
+                                    flips=trained.flips))
+        probs = part.values.numpy()  # [1, T', C, *S]
         mean = probs.mean(axis=1)
         entropy = uncertainty_map(probs, "entropy", spatial_dims=3)
         bald = uncertainty_map(probs, "bald", spatial_dims=3)
@@ -119,12 +121,16 @@ def main() -> None:
     parser.add_argument("--window-side", type=int, default=64)
     parser.add_argument("--samples-factor", type=int, default=1,
                         help="multiply every way's MC samples (2: T = 16 / 8 / 8)")
+    parser.add_argument("--features", type=int, nargs="+", default=(8, 16, 32, 64),
+                        help="U-Net widths (the default recipe's: 16 32 64 128)")
+    parser.add_argument("--ways", nargs="+", choices=tuple(WAYS), default=tuple(WAYS))
     parser.add_argument("--child", nargs=3, metavar=("WAY", "REDUCE", "OUT"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     argv = ["--threads", str(args.threads), "--whole-shape", *map(str, args.whole_shape),
             "--window-shape", *map(str, args.window_shape), "--window-side",
-            str(args.window_side), "--samples-factor", str(args.samples_factor)]
+            str(args.window_side), "--samples-factor", str(args.samples_factor),
+            "--features", *map(str, args.features)]
     if args.child:
         way, reduce, out = args.child
         row = child(way, reduce, args)
@@ -132,7 +138,7 @@ def main() -> None:
         np.savez(out, row=json.dumps(row), **maps)
         return
     rows: dict[str, Any] = {}
-    for way in WAYS:
+    for way in args.ways:
         runs = {reduce: run_child(way, reduce, argv,
                                   Path(f"/tmp/bench_moments_{way}_{reduce}.npz"))
                 for reduce in ("samples", "moments")}
@@ -154,10 +160,11 @@ def main() -> None:
     result = {
         "what": "host memory and time of scoring one scan: MC samples held vs reduced as they come",
         "volumes": {"whole": list(args.whole_shape), "windows": list(args.window_shape)},
-        "network": "residual U-Net 8-16-32-64, dropout 0.1, 2 classes, random weights",
+        "network": f"residual U-Net {'-'.join(map(str, args.features))}, dropout 0.1, "
+                   "2 classes, random weights",
         "ways": {way: {"mc_samples": t * args.samples_factor, "flips": tta,
                        "window": args.window_side if windowed else None}
-                 for way, (t, tta, windowed) in WAYS.items()},
+                 for way, (t, tta, windowed) in WAYS.items() if way in args.ways},
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "results": rows,
         "torch": torch.__version__,

@@ -267,3 +267,31 @@ def test_mixed_precision_scores_close_to_full_precision_and_bad_names_are_refuse
     with pytest.raises(ModelError, match="precision must be") as info:
         mc_predict(net, loader, 2, precision="fp8")  # type: ignore[arg-type]
     assert info.value.field == "precision"
+
+
+def test_cpu_passes_are_capped_by_voxels_and_score_the_same(monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """On the CPU a segmentation forward pass takes at most `PASS_VOXELS` of samples x scans:
+    one sample of a 128^3 scan at a time, more of a small one; the moments do not change."""
+    from pathlib import Path
+
+    from workbench.recipes import TrainedSegmenter, iter_segmentation_moments
+    from workbench.recipes import _segmentation as segmentation
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the CPU rule, anywhere
+    net = build_segmenter("unet", num_classes=2, features=(8, 16, 32), dropout=0.2)
+    trained = TrainedSegmenter(module=net, metrics={}, checkpoint_path=Path("."), state_dict={},
+                               spatial_dims=3, num_classes=2, seed=3, mc_samples=6,
+                               predict_batch_size=2)
+    rows = segmentation._rows_per_pass  # noqa: SLF001 - the cap itself is under test
+    assert rows(trained, np.zeros((1, 1, 128, 128, 128), np.uint8)) == 1
+    assert rows(trained, np.zeros((1, 1, 96, 96, 64), np.uint8)) == 3
+    x = np.random.default_rng(0).integers(0, 256, (3, 1, 16, 8, 16), dtype=np.uint8)
+    ids = np.array([5, 6, 7])
+    capped = np.concatenate([m for _, m in iter_segmentation_moments(trained, x, ids=ids)])
+    monkeypatch.setattr(segmentation, "PASS_VOXELS", 2**40)  # every sample in one pass
+    replicated = np.concatenate([m for _, m in iter_segmentation_moments(trained, x, ids=ids)])
+    monkeypatch.setattr(segmentation, "PASS_VOXELS", 1)  # one sample per pass
+    single = np.concatenate([m for _, m in iter_segmentation_moments(trained, x, ids=ids)])
+    np.testing.assert_allclose(capped, replicated, atol=1e-5)
+    np.testing.assert_allclose(single, replicated, atol=1e-5)

@@ -360,6 +360,24 @@ def _pool(probs: Tensor, factor: int, dims: int) -> Tensor:
     return out.reshape(b, t, c, *out.shape[2:])
 
 
+PASS_VOXELS = 2**21
+"""Voxels one MC forward pass takes on the CPU (samples x scans, or x windows). A 128^3 scan
+replicated T = 8-fold scored slower there than one sample per pass (default U-Net: 11.2 s /
+1,362 MiB against 6.4 s / 499 MiB, `benchmarks/bench_segmentation_moments.py`), while small
+scans gain from replication (a 96x96x64 scan: 3 samples per pass)."""
+
+
+def _rows_per_pass(trained: TrainedSegmenter, x: np.ndarray) -> int | None:
+    """``max_rows`` for `iter_mc_predict`: on the CPU as many rows as fit `PASS_VOXELS` (at
+    least one sample of a batch), on CUDA the whole T-fold replicated batch (None)."""
+    if torch.cuda.is_available():
+        return None
+    window = trained.window
+    voxels = (math.prod(window.roi_size) * window.batch_size if window is not None
+              else math.prod(x.shape[-trained.spatial_dims:]))
+    return max(1, PASS_VOXELS // max(1, voxels))
+
+
 def iter_segmentation_probs(
     trained: TrainedSegmenter,
     x: np.ndarray,
@@ -374,7 +392,7 @@ def iter_segmentation_probs(
     samples = trained.mc_samples if T is None else T
     for part in iter_mc_predict(
         trained.module, _items(trained, x, ids), samples, seed=trained.seed,
-        window=trained.window, flips=trained.flips,
+        window=trained.window, flips=trained.flips, max_rows=_rows_per_pass(trained, x),
     ):
         yield part.ids, part.values.numpy()
 
@@ -395,6 +413,7 @@ def iter_segmentation_moments(
     for part in iter_mc_predict(
         trained.module, _items(trained, x, ids), samples, seed=trained.seed,
         window=trained.window, flips=trained.flips, moments=True,
+        max_rows=_rows_per_pass(trained, x),
     ):
         yield part.ids, part.values.numpy()
 
@@ -420,6 +439,7 @@ def predict_segmentation_probs(
             reduce=partial(_pool, factor=pool, dims=trained.spatial_dims),
             window=trained.window,
             flips=trained.flips,
+            max_rows=_rows_per_pass(trained, x),
         )
     ]
     return np.concatenate(parts).astype(np.float32)
