@@ -119,12 +119,7 @@ def moment_uncertainty_map(
     *spatial]`` holds the mean probabilities, then the mean per-sample entropy in nats (what
     `workbench.models.sample_moments` gives). The same maps, without holding T samples.
     # -> [N, *spatial]"""
-    if kind not in _MAPS:
-        raise StrategyError(f"unknown kind {kind!r}; use one of {tuple(_MAPS)}", field="kind")
-    mean, mean_entropy = _split_moments(moments, spatial_dims)
-    if kind == "bald":
-        return np.maximum(_entropy_map(mean[:, None]) - mean_entropy, 0.0)
-    return _MAPS[kind](mean[:, None])  # the other maps read the mean prediction only
+    return _moment_map(*_split_moments(moments, spatial_dims), kind)
 
 
 def moment_scores(
@@ -140,9 +135,18 @@ def moment_scores(
     ``[N, C + 1, *spatial]`` (see `moment_uncertainty_map`), ``[N]`` (or the maps with
     ``reduction="none"``)."""
     _check_reduction(reduction)
-    umap = moment_uncertainty_map(moments, kind, spatial_dims=spatial_dims)
-    mean, _ = _split_moments(moments, spatial_dims)
+    mean, mean_entropy = _split_moments(moments, spatial_dims)
+    umap = _moment_map(mean, mean_entropy, kind)
     return _reduced(umap, mean[:, None], spatial_dims, reduction, q, background_class)
+
+
+def _moment_map(mean: np.ndarray, mean_entropy: np.ndarray, kind: str) -> np.ndarray:
+    # mean probabilities [N, C, *S] and mean per-sample entropy [N, *S] -> [N, *S]
+    if kind not in _MAPS:
+        raise StrategyError(f"unknown kind {kind!r}; use one of {tuple(_MAPS)}", field="kind")
+    if kind == "bald":
+        return np.maximum(_entropy_map(mean[:, None]) - mean_entropy, 0.0)
+    return _MAPS[kind](mean[:, None])  # the other maps read the mean prediction only
 
 
 def _split_moments(moments: ArrayLike, spatial_dims: int) -> tuple[np.ndarray, np.ndarray]:
