@@ -43,11 +43,11 @@ from workbench.recipes import (  # noqa: E402
     TrainedSegmenter,
     UNetFactory,
     dice_scores,
-    iter_segmentation_probs,
+    iter_segmentation_moments,
     train_segmenter,
 )
 from workbench.simulation import SimulationData, load_simulation_data  # noqa: E402
-from workbench.strategies import reduce_map, uncertainty_map  # noqa: E402
+from workbench.strategies import moment_scores  # noqa: E402
 
 DATA = Path(os.environ.get("WORKBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 RESULTS = REPO / "benchmarks" / "results" / "segmentation_tta.json"
@@ -56,16 +56,18 @@ WAYS = {"mc_T4": (4, False), "tta_T4": (4, True), "mc_T16": (16, False)}
 
 def score(trained: TrainedSegmenter, data: SimulationData, samples: int,
           tta: bool) -> dict[str, Any]:
-    """Score the test scans one way, timed as the loop scores a pool (MC probabilities, the
-    per-voxel BALD and entropy maps and their means, the mean segmentation); its Dice and how
-    well each score ranks the scans by error."""
+    """Score the test scans one way, timed as the loop scores a pool (MC moments, the mean
+    per-voxel BALD and entropy, the mean segmentation); its Dice and how well each score ranks
+    the scans by error."""
     model = dataclasses.replace(trained, tta=tta)
-    bald, entropy, segmentation = [], [], []
+    bald: list[np.ndarray] = []
+    entropy: list[np.ndarray] = []
+    segmentation = []
     start = time.perf_counter()
-    for _, probs in iter_segmentation_probs(model, data.test_x, samples):  # [B, T', C, *S]
-        bald.append(reduce_map(uncertainty_map(probs, "bald", spatial_dims=3), "mean"))
-        entropy.append(reduce_map(uncertainty_map(probs, "entropy", spatial_dims=3), "mean"))
-        segmentation.append(probs.mean(1).argmax(1))
+    for _, moments in iter_segmentation_moments(model, data.test_x, samples):  # [B, C+1, *S]
+        bald.append(moment_scores(moments, "bald", spatial_dims=3))
+        entropy.append(moment_scores(moments, "entropy", spatial_dims=3))
+        segmentation.append(moments[:, :-1].argmax(1))
     seconds = time.perf_counter() - start
     dice = dice_scores(np.concatenate(segmentation), data.test_y, data.num_classes)
     error = 1.0 - dice

@@ -389,12 +389,7 @@ def iter_segmentation_probs(
     images ``x`` ``[N, (C,) *S]``. With ``ids`` (e.g. store item ids) the dropout masks are keyed
     by item, so an item scores the same in any batch or chunk. With ``trained.tta`` the samples
     are taken under each flip too: ``T * (1 + spatial dims)`` of them."""
-    samples = trained.mc_samples if T is None else T
-    for part in iter_mc_predict(
-        trained.module, _items(trained, x, ids), samples, seed=trained.seed,
-        window=trained.window, flips=trained.flips, max_rows=_rows_per_pass(trained, x),
-    ):
-        yield part.ids, part.values.numpy()
+    return _iter_scored(trained, x, T, ids, moments=False)
 
 
 def iter_segmentation_moments(
@@ -409,10 +404,16 @@ def iter_segmentation_moments(
     entropy (`workbench.models.sample_moments`; maps and scores from them:
     `workbench.strategies.moment_uncertainty_map`, `moment_scores`). Holds about
     T * (1 + flips) times less than the samples themselves: what a CT-sized scan needs."""
+    return _iter_scored(trained, x, T, ids, moments=True)
+
+
+def _iter_scored(trained: TrainedSegmenter, x: np.ndarray, T: int | None,
+                 ids: np.ndarray | None, *, moments: bool
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     samples = trained.mc_samples if T is None else T
     for part in iter_mc_predict(
         trained.module, _items(trained, x, ids), samples, seed=trained.seed,
-        window=trained.window, flips=trained.flips, moments=True,
+        window=trained.window, flips=trained.flips, moments=moments,
         max_rows=_rows_per_pass(trained, x),
     ):
         yield part.ids, part.values.numpy()
