@@ -172,6 +172,11 @@ def setups(seeds: int) -> dict[str, Setup]:
         "pneumoniamnist_fine_15seeds_balanced": pneumonia_fine(
             warm, ("random", "class_balanced_power_bald"), tuple(range(15))
         ),
+        # or do small budgets want typical picks rather than uncertain ones (Hacohen et al.
+        # 2022)? TypiClust on the model's penultimate features, labelled items as covered
+        "pneumoniamnist_fine_15seeds_typiclust": pneumonia_fine(
+            warm, ("random", "typiclust"), tuple(range(15))
+        ),
         # class-balanced power-BALD was ahead of random there (+0.35 [+0.03, +0.67], 70 labels
         # to 99% against 80): does it hold on the long budgets, with the current training code?
         "breastmnist_xlong_15seeds_balanced": breast(
@@ -223,6 +228,10 @@ def setups(seeds: int) -> dict[str, Setup]:
         # does aiming at the predictions rather than the weights get to 99% sooner?
         "breastmnist_xlong_15seeds_epig": breast(
             warm, ("random", "power_epig"), tuple(range(15)), rounds=20, reference_seeds=5,
+        ),
+        # TypiClust over BreastMNIST's 420 labels, as the families above
+        "breastmnist_xlong_15seeds_typiclust": breast(
+            warm, ("random", "typiclust"), tuple(range(15)), rounds=20, reference_seeds=5,
         ),
         "breastmnist_long_ref5": breast(warm, CLASSIFICATION_STRATEGIES, s, rounds=10,
                                         reference_seeds=5),

@@ -49,7 +49,8 @@ def test_every_name_builds_a_strategy() -> None:
         s = get_strategy(name)
         assert isinstance(s, Strategy)
         assert s.name == name
-        assert s.needs <= {"probs", "mc_probs", "embeddings"}
+        assert s.needs <= {"probs", "mc_probs", "embeddings", "labelled_items"}
+        assert s.needs != {"labelled_items"}  # it qualifies an input, it is not one
 
 
 @pytest.mark.parametrize("k", [1, 5, 17])
@@ -163,7 +164,7 @@ def test_rejects_probs_not_summing_to_one(name: str, pool: Pool) -> None:
 
 
 def test_missing_input_is_a_clear_error(strategy: Strategy, pool: Pool) -> None:
-    for need in strategy.needs:
+    for need in strategy.needs - {"labelled_items"}:
         key = "embeddings" if need == "embeddings" else "probs"
         inputs = {
             "probs": pool.probs,

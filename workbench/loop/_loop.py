@@ -517,12 +517,16 @@ class ActiveLearningLoop:
         rng = np.random.default_rng(seed)
         if not pool:
             return []
-        if name == "cold_start_kcenter":
-            return [pool[int(i)].id for i in self._cold_start(pool, k, rng)]
         chosen = self._strategy(name, params)
-        unlabelled = np.zeros(len(pool), bool)  # the pool holds unlabelled items only
+        labelled_mask: np.ndarray = np.zeros(len(pool), bool)  # the pool: unlabelled items
+        if "labelled_items" in chosen.needs:  # picks placed relative to the labels so far
+            labelled = self._labelled("train").items
+            pool = [*pool, *labelled]
+            labelled_mask = np.arange(len(pool)) >= len(pool) - len(labelled)
+        if name == "cold_start_kcenter":
+            return [pool[int(i)].id for i in self._cold_start(pool, labelled_mask, k, rng)]
         if model is None or not chosen.needs:
-            result = chosen(k=k, rng=rng, labelled_mask=unlabelled)
+            result = chosen(k=k, rng=rng, labelled_mask=labelled_mask)
             return [pool[int(i)].id for i in result.indices]
         scores = self._stored_scores(chosen, model, pool)
         if scores is None and self.segmentation:
@@ -532,7 +536,7 @@ class ActiveLearningLoop:
         trained = self.load(model)
         assert isinstance(trained, TrainedModel)
         inputs = self._strategy_inputs(chosen, trained, pool)
-        result = chosen(k=k, rng=rng, labelled_mask=unlabelled, **inputs)
+        result = chosen(k=k, rng=rng, labelled_mask=labelled_mask, **inputs)
         return [pool[int(i)].id for i in result.indices]
 
     def _strategy_inputs(self, chosen: Strategy, trained: TrainedModel,
@@ -552,14 +556,16 @@ class ActiveLearningLoop:
                 parts.setdefault("embeddings", []).append(embed(trained, images))
         return {name: np.concatenate(values) for name, values in parts.items()}
 
-    def _cold_start(self, pool: Sequence[Item], k: int, rng: np.random.Generator) -> np.ndarray:
+    def _cold_start(self, pool: Sequence[Item], labelled: np.ndarray, k: int,
+                    rng: np.random.Generator) -> np.ndarray:
         size = None
         if self.segmentation:  # scans differ in shape: compare them at one small size
             dims = len(pool[0].spacing) or len(pool[0].shape)
             size = tuple(min(int(s), COLD_START_SIDE) for s in pool[0].shape[:dims])
         images = item_images(pool, size=size, **self._loader_kwargs) if size else self._images(pool)
         features = downsample(images.mean(axis=1), 2)  # grey level [N, *spatial], pooled
-        return select_cold_start(features, k, method="kcenter", rng=rng).indices
+        return select_cold_start(features, k, method="kcenter", labelled_mask=labelled,
+                                 rng=rng).indices
 
     def _stored_scores(self, chosen: Strategy, model: ModelVersion,
                        pool: Sequence[Item]) -> np.ndarray | None:

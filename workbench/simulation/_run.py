@@ -157,12 +157,15 @@ def _inputs(
     strategy: Strategy,
     trained: Any,
     data: SimulationData,
-    cand: np.ndarray,
+    positions: np.ndarray,
+    labelled: np.ndarray,
     recipe: Recipe,
     score_pool: int,
 ) -> dict[str, np.ndarray]:
-    x = data.pool_x[cand]
-    out: dict[str, np.ndarray] = {"labelled_mask": np.zeros(len(cand), bool)}
+    """What ``strategy`` reads of the pool items at ``positions``, ``labelled`` ``[N]`` flagging
+    those it may not pick."""
+    x = data.pool_x[positions]
+    out: dict[str, np.ndarray] = {"labelled_mask": labelled}
     if strategy.needs & {"probs", "mc_probs"}:
         out["probs"] = (
             predict_segmentation_probs(trained, x, recipe.mc_samples, pool=score_pool)
@@ -225,12 +228,17 @@ def run_strategy(
         cand = np.flatnonzero(~oracle.labelled_mask)
         if config.pool_subsample is not None and len(cand) > config.pool_subsample:
             cand = np.sort(rng.choice(cand, config.pool_subsample, replace=False))
+        positions: np.ndarray = cand
+        labelled: np.ndarray = np.zeros(len(cand), bool)
+        if "labelled_items" in strategy.needs:  # picks placed relative to the labels so far
+            positions = np.concatenate([cand, idx])
+            labelled = np.arange(len(positions)) >= len(cand)
         result = strategy(
             k=config.batch,
             rng=rng,
-            **_inputs(strategy, trained, data, cand, recipe, config.score_pool),
+            **_inputs(strategy, trained, data, positions, labelled, recipe, config.score_pool),
         )
-        chosen = cand[np.asarray(result.indices, np.int64)]
+        chosen = positions[np.asarray(result.indices, np.int64)]
         oracle.reveal(chosen)
         picks.append([int(i) for i in chosen])
     return SeedRun(name, seed, curve, picks)

@@ -5,7 +5,9 @@ Every strategy is called the same way::
     result = strategy(k=10, probs=probs, embeddings=emb, labelled_mask=mask, rng=seed)
 
 and reads only what it needs (listed in ``strategy.needs``: ``"probs"``, ``"mc_probs"``,
-``"embeddings"``); the other inputs may be omitted. Every input given is checked.
+``"embeddings"``); the other inputs may be omitted. Every input given is checked. A strategy
+that also needs ``"labelled_items"`` (core-set, TypiClust) places its picks relative to what
+is labelled already: give it the labelled items' inputs too, flagged in ``labelled_mask``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from workbench.strategies._types import (
     StochasticMode,
     UncertaintyKind,
 )
+from workbench.strategies._typical import select_typiclust
 
 _SCORES: Mapping[str, Callable[..., np.ndarray]] = MappingProxyType(
     {"entropy": entropy, "bald": bald, "margin": margin, "least_confidence": least_confidence}
@@ -71,7 +74,8 @@ class Strategy(Protocol):
 
     @property
     def needs(self) -> frozenset[str]:
-        """Inputs read: a subset of ``{"probs", "mc_probs", "embeddings"}``."""
+        """Inputs read: a subset of ``{"probs", "mc_probs", "embeddings"}``, plus
+        ``"labelled_items"`` when the labelled items' inputs should be given too."""
 
     def __call__(
         self,
@@ -101,7 +105,8 @@ class _Base:
 
     @property
     def needs(self) -> frozenset[str]:
-        """Inputs read: a subset of ``{"probs", "mc_probs", "embeddings"}``."""
+        """Inputs read: a subset of ``{"probs", "mc_probs", "embeddings"}``, plus
+        ``"labelled_items"`` when the labelled items' inputs should be given too."""
         return self._needs
 
     def _inputs(
@@ -112,7 +117,7 @@ class _Base:
     ) -> _Inputs:
         given = {"probs": probs, "embeddings": embeddings, "labelled_mask": labelled_mask}
         arrays = {key: to_numpy(v, field=key) for key, v in given.items() if v is not None}
-        for need in self.needs:
+        for need in self.needs - {"labelled_items"}:
             key = "probs" if need in ("probs", "mc_probs") else need
             if key not in arrays:
                 label = getattr(self, "name", "")
@@ -311,7 +316,7 @@ class CoresetStrategy(_Base):
     """k-center greedy on ``embeddings`` ``[N, D]`` (see :func:`select_coreset`)."""
 
     name: str = "coreset"
-    _needs: ClassVar[frozenset[str]] = frozenset({"embeddings"})
+    _needs: ClassVar[frozenset[str]] = frozenset({"embeddings", "labelled_items"})
 
     def __call__(
         self,
@@ -327,12 +332,44 @@ class CoresetStrategy(_Base):
 
 
 @dataclass(frozen=True)
+class TypiClustStrategy(_Base):
+    """TypiClust on ``embeddings`` ``[N, D]``: the typical item of each cluster the labels do
+    not cover yet (see :func:`select_typiclust`); meant for small budgets."""
+
+    name: str = "typiclust"
+    max_clusters: int = 500
+    neighbours: int = 20
+    min_cluster_size: int = 5
+    _needs: ClassVar[frozenset[str]] = frozenset({"embeddings", "labelled_items"})
+
+    def __call__(
+        self,
+        *,
+        k: int,
+        probs: ArrayLike | None = None,
+        embeddings: ArrayLike | None = None,
+        labelled_mask: ArrayLike | None = None,
+        rng: RngLike = None,
+    ) -> SelectionResult:
+        x = self._inputs(probs, embeddings, labelled_mask)
+        return select_typiclust(
+            x.embeddings,  # type: ignore[arg-type]
+            k,
+            labelled_mask=x.labelled,
+            max_clusters=self.max_clusters,
+            neighbours=self.neighbours,
+            min_cluster_size=self.min_cluster_size,
+            rng=rng,
+        )
+
+
+@dataclass(frozen=True)
 class ColdStartStrategy(_Base):
     """No model yet: k-center greedy on raw features ``[N, *spatial]`` pooled by ``factor``."""
 
     name: str = "cold_start_kcenter"
     factor: int = 1
-    _needs: ClassVar[frozenset[str]] = frozenset({"embeddings"})
+    _needs: ClassVar[frozenset[str]] = frozenset({"embeddings", "labelled_items"})
     flatten_embeddings: ClassVar[bool] = True
 
     def __call__(
@@ -432,6 +469,7 @@ def _build_registry() -> Mapping[str, Callable[..., Strategy]]:
         "badge": BadgeStrategy,
         "cold_start_kcenter": ColdStartStrategy,
         "epig": EPIGStrategy,
+        "typiclust": TypiClustStrategy,
     }
     kinds: tuple[UncertaintyKind, ...] = ("entropy", "bald", "margin", "least_confidence")
     modes: tuple[StochasticMode, ...] = ("power", "softmax", "softrank")

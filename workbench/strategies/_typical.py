@@ -1,0 +1,110 @@
+"""TypiClust (Hacohen et al. 2022): typical items of uncovered clusters, for small budgets.
+
+With few labels, the most uncertain items tend to be outliers a weak model cannot use; picking
+the *typical* item of each dense region the labels do not cover yet works better there
+("Active learning on a budget: opposite strategies suit high and low budgets", ICML 2022).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy.cluster.vq import kmeans2
+from scipy.spatial import cKDTree
+
+from workbench.strategies._arrays import as_embeddings, as_mask, check_k, make_rng
+from workbench.strategies._errors import InvalidEmbeddingsError
+from workbench.strategies._select import empty_result, with_nan
+from workbench.strategies._types import ArrayLike, RngLike, SelectionResult
+
+
+def _check_count(value: int, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise InvalidEmbeddingsError(f"must be an int >= {minimum}, got {value!r}", field=name)
+    return int(value)
+
+
+def cluster_embeddings(
+    embeddings: np.ndarray, num_clusters: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``[N]`` k-means cluster of each row of ``embeddings`` ``[N, D]`` (k-means++ seeding,
+    scipy's ``kmeans2``); at most as many clusters as distinct rows."""
+    x = np.ascontiguousarray(embeddings, np.float64)
+    distinct = np.unique(x, axis=0).shape[0]
+    num_clusters = min(num_clusters, distinct)
+    if num_clusters <= 1:
+        return np.zeros(x.shape[0], np.int64)
+    with warnings.catch_warnings():  # an emptied cluster is dropped below, not an error
+        warnings.simplefilter("ignore")
+        _, labels = kmeans2(x, num_clusters, minit="++", seed=rng, check_finite=False)
+    return np.unique(labels, return_inverse=True)[1].astype(np.int64)
+
+
+def typicality(embeddings: np.ndarray, clusters: np.ndarray, neighbours: int) -> np.ndarray:
+    """``[N]`` inverse mean Euclidean distance of each row of ``embeddings`` ``[N, D]`` to its
+    ``neighbours`` nearest rows of the same cluster (fewer in clusters smaller than
+    ``neighbours + 1``; 0 for a cluster of one)."""
+    out = np.zeros(embeddings.shape[0])
+    for c in np.unique(clusters):
+        members = np.flatnonzero(clusters == c)
+        k = min(neighbours, members.size - 1)
+        if k == 0:
+            continue
+        x = embeddings[members]
+        dist, _ = cKDTree(x).query(x, k=k + 1)  # the first neighbour is the row itself
+        out[members] = 1.0 / (dist[:, 1:].mean(axis=1) + 1e-12)
+    return out
+
+
+def select_typiclust(
+    embeddings: ArrayLike,
+    k: int,
+    *,
+    labelled_mask: ArrayLike | None = None,
+    max_clusters: int = 500,
+    neighbours: int = 20,
+    min_cluster_size: int = 5,
+    rng: RngLike = None,
+) -> SelectionResult:
+    """TypiClust on ``embeddings`` ``[N, D]`` of the pool *and* the labelled items.
+
+    Clusters every row into ``min(labelled + k, max_clusters)`` k-means clusters, then takes
+    clusters in order of fewest labelled members, clusters of at least ``min_cluster_size``
+    first, largest first, and picks from each the unlabelled item of highest `typicality`;
+    when every cluster has had a pick it goes round again. ``scores``: typicality of each
+    pick; ``pool_scores``: typicality of every item (NaN for labelled ones).
+    """
+    x = as_embeddings(embeddings)
+    k = check_k(k)
+    max_clusters = _check_count(max_clusters, "max_clusters", 1)
+    neighbours = _check_count(neighbours, "neighbours", 1)
+    min_cluster_size = _check_count(min_cluster_size, "min_cluster_size", 1)
+    n = x.shape[0]
+    labelled = as_mask(labelled_mask, n)
+    k = min(k, int((~labelled).sum()))
+    if n == 0:
+        return empty_result(np.zeros(0))
+    clusters = cluster_embeddings(x, min(int(labelled.sum()) + max(k, 1), max_clusters),
+                                  make_rng(rng))
+    typical = typicality(x, clusters, neighbours)
+    pool = with_nan(typical, labelled)
+    if k == 0:
+        return empty_result(pool)
+    sizes = np.bincount(clusters)
+    covered = np.bincount(clusters, weights=labelled, minlength=sizes.size)
+    ids = np.arange(sizes.size)
+    order = np.lexsort((ids, -sizes, sizes < min_cluster_size, covered))
+    open_ = ~labelled
+    picks: list[int] = []
+    while len(picks) < k:
+        for c in order:
+            members = np.flatnonzero((clusters == c) & open_)
+            if members.size == 0:
+                continue
+            i = int(members[np.argmax(typical[members])])
+            picks.append(i)
+            open_[i] = False
+            if len(picks) == k:
+                break
+    return SelectionResult(np.asarray(picks, np.int64), typical[picks].astype(np.float64), pool)
