@@ -13,7 +13,7 @@ import pytest
 from tests._networks import RaisingNetwork, one_class_network
 from workbench.ingest import LabelPolicy, import_sources
 from workbench.loop import ActiveLearningLoop, LoopError, StoppingCriteria
-from workbench.recipes import ClassificationRecipe
+from workbench.recipes import ClassificationRecipe, TrainedModel, embed
 from workbench.store import (
     Item,
     LabelSource,
@@ -25,6 +25,7 @@ from workbench.store import (
     Task,
     create_project,
 )
+from workbench.strategies import downsample, get_strategy, select_coreset
 
 DEMO_NPZ = Path(__file__).resolve().parents[2] / "workbench/demo_data/breastmnist/breastmnist.npz"
 FAST = ClassificationRecipe(max_epochs=3, patience=2, mc_samples=4, min_steps_per_epoch=2,
@@ -201,6 +202,44 @@ def test_a_query_through_the_model_streams_the_pool_in_chunks(project: SQLiteSto
     whole = _CountingLoop(project, recipe=FAST, score_chunk=10_000)
     assert whole.query("badge", 8, seed=3).selected == picks
     assert whole.largest == 546 - 24
+
+
+@pytest.mark.parametrize("name", ["coreset", "typiclust"])
+def test_diversity_picks_are_placed_relative_to_the_labels(project: SQLiteStore,
+                                                           name: str) -> None:
+    loop = ActiveLearningLoop(project, recipe=FAST)
+    loop.query("random", 24, seed=0)
+    label_served(project, "ann", 24)
+    model = loop.train()
+    picks = loop.query(name, 6, seed=5).selected
+    # by hand: the pool and the 24 labelled items through the model, the labelled ones flagged
+    pool = loop.pool()
+    labelled = [project.get_item(label.item_id) for label in project.current_labels(split="train")]
+    trained = loop.load(model)
+    assert isinstance(trained, TrainedModel)
+    features = embed(trained, loop._images([*pool, *labelled]))
+    mask = np.arange(len(features)) >= len(pool)
+    strategy = get_strategy(name)
+    by_hand = strategy(k=6, embeddings=features, labelled_mask=mask,
+                       rng=np.random.default_rng(5)).indices
+    assert list(picks) == [pool[int(i)].id for i in by_hand]
+    # the labels change the picks: the same pool alone would be covered otherwise
+    alone = strategy(k=6, embeddings=features[: len(pool)], rng=np.random.default_rng(5)).indices
+    assert list(picks) != [pool[int(i)].id for i in alone]
+
+
+def test_cold_start_kcenter_covers_what_the_labels_do_not(project: SQLiteStore) -> None:
+    loop = ActiveLearningLoop(project, recipe=FAST)
+    loop.query("random", 10, seed=0)
+    label_served(project, "ann", 10)  # labels from elsewhere, no model yet
+    picks = loop.query("cold_start_kcenter", 5, seed=2).selected
+    pool = loop.pool()
+    labelled = [project.get_item(label.item_id) for label in project.current_labels(split="train")]
+    pixels = downsample(loop._images([*pool, *labelled]).mean(axis=1), 2)
+    mask = np.arange(len(pixels)) >= len(pool)
+    by_hand = select_coreset(pixels.reshape(len(pixels), -1), 5, labelled_mask=mask,
+                             rng=np.random.default_rng(2)).indices
+    assert list(picks) == [pool[int(i)].id for i in by_hand]
 
 
 def test_stopping_criteria() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from workbench.recipes import ClassificationRecipe, SegmentationRecipe
+from workbench.recipes import ClassificationRecipe, SegmentationRecipe, embed
 from workbench.simulation import (
     TARGETS,
     SimulationConfig,
@@ -20,6 +20,8 @@ from workbench.simulation import (
     plot_curves,
     simulate,
 )
+from workbench.simulation._run import _train
+from workbench.strategies import get_strategy
 
 pytestmark = pytest.mark.shared_data
 
@@ -140,6 +142,28 @@ def test_segmentation_simulation_one_round(
         curve = s["runs"][0]["curve"]
         assert [p["labels"] for p in curve] == [2, 3]
         assert all(0.0 <= p["metrics"]["dice"] <= 1.0 for p in curve)
+
+
+@pytest.mark.parametrize("name", ["coreset", "typiclust"])
+def test_diversity_picks_are_placed_relative_to_the_labels(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, tmp_path: Path, name: str
+) -> None:
+    config = SimulationConfig(strategies=(name,), seeds=(0,), initial=6, batch=5, rounds=1,
+                              reference=False)
+    picks = simulate(breast_tiny, tiny_recipe, config)["strategies"][name]["runs"][0]["picks"]
+    # by hand: the first model (same training seed), every unlabelled and labelled pool item
+    # through it, the labelled ones flagged
+    first = np.asarray(picks[0])
+    trained = _train(tiny_recipe, breast_tiny, breast_tiny.pool_x[first],
+                     breast_tiny.pool_y[first], 0, tmp_path, None)
+    unlabelled = np.setdiff1d(np.arange(len(breast_tiny.pool_x)), first)
+    positions = np.concatenate([unlabelled, first])
+    features = embed(trained, breast_tiny.pool_x[positions])
+    strategy = get_strategy(name)
+    flagged = np.arange(len(positions)) >= len(unlabelled)
+    by_hand = strategy(k=5, embeddings=features, labelled_mask=flagged,
+                       rng=np.random.default_rng([0, 0, 0x5E1EC7]))
+    assert picks[1] == positions[by_hand.indices].tolist()
 
 
 _KILLED_PARENT = """

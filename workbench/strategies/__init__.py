@@ -40,6 +40,7 @@ from workbench.strategies._select import (
     stochastic_distribution,
 )
 from workbench.strategies._types import SelectionResult
+from workbench.strategies._typical import select_typiclust, typicality
 
 __all__ = [
     "InvalidEmbeddingsError",
@@ -69,6 +70,8 @@ __all__ = [
     "select_random",
     "select_stochastic",
     "select_top_k",
+    "select_typiclust",
     "stochastic_distribution",
+    "typicality",
     "uncertainty_map",
 ]
