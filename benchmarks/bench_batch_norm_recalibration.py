@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _machine import SHARED_DATA, require_shared
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -37,7 +37,7 @@ from workbench.recipes import (  # noqa: E402
 from workbench.recipes._data import TensorItems, as_images, loader  # noqa: E402
 from workbench.simulation import load_simulation_data  # noqa: E402
 
-DATA = Path(os.environ.get("WORKBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATA = SHARED_DATA
 OUT = REPO / "benchmarks" / "results" / "batch_norm_recalibration.json"
 
 
@@ -55,8 +55,7 @@ def test_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 def run(dataset: str, budgets: list[int], seeds: int) -> dict[str, Any]:
     path = DATA / "medmnist" / f"{dataset}.npz"
-    if not path.exists():
-        sys.exit(f"this benchmark needs {path} (set WORKBENCH_SHARED_DATA)")
+    require_shared(path)
     data = load_simulation_data(path, seed=0, max_val=150)
     recipe = dataclasses.replace(ClassificationRecipe(max_epochs=20, patience=4,
                                                       min_steps_per_epoch=5),

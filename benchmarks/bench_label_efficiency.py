@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _machine import SHARED_DATA, require_shared
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -41,7 +43,7 @@ from workbench.simulation import (  # noqa: E402
     simulate,
 )
 
-DATA = Path(os.environ.get("WORKBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATA = SHARED_DATA
 RESULTS = REPO / "benchmarks" / "results"
 DOCS = REPO / "docs"
 CLASSIFICATION_STRATEGIES = ("random", "bald", "power_bald")
@@ -281,8 +283,7 @@ def setups(seeds: int) -> dict[str, Setup]:
 def run(name: str, seeds: int, workers: int) -> None:
     setup = setups(seeds)[name]
     setup = dataclasses.replace(setup, config=dataclasses.replace(setup.config, workers=workers))
-    if not setup.path.exists():
-        sys.exit(f"this benchmark needs {setup.path} (set WORKBENCH_SHARED_DATA)")
+    require_shared(setup.path)
     data = load_simulation_data(setup.path, seed=0, **setup.load)
     start = time.time()
 

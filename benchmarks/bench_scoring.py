@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ import lightning as L
 import numpy as np
 import psutil
 import torch
+from _machine import SHARED_DATA, require_shared
 from lightning.pytorch.callbacks import Callback
 
 from workbench.models import (
@@ -50,7 +50,7 @@ from workbench.models import (
 from workbench.recipes import ClassificationRecipe, train_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("WORKBENCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHARED = SHARED_DATA
 
 
 def entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -114,8 +114,7 @@ def gpu_peak(args: argparse.Namespace) -> float | None:
 
 def load_pneumonia() -> dict[str, np.ndarray]:
     path = SHARED / "medmnist" / "pneumoniamnist.npz"
-    if not path.is_file():
-        sys.exit(f"this benchmark needs {path} (set WORKBENCH_SHARED_DATA)")
+    require_shared(path)
     with np.load(path) as data:
         return {key: data[key] for key in data.files}
 

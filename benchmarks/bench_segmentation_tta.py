@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _machine import machine_info
+from _machine import SHARED_DATA, machine_info, require_shared
 from scipy.stats import spearmanr
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +48,7 @@ from workbench.recipes import (  # noqa: E402
 from workbench.simulation import SimulationData, load_simulation_data  # noqa: E402
 from workbench.strategies import moment_scores  # noqa: E402
 
-DATA = Path(os.environ.get("WORKBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATA = SHARED_DATA
 RESULTS = REPO / "benchmarks" / "results" / "segmentation_tta.json"
 WAYS = {"mc_T4": (4, False), "tta_T4": (4, True), "mc_T16": (16, False)}
 
@@ -88,8 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     path = DATA / "hippocampus-msd"
-    if not path.is_dir():
-        sys.exit(f"this benchmark needs {path} (set WORKBENCH_SHARED_DATA)")
+    require_shared(path)
     data = load_simulation_data(path, max_pool=60, max_val=8, max_test=24, shape=(40, 56, 40))
     recipe = SegmentationRecipe(network=UNetFactory((8, 16, 32, 64), dropout=0.1),
                                 max_epochs=40, patience=8, min_steps_per_epoch=8, batch_size=2)
