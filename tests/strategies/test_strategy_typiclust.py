@@ -93,3 +93,5 @@ def test_deterministic_under_a_seed_and_registered() -> None:
 def test_bad_parameters_name_the_field(field: str) -> None:
     with pytest.raises(InvalidEmbeddingsError, match=field):
         select_typiclust(np.zeros((4, 2)), 1, **{field: 0})  # type: ignore[arg-type]
+    with pytest.raises(InvalidEmbeddingsError, match=field):
+        get_strategy("typiclust", **{field: 2.5})

@@ -52,7 +52,7 @@ from workbench.strategies._types import (
     StochasticMode,
     UncertaintyKind,
 )
-from workbench.strategies._typical import select_typiclust
+from workbench.strategies._typical import check_count, select_typiclust
 
 _SCORES: Mapping[str, Callable[..., np.ndarray]] = MappingProxyType(
     {"entropy": entropy, "bald": bald, "margin": margin, "least_confidence": least_confidence}
@@ -341,6 +341,10 @@ class TypiClustStrategy(_Base):
     neighbours: int = 20
     min_cluster_size: int = 5
     _needs: ClassVar[frozenset[str]] = frozenset({"embeddings", "labelled_items"})
+
+    def __post_init__(self) -> None:
+        for name in ("max_clusters", "neighbours", "min_cluster_size"):
+            check_count(getattr(self, name), name, 1)
 
     def __call__(
         self,

@@ -19,7 +19,7 @@ from workbench.strategies._select import empty_result, with_nan
 from workbench.strategies._types import ArrayLike, RngLike, SelectionResult
 
 
-def _check_count(value: int, name: str, minimum: int) -> int:
+def check_count(value: int, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise InvalidEmbeddingsError(f"must be an int >= {minimum}, got {value!r}", field=name)
     return int(value)
@@ -77,9 +77,9 @@ def select_typiclust(
     """
     x = as_embeddings(embeddings)
     k = check_k(k)
-    max_clusters = _check_count(max_clusters, "max_clusters", 1)
-    neighbours = _check_count(neighbours, "neighbours", 1)
-    min_cluster_size = _check_count(min_cluster_size, "min_cluster_size", 1)
+    max_clusters = check_count(max_clusters, "max_clusters", 1)
+    neighbours = check_count(neighbours, "neighbours", 1)
+    min_cluster_size = check_count(min_cluster_size, "min_cluster_size", 1)
     n = x.shape[0]
     labelled = as_mask(labelled_mask, n)
     k = min(k, int((~labelled).sum()))
