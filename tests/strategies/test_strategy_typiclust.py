@@ -11,6 +11,7 @@ from workbench.strategies import (
     select_typiclust,
     typicality,
 )
+from workbench.strategies._typical import kmeans_pp_seeds
 
 
 def blob(centre: tuple[float, float], n: int, seed: int, spread: float = 0.3) -> np.ndarray:
@@ -95,3 +96,15 @@ def test_bad_parameters_name_the_field(field: str) -> None:
         select_typiclust(np.zeros((4, 2)), 1, **{field: 0})  # type: ignore[arg-type]
     with pytest.raises(InvalidEmbeddingsError, match=field):
         get_strategy("typiclust", **{field: 2.5})
+
+
+def test_kmeans_pp_seeds_are_distinct_rows_spread_over_the_blobs() -> None:
+    blobs = [blob((0, 0), 40, 8), blob((50, 0), 5, 9), blob((0, 50), 5, 10)]
+    x = np.concatenate(blobs)
+    seeds = kmeans_pp_seeds(x, 3, np.random.default_rng(0))
+    rows = [int(np.flatnonzero((x == s).all(axis=1))[0]) for s in seeds]
+    assert len(set(rows)) == 3
+    # squared-distance sampling reaches the two small far blobs despite their 10 of 50 rows
+    assert sorted(0 if r < 40 else 1 if r < 45 else 2 for r in rows) == [0, 1, 2]
+    again = kmeans_pp_seeds(x, 3, np.random.default_rng(0))
+    np.testing.assert_array_equal(seeds, again)
