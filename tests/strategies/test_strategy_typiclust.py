@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.cluster.vq import kmeans2
 
 from workbench.strategies import (
     InvalidEmbeddingsError,
@@ -108,3 +109,14 @@ def test_kmeans_pp_seeds_are_distinct_rows_spread_over_the_blobs() -> None:
     assert sorted(0 if r < 40 else 1 if r < 45 else 2 for r in rows) == [0, 1, 2]
     again = kmeans_pp_seeds(x, 3, np.random.default_rng(0))
     np.testing.assert_array_equal(seeds, again)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kmeans_pp_seeds_draw_as_scipys_kmeans_plus_plus(seed: int) -> None:
+    # the same algorithm and random draws as scipy's kmeans2(minit="++"), at O(k N D)
+    x = np.random.default_rng(seed).normal(size=(300, 6))
+    centres, labels = kmeans2(x, 12, minit="++", seed=np.random.default_rng(seed))
+    ours = kmeans_pp_seeds(x, 12, np.random.default_rng(seed))
+    again, labels_again = kmeans2(x, ours, minit="matrix")
+    np.testing.assert_array_equal(labels, labels_again)
+    np.testing.assert_allclose(centres, again)
