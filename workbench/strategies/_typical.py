@@ -20,6 +20,7 @@ from workbench.strategies._types import ArrayLike, RngLike, SelectionResult
 
 
 def check_count(value: int, name: str, minimum: int) -> int:
+    """``value`` as an int when it is an integer >= ``minimum``; else an error naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise InvalidEmbeddingsError(f"must be an int >= {minimum}, got {value!r}", field=name)
     return int(value)
