@@ -21,7 +21,7 @@ from workbench.simulation import (
     simulate,
 )
 from workbench.simulation._run import _train
-from workbench.strategies import get_strategy
+from workbench.strategies import StrategyError, get_strategy
 
 pytestmark = pytest.mark.shared_data
 
@@ -164,6 +164,17 @@ def test_diversity_picks_are_placed_relative_to_the_labels(
     by_hand = strategy(k=5, embeddings=features, labelled_mask=flagged,
                        rng=np.random.default_rng([0, 0, 0x5E1EC7]))
     assert picks[1] == positions[by_hand.indices].tolist()
+
+
+@pytest.mark.parametrize("name", ["coreset", "typiclust", "badge"])
+def test_embedding_strategies_are_refused_on_segmentation_before_any_training(
+    hippocampus_tiny: Path, tiny_seg_recipe: SegmentationRecipe, name: str
+) -> None:
+    data = load_simulation_data(hippocampus_tiny, shape=(24, 32, 24))
+    config = SimulationConfig(strategies=("random", name), seeds=(0,), initial=2, batch=1,
+                              rounds=1)
+    with pytest.raises(StrategyError, match=f"strategy '{name}' reads a classifier's embeddings"):
+        simulate(data, tiny_seg_recipe, config)
 
 
 _KILLED_PARENT = """

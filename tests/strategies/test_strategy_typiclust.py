@@ -7,7 +7,7 @@ import pytest
 from scipy.cluster.vq import kmeans2
 
 from workbench.strategies import (
-    InvalidEmbeddingsError,
+    StrategyError,
     get_strategy,
     select_typiclust,
     typicality,
@@ -93,9 +93,9 @@ def test_deterministic_under_a_seed_and_registered() -> None:
 
 @pytest.mark.parametrize("field", ["max_clusters", "neighbours", "min_cluster_size"])
 def test_bad_parameters_name_the_field(field: str) -> None:
-    with pytest.raises(InvalidEmbeddingsError, match=field):
+    with pytest.raises(StrategyError, match=field):
         select_typiclust(np.zeros((4, 2)), 1, **{field: 0})  # type: ignore[arg-type]
-    with pytest.raises(InvalidEmbeddingsError, match=field):
+    with pytest.raises(StrategyError, match=field):
         get_strategy("typiclust", **{field: 2.5})
 
 

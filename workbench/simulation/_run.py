@@ -274,6 +274,13 @@ def simulate(
         raise ValueError(f"a {type(recipe).__name__} cannot train a {data.task} task")
     if config.workers < 1:
         raise ValueError(f"workers must be >= 1, got {config.workers}")
+    if data.task == "segmentation":  # refused now, not after the first trainings
+        for name in config.strategies:
+            params = config.strategy_params.get(name, {})
+            if "embeddings" in build_strategy(name, data, params).needs:
+                raise StrategyError(f"strategy {name!r} reads a classifier's embeddings, which a "
+                                    "segmentation model does not give: use random or a score "
+                                    "strategy", field="strategies")
     ref_seeds = list(config.seeds[: config.reference_seeds]) if config.reference else []
     jobs: list[_Job] = [("reference", seed) for seed in ref_seeds] + [
         (name, seed) for name in config.strategies for seed in config.seeds

@@ -133,6 +133,13 @@ def check_k(k: int) -> int:
     return k
 
 
+def check_positive(value: int, name: str) -> int:
+    """Return ``value`` as an int, refusing non-integers and values below 1 (naming ``name``)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise StrategyError(f"{name} must be an integer >= 1, got {value!r}", field=name)
+    return int(value)
+
+
 def make_rng(rng: RngLike) -> np.random.Generator:
     """A numpy ``Generator`` from a generator, a seed or ``None``."""
     if isinstance(rng, np.random.Generator):

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench.strategies._arrays import as_mask, as_probs, check_k, make_rng, xlogx
-from workbench.strategies._errors import StrategyError
+from workbench.strategies._arrays import (
+    as_mask,
+    as_probs,
+    check_k,
+    check_positive,
+    make_rng,
+    xlogx,
+)
 from workbench.strategies._select import empty_result, with_nan
 from workbench.strategies._types import ArrayLike, RngLike, SelectionResult
-
-
-def _check_positive(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise StrategyError(f"{name} must be an integer >= 1, got {value!r}", field=name)
-    return int(value)
 
 
 class _Joint:
@@ -84,9 +84,9 @@ def select_batchbald(
     """
     p = as_probs(probs, require_mc=True)  # [N, T, C]
     k = check_k(k)
-    num_samples = _check_positive(num_samples, "num_samples")
-    max_exact = _check_positive(max_exact_configs, "max_exact_configs")
-    chunk_size = _check_positive(chunk_size, "chunk_size")
+    num_samples = check_positive(num_samples, "num_samples")
+    max_exact = check_positive(max_exact_configs, "max_exact_configs")
+    chunk_size = check_positive(chunk_size, "chunk_size")
     n, n_mc, _ = p.shape
     labelled = as_mask(labelled_mask, n)
     cond_entropy = -xlogx(p).sum(axis=2).mean(axis=1)  # [N]: E_w H(y | w)

@@ -20,7 +20,14 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from workbench.strategies._arrays import as_embeddings, as_mask, as_probs, make_rng, to_numpy
+from workbench.strategies._arrays import (
+    as_embeddings,
+    as_mask,
+    as_probs,
+    check_positive,
+    make_rng,
+    to_numpy,
+)
 from workbench.strategies._balanced import select_class_balanced
 from workbench.strategies._batchbald import select_batchbald
 from workbench.strategies._diversity import (
@@ -52,7 +59,7 @@ from workbench.strategies._types import (
     StochasticMode,
     UncertaintyKind,
 )
-from workbench.strategies._typical import check_count, select_typiclust
+from workbench.strategies._typical import select_typiclust
 
 _SCORES: Mapping[str, Callable[..., np.ndarray]] = MappingProxyType(
     {"entropy": entropy, "bald": bald, "margin": margin, "least_confidence": least_confidence}
@@ -344,7 +351,7 @@ class TypiClustStrategy(_Base):
 
     def __post_init__(self) -> None:
         for name in ("max_clusters", "neighbours", "min_cluster_size"):
-            check_count(getattr(self, name), name, 1)
+            check_positive(getattr(self, name), name)
 
     def __call__(
         self,

@@ -13,17 +13,15 @@ import numpy as np
 from scipy.cluster.vq import kmeans2
 from scipy.spatial import cKDTree
 
-from workbench.strategies._arrays import as_embeddings, as_mask, check_k, make_rng
-from workbench.strategies._errors import InvalidEmbeddingsError
+from workbench.strategies._arrays import (
+    as_embeddings,
+    as_mask,
+    check_k,
+    check_positive,
+    make_rng,
+)
 from workbench.strategies._select import empty_result, with_nan
 from workbench.strategies._types import ArrayLike, RngLike, SelectionResult
-
-
-def check_count(value: int, name: str, minimum: int) -> int:
-    """``value`` as an int when it is an integer >= ``minimum``; else an error naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise InvalidEmbeddingsError(f"must be an int >= {minimum}, got {value!r}", field=name)
-    return int(value)
 
 
 def kmeans_pp_seeds(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -104,9 +102,9 @@ def select_typiclust(
     """
     x = as_embeddings(embeddings)
     k = check_k(k)
-    max_clusters = check_count(max_clusters, "max_clusters", 1)
-    neighbours = check_count(neighbours, "neighbours", 1)
-    min_cluster_size = check_count(min_cluster_size, "min_cluster_size", 1)
+    max_clusters = check_positive(max_clusters, "max_clusters")
+    neighbours = check_positive(neighbours, "neighbours")
+    min_cluster_size = check_positive(min_cluster_size, "min_cluster_size")
     n = x.shape[0]
     labelled = as_mask(labelled_mask, n)
     k = min(k, int((~labelled).sum()))
