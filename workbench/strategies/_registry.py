@@ -101,10 +101,11 @@ class _Inputs:
     probs: np.ndarray | None  # [N, T, C, *S] when the strategy needs it
     embeddings: np.ndarray | None  # [N, D] when the strategy needs it
     labelled: np.ndarray  # [N] bool
+    features: np.ndarray | None  # the embeddings as given, [N, *feature], when given
 
 
 class _Base:
-    """Input checks shared by every strategy."""
+    """The call every strategy shares: inputs checked, then the strategy's own `_select`."""
 
     _needs: ClassVar[frozenset[str]] = frozenset()
     spatial_dims: int = 0
@@ -152,14 +153,7 @@ class _Base:
                 e = as_embeddings(arrays["embeddings"], flatten=self.flatten_embeddings)
             elif not np.isfinite(arrays["embeddings"]).all():
                 raise InvalidEmbeddingsError("contains NaN or infinite values", field="embeddings")
-        return _Inputs(n, p, e, as_mask(arrays.get("labelled_mask"), n))
-
-
-@dataclass(frozen=True)
-class RandomStrategy(_Base):
-    """Uniform random picks; needs only the pool size (from any input)."""
-
-    name: str = "random"
+        return _Inputs(n, p, e, as_mask(arrays.get("labelled_mask"), n), arrays.get("embeddings"))
 
     def __call__(
         self,
@@ -170,7 +164,20 @@ class RandomStrategy(_Base):
         labelled_mask: ArrayLike | None = None,
         rng: RngLike = None,
     ) -> SelectionResult:
-        x = self._inputs(probs, embeddings, labelled_mask)
+        """Pick ``k`` items (see `Strategy`)."""
+        return self._select(self._inputs(probs, embeddings, labelled_mask), k, rng)
+
+    def _select(self, x: _Inputs, k: int, rng: RngLike) -> SelectionResult:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class RandomStrategy(_Base):
+    """Uniform random picks; needs only the pool size (from any input)."""
+
+    name: str = "random"
+
+    def _select(self, x: _Inputs, k: int, rng: RngLike) -> SelectionResult:
         return select_random(x.n, k, labelled_mask=x.labelled, rng=rng)
 
 
@@ -224,16 +231,7 @@ class ScoreStrategy(_Base):
             background_class=self.background_class,
         )
 
-    def __call__(
-        self,
-        *,
-        k: int,
-        probs: ArrayLike | None = None,
-        embeddings: ArrayLike | None = None,
-        labelled_mask: ArrayLike | None = None,
-        rng: RngLike = None,
-    ) -> SelectionResult:
-        x = self._inputs(probs, embeddings, labelled_mask)
+    def _select(self, x: _Inputs, k: int, rng: RngLike) -> SelectionResult:
         assert x.probs is not None
         s = self.scores(x.probs)
         if s.ndim != 1:
@@ -254,16 +252,7 @@ class BatchBALDStrategy(_Base):
     chunk_size: int = 64
     _needs: ClassVar[frozenset[str]] = frozenset({"mc_probs"})
 
-    def __call__(
-        self,
-        *,
-        k: int,
-        probs: ArrayLike | None = None,
-        embeddings: ArrayLike | None = None,
-        labelled_mask: ArrayLike | None = None,
-        rng: RngLike = None,
-    ) -> SelectionResult:
-        x = self._inputs(probs, embeddings, labelled_mask)
+    def _select(self, x: _Inputs, k: int, rng: RngLike) -> SelectionResult:
         return select_batchbald(
             x.probs,  # type: ignore[arg-type]
             k,
@@ -295,16 +284,7 @@ class EPIGStrategy(_Base):
                 f"num_targets must be an int >= 1, got {self.num_targets!r}", field="num_targets"
             )
 
-    def __call__(
-        self,
-        *,
-        k: int,
-        probs: ArrayLike | None = None,
-        embeddings: ArrayLike | None = None,
-        labelled_mask: ArrayLike | None = None,
-        rng: RngLike = None,
-    ) -> SelectionResult:
-        x = self._inputs(probs, embeddings, labelled_mask)
+    def _select(self, x: _Inputs, k: int, rng: RngLike) -> SelectionResult:
         assert x.probs is not None
         gen = make_rng(rng)
         unlabelled = np.flatnonzero(~x.labelled)
@@ -325,16 +305,7 @@ class CoresetStrategy(_Base):
     name: str = "coreset"
     _needs: ClassVar[frozenset[str]] = frozenset({"embeddings", "labelled_items"})
 
-    def __call__(
-        self,
-        *,
-        k: int,
-        probs: ArrayLike | None = None,
-        embeddings: ArrayLike | None = None,
-        labelled_mask: ArrayLike | None = None,
-        rng: RngLike = None,
-    ) -> SelectionResult:
-        x = self._inputs(probs, embeddings, labelled_mask)
+    def _select(self, x: _Inputs, k: int, rng: RngLike) -> SelectionResult:
         return select_coreset(x.embeddings, k, labelled_mask=x.labelled, rng=rng)  # type: ignore[arg-type]
 
 
@@ -353,16 +324,7 @@ class TypiClustStrategy(_Base):
         for name in ("max_clusters", "neighbours", "min_cluster_size"):
             check_positive(getattr(self, name), name)
 
-    def __call__(
-        self,
-        *,
-        k: int,
-        probs: ArrayLike | None = None,
-        embeddings: ArrayLike | None = None,
-        labelled_mask: ArrayLike | None = None,
-        rng: RngLike = None,
-    ) -> SelectionResult:
-        x = self._inputs(probs, embeddings, labelled_mask)
+    def _select(self, x: _Inputs, k: int, rng: RngLike) -> SelectionResult:
         return select_typiclust(
             x.embeddings,  # type: ignore[arg-type]
             k,
@@ -383,18 +345,9 @@ class ColdStartStrategy(_Base):
     _needs: ClassVar[frozenset[str]] = frozenset({"embeddings", "labelled_items"})
     flatten_embeddings: ClassVar[bool] = True
 
-    def __call__(
-        self,
-        *,
-        k: int,
-        probs: ArrayLike | None = None,
-        embeddings: ArrayLike | None = None,
-        labelled_mask: ArrayLike | None = None,
-        rng: RngLike = None,
-    ) -> SelectionResult:
-        x = self._inputs(probs, embeddings, labelled_mask)
+    def _select(self, x: _Inputs, k: int, rng: RngLike) -> SelectionResult:
         return select_cold_start(
-            embeddings,  # type: ignore[arg-type]
+            x.features,  # type: ignore[arg-type]
             k,
             method="kcenter",
             factor=self.factor,
@@ -410,16 +363,7 @@ class BadgeStrategy(_Base):
     name: str = "badge"
     _needs: ClassVar[frozenset[str]] = frozenset({"probs", "embeddings"})
 
-    def __call__(
-        self,
-        *,
-        k: int,
-        probs: ArrayLike | None = None,
-        embeddings: ArrayLike | None = None,
-        labelled_mask: ArrayLike | None = None,
-        rng: RngLike = None,
-    ) -> SelectionResult:
-        x = self._inputs(probs, embeddings, labelled_mask)
+    def _select(self, x: _Inputs, k: int, rng: RngLike) -> SelectionResult:
         grads = badge_embeddings(x.probs, x.embeddings)  # type: ignore[arg-type]
         return select_badge(grads, k, labelled_mask=x.labelled, rng=rng)
 
@@ -446,16 +390,7 @@ class ClassBalancedStrategy(_Base):
         """Inputs read: MC probabilities for BALD, else probabilities."""
         return frozenset({"mc_probs" if self.kind == "bald" else "probs"})
 
-    def __call__(
-        self,
-        *,
-        k: int,
-        probs: ArrayLike | None = None,
-        embeddings: ArrayLike | None = None,
-        labelled_mask: ArrayLike | None = None,
-        rng: RngLike = None,
-    ) -> SelectionResult:
-        x = self._inputs(probs, embeddings, labelled_mask)
+    def _select(self, x: _Inputs, k: int, rng: RngLike) -> SelectionResult:
         assert x.probs is not None
         mean = x.probs.mean(axis=1)  # [N, C]
         return select_class_balanced(
