@@ -359,6 +359,30 @@ def pick_shares(name: str, rounds_per_part: int = 8) -> None:
                   " ".join(f"{v:.2f}" for v in shares))
 
 
+def resolution(name: str, target: float = 0.99) -> None:
+    """Print, per strategy of run ``name``, the mean curve over the reference with its 95%
+    interval at each budget, the budgets whose interval holds ``target``, and each seed's
+    labels to ``target``: how finely the run can tell when a strategy reaches it."""
+    path = RESULTS / f"label_efficiency_{name}.json"
+    if not path.is_file():
+        sys.exit(f"{path} not found: run --dataset {name} first")
+    report = json.loads(path.read_text())
+    ref = report["reference"]
+    spread = [r[report["metric"]] / ref["metric"] for r in ref["per_seed"]]
+    print(f"{name}: reference {ref['metric']:.4f}, its trainings {min(spread):.3f}-"
+          f"{max(spread):.3f} of their mean; target {target:.2f}")
+    for strategy, result in report["strategies"].items():
+        curve = result["mean_curve"]
+        ambiguous = [p["labels"] for p in curve if p["lo"] is not None
+                     and p["lo"] < target * ref["metric"] <= p["hi"]]
+        print(f"  {strategy}: mean [95% interval] / reference per budget:")
+        print("    " + " ".join(f"{p['labels']}:{p['mean'] / ref['metric']:.3f}"
+                                f"[{p['lo'] / ref['metric']:.3f},{p['hi'] / ref['metric']:.3f}]"
+                                for p in curve if p["lo"] is not None))
+        print(f"    interval holds the target at {ambiguous}")
+        print(f"    per seed: {result['labels_to_reach_per_seed'][f'{target:.2f}']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(setups(1)), action="append")
@@ -368,7 +392,12 @@ def main() -> None:
     parser.add_argument("--merge", action="store_true", help="only merge and print")
     parser.add_argument("--pick-shares", metavar="DATASET", choices=sorted(setups(1)),
                         help="only print the true class shares of a finished run's picks")
+    parser.add_argument("--resolution", metavar="DATASET", choices=sorted(setups(1)),
+                        help="only print how finely a finished run tells labels to 99%%")
     args = parser.parse_args()
+    if args.resolution:
+        resolution(args.resolution)
+        return
     if args.pick_shares:
         pick_shares(args.pick_shares)
         return
