@@ -235,6 +235,11 @@ def setups(seeds: int) -> dict[str, Setup]:
         "breastmnist_xlong_15seeds_typiclust": breast(
             warm, ("random", "typiclust"), tuple(range(15)), rounds=20, reference_seeds=5,
         ),
+        # the default against random with 30 seeds (seeds 0-14 repeat
+        # breastmnist_xlong_15seeds_ref5 exactly): is 73% of random's labels to 99% a finding,
+        # when each mean curve's 95% interval holds the 99% line over 80-180 labels?
+        "breastmnist_xlong_30seeds_ref5": breast(warm, ("random", "power_bald"),
+                                                 tuple(range(30)), rounds=20, reference_seeds=5),
         "breastmnist_long_ref5": breast(warm, CLASSIFICATION_STRATEGIES, s, rounds=10,
                                         reference_seeds=5),
         "breastmnist": breast(cls, CLASSIFICATION_STRATEGIES, s, rounds=4),
