@@ -237,7 +237,8 @@ def setups(seeds: int) -> dict[str, Setup]:
         ),
         # the default against random with 30 seeds (seeds 0-14 repeat
         # breastmnist_xlong_15seeds_ref5 exactly): is 73% of random's labels to 99% a finding,
-        # when each mean curve's 95% interval holds the 99% line over 80-180 labels?
+        # when random's 15-seed mean curve has an interval holding the 99% line from 160 to
+        # 340 labels (--resolution)?
         "breastmnist_xlong_30seeds_ref5": breast(warm, ("random", "power_bald"),
                                                  tuple(range(30)), rounds=20, reference_seeds=5),
         "breastmnist_long_ref5": breast(warm, CLASSIFICATION_STRATEGIES, s, rounds=10,
