@@ -131,9 +131,21 @@ def _simulate(args: argparse.Namespace) -> int:
     for name, s in report["strategies"].items():
         d = s["aulc_vs_random"]
         diff = "" if d is None else f", vs random {100 * d['mean']:+.2f} points"
-        console.print(
-            f"{name}: AULC {s['aulc']['mean']:.4f}{diff}, "
-            f"labels to 95/98/99%: {list(s['labels_to_reach'].values())}"
-        )
+        console.print(f"{name}: AULC {s['aulc']['mean']:.4f}{diff}, labels to 95/98/99%: "
+                      f"{_reach_text(s)}")
     console.print(f"wrote [bold]{args.out}[/]" + (f" and {args.plot}" if args.plot else ""))
     return 0
+
+
+def _reach_text(strategy: dict[str, Any]) -> str:
+    """``"120 (100-140) / 200 / never"``: labels to each target off the mean curve, with the
+    budgets where its 95% interval reaches the target at the upper and the lower end."""
+    parts = []
+    for key, n in strategy["labels_to_reach"].items():
+        text = "never" if n is None else str(n)
+        span = strategy["labels_to_reach_range"].get(key)
+        if span is not None and span[0] is not None:
+            text += f" ({span[0]}-{'never' if span[1] is None else span[1]})"
+        parts.append(text)
+    return " / ".join(parts)
+

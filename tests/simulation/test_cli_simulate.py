@@ -132,3 +132,15 @@ def _centre(padded: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     box = tuple(slice((p - s) // 2, (p - s) // 2 + s) for p, s in zip(padded.shape, shape,
                                                                         strict=True))
     return padded[box]
+
+
+def test_cli_simulate_prints_labels_to_reach_with_the_interval_range() -> None:
+    from workbench._cli_simulate import _reach_text
+
+    strategy = {
+        "labels_to_reach": {"0.95": 120, "0.98": 200, "0.99": None},
+        "labels_to_reach_range": {"0.95": [100, 140], "0.98": [160, None], "0.99": [None, None]},
+    }
+    assert _reach_text(strategy) == "120 (100-140) / 200 (160-never) / never"
+    one_seed = {"labels_to_reach": {"0.95": 20}, "labels_to_reach_range": {"0.95": None}}
+    assert _reach_text(one_seed) == "20"

@@ -16,6 +16,7 @@ from workbench.simulation import (
     SimulationData,
     aulc,
     labels_to_reach,
+    labels_to_reach_range,
     load_simulation_data,
     plot_curves,
     simulate,
@@ -114,6 +115,14 @@ def test_report_schema_is_complete_and_consistent(report: dict[str, Any], tmp_pa
                 [p["labels"] for p in mean_curve], [p["mean"] for p in mean_curve], float(key) * ref
             )
             assert n == expected
+            # where the mean reaches the target lies between where its interval's upper and
+            # lower ends do
+            span = s["labels_to_reach_range"][key]
+            assert span == list(labels_to_reach_range(
+                [p["labels"] for p in mean_curve], [p["lo"] for p in mean_curve],
+                [p["hi"] for p in mean_curve], float(key) * ref))
+            rank = [np.inf if v is None else v for v in (span[0], n, span[1])]
+            assert rank == sorted(rank)
         if name == "random":
             assert s["aulc_vs_random"] is None
         else:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from workbench.simulation import aulc, labels_to_reach, t_interval
+from workbench.simulation import aulc, labels_to_reach, labels_to_reach_range, t_interval
 
 
 def test_aulc_is_the_trapezoid_mean_over_the_label_range() -> None:
@@ -44,3 +44,16 @@ def test_labels_to_reach_on_a_hand_made_curve() -> None:
     assert labels_to_reach(labels, metric, 0.99 * ref) == 80
     assert labels_to_reach(labels, metric, 1.01 * ref) is None
     assert labels_to_reach([10, 20], [float("nan"), 0.9], 0.5) == 20
+
+
+def test_labels_to_reach_range_reads_the_interval_ends() -> None:
+    labels = [20, 40, 60, 80, 100]
+    lo = [0.70, 0.85, 0.88, 0.90, 0.92]
+    hi = [0.80, 0.92, 0.93, 0.95, 0.96]
+    # target 0.91: the upper end first reaches it at 40, the lower end at 100
+    assert labels_to_reach_range(labels, lo, hi, 0.91) == (40, 100)
+    # 0.95: only the upper end reaches it (at 80); the lower end never does
+    assert labels_to_reach_range(labels, lo, hi, 0.95) == (80, None)
+    assert labels_to_reach_range(labels, lo, hi, 0.97) == (None, None)
+    assert labels_to_reach_range(labels, lo, hi, 0.5) == (20, 20)
+

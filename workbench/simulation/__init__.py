@@ -8,7 +8,8 @@ Per strategy and seed: ``initial`` labels (cold start), then ``rounds`` rounds o
 train with the recipe, score the pool, select with the strategy, reveal the oracle's labels.
 The report (a JSON-ready dict, see `summarise`) holds the curves, normalised AULC with 95%
 t-intervals over seeds, the paired AULC difference against random and the labels needed to
-reach 95/98/99% of the full-data reference.
+reach 95/98/99% of the full-data reference, with the budgets over which the mean curve's
+interval reaches each (`labels_to_reach_range`).
 """
 
 from workbench.simulation._data import SimulationData, SimulationDataError, load_simulation_data
@@ -23,7 +24,13 @@ from workbench.simulation._run import (
     run_strategy,
     simulate,
 )
-from workbench.simulation._stats import Interval, aulc, labels_to_reach, t_interval
+from workbench.simulation._stats import (
+    Interval,
+    aulc,
+    labels_to_reach,
+    labels_to_reach_range,
+    t_interval,
+)
 from workbench.simulation._summary import TARGETS, summarise
 
 __all__ = [
@@ -39,6 +46,7 @@ __all__ = [
     "aulc",
     "evaluate",
     "labels_to_reach",
+    "labels_to_reach_range",
     "load_simulation_data",
     "plot_curves",
     "primary_metric",

@@ -54,3 +54,13 @@ def labels_to_reach(labels: Sequence[int], metric: Sequence[float], target: floa
         if np.isfinite(m) and m >= target:
             return int(n)
     return None
+
+
+def labels_to_reach_range(
+    labels: Sequence[int], lo: Sequence[float], hi: Sequence[float], target: float
+) -> tuple[int | None, int | None]:
+    """How finely a mean curve with interval ``[lo, hi]`` per budget tells when it reaches
+    ``target``: ``(earliest, surely)``, the first budgets at which the interval's upper and
+    lower ends reach it (None: not within the curve). The mean's own `labels_to_reach` lies
+    between the two."""
+    return labels_to_reach(labels, hi, target), labels_to_reach(labels, lo, target)

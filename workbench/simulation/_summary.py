@@ -15,7 +15,14 @@ from workbench.simulation._run import (
     primary_metric,
     recipe_summary,
 )
-from workbench.simulation._stats import INTERVAL, Interval, aulc, labels_to_reach, t_interval
+from workbench.simulation._stats import (
+    INTERVAL,
+    Interval,
+    aulc,
+    labels_to_reach,
+    labels_to_reach_range,
+    t_interval,
+)
 
 TARGETS = (0.95, 0.98, 0.99)
 SCHEMA_VERSION = 1
@@ -49,7 +56,9 @@ def summarise(
     mean primary metric over the label budget; mean/lo/hi/n and ``per_seed``),
     ``aulc_vs_random`` (paired per-seed difference, strategy minus random; null for random or
     when random was not run), ``labels_to_reach`` ({"0.95": n or null, ...} of the reference,
-    read off the mean curve) and ``labels_to_reach_per_seed``.
+    read off the mean curve), ``labels_to_reach_range`` ({"0.99": [earliest, surely] or null}:
+    where the mean curve's 95% interval reaches the target at its upper and at its lower end,
+    i.e. how finely the run tells labels to reach) and ``labels_to_reach_per_seed``.
     """
     metric = primary_metric(data.task)
     ref_values = [r[metric] for r in reference]
@@ -75,15 +84,21 @@ def summarise(
             if paired:
                 diff = {**_interval(t_interval(paired)), "per_seed": paired}
         reach: dict[str, int | None] = {}
+        reach_range: dict[str, list[int | None] | None] = {}
         reach_seed: dict[str, list[int | None]] = {}
         for t in TARGETS:
             key = f"{t:.2f}"
             if ref is None:
-                reach[key], reach_seed[key] = None, [None for _ in rs]
+                reach[key], reach_range[key], reach_seed[key] = None, None, [None for _ in rs]
                 continue
             reach[key] = labels_to_reach(
                 [p["labels"] for p in mean_curve], [p["mean"] for p in mean_curve], t * ref
             )
+            reach_range[key] = None
+            if all(p["lo"] is not None for p in mean_curve):  # an interval needs 2 seeds
+                reach_range[key] = list(labels_to_reach_range(
+                    [p["labels"] for p in mean_curve], [p["lo"] for p in mean_curve],
+                    [p["hi"] for p in mean_curve], t * ref))
             reach_seed[key] = [
                 labels_to_reach(
                     [p.labels for p in r.curve], [p.metrics[metric] for p in r.curve], t * ref
@@ -102,6 +117,7 @@ def summarise(
             },
             "aulc_vs_random": diff,
             "labels_to_reach": reach,
+            "labels_to_reach_range": reach_range,
             "labels_to_reach_per_seed": reach_seed,
         }
     return {
