@@ -148,4 +148,3 @@ def _reach_text(strategy: dict[str, Any]) -> str:
             text += f" ({span[0]}-{'never' if span[1] is None else span[1]})"
         parts.append(text)
     return " / ".join(parts)
-

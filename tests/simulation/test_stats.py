@@ -56,4 +56,3 @@ def test_labels_to_reach_range_reads_the_interval_ends() -> None:
     assert labels_to_reach_range(labels, lo, hi, 0.95) == (80, None)
     assert labels_to_reach_range(labels, lo, hi, 0.97) == (None, None)
     assert labels_to_reach_range(labels, lo, hi, 0.5) == (20, 20)
-
