@@ -129,6 +129,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seeds", type=int, default=15)
     args = parser.parse_args()
+    for name in ("members", "workers", "seeds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     setup = setups(1)[SETUP]
     assert isinstance(setup.recipe, ClassificationRecipe)
     require_shared(setup.path)

@@ -38,6 +38,7 @@ from workbench.recipes import (  # noqa: E402
 )
 from workbench.simulation import (  # noqa: E402
     SimulationConfig,
+    labels_to_reach_range,
     load_simulation_data,
     plot_curves,
     simulate,
@@ -378,14 +379,19 @@ def resolution(name: str, target: float = 0.99) -> None:
     print(f"{name}: reference {ref['metric']:.4f}, its trainings {min(spread):.3f}-"
           f"{max(spread):.3f} of their mean; target {target:.2f}")
     for strategy, result in report["strategies"].items():
-        curve = result["mean_curve"]
-        ambiguous = [p["labels"] for p in curve if p["lo"] is not None
-                     and p["lo"] < target * ref["metric"] <= p["hi"]]
+        curve = [p for p in result["mean_curve"] if p["lo"] is not None]
+        if not curve:
+            print(f"  {strategy}: one seed, no interval")
+            continue
+        ambiguous = [p["labels"] for p in curve if p["lo"] < target * ref["metric"] <= p["hi"]]
         print(f"  {strategy}: mean [95% interval] / reference per budget:")
         print("    " + " ".join(f"{p['labels']}:{p['mean'] / ref['metric']:.3f}"
                                 f"[{p['lo'] / ref['metric']:.3f},{p['hi'] / ref['metric']:.3f}]"
-                                for p in curve if p["lo"] is not None))
-        print(f"    interval holds the target at {ambiguous}")
+                                for p in curve))
+        span = labels_to_reach_range([p["labels"] for p in curve], [p["lo"] for p in curve],
+                                     [p["hi"] for p in curve], target * ref["metric"])
+        print(f"    interval holds the target at {ambiguous}; its upper and lower ends first "
+              f"reach it at {span[0]} and {span[1]} labels")
         print(f"    per seed: {result['labels_to_reach_per_seed'][f'{target:.2f}']}")
 
 

@@ -83,6 +83,7 @@ def summarise(
             ]
             if paired:
                 diff = {**_interval(t_interval(paired)), "per_seed": paired}
+        has_interval = all(p["lo"] is not None for p in mean_curve)  # 2 seeds or more
         reach: dict[str, int | None] = {}
         reach_range: dict[str, list[int | None] | None] = {}
         reach_seed: dict[str, list[int | None]] = {}
@@ -95,7 +96,7 @@ def summarise(
                 [p["labels"] for p in mean_curve], [p["mean"] for p in mean_curve], t * ref
             )
             reach_range[key] = None
-            if all(p["lo"] is not None for p in mean_curve):  # an interval needs 2 seeds
+            if has_interval:
                 reach_range[key] = list(labels_to_reach_range(
                     [p["labels"] for p in mean_curve], [p["lo"] for p in mean_curve],
                     [p["hi"] for p in mean_curve], t * ref))
