@@ -6,11 +6,13 @@ than random where the default lags (PneumoniaMNIST, small budgets) nor than the 
 leads (BreastMNIST). This experiment gives it what the paper gives it: per seed, a SimCLR encoder
 (the recipe's `small_cnn` trunk and a 2-layer projection, NT-Xent loss, two augmented views of
 every pool image, no label seen) is trained on the whole pool, and TypiClust reads its features
-every round. Two arms per dataset:
+every round. The arms (``--arms``):
 
 * ``typiclust_ssl``: the shared random cold-start set, then TypiClust on the SSL features;
 * ``typiclust_ssl_cold``: the cold-start set picked by TypiClust on the SSL features too (so its
-  first point differs from random's).
+  first point differs from random's);
+* ``power_bald_ssl_cold``: that typical cold-start set, then the default, power-BALD (the paper's
+  advice: typical picks while labels are few, uncertainty after).
 
 Random is not rerun: its curves and the full-data reference are read from the stored
 ``label_efficiency_<setup>.json`` of the same setup (the simulation is deterministic for a seed;
@@ -20,6 +22,8 @@ simulate` report layout) and ``docs/ssl_typiclust_<setup>.png``::
 
     .venv/bin/python benchmarks/bench_ssl_typiclust.py --setup breastmnist_xlong_15seeds_typiclust
     .venv/bin/python benchmarks/bench_ssl_typiclust.py --setup pneumoniamnist_fine_15seeds_typiclust
+
+``--feature-cache DIR`` keeps each seed's SSL features (``DIR/<setup>/<seed>.npy``) for later runs.
 """
 
 from __future__ import annotations
@@ -64,7 +68,11 @@ from workbench.simulation import (  # noqa: E402
 )
 
 RESULTS = REPO / "benchmarks" / "results"
-ARMS = ("typiclust_ssl", "typiclust_ssl_cold")
+ARMS = {  # arm -> (strategy after the cold start, cold-start set typical on SSL features?)
+    "typiclust_ssl": ("typiclust", False),
+    "typiclust_ssl_cold": ("typiclust", True),
+    "power_bald_ssl_cold": ("power_bald", True),
+}
 _SSL_SALT = 0x551
 
 
@@ -121,36 +129,41 @@ _STATE: dict[str, Any] = {}
 
 
 def _start(data: SimulationData, recipe: ClassificationRecipe, config: SimulationConfig,
-           workdir: Path) -> None:
+           workdir: Path, cache: Path) -> None:
     simulation_run._start_worker(data, recipe, config, workdir)
-    _STATE.update(data=data, recipe=recipe, config=config, workdir=workdir,
+    _STATE.update(data=data, recipe=recipe, config=config, workdir=workdir, cache=cache,
                   inputs=simulation_run._inputs, initial=simulation_run.initial_picks)
 
 
-def run_arm(arm: str, seed: int) -> tuple[SeedRun, float]:
-    """One learning curve of ``arm``: `run_strategy('typiclust')` with the embeddings (and for
-    the cold arm the cold-start set) taken from this seed's SSL encoder. Returns it and the
-    seconds the encoder took (or its cached features took to read)."""
-    data, recipe, config, workdir = (_STATE[k] for k in ("data", "recipe", "config", "workdir"))
-    cached = workdir / f"ssl-{seed}.npy"  # both arms of a seed read one encoder's features
+def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
+    """One learning curve of ``arm``: `run_strategy` with the embeddings (and for the cold arms
+    the cold-start set) taken from this seed's SSL encoder. Returns it and the seconds the
+    encoder took to train (None when its features were cached)."""
+    data, recipe, config, workdir, cache = (
+        _STATE[k] for k in ("data", "recipe", "config", "workdir", "cache"))
+    strategy, typical_start = ARMS[arm]
+    cached = cache / f"{seed}.npy"  # every arm of a seed reads one encoder's features
     start = time.time()
+    ssl_seconds: float | None = None
     if cached.exists():
         feats = np.load(cached)
     else:
         feats = ssl_features(data.pool_x, seed)
-        np.save(workdir / f"ssl-{seed}.partial.npy", feats)
-        os.replace(workdir / f"ssl-{seed}.partial.npy", cached)
-    ssl_seconds = time.time() - start
+        ssl_seconds = time.time() - start
+        partial = workdir / f"ssl-{seed}.partial.npy"
+        np.save(partial, feats)
+        shutil.move(partial, cached)
     inputs, initial = _STATE["inputs"], _STATE["initial"]
 
     def ssl_inputs(strategy: Any, trained: Any, data: SimulationData, positions: np.ndarray,
                    labelled: np.ndarray, *args: Any) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = inputs(strategy, trained, data, positions, labelled, *args)
-        out["embeddings"] = feats[positions]
+        if "embeddings" in strategy.needs:
+            out["embeddings"] = feats[positions]
         return out
 
     def ssl_initial(data: SimulationData, n: int, how: str, seed: int) -> np.ndarray:
-        if arm != "typiclust_ssl_cold":
+        if not typical_start:
             return np.asarray(initial(data, n, how, seed))
         rng = np.random.default_rng([seed, 0xC01D])
         picked = simulation_run.build_strategy("typiclust", data, {})(
@@ -160,13 +173,13 @@ def run_arm(arm: str, seed: int) -> tuple[SeedRun, float]:
     simulation_run._inputs = ssl_inputs  # type: ignore[assignment]
     simulation_run.initial_picks = ssl_initial
     try:
-        run = run_strategy("typiclust", seed, data, recipe, config, workdir)
+        run = run_strategy(strategy, seed, data, recipe, config, workdir)
     finally:
         simulation_run._inputs, simulation_run.initial_picks = inputs, initial
     return dataclasses.replace(run, strategy=arm), ssl_seconds
 
 
-def _job(job: tuple[str, int]) -> tuple[SeedRun, float]:
+def _job(job: tuple[str, int]) -> tuple[SeedRun, float | None]:
     return run_arm(*job)
 
 
@@ -186,10 +199,17 @@ def main() -> None:
     parser.add_argument("--setup", default="breastmnist_xlong_15seeds_typiclust")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=15)
+    parser.add_argument("--arms", default=",".join(ARMS),
+                        help=f"comma-separated, of {', '.join(ARMS)}")
+    parser.add_argument("--feature-cache", type=Path, default=None)
     args = parser.parse_args()
     for name in ("workers", "seeds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    arms = tuple(a for a in args.arms.split(",") if a)
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or not arms:
+        parser.error(f"--arms: unknown {unknown or 'none given'}; choose from {', '.join(ARMS)}")
     catalogue = setups(1)
     if args.setup not in catalogue:
         parser.error(f"--setup: unknown setup {args.setup!r}")
@@ -207,29 +227,32 @@ def main() -> None:
         parser.error(f"{stored_path} holds random's curves for {len(random_runs)} of the "
                      f"{len(seeds)} seeds asked for")
     config = dataclasses.replace(setup.config, seeds=seeds)
-    jobs = [(arm, s) for arm in ARMS for s in seeds]  # arm-major: the second arm reads the cache
+    jobs = [(arm, s) for arm in arms for s in seeds]  # arm-major: later arms read the cache
     workdir = Path(tempfile.mkdtemp(prefix="wb-ssl-"))
+    cache = args.feature_cache / args.setup if args.feature_cache else workdir
+    cache.mkdir(parents=True, exist_ok=True)
     start = time.time()
     runs: list[SeedRun] = []
     ssl_seconds: list[float] = []
     try:
         with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"),
                                  initializer=_start,
-                                 initargs=(data, setup.recipe, config, workdir)) as pool:
+                                 initargs=(data, setup.recipe, config, workdir, cache)) as pool:
             for job, (run, seconds) in zip(jobs, pool.map(_job, jobs), strict=True):
                 runs.append(run)
-                ssl_seconds.append(seconds)
+                if seconds is not None:
+                    ssl_seconds.append(seconds)
                 print(f"{job[0]} seed {job[1]} done ({time.time() - start:.0f} s)", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     reference = stored["reference"]["per_seed"]
     report = summarise(data, setup.recipe,
-                       dataclasses.replace(config, strategies=("random", *ARMS)),
+                       dataclasses.replace(config, strategies=("random", *arms)),
                        reference, random_runs + runs)
     report["random_from"] = stored_path.name
     report["ssl"] = {"encoder": "small_cnn trunk + 2-layer projection, SimCLR NT-Xent",
                      "steps": 600, "batch": 128, "temperature": 0.2,
-                     "seconds_per_encoder": float(np.mean(ssl_seconds[: len(seeds)]))}
+                     "seconds_per_encoder": float(np.mean(ssl_seconds)) if ssl_seconds else None}
     report["seconds"] = time.time() - start
     report["machine"] = {"cpus": os.cpu_count(), "workers": args.workers, "torch_threads": 1}
     RESULTS.mkdir(parents=True, exist_ok=True)
