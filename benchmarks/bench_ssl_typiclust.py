@@ -12,7 +12,9 @@ every round. The arms (``--arms``):
 * ``typiclust_ssl_cold``: the cold-start set picked by TypiClust on the SSL features too (so its
   first point differs from random's);
 * ``power_bald_ssl_cold``: that typical cold-start set, then the default, power-BALD (the paper's
-  advice: typical picks while labels are few, uncertainty after).
+  advice: typical picks while labels are few, uncertainty after);
+* ``power_bald_kcenter_cold`` (not run by default, no SSL): the cold start `workbench query` makes
+  when a project has no model yet, k-center greedy on downsampled pixels, then power-BALD.
 
 Random is not rerun: its curves and the full-data reference are read from the stored
 ``label_efficiency_<setup>.json`` of the same setup (the simulation is deterministic for a seed;
@@ -68,11 +70,13 @@ from workbench.simulation import (  # noqa: E402
 )
 
 RESULTS = REPO / "benchmarks" / "results"
-ARMS = {  # arm -> (strategy after the cold start, cold-start set typical on SSL features?)
-    "typiclust_ssl": ("typiclust", False),
-    "typiclust_ssl_cold": ("typiclust", True),
-    "power_bald_ssl_cold": ("power_bald", True),
+ARMS = {  # arm -> (strategy after the cold start, how the cold-start set is picked)
+    "typiclust_ssl": ("typiclust", "random"),
+    "typiclust_ssl_cold": ("typiclust", "ssl_typical"),
+    "power_bald_ssl_cold": ("power_bald", "ssl_typical"),
+    "power_bald_kcenter_cold": ("power_bald", "kcenter"),
 }
+DEFAULT_ARMS = ("typiclust_ssl", "typiclust_ssl_cold", "power_bald_ssl_cold")
 _SSL_SALT = 0x551
 
 
@@ -141,13 +145,14 @@ def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
     encoder took to train (None when its features were cached)."""
     data, recipe, config, workdir, cache = (
         _STATE[k] for k in ("data", "recipe", "config", "workdir", "cache"))
-    strategy, typical_start = ARMS[arm]
+    strategy, cold_start = ARMS[arm]
     cached = cache / f"{seed}.npy"  # every arm of a seed reads one encoder's features
     start = time.time()
     ssl_seconds: float | None = None
+    feats = np.zeros((len(data.pool_x), 1), np.float32)  # for an arm that reads none
     if cached.exists():
         feats = np.load(cached)
-    else:
+    elif cold_start == "ssl_typical" or strategy == "typiclust":
         feats = ssl_features(data.pool_x, seed)
         ssl_seconds = time.time() - start
         partial = workdir / f"ssl-{seed}.partial.npy"
@@ -163,8 +168,8 @@ def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
         return out
 
     def ssl_initial(data: SimulationData, n: int, how: str, seed: int) -> np.ndarray:
-        if not typical_start:
-            return np.asarray(initial(data, n, how, seed))
+        if cold_start != "ssl_typical":
+            return np.asarray(initial(data, n, cold_start, seed))
         rng = np.random.default_rng([seed, 0xC01D])
         picked = simulation_run.build_strategy("typiclust", data, {})(
             k=n, rng=rng, embeddings=feats, labelled_mask=np.zeros(len(feats), bool))
@@ -199,9 +204,12 @@ def main() -> None:
     parser.add_argument("--setup", default="breastmnist_xlong_15seeds_typiclust")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=15)
-    parser.add_argument("--arms", default=",".join(ARMS),
+    parser.add_argument("--arms", default=",".join(DEFAULT_ARMS),
                         help=f"comma-separated, of {', '.join(ARMS)}")
     parser.add_argument("--feature-cache", type=Path, default=None)
+    parser.add_argument("--out", default=None,
+                        help="file stem under benchmarks/results and docs "
+                             "(default ssl_typiclust_<setup>)")
     args = parser.parse_args()
     for name in ("workers", "seeds"):
         if getattr(args, name) < 1:
@@ -256,8 +264,9 @@ def main() -> None:
     report["seconds"] = time.time() - start
     report["machine"] = {"cpus": os.cpu_count(), "workers": args.workers, "torch_threads": 1}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"ssl_typiclust_{args.setup}.json").write_text(json.dumps(report, indent=1))
-    plot_curves(report, REPO / "docs" / f"ssl_typiclust_{args.setup}.png")
+    stem = args.out or f"ssl_typiclust_{args.setup}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=1))
+    plot_curves(report, REPO / "docs" / f"{stem}.png")
     for name, s in report["strategies"].items():
         d = s["aulc_vs_random"]
         diff = "" if d is None else (
