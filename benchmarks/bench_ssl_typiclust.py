@@ -16,6 +16,12 @@ every round. The arms (``--arms``):
 * ``power_bald_kcenter_cold`` (not run by default, no SSL): the cold start `workbench query` makes
   when a project has no model yet, k-center greedy on downsampled pixels, then power-BALD.
 
+The features are `workbench.recipes.contrastive_features`, and the cold starts are the
+simulation's own (`SimulationConfig.cold_start` = ``typical`` / ``kcenter``): the two cold-start
+arms of power-BALD are what ``workbench simulate --cold-start typical|kcenter`` runs. (The first
+runs used this script's own copy of that encoder, before it moved into the engine; the engine's
+gives the same features bit for bit.)
+
 Random is not rerun: its curves and the full-data reference are read from the stored
 ``label_efficiency_<setup>.json`` of the same setup (the simulation is deterministic for a seed;
 `bench_acquisition_ensemble.py` reran that arm and got it back exactly). Reads ../shared/data
@@ -41,13 +47,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from _machine import require_shared
-from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -55,9 +58,7 @@ sys.path.insert(0, str(REPO))
 from bench_label_efficiency import setups  # noqa: E402
 
 import workbench.simulation._run as simulation_run  # noqa: E402  (patched per job, on purpose)
-from workbench.models import small_cnn  # noqa: E402
-from workbench.recipes import ClassificationRecipe  # noqa: E402
-from workbench.recipes._augment import augment_images  # noqa: E402
+from workbench.recipes import ClassificationRecipe, contrastive_features  # noqa: E402
 from workbench.simulation import (  # noqa: E402
     CurvePoint,
     SeedRun,
@@ -70,63 +71,14 @@ from workbench.simulation import (  # noqa: E402
 )
 
 RESULTS = REPO / "benchmarks" / "results"
-ARMS = {  # arm -> (strategy after the cold start, how the cold-start set is picked)
+ARMS: dict[str, tuple[str, Literal["random", "kcenter", "typical"]]] = {
+    # arm -> (strategy after the cold start, the simulation's cold start)
     "typiclust_ssl": ("typiclust", "random"),
-    "typiclust_ssl_cold": ("typiclust", "ssl_typical"),
-    "power_bald_ssl_cold": ("power_bald", "ssl_typical"),
+    "typiclust_ssl_cold": ("typiclust", "typical"),
+    "power_bald_ssl_cold": ("power_bald", "typical"),
     "power_bald_kcenter_cold": ("power_bald", "kcenter"),
 }
 DEFAULT_ARMS = ("typiclust_ssl", "typiclust_ssl_cold", "power_bald_ssl_cold")
-_SSL_SALT = 0x551
-
-
-def _pixels(x: np.ndarray) -> torch.Tensor:
-    """Pool images as float [N, 1, H, W], standardised over the pool."""
-    t = torch.from_numpy(np.asarray(x)).float()
-    if t.ndim == 3:
-        t = t.unsqueeze(1)
-    return (t - t.mean()) / t.std().clamp_min(1e-6)
-
-
-def _views(x: torch.Tensor) -> torch.Tensor:
-    """One strongly augmented view per image (SimCLR-style, within what 28x28 images allow)."""
-    v = augment_images(x, flip_axes=(1,), rotate=0.5, shift=0.15, scale=0.25, intensity=0.4)
-    return v + 0.1 * torch.randn_like(v)
-
-
-def _nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
-    """SimCLR's loss: each view must find its partner among the 2B - 1 others."""
-    z = F.normalize(torch.cat([a, b]), dim=1)
-    sim = z @ z.T / temperature
-    sim.fill_diagonal_(float("-inf"))
-    n = len(a)
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
-    return F.cross_entropy(sim, target)
-
-
-def ssl_features(pool_x: np.ndarray, seed: int, steps: int = 600, batch: int = 128,
-                 temperature: float = 0.2) -> np.ndarray:
-    """Train a SimCLR encoder on the unlabelled pool; its trunk features ``[N, D]`` (L2-normed)."""
-    torch.manual_seed(seed * 1000 + _SSL_SALT)
-    x = _pixels(pool_x)
-    trunk = small_cnn(num_classes=2).trunk
-    projection = nn.Sequential(nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 64))
-    params = list(trunk.parameters()) + list(projection.parameters())
-    optimiser = torch.optim.AdamW(params, lr=2e-3, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
-    trunk.train()
-    for _ in range(steps):
-        rows = torch.randint(len(x), (min(batch, len(x)),))
-        loss = _nt_xent(projection(trunk(_views(x[rows]))), projection(trunk(_views(x[rows]))),
-                        temperature)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-    trunk.eval()
-    with torch.no_grad():
-        feats = torch.cat([trunk(x[i:i + 512]) for i in range(0, len(x), 512)])
-    return F.normalize(feats, dim=1).numpy()
 
 
 _STATE: dict[str, Any] = {}
@@ -136,13 +88,13 @@ def _start(data: SimulationData, recipe: ClassificationRecipe, config: Simulatio
            workdir: Path, cache: Path) -> None:
     simulation_run._start_worker(data, recipe, config, workdir)
     _STATE.update(data=data, recipe=recipe, config=config, workdir=workdir, cache=cache,
-                  inputs=simulation_run._inputs, initial=simulation_run.initial_picks)
+                  inputs=simulation_run._inputs)
 
 
 def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
-    """One learning curve of ``arm``: `run_strategy` with the embeddings (and for the cold arms
-    the cold-start set) taken from this seed's SSL encoder. Returns it and the seconds the
-    encoder took to train (None when its features were cached)."""
+    """One learning curve of ``arm``: `run_strategy` with the arm's cold start, TypiClust reading
+    this seed's SSL features in place of the model's. Returns it and the seconds the encoder
+    took to train (None when cached or not needed; a cold start trains its own)."""
     data, recipe, config, workdir, cache = (
         _STATE[k] for k in ("data", "recipe", "config", "workdir", "cache"))
     strategy, cold_start = ARMS[arm]
@@ -152,13 +104,13 @@ def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
     feats = np.zeros((len(data.pool_x), 1), np.float32)  # for an arm that reads none
     if cached.exists():
         feats = np.load(cached)
-    elif cold_start == "ssl_typical" or strategy == "typiclust":
-        feats = ssl_features(data.pool_x, seed)
+    elif strategy == "typiclust":
+        feats = contrastive_features(data.pool_x, seed=seed, device="cpu")
         ssl_seconds = time.time() - start
         partial = workdir / f"ssl-{seed}.partial.npy"
         np.save(partial, feats)
         shutil.move(partial, cached)
-    inputs, initial = _STATE["inputs"], _STATE["initial"]
+    inputs = _STATE["inputs"]
 
     def ssl_inputs(strategy: Any, trained: Any, data: SimulationData, positions: np.ndarray,
                    labelled: np.ndarray, *args: Any) -> dict[str, np.ndarray]:
@@ -167,20 +119,12 @@ def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
             out["embeddings"] = feats[positions]
         return out
 
-    def ssl_initial(data: SimulationData, n: int, how: str, seed: int) -> np.ndarray:
-        if cold_start != "ssl_typical":
-            return np.asarray(initial(data, n, cold_start, seed))
-        rng = np.random.default_rng([seed, 0xC01D])
-        picked = simulation_run.build_strategy("typiclust", data, {})(
-            k=n, rng=rng, embeddings=feats, labelled_mask=np.zeros(len(feats), bool))
-        return np.sort(np.asarray(picked.indices, np.int64))
-
     simulation_run._inputs = ssl_inputs  # type: ignore[assignment]
-    simulation_run.initial_picks = ssl_initial
     try:
-        run = run_strategy(strategy, seed, data, recipe, config, workdir)
+        run = run_strategy(strategy, seed, data, recipe,
+                           dataclasses.replace(config, cold_start=cold_start), workdir)
     finally:
-        simulation_run._inputs, simulation_run.initial_picks = inputs, initial
+        simulation_run._inputs = inputs
     return dataclasses.replace(run, strategy=arm), ssl_seconds
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 
@@ -68,8 +69,8 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
     query = commands.add_parser(
         "query", help="select the next items to label (an active-learning round)",
         description="Selects --batch unlabelled items with --strategy using the latest model "
-        "(with no model yet: random or k-center diversity) and records the round; annotators "
-        "are then served those items first.")
+        "(with no model yet: random, or the --cold-start selection) and records the round; "
+        "annotators are then served those items first.")
     query.add_argument("dir", help="project folder")
     query.add_argument("--strategy", default="power_bald",
                        help="e.g. random, entropy, bald, margin, power_bald, batchbald, coreset, "
@@ -80,6 +81,13 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
                        "map into one score per scan (default: mean)")
     query.add_argument("--batch", type=_positive, required=True,
                        help="how many items to select")
+    query.add_argument("--cold-start", choices=("kcenter", "typical"), default="kcenter",
+                       help="with no model yet: k-center diversity on downsampled pixels "
+                       "(default), or typical: TypiClust on self-supervised features trained "
+                       "on the pool (about a minute on a CPU for small images)")
+    query.add_argument("--contrastive-steps", type=_positive, default=600,
+                       help="training steps of the self-supervised encoder of --cold-start "
+                       "typical (default 600)")
     query.add_argument("--seed", type=int, default=0)
     query.add_argument("--json", action="store_true", help="print the round as JSON")
     query.set_defaults(run=_query)
@@ -175,8 +183,15 @@ def _query(args: argparse.Namespace) -> int:
 
     params = {} if args.reduction is None else {"reduction": args.reduction}
     with open_project(args.dir) as store:
-        round_ = ActiveLearningLoop(store).query(args.strategy, args.batch, seed=args.seed,
-                                                 **params)
+        loop = ActiveLearningLoop(store, contrastive_steps=args.contrastive_steps)
+        trains_features = (args.cold_start == "typical" and args.strategy != "random"
+                           and loop.latest_model() is None)
+        with (ProgressBar("self-supervised features") if trains_features
+              else contextlib.nullcontext(lambda _done, _total: None)) as advance:
+            round_ = loop.query(args.strategy, args.batch, seed=args.seed,
+                                cold_start=args.cold_start,
+                                progress=lambda _what, done, total: advance(done, total),
+                                **params)
     if args.json:
         print(json.dumps(dataclasses.asdict(round_), default=str, indent=2))
     console.print(f"round {round_.id} ({round_.strategy}) selected {len(round_.selected)} items; "

@@ -39,7 +39,13 @@ def register_simulate_command(commands: argparse._SubParsersAction) -> None:
     sim.add_argument("--initial", type=int, default=20, help="cold-start labels (default 20)")
     sim.add_argument("--batch", type=int, default=20, help="labels per round (default 20)")
     sim.add_argument("--rounds", type=int, default=5, help="rounds after the cold start")
-    sim.add_argument("--cold-start", choices=["random", "kcenter"], default="random")
+    sim.add_argument("--cold-start", choices=["random", "kcenter", "typical"], default="random",
+                     help="how the first --initial labels are picked, the same for every "
+                     "strategy: random (default), kcenter (k-center on pooled pixels) or typical "
+                     "(TypiClust on self-supervised features of the pool)")
+    sim.add_argument("--contrastive-steps", type=int, default=600,
+                     help="training steps of the self-supervised encoder of --cold-start "
+                     "typical (default 600)")
     sim.add_argument("--epochs", type=int, help="max epochs per training (recipe default)")
     sim.add_argument("--mc-samples", type=int, help="MC-dropout samples T (recipe default)")
     sim.add_argument("--max-pool", type=int, help="use a fixed seeded subset of the pool")
@@ -69,9 +75,9 @@ def register_simulate_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    for name in ("seeds", "initial", "batch", "workers"):
+    for name in ("seeds", "initial", "batch", "workers", "contrastive_steps"):
         if getattr(args, name) < 1:
-            raise SimulateArgumentError(f"--{name} must be >= 1", field=name)
+            raise SimulateArgumentError(f"--{name.replace('_', '-')} must be >= 1", field=name)
     for name in ("rounds", "reference_seeds"):
         if getattr(args, name) < 0:
             raise SimulateArgumentError(f"--{name.replace('_', '-')} must be >= 0", field=name)
@@ -115,6 +121,7 @@ def _simulate(args: argparse.Namespace) -> int:
         batch=args.batch,
         rounds=args.rounds,
         cold_start=args.cold_start,
+        contrastive_steps=args.contrastive_steps,
         pool_subsample=args.pool_subsample,
         reference=args.reference_seeds > 0,
         reference_seeds=args.reference_seeds,

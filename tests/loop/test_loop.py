@@ -13,7 +13,7 @@ import pytest
 from tests._networks import RaisingNetwork, one_class_network
 from workbench.ingest import LabelPolicy, import_sources
 from workbench.loop import ActiveLearningLoop, LoopError, StoppingCriteria
-from workbench.recipes import ClassificationRecipe, TrainedModel, embed
+from workbench.recipes import ClassificationRecipe, TrainedModel, contrastive_features, embed
 from workbench.store import (
     Item,
     LabelSource,
@@ -25,7 +25,7 @@ from workbench.store import (
     Task,
     create_project,
 )
-from workbench.strategies import downsample, get_strategy, select_coreset
+from workbench.strategies import downsample, get_strategy, select_coreset, select_typiclust
 
 DEMO_NPZ = Path(__file__).resolve().parents[2] / "workbench/demo_data/breastmnist/breastmnist.npz"
 FAST = ClassificationRecipe(max_epochs=3, patience=2, mc_samples=4, min_steps_per_epoch=2,
@@ -242,6 +242,23 @@ def test_cold_start_kcenter_covers_what_the_labels_do_not(project: SQLiteStore) 
     assert list(picks) == [pool[int(i)].id for i in by_hand]
 
 
+def test_typical_cold_start_on_self_supervised_features(project: SQLiteStore) -> None:
+    loop = ActiveLearningLoop(project, recipe=FAST, contrastive_steps=20)
+    loop.query("random", 4, seed=0)
+    label_served(project, "ann", 4)  # labels from elsewhere, no model yet
+    pool = loop.pool()
+    round_ = loop.query("bald", 6, seed=3, cold_start="typical")
+    assert round_.strategy == "cold_start_typical" and round_.status is RoundStatus.DONE
+    labelled = [project.get_item(label.item_id) for label in project.current_labels(split="train")]
+    features = contrastive_features(loop._images([*pool, *labelled]), seed=3, steps=20)
+    mask = np.arange(len(features)) >= len(pool)
+    by_hand = select_typiclust(features, 6, labelled_mask=mask, rng=np.random.default_rng(3))
+    assert list(round_.selected) == [pool[int(i)].id for i in by_hand.indices]
+    with pytest.raises(LoopError, match="unknown cold start 'pixels'") as error:
+        loop.query("bald", 6, cold_start="pixels")
+    assert error.value.field == "cold_start"
+
+
 def test_stopping_criteria() -> None:
     criteria = StoppingCriteria(label_budget=100, plateau_rounds=2, min_mean_uncertainty=0.05)
     assert criteria.reason_to_stop(labels=100, val_history=[], mean_uncertainty=None)
@@ -273,8 +290,11 @@ def test_cli_query_train_query(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["init", str(project), "--task", "classification",
                  "--classes", "malignant", "benign"]) == 0
     assert main(["import", str(project), str(DEMO_NPZ), "--labels-as-ground-truth"]) == 0
-    assert main(["query", str(project), "--strategy", "entropy", "--batch", "16"]) == 0
+    assert main(["query", str(project), "--strategy", "entropy", "--batch", "16",
+                 "--cold-start", "typical", "--contrastive-steps", "10"]) == 0
+    assert "self-supervised features: 10/10" in capsys.readouterr().err  # its progress
     with open_project(project) as store:
+        assert store.list_rounds()[0].strategy == "cold_start_typical"
         label_served(store, "ann", 16)
     capsys.readouterr()
     assert main(["train", str(project), "--tta"]) == 1  # flips are for segmentation

@@ -63,11 +63,14 @@ def test_cli_simulate_reports_missing_data(tmp_path: Path) -> None:
     assert code == 1
 
 
-def test_cli_simulate_rejects_zero_workers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--workers", "--contrastive-steps"])
+def test_cli_simulate_rejects_zero(tmp_path: Path, flag: str,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
-        ["simulate", str(tmp_path / "any.npz"), "--workers", "0", "--out", str(tmp_path / "r.json")]
+        ["simulate", str(tmp_path / "any.npz"), flag, "0", "--out", str(tmp_path / "r.json")]
     )
     assert code == 1
+    assert f"{flag} must be >= 1" in " ".join(capsys.readouterr().err.split())  # rich wraps
     assert not (tmp_path / "r.json").exists()
 
 

@@ -9,7 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from workbench.recipes import ClassificationRecipe, SegmentationRecipe, embed
+from workbench.recipes import (
+    ClassificationRecipe,
+    SegmentationRecipe,
+    contrastive_features,
+    embed,
+)
 from workbench.simulation import (
     TARGETS,
     SimulationConfig,
@@ -22,7 +27,7 @@ from workbench.simulation import (
     simulate,
 )
 from workbench.simulation._run import _train
-from workbench.strategies import StrategyError, get_strategy
+from workbench.strategies import StrategyError, get_strategy, select_typiclust
 
 pytestmark = pytest.mark.shared_data
 
@@ -173,6 +178,22 @@ def test_diversity_picks_are_placed_relative_to_the_labels(
     by_hand = strategy(k=5, embeddings=features, labelled_mask=flagged,
                        rng=np.random.default_rng([0, 0, 0x5E1EC7]))
     assert picks[1] == positions[by_hand.indices].tolist()
+
+
+def test_typical_cold_start_is_shared_by_every_strategy(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe
+) -> None:
+    config = SimulationConfig(strategies=("random", "bald"), seeds=(2,), initial=6, batch=5,
+                              rounds=1, reference=False, cold_start="typical",
+                              contrastive_steps=15)
+    report = simulate(breast_tiny, tiny_recipe, config)
+    assert report["config"]["cold_start"] == "typical"
+    assert report["config"]["contrastive_steps"] == 15
+    firsts = [report["strategies"][n]["runs"][0]["picks"][0] for n in config.strategies]
+    # by hand: TypiClust over this seed's self-supervised features of the pool
+    features = contrastive_features(breast_tiny.pool_x, seed=2, steps=15)
+    by_hand = select_typiclust(features, 6, rng=np.random.default_rng([2, 0xC01D])).indices
+    assert firsts == [sorted(by_hand.tolist())] * 2
 
 
 @pytest.mark.parametrize("name", ["coreset", "typiclust", "badge"])

@@ -17,6 +17,7 @@ from workbench.strategies import (
     select_random,
     select_stochastic,
     select_top_k,
+    select_typiclust,
     stochastic_distribution,
 )
 
@@ -208,8 +209,19 @@ def test_downsample_and_cold_start() -> None:
     assert groups == {0, 1, 2, 3}
     rr = select_cold_start(images, 4, method="random", rng=0)
     assert len(set(rr.indices.tolist())) == 4
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="random, kcenter, typical"):
         select_cold_start(images, 2, method="other")
+
+
+def test_typical_cold_start_is_typiclust_on_the_features() -> None:
+    rng = np.random.default_rng(3)
+    feats = np.concatenate([rng.normal(size=(30, 4)), rng.normal(size=(12, 4)) + 8])
+    labelled = np.zeros(42, bool)
+    labelled[:2] = True
+    r = select_cold_start(feats, 3, method="typical", labelled_mask=labelled, rng=4)
+    by_hand = select_typiclust(feats, 3, labelled_mask=labelled, rng=4)
+    assert r.indices.tolist() == by_hand.indices.tolist()
+    assert not set(r.indices.tolist()) & {0, 1}
 
 
 def test_select_random() -> None:

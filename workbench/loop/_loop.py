@@ -41,6 +41,7 @@ from workbench.recipes import (
     TrainedModel,
     TrainedSegmenter,
     UNetFactory,
+    contrastive_features,
     embed,
     predict_probs,
     train_classifier,
@@ -78,7 +79,8 @@ SCORE_CHUNK_VOXELS = 256 * 2**20
 """Voxels of segmentation scans scored per chunk by default (5 CTs of 512x512x200; the chunk's
 masks and float16 maps take 3 bytes a voxel until written)."""
 VAL_SPLIT_SEED = 0  # the held-out part of the train labels depends on item ids only
-COLD_START_SIDE = 32  # cold-start k-center compares scans resized to at most this per axis
+COLD_START_SIDE = 32  # cold starts compare scans resized to at most this per axis
+_COLD_STARTS = {"cold_start_kcenter": "kcenter", "cold_start_typical": "typical"}  # round name
 
 
 class LoopError(WorkbenchError):
@@ -140,11 +142,12 @@ def default_recipe(store: SQLiteStore, **changes: Any) -> Recipe:
 class ActiveLearningLoop:
     """Train, score and select on a classification or segmentation project, recording
     everything in the store. ``recipe`` defaults to `default_recipe`; ``score_chunk`` (pool
-    items scored per step; default: `score_chunk_for`) bounds memory."""
+    items scored per step; default: `score_chunk_for`) bounds memory; ``contrastive_steps``:
+    how long the self-supervised encoder of a ``typical`` cold start trains."""
 
     def __init__(self, store: SQLiteStore, *, recipe: Recipe | None = None,
                  image_loader: ImageLoader | None = None, score_chunk: int | None = None,
-                 yield_to_annotators: bool = True) -> None:
+                 yield_to_annotators: bool = True, contrastive_steps: int = 600) -> None:
         self.store = store
         self.recipe: Recipe = recipe if recipe is not None else default_recipe(store)
         self.segmentation = store.config.task is Task.SEGMENTATION
@@ -159,6 +162,7 @@ class ActiveLearningLoop:
         self._cache = ScanCache(store.root) if patches and image_loader is None else None
         self._size: tuple[int, ...] | None = None
         self.yield_to_annotators = yield_to_annotators
+        self.contrastive_steps = contrastive_steps
         self._progress: Progress | None = None  # of the training under way
 
     # data ---------------------------------------------------------------------------------
@@ -455,13 +459,20 @@ class ActiveLearningLoop:
         return model
 
     # select -------------------------------------------------------------------------------
-    def query(self, strategy: str, k: int, *, seed: int = 0,
-              **params: object) -> Round:
+    def query(self, strategy: str, k: int, *, seed: int = 0, cold_start: str = "kcenter",
+              progress: Progress | None = None, **params: object) -> Round:
         """Select ``k`` pool items with ``strategy`` (any name of
         `workbench.strategies.available_strategies`; segmentation: ``random`` and the score
         strategies, with ``reduction`` one of mean / foreground_weighted / top_percentile);
-        with no model yet, a cold start (``random`` or k-center diversity on downsampled
-        pixels). Recorded as a round. Score strategies reuse the model's stored scores."""
+        with no model yet, a cold start: ``random`` when that is the strategy, else
+        ``cold_start`` = ``kcenter`` (k-center diversity on downsampled pixels) or ``typical``
+        (TypiClust on self-supervised features of the pool, `contrastive_features`). Recorded
+        as a round. Score strategies reuse the model's stored scores. ``progress`` hears of
+        the self-supervised training of a typical cold start."""
+        if cold_start not in _COLD_STARTS.values():
+            raise LoopError(f"unknown cold start {cold_start!r}; use "
+                            f"{' or '.join(_COLD_STARTS.values())}", path=self.store.root,
+                            field="cold_start")
         if not records_to_store():
             raise LoopError(f"this is process {global_rank()} of a data-parallel run: rounds "
                             "are selected and recorded by process 0 only", path=self.store.root)
@@ -471,7 +482,8 @@ class ActiveLearningLoop:
                             field="reduction")
         model = self.latest_model()
         cold = model is None
-        name = strategy if not cold or strategy == "random" else "cold_start_kcenter"
+        keep = not cold or strategy == "random" or strategy in _COLD_STARTS
+        name = strategy if keep else f"cold_start_{cold_start}"
         round_ = self.store.start_round(name, {"k": k, "seed": seed, **params},
                                         None if model is None else model.id)
         def mark_failed(message: str) -> None:
@@ -480,7 +492,7 @@ class ActiveLearningLoop:
         with self._recorded_failure(
                 mark_failed, f"round {round_.id}",
                 "score fewer pool items at once (ActiveLearningLoop(score_chunk=...))"):
-            selected = self._select(name, k, seed, model, params)
+            selected = self._select(name, k, seed, model, params, progress)
         return self.store.finish_round(round_.id, status=RoundStatus.DONE, selected=selected)
 
     @contextmanager
@@ -512,19 +524,22 @@ class ActiveLearningLoop:
         return get_strategy(name, **params)
 
     def _select(self, name: str, k: int, seed: int, model: ModelVersion | None,
-                params: dict[str, object]) -> list[int]:
+                params: dict[str, object], progress: Progress | None = None) -> list[int]:
         pool = self.pool()
         rng = np.random.default_rng(seed)
         if not pool:
             return []
+        if name in _COLD_STARTS:  # placed relative to the labels imported so far
+            items = [*pool, *self._labelled("train").items]
+            mask = np.arange(len(items)) >= len(pool)
+            picks = self._cold_start(items, mask, k, rng, _COLD_STARTS[name], seed, progress)
+            return [items[int(i)].id for i in picks]
         chosen = self._strategy(name, params)
         labelled_mask: np.ndarray = np.zeros(len(pool), bool)  # the pool: unlabelled items
         if "labelled_items" in chosen.needs:  # picks placed relative to the labels so far
             labelled = self._labelled("train").items
             pool = [*pool, *labelled]
             labelled_mask = np.arange(len(pool)) >= len(pool) - len(labelled)
-        if name == "cold_start_kcenter":
-            return [pool[int(i)].id for i in self._cold_start(pool, labelled_mask, k, rng)]
         if model is None or not chosen.needs:
             result = chosen(k=k, rng=rng, labelled_mask=labelled_mask)
             return [pool[int(i)].id for i in result.indices]
@@ -557,14 +572,19 @@ class ActiveLearningLoop:
         return {name: np.concatenate(values) for name, values in parts.items()}
 
     def _cold_start(self, pool: Sequence[Item], labelled: np.ndarray, k: int,
-                    rng: np.random.Generator) -> np.ndarray:
+                    rng: np.random.Generator, method: str, seed: int,
+                    progress: Progress | None) -> np.ndarray:
         size = None
         if self.segmentation:  # scans differ in shape: compare them at one small size
             dims = len(pool[0].spacing) or len(pool[0].shape)
             size = tuple(min(int(s), COLD_START_SIDE) for s in pool[0].shape[:dims])
         images = item_images(pool, size=size, **self._loader_kwargs) if size else self._images(pool)
-        features = downsample(images.mean(axis=1), 2)  # grey level [N, *spatial], pooled
-        return select_cold_start(features, k, method="kcenter", labelled_mask=labelled,
+        if method == "typical":
+            features = contrastive_features(images, spatial_dims=images.ndim - 2, seed=seed,
+                                            steps=self.contrastive_steps, progress=progress)
+        else:
+            features = downsample(images.mean(axis=1), 2)  # grey level [N, *spatial], pooled
+        return select_cold_start(features, k, method=method, labelled_mask=labelled,
                                  rng=rng).indices
 
     def _stored_scores(self, chosen: Strategy, model: ModelVersion,

@@ -13,6 +13,8 @@ Data parallel: ``ClassificationRecipe(devices=4, strategy="ddp")`` (or ``Segment
 trains the same model (up to float rounding) as one process, and `predict_scores` scores a pool
 in shards, one per process.
 
+Cold start with no model: `contrastive_features` (SimCLR features of unlabelled images).
+
 Segmentation: `SegmentationRecipe`, `train_segmenter`, `predict_segmentation` (per-image
 scores and per-voxel uncertainty maps), `predict_segmentation_probs` ([N, T, C, *spatial]).
 """
@@ -28,6 +30,7 @@ from workbench.recipes._classification import (
     predict_probs,
     train_classifier,
 )
+from workbench.recipes._contrastive import contrastive_features
 from workbench.recipes._pool_scores import predict_scores
 from workbench.recipes._segmentation import (
     SegmentationPrediction,
@@ -55,6 +58,7 @@ __all__ = [
     "TrainedSegmenter",
     "UNetFactory",
     "class_weights",
+    "contrastive_features",
     "classification_metrics",
     "dice_scores",
     "embed",

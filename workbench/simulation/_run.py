@@ -25,6 +25,7 @@ from workbench.recipes import (
     ClassificationRecipe,
     SegmentationRecipe,
     classification_metrics,
+    contrastive_features,
     dice_scores,
     embed,
     predict_labels,
@@ -47,16 +48,18 @@ class SimulationConfig:
     """What to simulate. ``cold_start``: how the first ``initial`` labels are drawn (the same set
     for every strategy under one seed). ``pool_subsample``: score at most this many random
     unlabelled items per round. ``score_pool``: segmentation probabilities are average-pooled by
-    this factor per axis before the strategies see them. ``workers``: run the (strategy, seed)
-    curves and the reference trainings in this many processes, each with ``threads`` torch
-    threads; the report is the same for any number of workers."""
+    this factor per axis before the strategies see them. ``contrastive_steps``: training steps
+    of the self-supervised encoder of a ``typical`` cold start. ``workers``: run the (strategy,
+    seed) curves and the reference trainings in this many processes, each with ``threads``
+    torch threads; the report is the same for any number of workers."""
 
     strategies: tuple[str, ...] = ("random", "entropy", "bald")
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     initial: int = 20
     batch: int = 20
     rounds: int = 5
-    cold_start: Literal["random", "kcenter"] = "random"
+    cold_start: Literal["random", "kcenter", "typical"] = "random"
+    contrastive_steps: int = 600
     pool_subsample: int | None = None
     score_pool: int = 4
     reference_seeds: int = 1
@@ -177,9 +180,24 @@ def _inputs(
     return out
 
 
-def initial_picks(data: SimulationData, n: int, how: str, seed: int) -> np.ndarray:
-    """The cold-start set: uniform random, or k-center on pooled raw pixels."""
+_TYPICAL_PICKS: dict[tuple[int, ...], np.ndarray] = {}  # (pool, n, seed, steps) -> picks
+
+
+def initial_picks(data: SimulationData, n: int, how: str, seed: int,
+                  contrastive_steps: int = 600) -> np.ndarray:
+    """The cold-start set: uniform random, k-center on pooled raw pixels, or typical items
+    (TypiClust) of self-supervised features trained on the pool (volumes at most 16 per axis;
+    kept per seed for the process's next strategy)."""
     rng = np.random.default_rng([seed, 0xC01D])
+    if how == "typical":
+        key = (id(data.pool_x), len(data.pool_x), n, seed, contrastive_steps)
+        if key not in _TYPICAL_PICKS:
+            feats = contrastive_features(data.pool_x, spatial_dims=data.spatial_dims, seed=seed,
+                                         steps=contrastive_steps,
+                                         max_side=64 if data.spatial_dims == 2 else 16)
+            picked = select_cold_start(feats, n, method="typical", rng=rng).indices
+            _TYPICAL_PICKS[key] = np.sort(np.asarray(picked, np.int64))
+        return _TYPICAL_PICKS[key].copy()
     if how == "kcenter":
         factor = 2 if data.spatial_dims == 2 else 4
         feats = data.pool_x.astype(np.float32)
@@ -200,7 +218,7 @@ def run_strategy(
     seed only, so strategies are paired under a seed."""
     strategy = build_strategy(name, data, config.strategy_params.get(name, {}))
     oracle = Oracle(data.pool_y)
-    first = initial_picks(data, config.initial, config.cold_start, seed)
+    first = initial_picks(data, config.initial, config.cold_start, seed, config.contrastive_steps)
     oracle.reveal(first)
     picks = [[int(i) for i in first]]
     curve: list[CurvePoint] = []

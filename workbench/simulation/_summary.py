@@ -135,6 +135,8 @@ def summarise(
             "batch": config.batch,
             "rounds": config.rounds,
             "cold_start": config.cold_start,
+            **({"contrastive_steps": config.contrastive_steps}
+               if config.cold_start == "typical" else {}),
             "pool_subsample": config.pool_subsample,
             "score_pool": config.score_pool,
             "strategy_params": {k: dict(v) for k, v in config.strategy_params.items()},

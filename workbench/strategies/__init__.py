@@ -8,6 +8,7 @@ useful to label; maps ``[N, *spatial]``. Selections return pool positions, never
 from workbench.strategies._balanced import select_class_balanced
 from workbench.strategies._batchbald import select_batchbald
 from workbench.strategies._diversity import (
+    COLD_START_METHODS,
     badge_embeddings,
     downsample,
     select_badge,
@@ -43,6 +44,7 @@ from workbench.strategies._types import SelectionResult
 from workbench.strategies._typical import select_typiclust, typicality
 
 __all__ = [
+    "COLD_START_METHODS",
     "InvalidEmbeddingsError",
     "InvalidProbabilitiesError",
     "SelectionResult",

@@ -15,6 +15,7 @@ from workbench.strategies._arrays import (
 from workbench.strategies._errors import InvalidEmbeddingsError
 from workbench.strategies._select import empty_result, select_random, with_nan
 from workbench.strategies._types import ArrayLike, RngLike, SelectionResult
+from workbench.strategies._typical import select_typiclust
 
 _BLOCK = 256
 
@@ -166,6 +167,9 @@ def downsample(images: ArrayLike, factor: int) -> np.ndarray:
     return a.reshape(shape).mean(axis=tuple(range(2, 2 * len(sizes) + 1, 2)))
 
 
+COLD_START_METHODS = ("random", "kcenter", "typical")
+
+
 def select_cold_start(
     features: ArrayLike,
     k: int,
@@ -175,17 +179,22 @@ def select_cold_start(
     labelled_mask: ArrayLike | None = None,
     rng: RngLike = None,
 ) -> SelectionResult:
-    """First batch without a model: ``"random"`` or ``"kcenter"`` over raw features.
+    """First batch without a model: ``"random"``, ``"kcenter"`` or ``"typical"``.
 
     ``features``: ``[N, *feature]`` (e.g. pixels ``[N, H, W]``). For ``"kcenter"`` they are
     average-pooled by ``factor`` along every non-batch axis, flattened, and k-center greedy
-    selected (see :func:`select_coreset`).
+    selected (see :func:`select_coreset`). ``"typical"`` is TypiClust (see
+    :func:`select_typiclust`), meant for self-supervised features
+    (`workbench.recipes.contrastive_features`).
     """
-    if method not in ("random", "kcenter"):
-        raise InvalidEmbeddingsError(f"unknown method {method!r}; use 'random' or 'kcenter'")
+    if method not in COLD_START_METHODS:
+        raise InvalidEmbeddingsError(
+            f"unknown method {method!r}; use one of {', '.join(COLD_START_METHODS)}")
     x = as_embeddings(features, field="features", flatten=True)  # validates every value
     if method == "random":
         return select_random(x.shape[0], k, labelled_mask=labelled_mask, rng=rng)
+    if method == "typical":
+        return select_typiclust(x, k, labelled_mask=labelled_mask, rng=rng)
     if factor != 1:
         x = as_embeddings(downsample(to_numpy(features, field="features"), factor), flatten=True)
     return select_coreset(x, k, labelled_mask=labelled_mask, rng=rng)
