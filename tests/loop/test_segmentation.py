@@ -401,6 +401,15 @@ def test_whole_scan_projects_and_custom_loaders_cache_nothing(hippo: SQLiteStore
     assert custom._cache is None
 
 
+def test_typical_cold_start_on_scans(hippo: SQLiteStore, built: Built) -> None:
+    loop = ActiveLearningLoop(hippo, recipe=tiny(built), contrastive_steps=3)
+    first = loop.query("bald", 3, seed=1, cold_start="typical")
+    assert first.strategy == "cold_start_typical" and first.status is RoundStatus.DONE
+    assert len(set(first.selected)) == 3
+    again = ActiveLearningLoop(hippo, recipe=tiny(built), contrastive_steps=3)
+    assert again.query("bald", 3, seed=1, cold_start="typical").selected == first.selected
+
+
 def test_scoring_chunks_hold_a_bounded_number_of_voxels(hippo: SQLiteStore,
                                                          built: Built) -> None:
     from workbench.loop._loop import SCORE_CHUNK_VOXELS

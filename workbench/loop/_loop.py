@@ -581,7 +581,9 @@ class ActiveLearningLoop:
         images = item_images(pool, size=size, **self._loader_kwargs) if size else self._images(pool)
         if method == "typical":
             features = contrastive_features(images, spatial_dims=images.ndim - 2, seed=seed,
-                                            steps=self.contrastive_steps, progress=progress)
+                                            steps=self.contrastive_steps,
+                                            max_side=16 if self.segmentation else 64,
+                                            progress=progress)
         else:
             features = downsample(images.mean(axis=1), 2)  # grey level [N, *spatial], pooled
         return select_cold_start(features, k, method=method, labelled_mask=labelled,
