@@ -81,10 +81,11 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
                        "map into one score per scan (default: mean)")
     query.add_argument("--batch", type=_positive, required=True,
                        help="how many items to select")
-    query.add_argument("--cold-start", choices=("kcenter", "typical"), default="kcenter",
-                       help="with no model yet: k-center diversity on downsampled pixels "
-                       "(default), or typical: TypiClust on self-supervised features trained "
-                       "on the pool (about a minute on a CPU for small images)")
+    query.add_argument("--cold-start", choices=("typical", "kcenter"), default=None,
+                       help="with no model yet: typical (TypiClust on self-supervised features "
+                       "trained on the pool, about a minute on a CPU; the default for "
+                       "classification) or kcenter (k-center diversity on downsampled pixels; "
+                       "the default for segmentation)")
     query.add_argument("--contrastive-steps", type=_positive, default=600,
                        help="training steps of the self-supervised encoder of --cold-start "
                        "typical (default 600)")
@@ -184,12 +185,13 @@ def _query(args: argparse.Namespace) -> int:
     params = {} if args.reduction is None else {"reduction": args.reduction}
     with open_project(args.dir) as store:
         loop = ActiveLearningLoop(store, contrastive_steps=args.contrastive_steps)
-        trains_features = (args.cold_start == "typical" and args.strategy != "random"
+        cold_start = args.cold_start or loop.default_cold_start
+        trains_features = (cold_start == "typical" and args.strategy != "random"
                            and loop.latest_model() is None)
         with (ProgressBar("self-supervised features") if trains_features
               else contextlib.nullcontext(lambda _done, _total: None)) as advance:
             round_ = loop.query(args.strategy, args.batch, seed=args.seed,
-                                cold_start=args.cold_start,
+                                cold_start=cold_start,
                                 progress=lambda _what, done, total: advance(done, total),
                                 **params)
     if args.json:

@@ -56,12 +56,12 @@ def label_served(store: SQLiteStore, annotator: str, count: int) -> list[int]:
 
 
 def test_cold_start_then_train_score_query_and_serve_in_order(project: SQLiteStore) -> None:
-    loop = ActiveLearningLoop(project, recipe=FAST)
+    loop = ActiveLearningLoop(project, recipe=FAST, contrastive_steps=20)
     with pytest.raises(LoopError, match="at least 4 labelled"):
         loop.train()
 
-    first = loop.query("bald", 24, seed=1)  # no model yet: a diversity cold start
-    assert first.strategy == "cold_start_kcenter" and first.status is RoundStatus.DONE
+    first = loop.query("bald", 24, seed=1)  # no model yet: the typical cold start
+    assert first.strategy == "cold_start_typical" and first.status is RoundStatus.DONE
     assert len(set(first.selected)) == 24
     assert label_served(project, "ann", 24) == list(first.selected)  # served in round order
 
@@ -291,7 +291,7 @@ def test_cli_query_train_query(tmp_path: Path, capsys: pytest.CaptureFixture[str
                  "--classes", "malignant", "benign"]) == 0
     assert main(["import", str(project), str(DEMO_NPZ), "--labels-as-ground-truth"]) == 0
     assert main(["query", str(project), "--strategy", "entropy", "--batch", "16",
-                 "--cold-start", "typical", "--contrastive-steps", "10"]) == 0
+                 "--contrastive-steps", "10"]) == 0  # the typical cold start, by default
     assert "self-supervised features: 10/10" in capsys.readouterr().err  # its progress
     with open_project(project) as store:
         assert store.list_rounds()[0].strategy == "cold_start_typical"
