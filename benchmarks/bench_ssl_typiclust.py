@@ -25,8 +25,8 @@ gives the same features bit for bit.)
 Random is not rerun: its curves and the full-data reference are read from the stored
 ``label_efficiency_<setup>.json`` of the same setup (the simulation is deterministic for a seed;
 `bench_acquisition_ensemble.py` reran that arm and got it back exactly). Reads ../shared/data
-(fails when missing). Writes ``benchmarks/results/ssl_typiclust_<setup>.json`` (the `workbench
-simulate` report layout) and ``docs/ssl_typiclust_<setup>.png``::
+(fails when missing). Writes ``benchmarks/results/<stem>.json`` (the `workbench simulate` report
+layout) and ``docs/<stem>.png``, the stem ``ssl_typiclust_<setup>`` unless ``--out`` names one::
 
     .venv/bin/python benchmarks/bench_ssl_typiclust.py --setup breastmnist_xlong_15seeds_typiclust
     .venv/bin/python benchmarks/bench_ssl_typiclust.py --setup pneumoniamnist_fine_15seeds_typiclust
