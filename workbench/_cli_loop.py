@@ -185,13 +185,11 @@ def _query(args: argparse.Namespace) -> int:
     params = {} if args.reduction is None else {"reduction": args.reduction}
     with open_project(args.dir) as store:
         loop = ActiveLearningLoop(store, contrastive_steps=args.contrastive_steps)
-        cold_start = args.cold_start or loop.default_cold_start
-        trains_features = (cold_start == "typical" and args.strategy != "random"
-                           and loop.latest_model() is None)
+        trains_features = loop.cold_start_method(args.strategy, args.cold_start) == "typical"
         with (ProgressBar("self-supervised features") if trains_features
               else contextlib.nullcontext(lambda _done, _total: None)) as advance:
             round_ = loop.query(args.strategy, args.batch, seed=args.seed,
-                                cold_start=cold_start,
+                                cold_start=args.cold_start,
                                 progress=lambda _what, done, total: advance(done, total),
                                 **params)
     if args.json:

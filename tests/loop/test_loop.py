@@ -67,6 +67,7 @@ def test_cold_start_then_train_score_query_and_serve_in_order(project: SQLiteSto
 
     model = loop.train(seed=0)
     assert model.status is ModelStatus.READY and "val_auc" in model.metrics
+    assert loop.cold_start_method("bald") is None  # a model now: no cold start
     assert Path(model.checkpoint or "").is_file()
     labels_used = {label.id for label in project.current_labels(split="train")}
     assert set(model.trained_on) == labels_used | {
@@ -244,6 +245,10 @@ def test_cold_start_kcenter_covers_what_the_labels_do_not(project: SQLiteStore) 
 
 def test_typical_cold_start_on_self_supervised_features(project: SQLiteStore) -> None:
     loop = ActiveLearningLoop(project, recipe=FAST, contrastive_steps=20)
+    assert loop.cold_start_method("bald") == "typical"  # classification's default
+    assert loop.cold_start_method("bald", "kcenter") == "kcenter"
+    assert loop.cold_start_method("cold_start_kcenter") == "kcenter"
+    assert loop.cold_start_method("random") is None
     loop.query("random", 4, seed=0)
     label_served(project, "ann", 4)  # labels from elsewhere, no model yet
     pool = loop.pool()

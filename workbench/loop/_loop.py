@@ -172,6 +172,20 @@ class ActiveLearningLoop:
         not measured)."""
         return "kcenter" if self.segmentation else "typical"
 
+    def cold_start_method(self, strategy: str, cold_start: str | None = None) -> str | None:
+        """The cold start `query` makes now for ``strategy``: ``typical`` or ``kcenter``
+        (``cold_start``, else `default_cold_start`) while there is no model and the strategy is
+        not ``random``, the one a ``cold_start_*`` strategy names, or None (no cold start)."""
+        if cold_start is not None and cold_start not in _COLD_STARTS.values():
+            raise LoopError(f"unknown cold start {cold_start!r}; use "
+                            f"{' or '.join(_COLD_STARTS.values())}", path=self.store.root,
+                            field="cold_start")
+        if strategy in _COLD_STARTS:
+            return _COLD_STARTS[strategy]
+        if strategy == "random" or self.latest_model() is not None:
+            return None
+        return cold_start or self.default_cold_start
+
     # data ---------------------------------------------------------------------------------
     def _images(self, items: Sequence[Item]) -> np.ndarray:
         images = item_images(items, size=self._size, **self._loader_kwargs)
@@ -477,11 +491,7 @@ class ActiveLearningLoop:
         diversity on downsampled pixels; the default for segmentation). Recorded as a round.
         Score strategies reuse the model's stored scores. ``progress`` hears of the
         self-supervised training of a typical cold start."""
-        cold_start = cold_start or self.default_cold_start
-        if cold_start not in _COLD_STARTS.values():
-            raise LoopError(f"unknown cold start {cold_start!r}; use "
-                            f"{' or '.join(_COLD_STARTS.values())}", path=self.store.root,
-                            field="cold_start")
+        method = self.cold_start_method(strategy, cold_start)
         if not records_to_store():
             raise LoopError(f"this is process {global_rank()} of a data-parallel run: rounds "
                             "are selected and recorded by process 0 only", path=self.store.root)
@@ -490,9 +500,7 @@ class ActiveLearningLoop:
                             "this is a classification project", path=self.store.root,
                             field="reduction")
         model = self.latest_model()
-        cold = model is None
-        keep = not cold or strategy == "random" or strategy in _COLD_STARTS
-        name = strategy if keep else f"cold_start_{cold_start}"
+        name = strategy if method is None else f"cold_start_{method}"
         round_ = self.store.start_round(name, {"k": k, "seed": seed, **params},
                                         None if model is None else model.id)
         def mark_failed(message: str) -> None:

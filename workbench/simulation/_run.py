@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -180,7 +181,7 @@ def _inputs(
     return out
 
 
-_TYPICAL_PICKS: dict[tuple[int, ...], np.ndarray] = {}  # (pool, n, seed, steps) -> picks
+_TYPICAL_PICKS: dict[tuple[object, ...], np.ndarray] = {}  # (pool digest, ...) -> picks
 
 
 def initial_picks(data: SimulationData, n: int, how: str, seed: int,
@@ -190,7 +191,9 @@ def initial_picks(data: SimulationData, n: int, how: str, seed: int,
     kept per seed for the process's next strategy)."""
     rng = np.random.default_rng([seed, 0xC01D])
     if how == "typical":
-        key = (id(data.pool_x), len(data.pool_x), n, seed, contrastive_steps)
+        pool = np.ascontiguousarray(data.pool_x)
+        digest = hashlib.blake2b(pool.data, digest_size=16).hexdigest()  # content, not id()
+        key = (digest, pool.shape, str(pool.dtype), data.spatial_dims, n, seed, contrastive_steps)
         if key not in _TYPICAL_PICKS:
             feats = contrastive_features(data.pool_x, spatial_dims=data.spatial_dims, seed=seed,
                                          steps=contrastive_steps,
