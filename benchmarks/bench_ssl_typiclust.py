@@ -31,6 +31,13 @@ layout) and ``docs/<stem>.png``, the stem ``ssl_typiclust_<setup>`` unless ``--o
     .venv/bin/python benchmarks/bench_ssl_typiclust.py --setup breastmnist_xlong_15seeds_typiclust
     .venv/bin/python benchmarks/bench_ssl_typiclust.py --setup pneumoniamnist_fine_15seeds_typiclust
 
+On a segmentation setup (hippocampus) only the ``power_bald_*`` cold-start arms run: the
+typical start trains the encoder on volumes area-resized to at most 16 per axis, as the loop does::
+
+    .venv/bin/python benchmarks/bench_ssl_typiclust.py --setup hippocampus_warm_default_long \
+        --seeds 5 --arms power_bald_ssl_cold,power_bald_kcenter_cold \
+        --out cold_starts_hippocampus_warm_default_long
+
 ``--feature-cache DIR`` keeps each seed's SSL features (``DIR/<setup>/<seed>.npy``) for later runs.
 """
 
@@ -58,7 +65,7 @@ sys.path.insert(0, str(REPO))
 from bench_label_efficiency import setups  # noqa: E402
 
 import workbench.simulation._run as simulation_run  # noqa: E402  (patched per job, on purpose)
-from workbench.recipes import ClassificationRecipe, contrastive_features  # noqa: E402
+from workbench.recipes import ClassificationRecipe, SegmentationRecipe, contrastive_features  # noqa: E402
 from workbench.simulation import (  # noqa: E402
     CurvePoint,
     SeedRun,
@@ -84,8 +91,8 @@ DEFAULT_ARMS = ("typiclust_ssl", "typiclust_ssl_cold", "power_bald_ssl_cold")
 _STATE: dict[str, Any] = {}
 
 
-def _start(data: SimulationData, recipe: ClassificationRecipe, config: SimulationConfig,
-           workdir: Path, cache: Path) -> None:
+def _start(data: SimulationData, recipe: ClassificationRecipe | SegmentationRecipe,
+           config: SimulationConfig, workdir: Path, cache: Path) -> None:
     simulation_run._start_worker(data, recipe, config, workdir)
     _STATE.update(data=data, recipe=recipe, config=config, workdir=workdir, cache=cache,
                   inputs=simulation_run._inputs)
@@ -166,7 +173,10 @@ def main() -> None:
     if args.setup not in catalogue:
         parser.error(f"--setup: unknown setup {args.setup!r}")
     setup = catalogue[args.setup]
-    assert isinstance(setup.recipe, ClassificationRecipe)
+    if (any(ARMS[a][0] == "typiclust" for a in arms)
+            and not isinstance(setup.recipe, ClassificationRecipe)):
+        parser.error("--arms: the typiclust arms read 2D features; on a segmentation setup run "
+                     "the power_bald_* cold-start arms only")
     stored_path = RESULTS / f"label_efficiency_{args.setup}.json"
     if not stored_path.exists():
         parser.error(f"--setup: no stored run {stored_path} to read random's curves from")
