@@ -12,7 +12,9 @@ import pytest
 
 from tests._networks import RaisingNetwork, one_class_network
 from workbench.ingest import LabelPolicy, import_sources
+from workbench.io import ScanImage, read_uri
 from workbench.loop import ActiveLearningLoop, LoopError, StoppingCriteria
+from workbench.loop._images import thumbnails
 from workbench.recipes import ClassificationRecipe, TrainedModel, contrastive_features, embed
 from workbench.store import (
     Item,
@@ -262,6 +264,48 @@ def test_typical_cold_start_on_self_supervised_features(project: SQLiteStore) ->
     with pytest.raises(LoopError, match="unknown cold start 'pixels'") as error:
         loop.query("bald", 6, cold_start="pixels")
     assert error.value.field == "cold_start"
+
+
+def _four_times_larger(item: Item) -> ScanImage:
+    """The demo's 28x28 ultrasound images read at 112x112, as a pool of larger images."""
+    image = read_uri(item.source_uri, modality=item.modality)
+    return dataclasses.replace(image, array=np.kron(image.array, np.ones((4, 4), np.uint8)))
+
+
+@pytest.mark.parametrize("method", ["typical", "kcenter"])
+def test_a_cold_start_streams_large_images_as_thumbnails(project: SQLiteStore,
+                                                         method: str) -> None:
+    chunked = _CountingLoop(project, recipe=FAST, contrastive_steps=10, score_chunk=100,
+                            image_loader=_four_times_larger)
+    picks = chunked.query("bald", 6, seed=4, cold_start=method).selected
+    assert chunked.largest == 100  # of a pool of 546 images, each held at full size
+    whole = _CountingLoop(project, recipe=FAST, contrastive_steps=10, score_chunk=10_000,
+                          image_loader=_four_times_larger)
+    assert whole.query("bald", 6, seed=4, cold_start=method).selected == picks
+    # by hand: every image area-resized to 64x64 (the loop's 2D cold-start side), then as before
+    pool = whole.pool()
+    full = whole._images(pool)
+    assert full.shape[2:] == (112, 112)
+    small = thumbnails(full, 64)
+    assert small.shape[2:] == (64, 64) and small.dtype == np.uint8
+    if method == "typical":
+        features = contrastive_features(small, seed=4, steps=10)
+        by_hand = select_typiclust(features, 6, rng=np.random.default_rng(4)).indices
+    else:
+        pixels = downsample(small.mean(axis=1), 2)
+        by_hand = select_coreset(pixels.reshape(len(pixels), -1), 6,
+                                 rng=np.random.default_rng(4)).indices
+    assert list(picks) == [pool[int(i)].id for i in by_hand]
+
+
+def test_thumbnails_area_resize_only_what_is_larger() -> None:
+    images = np.arange(2 * 1 * 4 * 6, dtype=np.uint8).reshape(2, 1, 4, 6)
+    assert thumbnails(images, 8) is images  # nothing larger than 8: untouched
+    small = thumbnails(images, 2)  # 4x6 -> 2x2: means of 2x3 blocks, rounded
+    assert small.dtype == np.uint8 and small.shape == (2, 1, 2, 2)
+    block = images[0, 0, :2, :3].astype(float).mean()
+    assert small[0, 0, 0, 0] == round(block)
+    assert thumbnails(np.full((1, 3, 9, 9, 9), 255, np.uint8), 4).max() == 255
 
 
 def test_stopping_criteria() -> None:

@@ -45,6 +45,17 @@ def item_images(items: Sequence[Item], *, size: tuple[int, ...] | None = None,
     return out
 
 
+def thumbnails(images: np.ndarray, max_side: int) -> np.ndarray:
+    """uint8 images ``[N, C, *spatial]`` area-resized so that no spatial axis exceeds
+    ``max_side`` (returned as they are when none does)."""
+    size = tuple(min(int(side), max_side) for side in images.shape[2:])
+    if size == tuple(images.shape[2:]):
+        return images
+    resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(images)).float(), size=size,
+                            mode="area")
+    return resized.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
 def _channels_first(image: ScanImage) -> np.ndarray:
     """Windowed to uint8; RGB(A) images become 3 channels first, grey ones 1 channel."""
     if image.array.dtype == np.uint8:

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from workbench.errors import WorkbenchError
 from workbench.loop import _segment as seg
-from workbench.loop._images import ImageLoader, item_arrays, item_images
+from workbench.loop._images import ImageLoader, item_arrays, item_images, thumbnails
 from workbench.loop._persist import Recipe, Trained, load_weights, save_weights
 from workbench.loop._progress import EpochProgress, Progress
 from workbench.loop._ranks import global_rank, records_to_store
@@ -80,6 +80,7 @@ SCORE_CHUNK_VOXELS = 256 * 2**20
 masks and float16 maps take 3 bytes a voxel until written)."""
 VAL_SPLIT_SEED = 0  # the held-out part of the train labels depends on item ids only
 COLD_START_SIDE = 32  # cold starts compare scans resized to at most this per axis
+COLD_START_IMAGE_SIDE = 64  # and 2D images to at most this (what tells kinds apart survives)
 _COLD_STARTS = {"cold_start_kcenter": "kcenter", "cold_start_typical": "typical"}  # round name
 
 
@@ -591,20 +592,35 @@ class ActiveLearningLoop:
     def _cold_start(self, pool: Sequence[Item], labelled: np.ndarray, k: int,
                     rng: np.random.Generator, method: str, seed: int,
                     progress: Progress | None) -> np.ndarray:
-        size = None
         if self.segmentation:  # scans differ in shape: compare them at one small size
             dims = len(pool[0].spacing) or len(pool[0].shape)
             size = tuple(min(int(s), COLD_START_SIDE) for s in pool[0].shape[:dims])
-        images = item_images(pool, size=size, **self._loader_kwargs) if size else self._images(pool)
+            images = item_images(pool, size=size, **self._loader_kwargs)
+        else:
+            images = self._thumbnails(pool, COLD_START_IMAGE_SIDE)
         if method == "typical":
             features = contrastive_features(images, spatial_dims=images.ndim - 2, seed=seed,
                                             steps=self.contrastive_steps,
                                             max_side=16 if self.segmentation else 64,
                                             progress=progress)
-        else:
-            features = downsample(images.mean(axis=1), 2)  # grey level [N, *spatial], pooled
+        else:  # grey level [N, *spatial], pooled
+            features = downsample(images.mean(axis=1, dtype=np.float32), 2)
         return select_cold_start(features, k, method=method, labelled_mask=labelled,
                                  rng=rng).indices
+
+    def _thumbnails(self, items: Sequence[Item], max_side: int) -> np.ndarray:
+        """uint8 ``[N, C, *spatial]`` of ``items``, each axis area-resized to at most
+        ``max_side``, read `score_chunk_for` items at a time: only one chunk is ever held at
+        full size, so a pool of large images costs its thumbnails, not its pixels."""
+        step = self.score_chunk_for(items)
+        out: np.ndarray | None = None
+        for start in range(0, len(items), step):
+            small = thumbnails(self._images(items[start:start + step]), max_side)
+            if out is None:
+                out = np.empty((len(items), *small.shape[1:]), np.uint8)
+            out[start:start + len(small)] = small
+        assert out is not None  # a cold start has a pool
+        return out
 
     def _stored_scores(self, chosen: Strategy, model: ModelVersion,
                        pool: Sequence[Item]) -> np.ndarray | None:
