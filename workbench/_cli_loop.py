@@ -83,9 +83,8 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
                        help="how many items to select")
     query.add_argument("--cold-start", choices=("typical", "kcenter"), default=None,
                        help="with no model yet: typical (TypiClust on self-supervised features "
-                       "trained on the pool, about a minute on a CPU; the default for "
-                       "classification) or kcenter (k-center diversity on downsampled pixels; "
-                       "the default for segmentation)")
+                       "trained on the pool, minutes on a CPU; the default) or kcenter "
+                       "(k-center diversity on downsampled pixels, instant)")
     query.add_argument("--contrastive-steps", type=_positive, default=600,
                        help="training steps of the self-supervised encoder of --cold-start "
                        "typical (default 600)")

@@ -111,9 +111,9 @@ def test_3d_train_score_query_and_the_annotator_sees_the_proposal(
         hippo: SQLiteStore, built: Built) -> None:
     from workbench.widgets import AnnotationSession
 
-    loop = ActiveLearningLoop(hippo, recipe=tiny(built))
-    first = loop.query("bald", 3, seed=0)  # no model yet: k-center on the scans
-    assert first.strategy == "cold_start_kcenter" and len(set(first.selected)) == 3
+    loop = ActiveLearningLoop(hippo, recipe=tiny(built), contrastive_steps=3)
+    first = loop.query("bald", 3, seed=0)  # no model yet: typical scans (self-supervised)
+    assert first.strategy == "cold_start_typical" and len(set(first.selected)) == 3
     label_from_truth(hippo, list(first.selected))
 
     model = loop.train(seed=0)
@@ -300,6 +300,7 @@ def test_cli_segmentation_query_train_query(tmp_path: Path,
     assert main(["import", str(project), str(data), "--labels-as-ground-truth"]) == 0
     assert main(["query", str(project), "--strategy", "bald", "--batch", "3"]) == 0
     with open_project(project) as store:
+        assert store.list_rounds()[-1].strategy == "cold_start_typical"  # the default
         label_from_truth(store, list(store.list_rounds()[-1].selected))
     tiny_args = ["--epochs", "1", "--features", "4", "8", "16", "--batch-size", "1",
                  "--mc-samples", "2"]
@@ -403,11 +404,30 @@ def test_whole_scan_projects_and_custom_loaders_cache_nothing(hippo: SQLiteStore
 
 def test_typical_cold_start_on_scans(hippo: SQLiteStore, built: Built) -> None:
     loop = ActiveLearningLoop(hippo, recipe=tiny(built), contrastive_steps=3)
+    assert loop.default_cold_start == "typical"  # measured ahead of k-center on hippocampus
     first = loop.query("bald", 3, seed=1, cold_start="typical")
     assert first.strategy == "cold_start_typical" and first.status is RoundStatus.DONE
     assert len(set(first.selected)) == 3
     again = ActiveLearningLoop(hippo, recipe=tiny(built), contrastive_steps=3)
     assert again.query("bald", 3, seed=1, cold_start="typical").selected == first.selected
+
+
+def test_kcenter_cold_start_on_scans_compares_small_grey_copies(hippo: SQLiteStore,
+                                                                built: Built) -> None:
+    from workbench.loop._images import item_images
+    from workbench.strategies import downsample, select_coreset
+
+    loop = ActiveLearningLoop(hippo, recipe=tiny(built))
+    first = loop.query("bald", 3, seed=2, cold_start="kcenter")
+    assert first.strategy == "cold_start_kcenter" and first.status is RoundStatus.DONE
+    # by hand: every scan resized to the first one's shape capped at 32 per axis, grey,
+    # average-pooled by 2, k-center greedy
+    pool = loop.pool()
+    size = tuple(min(int(side), 32) for side in pool[0].shape[:3])
+    pixels = downsample(item_images(pool, size=size).mean(axis=1), 2)
+    by_hand = select_coreset(pixels.reshape(len(pixels), -1), 3,
+                             rng=np.random.default_rng(2)).indices
+    assert list(first.selected) == [pool[int(i)].id for i in by_hand]
 
 
 def test_scoring_chunks_hold_a_bounded_number_of_voxels(hippo: SQLiteStore,
