@@ -278,6 +278,22 @@ def test_2d_project_trains_and_a_3d_recipe_fails_clearly_leaving_the_rest_intact
         ActiveLearningLoop(store, recipe=ClassificationRecipe())
 
 
+@pytest.mark.parametrize("method", ["typical", "kcenter"])
+def test_cold_start_on_2d_scans_of_different_shapes(tmp_path: Path, shared_data: Path,
+                                                    built: Built, method: str) -> None:
+    store = create_project(tmp_path / "nuclei", ProjectConfig(
+        "nuclei", Task.SEGMENTATION, ("background", "nucleus")))
+    import_sources(store, [nuclei_crops(shared_data, tmp_path / "crops")],
+                   labels=LabelPolicy.GROUND_TRUTH)
+    label_from_truth(store, [item.id for item in store.list_items()[:2]])  # no model yet
+    recipe = default_recipe(store, network=functools.partial(counted_unet, built))
+    loop = ActiveLearningLoop(store, recipe=recipe, contrastive_steps=3)
+    first = loop.query("bald", 2, seed=0, cold_start=method)
+    assert first.strategy == f"cold_start_{method}" and first.status is RoundStatus.DONE
+    pool = {item.id for item in loop.pool()}
+    assert len(set(first.selected)) == 2 and set(first.selected) <= pool  # never a labelled one
+
+
 def store_models(project: Path) -> list[Any]:
     from workbench.store import open_project
 
