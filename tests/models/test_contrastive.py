@@ -57,6 +57,10 @@ def test_large_images_and_volumes_are_resized_first() -> None:
     features = contrastive_features(volumes, spatial_dims=3, seed=0, steps=2, batch_size=4,
                                     max_side=16)
     assert features.shape == (5, 128) and np.isfinite(features).all()
+    by_default = contrastive_features(volumes, spatial_dims=3, seed=0, steps=2, batch_size=4)
+    np.testing.assert_array_equal(by_default, features)  # volumes train at 16 per axis
+    assert not np.array_equal(features, contrastive_features(
+        volumes, spatial_dims=3, seed=0, steps=2, batch_size=4, max_side=32))
     slices = rng.integers(0, 255, size=(3, 300, 200), dtype=np.uint8)  # [N, H, W], no channel
     assert contrastive_features(slices, seed=0, steps=1, batch_size=3).shape == (3, 128)
 

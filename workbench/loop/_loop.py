@@ -80,7 +80,6 @@ SCORE_CHUNK_VOXELS = 256 * 2**20
 masks and float16 maps take 3 bytes a voxel until written)."""
 VAL_SPLIT_SEED = 0  # the held-out part of the train labels depends on item ids only
 COLD_START_SIDE = {2: 64, 3: 32}  # cold starts read images / volumes at most this per axis
-CONTRASTIVE_SIDE = {2: 64, 3: 16}  # and their self-supervised encoder trains at most this size
 _COLD_STARTS = {"cold_start_kcenter": "kcenter", "cold_start_typical": "typical"}  # round name
 
 
@@ -594,17 +593,14 @@ class ActiveLearningLoop:
                     progress: Progress | None) -> np.ndarray:
         if self.segmentation:  # scans differ in shape: compare them at one small size
             dims = len(pool[0].spacing) or len(pool[0].shape)
-            side = COLD_START_SIDE[min(dims, 3)]
+            side = COLD_START_SIDE[3 if dims >= 3 else 2]
             size = tuple(min(int(s), side) for s in pool[0].shape[:dims])
             images = item_images(pool, size=size, **self._loader_kwargs)
         else:
             images = self._thumbnails(pool, COLD_START_SIDE[2])
-        dims = images.ndim - 2
-        if method == "typical":
-            features = contrastive_features(images, spatial_dims=dims, seed=seed,
-                                            steps=self.contrastive_steps,
-                                            max_side=CONTRASTIVE_SIDE[min(dims, 3)],
-                                            progress=progress)
+        if method == "typical":  # trained at the encoder's default size for 2D / 3D
+            features = contrastive_features(images, spatial_dims=images.ndim - 2, seed=seed,
+                                            steps=self.contrastive_steps, progress=progress)
         else:  # grey level [N, *spatial], pooled
             features = downsample(images.mean(axis=1, dtype=np.float32), 2)
         return select_cold_start(features, k, method=method, labelled_mask=labelled,

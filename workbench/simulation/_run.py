@@ -196,8 +196,7 @@ def initial_picks(data: SimulationData, n: int, how: str, seed: int,
         key = (digest, pool.shape, str(pool.dtype), data.spatial_dims, n, seed, contrastive_steps)
         if key not in _TYPICAL_PICKS:
             feats = contrastive_features(data.pool_x, spatial_dims=data.spatial_dims, seed=seed,
-                                         steps=contrastive_steps,
-                                         max_side=64 if data.spatial_dims == 2 else 16)
+                                         steps=contrastive_steps)
             picked = select_cold_start(feats, n, method="typical", rng=rng).indices
             _TYPICAL_PICKS[key] = np.sort(np.asarray(picked, np.int64))
         return _TYPICAL_PICKS[key].copy()
