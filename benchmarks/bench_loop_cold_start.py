@@ -110,7 +110,7 @@ def run_seed(seed: int) -> tuple[SeedRun, float]:
     first = np.array(loop_picks(files, seed, config.initial, workdir), np.int64)
     seconds = time.time() - start
     original = simulation_run.initial_picks
-    simulation_run.initial_picks = lambda *args, **kwargs: first.copy()  # type: ignore[assignment]
+    simulation_run.initial_picks = lambda *args, **kwargs: first.copy()
     try:
         run = run_strategy("power_bald", seed, data, recipe, config, workdir)
     finally:
