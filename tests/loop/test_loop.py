@@ -96,6 +96,8 @@ def test_cold_start_then_train_score_query_and_serve_in_order(project: SQLiteSto
     assert len(set(third.selected)) == 5
     labelled = {label.item_id for label in project.current_labels(split="train")}
     assert not set(third.selected) & labelled  # (second's 7 unlabelled picks are pool items)
+    # the newest round replaces the queue: its picks are served first, in its order
+    assert label_served(project, "ann", 5) == list(third.selected)
 
 
 def test_failed_round_keeps_labels_and_the_loop_resumes(project: SQLiteStore) -> None:

@@ -489,6 +489,9 @@ class ActiveLearningLoop:
         ``cold_start`` = ``typical`` (TypiClust on self-supervised features of the pool,
         `contrastive_features`; the default) or ``kcenter`` (k-center diversity on downsampled
         pixels). Recorded as a round.
+        The pool is every unlabelled train item, earlier rounds' picks that nobody has labelled
+        yet included: the newest round replaces the queue (`next_item` serves its selection
+        first), so it may pick some of them again.
         Score strategies reuse the model's stored scores. ``progress`` hears of the
         self-supervised training of a typical cold start."""
         method = self.cold_start_method(strategy, cold_start)
