@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tests._networks import RaisingNetwork, one_class_network
 from workbench.ingest import LabelPolicy, import_sources
@@ -64,6 +65,7 @@ def test_cold_start_then_train_score_query_and_serve_in_order(project: SQLiteSto
 
     first = loop.query("bald", 24, seed=1)  # no model yet: the typical cold start
     assert first.strategy == "cold_start_typical" and first.status is RoundStatus.DONE
+    assert first.params == {"k": 24, "seed": 1, "torch_threads": torch.get_num_threads()}
     assert len(set(first.selected)) == 24
     assert label_served(project, "ann", 24) == list(first.selected)  # served in round order
 
@@ -267,6 +269,25 @@ def test_typical_cold_start_on_self_supervised_features(project: SQLiteStore) ->
     with pytest.raises(LoopError, match="unknown cold start 'pixels'") as error:
         loop.query("bald", 6, cold_start="pixels")
     assert error.value.field == "cold_start"
+
+
+def test_a_seed_repeats_the_picks_on_a_fresh_project(tmp_path: Path) -> None:
+    """Cold start, training, scoring and a stochastic query, twice from nothing: the same
+    picks (one process, so one torch thread count)."""
+    picks = []
+    for copy in ("a", "b"):
+        store = create_project(tmp_path / copy, ProjectConfig(
+            "breast", Task.CLASSIFICATION, ("malignant", "normal or benign")))
+        import_sources(store, [DEMO_NPZ], labels=LabelPolicy.GROUND_TRUTH)
+        loop = ActiveLearningLoop(store, recipe=FAST, contrastive_steps=20)
+        first = loop.query("power_bald", 16, seed=4)
+        label_served(store, "ann", 16)
+        model = loop.train(seed=4)
+        later = loop.query("power_bald", 8, seed=4)
+        picks.append((first.selected, model.metrics["val_loss"], later.selected))
+        store.close()
+    assert picks[0] == picks[1]
+    assert len(set(picks[0][0]) | set(picks[0][2])) == 24
 
 
 def _four_times_larger(item: Item) -> ScanImage:

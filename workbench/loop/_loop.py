@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
@@ -491,7 +492,8 @@ class ActiveLearningLoop:
         pixels). Recorded as a round.
         The pool is every unlabelled train item, earlier rounds' picks that nobody has labelled
         yet included: the newest round replaces the queue (`next_item` serves its selection
-        first), so it may pick some of them again.
+        first), so it may pick some of them again. For a seed, the picks repeat on the same
+        torch thread count (recorded in the round's params), not across thread counts.
         Score strategies reuse the model's stored scores. ``progress`` hears of the
         self-supervised training of a typical cold start."""
         method = self.cold_start_method(strategy, cold_start)
@@ -504,8 +506,10 @@ class ActiveLearningLoop:
                             field="reduction")
         model = self.latest_model()
         name = strategy if method is None else f"cold_start_{method}"
-        round_ = self.store.start_round(name, {"k": k, "seed": seed, **params},
-                                        None if model is None else model.id)
+        # the thread count is recorded because float sums, and so the picks, depend on it
+        round_ = self.store.start_round(
+            name, {"k": k, "seed": seed, **params, "torch_threads": torch.get_num_threads()},
+            None if model is None else model.id)
         def mark_failed(message: str) -> None:
             self.store.finish_round(round_.id, status=RoundStatus.FAILED, error=message)
 
