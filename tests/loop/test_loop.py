@@ -15,7 +15,7 @@ from tests._networks import RaisingNetwork, one_class_network
 from workbench.ingest import LabelPolicy, import_sources
 from workbench.io import ScanImage, read_uri
 from workbench.loop import ActiveLearningLoop, LoopError, StoppingCriteria
-from workbench.loop._images import thumbnails
+from workbench.loop._images import item_thumbnails, thumbnails
 from workbench.recipes import ClassificationRecipe, TrainedModel, contrastive_features, embed
 from workbench.store import (
     Item,
@@ -330,6 +330,23 @@ def test_thumbnails_area_resize_only_what_is_larger() -> None:
     block = images[0, 0, :2, :3].astype(float).mean()
     assert small[0, 0, 0, 0] == round(block)
     assert thumbnails(np.full((1, 3, 9, 9, 9), 255, np.uint8), 4).max() == 255
+
+
+def test_item_thumbnails_bring_images_of_any_shape_to_one_size() -> None:
+    arrays = {1: np.arange(4 * 6, dtype=np.uint8).reshape(4, 6),  # area means of 2x3 blocks
+              2: np.full((2, 2), 7, np.uint8),  # already the size: as it is
+              3: np.array([[10, 20]], np.uint8)}  # one row: repeated
+    items = [Item(id=i, key=str(i), source_uri="", content_hash="", modality="OT",
+                  shape=a.shape, spacing=(1.0, 1.0), split="train", created_at=0.0)
+             for i, a in arrays.items()]
+
+    def loader(item: Item) -> ScanImage:
+        return ScanImage(arrays[item.id], (1.0, 1.0), np.eye(3))
+
+    out = item_thumbnails(items, (2, 2), loader=loader)
+    assert out.shape == (3, 1, 2, 2) and out.dtype == np.uint8
+    assert out[0, 0, 1, 1] == round(arrays[1][2:, 3:].astype(float).mean())
+    assert (out[1] == 7).all() and out[2, 0].tolist() == [[10, 20], [10, 20]]
 
 
 def test_stopping_criteria() -> None:

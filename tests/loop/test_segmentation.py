@@ -13,6 +13,8 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -430,17 +432,20 @@ def test_typical_cold_start_on_scans(hippo: SQLiteStore, built: Built) -> None:
 
 def test_kcenter_cold_start_on_scans_compares_small_grey_copies(hippo: SQLiteStore,
                                                                 built: Built) -> None:
-    from workbench.loop._images import item_images
+    from workbench.loop._images import item_arrays
     from workbench.strategies import downsample, select_coreset
 
     loop = ActiveLearningLoop(hippo, recipe=tiny(built))
     first = loop.query("bald", 3, seed=2, cold_start="kcenter")
     assert first.strategy == "cold_start_kcenter" and first.status is RoundStatus.DONE
-    # by hand: every scan resized to the first one's shape capped at 32 per axis, grey,
-    # average-pooled by 2, k-center greedy
+    # by hand: every windowed scan area-resized to the pool's median shape capped at 32 per
+    # axis, rounded to uint8, grey, average-pooled by 2, k-center greedy
     pool = loop.pool()
-    size = tuple(min(int(side), 32) for side in pool[0].shape[:3])
-    pixels = downsample(item_images(pool, size=size).mean(axis=1), 2)
+    size = tuple(min(int(side), 32) for side in np.median([i.shape[:3] for i in pool], axis=0))
+    resized = [F.interpolate(torch.from_numpy(a).float()[None], size=size, mode="area")[0]
+               for a in item_arrays(pool)]
+    grey = torch.stack(resized).round().clamp(0, 255).to(torch.uint8).numpy()
+    pixels = downsample(grey.mean(axis=1), 2)
     by_hand = select_coreset(pixels.reshape(len(pixels), -1), 3,
                              rng=np.random.default_rng(2)).indices
     assert list(first.selected) == [pool[int(i)].id for i in by_hand]

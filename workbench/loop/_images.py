@@ -49,8 +49,27 @@ def thumbnails(images: np.ndarray, max_side: int) -> np.ndarray:
     """uint8 images ``[N, C, *spatial]`` area-resized so that no spatial axis exceeds
     ``max_side`` (returned as they are when none does)."""
     size = tuple(min(int(side), max_side) for side in images.shape[2:])
-    if size == tuple(images.shape[2:]):
-        return images
+    return images if size == tuple(images.shape[2:]) else _area(images, size)
+
+
+def item_thumbnails(items: Sequence[Item], size: tuple[int, ...], *,
+                    loader: ImageLoader = _load) -> np.ndarray:
+    """Items of any shapes as uint8 ``[N, C, *size]``: each windowed, then area-averaged to
+    ``size`` (repeated along an axis shorter than it), read one at a time; the channel count
+    is the first item's. How a cold start compares scans that differ in shape."""
+    out = np.empty((len(items), 0, *size), np.uint8)
+    for n, item in enumerate(items):
+        array = _channels_first(loader(item))
+        if n == 0:
+            out = np.empty((len(items), array.shape[0], *size), np.uint8)
+        if array.shape[0] != out.shape[1]:
+            array = _match_channels(array, out.shape[1])
+        out[n] = array if array.shape[1:] == size else _area(array[None], size)[0]
+    return out
+
+
+def _area(images: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """uint8 ``[N, C, *spatial]`` area-resized to ``size``, rounded back to uint8."""
     resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(images)).float(), size=size,
                             mode="area")
     return resized.round().clamp(0, 255).to(torch.uint8).numpy()

@@ -28,7 +28,13 @@ from torch import Tensor
 
 from workbench.errors import WorkbenchError
 from workbench.loop import _segment as seg
-from workbench.loop._images import ImageLoader, item_arrays, item_images, thumbnails
+from workbench.loop._images import (
+    ImageLoader,
+    item_arrays,
+    item_images,
+    item_thumbnails,
+    thumbnails,
+)
 from workbench.loop._persist import Recipe, Trained, load_weights, save_weights
 from workbench.loop._progress import EpochProgress, Progress
 from workbench.loop._ranks import global_rank, records_to_store
@@ -601,8 +607,9 @@ class ActiveLearningLoop:
         if self.segmentation:  # scans differ in shape: compare them at one small size
             dims = len(pool[0].spacing) or len(pool[0].shape)
             side = COLD_START_SIDE[3 if dims >= 3 else 2]
-            size = tuple(min(int(s), side) for s in pool[0].shape[:dims])
-            images = item_images(pool, size=size, **self._loader_kwargs)
+            median = np.median([item.shape[:dims] for item in pool], axis=0)
+            size = tuple(min(int(s), side) for s in median)
+            images = item_thumbnails(pool, size, **self._loader_kwargs)
         else:
             images = self._thumbnails(pool, COLD_START_SIDE[2])
         if method == "typical":  # trained at the encoder's default size for 2D / 3D
