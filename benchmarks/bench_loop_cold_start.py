@@ -3,7 +3,8 @@
 `workbench simulate --cold-start typical` trains the SimCLR encoder on the simulation's arrays:
 for an MSD folder, z-scored scans centre padded/cropped to one shape. `workbench query` on a
 project with no model reads the scans from their files as the loop does (windowed to uint8,
-resized to at most 32 per axis) and trains the encoder on those. The two inputs differ, and
+area-averaged to the pool's median shape capped at 32 per axis) and trains the encoder on
+those. The two inputs differ, and
 the typical start's gain on hippocampus (made the segmentation default in stop 21) was measured
 on the first. This benchmark measures the second: per seed, the 60 pool scans of the
 ``hippocampus_warm_default_10seeds`` setup are imported into a fresh project, ``query`` makes its
