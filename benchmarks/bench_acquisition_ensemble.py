@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 from _machine import require_shared
+from _report import print_strategies
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -163,11 +164,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "acquisition_ensemble.json").write_text(json.dumps(report, indent=1))
     plot_curves(report, REPO / "docs" / "acquisition_ensemble.png")
-    for name, s in report["strategies"].items():
-        d = s["aulc_vs_random"]
-        diff = "" if d is None else (
-            f" vs random {100 * d['mean']:+.2f} [{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}] pts")
-        print(f"{name}: AULC {s['aulc']['mean']:.4f}{diff}; reach {s['labels_to_reach']}")
+    print_strategies(report)
 
 
 if __name__ == "__main__":

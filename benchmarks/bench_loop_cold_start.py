@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 from _machine import machine_info, require_shared
+from _report import print_strategies
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -46,12 +47,12 @@ from workbench.ingest import LabelPolicy, import_sources  # noqa: E402
 from workbench.io import iter_dataset  # noqa: E402
 from workbench.loop import ActiveLearningLoop  # noqa: E402
 from workbench.simulation import (  # noqa: E402
-    CurvePoint,
     SeedRun,
     SimulationData,
     load_simulation_data,
     plot_curves,
     run_strategy,
+    runs_from_report,
     summarise,
 )
 from workbench.simulation._data import _pad_crop, _seeded_split, _take  # noqa: E402
@@ -119,17 +120,6 @@ def run_seed(seed: int) -> tuple[SeedRun, float]:
     return dataclasses.replace(run, strategy=ARM), seconds
 
 
-def stored_runs(report: dict[str, Any], name: str) -> list[SeedRun]:
-    """One strategy's curves from a stored `simulate` report."""
-    return [
-        SeedRun(name, run["seed"],
-                [CurvePoint(p["labels"], p["metrics"], p.get("training", {}))
-                 for p in run["curve"]],
-                run["picks"])
-        for run in report["strategies"][name]["runs"]
-    ]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -143,7 +133,7 @@ def main() -> None:
     data = load_simulation_data(setup.path, seed=0, **setup.load)
     files = pool_files(setup.path, data, setup.load["max_pool"])
     config = dataclasses.replace(setup.config, seeds=seeds)
-    kept = {name: [r for r in stored_runs(stored, name) if r.seed in seeds]
+    kept = {name: [r for r in runs_from_report(stored, name) if r.seed in seeds]
             for name in ("random", "power_bald_ssl_cold")}
     if any(len(runs) != len(seeds) for runs in kept.values()):
         parser.error(f"{STORED.name} holds fewer than {len(seeds)} seeds")
@@ -180,11 +170,7 @@ def main() -> None:
     out = REPO / "benchmarks" / "results" / f"{args.out}.json"
     out.write_text(json.dumps(report, indent=1))
     plot_curves(report, REPO / "docs" / f"{args.out}.png")
-    for name, s in report["strategies"].items():
-        d = s["aulc_vs_random"]
-        diff = "" if d is None else (
-            f" vs random {100 * d['mean']:+.2f} [{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}] pts")
-        print(f"{name}: AULC {s['aulc']['mean']:.4f}{diff}; reach {s['labels_to_reach']}")
+    print_strategies(report)
     print("loop - simulated typical:", report["loop_minus_simulated_typical"])
     print("first picks shared with the simulated typical start:",
           report["first_picks_shared_with_simulated_typical"])

@@ -27,21 +27,20 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from _machine import SHARED_DATA, machine_info, require_shared
+from _report import print_strategies
 from bench_label_efficiency import tiny_unet
 from PIL import Image
 
 from workbench.ingest import LabelPolicy, import_sources
 from workbench.recipes import SegmentationRecipe
 from workbench.simulation import (
-    CurvePoint,
-    SeedRun,
     SimulationConfig,
     load_simulation_data,
     plot_curves,
+    runs_from_report,
     simulate,
     summarise,
 )
@@ -76,17 +75,6 @@ def build_project(source: Path, folder: Path, count: int) -> Path:
     return folder / "nuclei"
 
 
-def runs_of(report: dict[str, Any], name: str, renamed: str | None = None) -> list[SeedRun]:
-    """One strategy's curves from a `simulate` report."""
-    return [
-        SeedRun(renamed or name, run["seed"],
-                [CurvePoint(p["labels"], p["metrics"], p.get("training", {}))
-                 for p in run["curve"]],
-                run["picks"])
-        for run in report["strategies"][name]["runs"]
-    ]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=300)
@@ -119,10 +107,11 @@ def main() -> None:
         config, strategies=("power_bald",), cold_start="typical", reference=False),
         progress=progress)
     names = ("random", "power_bald", TYPICAL)
+    runs = [*runs_from_report(shared_start, "random"),
+            *runs_from_report(shared_start, "power_bald"),
+            *runs_from_report(typical, "power_bald", renamed=TYPICAL)]
     report = summarise(data, recipe, dataclasses.replace(config, strategies=names),
-                       shared_start["reference"]["per_seed"],
-                       runs_of(shared_start, "random") + runs_of(shared_start, "power_bald")
-                       + runs_of(typical, "power_bald", TYPICAL))
+                       shared_start["reference"]["per_seed"], runs)
     report["seconds"] = time.time() - start
     report["machine"] = {**machine_info(), "workers": args.workers, "torch_threads": 1}
     report["images"] = {"source": "nuclei-bbbc038", "count": args.images,
@@ -131,11 +120,7 @@ def main() -> None:
     out.write_text(json.dumps(report, indent=1))
     plot_curves(report, REPO / "docs" / f"{args.out}.png")
     print(f"full-data Dice {report['reference']['metric']:.4f}")
-    for name, s in report["strategies"].items():
-        d = s["aulc_vs_random"]
-        diff = "" if d is None else (
-            f" vs random {100 * d['mean']:+.2f} [{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}] pts")
-        print(f"{name}: AULC {s['aulc']['mean']:.4f}{diff}; reach {s['labels_to_reach']}")
+    print_strategies(report)
 
 
 if __name__ == "__main__":

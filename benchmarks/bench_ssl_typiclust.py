@@ -58,6 +58,7 @@ from typing import Any, Literal
 
 import numpy as np
 from _machine import require_shared
+from _report import print_strategies
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -67,13 +68,13 @@ from bench_label_efficiency import setups  # noqa: E402
 import workbench.simulation._run as simulation_run  # noqa: E402  (patched per job, on purpose)
 from workbench.recipes import ClassificationRecipe, SegmentationRecipe, contrastive_features  # noqa: E402
 from workbench.simulation import (  # noqa: E402
-    CurvePoint,
     SeedRun,
     SimulationConfig,
     SimulationData,
     load_simulation_data,
     plot_curves,
     run_strategy,
+    runs_from_report,
     summarise,
 )
 
@@ -139,17 +140,6 @@ def _job(job: tuple[str, int]) -> tuple[SeedRun, float | None]:
     return run_arm(*job)
 
 
-def stored_random(report: dict[str, Any]) -> list[SeedRun]:
-    """Random's curves from a stored `simulate` report."""
-    return [
-        SeedRun("random", run["seed"],
-                [CurvePoint(p["labels"], p["metrics"], p.get("training", {}))
-                 for p in run["curve"]],
-                run["picks"])
-        for run in report["strategies"]["random"]["runs"]
-    ]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setup", default="breastmnist_xlong_15seeds_typiclust")
@@ -184,7 +174,7 @@ def main() -> None:
     require_shared(setup.path)
     data = load_simulation_data(setup.path, seed=0, **setup.load)
     seeds = tuple(range(args.seeds))
-    random_runs = [r for r in stored_random(stored) if r.seed in seeds]
+    random_runs = [r for r in runs_from_report(stored, "random") if r.seed in seeds]
     if len(random_runs) != len(seeds):
         parser.error(f"{stored_path} holds random's curves for {len(random_runs)} of the "
                      f"{len(seeds)} seeds asked for")
@@ -221,12 +211,7 @@ def main() -> None:
     stem = args.out or f"ssl_typiclust_{args.setup}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=1))
     plot_curves(report, REPO / "docs" / f"{stem}.png")
-    for name, s in report["strategies"].items():
-        d = s["aulc_vs_random"]
-        diff = "" if d is None else (
-            f" vs random {100 * d['mean']:+.2f} [{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}] pts")
-        print(f"{name}: AULC {s['aulc']['mean']:.4f}{diff}; reach {s['labels_to_reach']} "
-              f"range {s['labels_to_reach_range']}")
+    print_strategies(report)
 
 
 if __name__ == "__main__":

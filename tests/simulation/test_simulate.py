@@ -24,7 +24,9 @@ from workbench.simulation import (
     labels_to_reach_range,
     load_simulation_data,
     plot_curves,
+    runs_from_report,
     simulate,
+    summarise,
 )
 from workbench.simulation._run import _train
 from workbench.strategies import StrategyError, get_strategy, select_typiclust
@@ -50,6 +52,21 @@ def test_same_seed_gives_identical_curves(
     first = next(r for r in report["strategies"]["bald"]["runs"] if r["seed"] == 1)
     second = again["strategies"]["bald"]["runs"][0]
     assert json.dumps(first) == json.dumps(second)
+
+
+def test_a_report_read_back_summarises_to_itself(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, report: dict[str, Any]
+) -> None:
+    config = SimulationConfig(
+        strategies=("random", "bald"), seeds=(0, 1), initial=6, batch=5, rounds=2
+    )
+    runs = runs_from_report(report, "random") + runs_from_report(report, "bald")
+    again = summarise(breast_tiny, tiny_recipe, config, report["reference"]["per_seed"], runs)
+    assert json.dumps(again, sort_keys=True) == json.dumps(report, sort_keys=True)
+    renamed = runs_from_report(report, "bald", renamed="bald_stored")
+    assert {r.strategy for r in renamed} == {"bald_stored"} and len(renamed) == 2
+    with pytest.raises(KeyError, match="no runs of strategy 'entropy'; it has random, bald"):
+        runs_from_report(report, "entropy")
 
 
 def test_two_worker_processes_give_the_same_report(

@@ -31,7 +31,7 @@ from workbench.simulation._stats import (
     labels_to_reach_range,
     t_interval,
 )
-from workbench.simulation._summary import TARGETS, summarise
+from workbench.simulation._summary import TARGETS, runs_from_report, summarise
 
 __all__ = [
     "TARGETS",
@@ -51,6 +51,7 @@ __all__ = [
     "plot_curves",
     "primary_metric",
     "run_strategy",
+    "runs_from_report",
     "simulate",
     "summarise",
     "t_interval",

@@ -9,6 +9,7 @@ import numpy as np
 
 from workbench.simulation._data import SimulationData
 from workbench.simulation._run import (
+    CurvePoint,
     Recipe,
     SeedRun,
     SimulationConfig,
@@ -146,3 +147,22 @@ def summarise(
         "targets": list(TARGETS),
         "strategies": strategies,
     }
+
+
+def runs_from_report(report: dict[str, Any], strategy: str, *,
+                     renamed: str | None = None) -> list[SeedRun]:
+    """One strategy's curves read back from a report (``renamed`` when given), so that runs of
+    separate simulations, say a new strategy beside a stored random, can be summarised
+    together with `summarise` without rerunning the stored ones."""
+    try:
+        runs = report["strategies"][strategy]["runs"]
+    except KeyError:
+        raise KeyError(f"the report has no runs of strategy {strategy!r}; it has "
+                       f"{', '.join(report.get('strategies', {})) or 'none'}") from None
+    return [
+        SeedRun(renamed or strategy, int(run["seed"]),
+                [CurvePoint(int(p["labels"]), dict(p["metrics"]), dict(p.get("training", {})))
+                 for p in run["curve"]],
+                [list(map(int, picks)) for picks in run["picks"]])
+        for run in runs
+    ]
