@@ -15,7 +15,7 @@ from tests._networks import RaisingNetwork, one_class_network
 from workbench.ingest import LabelPolicy, import_sources
 from workbench.io import ScanImage, read_uri
 from workbench.loop import ActiveLearningLoop, LoopError, StoppingCriteria
-from workbench.loop._images import item_thumbnails, thumbnails
+from workbench.loop._images import item_images, thumbnails
 from workbench.recipes import ClassificationRecipe, TrainedModel, contrastive_features, embed
 from workbench.store import (
     Item,
@@ -332,7 +332,7 @@ def test_thumbnails_area_resize_only_what_is_larger() -> None:
     assert thumbnails(np.full((1, 3, 9, 9, 9), 255, np.uint8), 4).max() == 255
 
 
-def test_item_thumbnails_bring_images_of_any_shape_to_one_size() -> None:
+def test_item_images_area_averages_images_of_any_shape_to_one_size() -> None:
     arrays = {1: np.arange(4 * 6, dtype=np.uint8).reshape(4, 6),  # area means of 2x3 blocks
               2: np.full((2, 2), 7, np.uint8),  # already the size: as it is
               3: np.array([[10, 20]], np.uint8)}  # one row: repeated
@@ -343,7 +343,7 @@ def test_item_thumbnails_bring_images_of_any_shape_to_one_size() -> None:
     def loader(item: Item) -> ScanImage:
         return ScanImage(arrays[item.id], (1.0, 1.0), np.eye(3))
 
-    out = item_thumbnails(items, (2, 2), loader=loader)
+    out = item_images(items, size=(2, 2), loader=loader, area=True)
     assert out.shape == (3, 1, 2, 2) and out.dtype == np.uint8
     assert out[0, 0, 1, 1] == round(arrays[1][2:, 3:].astype(float).mean())
     assert (out[1] == 7).all() and out[2, 0].tolist() == [[10, 20], [10, 20]]

@@ -15,14 +15,17 @@ from workbench.store import Item
 ImageLoader = Callable[[Item], ScanImage]
 
 
-def _load(item: Item) -> ScanImage:
+def load_item(item: Item) -> ScanImage:
     return read_uri(item.source_uri, modality=item.modality)
 
 
 def item_images(items: Sequence[Item], *, size: tuple[int, ...] | None = None,
-                loader: ImageLoader = _load) -> np.ndarray:
+                loader: ImageLoader = load_item, area: bool = False) -> np.ndarray:
     """Images as uint8 ``[N, C, *spatial]``, windowed (modality default) and, where shapes
-    differ, resized to ``size`` (default: the first item's spatial shape).
+    differ, resized to ``size`` (default: the first item's spatial shape): bilinear /
+    trilinear, or with ``area`` averaged (repeated along an axis shorter than ``size``), as a
+    cold start shrinks scans of any shape to one small size without aliasing. Read one at a
+    time.
 
     uint8 keeps a 100k-image pool of 28x28 at 78 MB; the recipes scale it to [0, 1].
     """
@@ -35,7 +38,7 @@ def item_images(items: Sequence[Item], *, size: tuple[int, ...] | None = None,
         if size is None:
             size = tuple(array.shape[1:])
         if tuple(array.shape[1:]) != size:
-            array = _resize(array, size)
+            array = _area(array[None], size)[0] if area else _resize(array, size)
         if out is None:
             out = np.empty((len(items), array.shape[0], *size), np.uint8)
         if array.shape[0] != out.shape[1]:
@@ -50,22 +53,6 @@ def thumbnails(images: np.ndarray, max_side: int) -> np.ndarray:
     ``max_side`` (returned as they are when none does)."""
     size = tuple(min(int(side), max_side) for side in images.shape[2:])
     return images if size == tuple(images.shape[2:]) else _area(images, size)
-
-
-def item_thumbnails(items: Sequence[Item], size: tuple[int, ...], *,
-                    loader: ImageLoader = _load) -> np.ndarray:
-    """Items of any shapes as uint8 ``[N, C, *size]``: each windowed, then area-averaged to
-    ``size`` (repeated along an axis shorter than it), read one at a time; the channel count
-    is the first item's. How a cold start compares scans that differ in shape."""
-    out = np.empty((len(items), 0, *size), np.uint8)
-    for n, item in enumerate(items):
-        array = _channels_first(loader(item))
-        if n == 0:
-            out = np.empty((len(items), array.shape[0], *size), np.uint8)
-        if array.shape[0] != out.shape[1]:
-            array = _match_channels(array, out.shape[1])
-        out[n] = array if array.shape[1:] == size else _area(array[None], size)[0]
-    return out
 
 
 def _area(images: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
@@ -100,7 +87,8 @@ def _match_channels(array: np.ndarray, channels: int) -> np.ndarray:
 
 
 def item_arrays(items: Sequence[Item], *, channels: int | None = None,
-                loader: ImageLoader = _load, cache: ScanCache | None = None) -> list[np.ndarray]:
+                loader: ImageLoader = load_item,
+                cache: ScanCache | None = None) -> list[np.ndarray]:
     """Each item's image as windowed uint8 ``[C, *spatial]`` in its own, original shape
     (segmentation: a prediction must map back voxel for voxel). ``channels`` forces the channel
     count (default: the first item's). With a ``cache`` the arrays are read-only memory maps of

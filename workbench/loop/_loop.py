@@ -32,7 +32,7 @@ from workbench.loop._images import (
     ImageLoader,
     item_arrays,
     item_images,
-    item_thumbnails,
+    load_item,
     thumbnails,
 )
 from workbench.loop._persist import Recipe, Trained, load_weights, save_weights
@@ -162,7 +162,7 @@ class ActiveLearningLoop:
             raise LoopError(f"a {type(self.recipe).__name__} cannot train a "
                             f"{store.config.task.value} project", path=store.root, field="recipe")
         self._score_chunk = score_chunk
-        self._loader_kwargs = {"loader": image_loader} if image_loader else {}
+        self._loader: ImageLoader = image_loader or load_item
         # labelled large scans (patch recipes) are windowed once and read back memory-mapped;
         # a custom loader is the caller's own, so nothing of it is cached
         patches = isinstance(self.recipe, SegmentationRecipe) and self.recipe.patch_size
@@ -195,7 +195,7 @@ class ActiveLearningLoop:
 
     # data ---------------------------------------------------------------------------------
     def _images(self, items: Sequence[Item]) -> np.ndarray:
-        images = item_images(items, size=self._size, **self._loader_kwargs)
+        images = item_images(items, size=self._size, loader=self._loader)
         self._size = self._size or tuple(images.shape[2:])
         return images
 
@@ -205,7 +205,7 @@ class ActiveLearningLoop:
         scan cache where it has one. The pool is read from its files: caching it would put a
         second copy of every scan on disk to save one decode per round."""
         cache = self._cache if cached else None
-        return item_arrays(items, channels=channels, cache=cache, **self._loader_kwargs)
+        return item_arrays(items, channels=channels, cache=cache, loader=self._loader)
 
     def _labelled(self, split: str) -> _Labelled:
         pairs = [(self.store.get_item(label.item_id), label)
@@ -609,7 +609,7 @@ class ActiveLearningLoop:
             side = COLD_START_SIDE[3 if dims >= 3 else 2]
             median = np.median([item.shape[:dims] for item in pool], axis=0)
             size = tuple(min(int(s), side) for s in median)
-            images = item_thumbnails(pool, size, **self._loader_kwargs)
+            images = item_images(pool, size=size, area=True, loader=self._loader)
         else:
             images = self._thumbnails(pool, COLD_START_SIDE[2])
         if method == "typical":  # trained at the encoder's default size for 2D / 3D
