@@ -14,7 +14,11 @@ every round. The arms (``--arms``):
 * ``power_bald_ssl_cold``: that typical cold-start set, then the default, power-BALD (the paper's
   advice: typical picks while labels are few, uncertainty after);
 * ``power_bald_kcenter_cold`` (not run by default, no SSL): the cold start `workbench query` makes
-  when a project has no model yet, k-center greedy on downsampled pixels, then power-BALD.
+  when a project has no model yet, k-center greedy on downsampled pixels, then power-BALD;
+* ``typiclust_bald_ssl_cold`` (not run by default): the typical cold start, then
+  ``typiclust_bald``: TypiClust's clusters of the SSL features spread each batch, and BALD
+  picks the most uncertain item within each uncovered cluster (the cold start reads the
+  cached features of its seed instead of training the same encoder again).
 
 The features are `workbench.recipes.contrastive_features`, and the cold starts are the
 simulation's own (`SimulationConfig.cold_start` = ``typical`` / ``kcenter``): the two cold-start
@@ -85,6 +89,7 @@ ARMS: dict[str, tuple[str, Literal["random", "kcenter", "typical"]]] = {
     "typiclust_ssl_cold": ("typiclust", "typical"),
     "power_bald_ssl_cold": ("power_bald", "typical"),
     "power_bald_kcenter_cold": ("power_bald", "kcenter"),
+    "typiclust_bald_ssl_cold": ("typiclust_bald", "typical"),
 }
 DEFAULT_ARMS = ("typiclust_ssl", "typiclust_ssl_cold", "power_bald_ssl_cold")
 
@@ -112,13 +117,23 @@ def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
     feats = np.zeros((len(data.pool_x), 1), np.float32)  # for an arm that reads none
     if cached.exists():
         feats = np.load(cached)
-    elif strategy == "typiclust":
+    elif strategy.startswith("typiclust"):
         feats = contrastive_features(data.pool_x, seed=seed, device="cpu")
         ssl_seconds = time.time() - start
         partial = workdir / f"ssl-{seed}.partial.npy"
         np.save(partial, feats)
         shutil.move(partial, cached)
     inputs = _STATE["inputs"]
+    encoder = simulation_run.contrastive_features
+    arm_seed = seed
+
+    def same_features(x: np.ndarray, *, spatial_dims: int = 2, seed: int = 0,
+                      steps: int = 600, **kwargs: Any) -> np.ndarray:
+        """The cold start's encoder: this seed's features when they are those it would train."""
+        if feats.shape[1] > 1 and (spatial_dims, seed, steps) == (2, arm_seed, 600) and (
+                x is data.pool_x):
+            return feats.copy()
+        return encoder(x, spatial_dims=spatial_dims, seed=seed, steps=steps, **kwargs)
 
     def ssl_inputs(strategy: Any, trained: Any, data: SimulationData, positions: np.ndarray,
                    labelled: np.ndarray, *args: Any) -> dict[str, np.ndarray]:
@@ -128,11 +143,13 @@ def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
         return out
 
     simulation_run._inputs = ssl_inputs  # type: ignore[assignment]
+    simulation_run.contrastive_features = same_features  # type: ignore[assignment]
     try:
         run = run_strategy(strategy, seed, data, recipe,
                            dataclasses.replace(config, cold_start=cold_start), workdir)
     finally:
         simulation_run._inputs = inputs
+        simulation_run.contrastive_features = encoder
     return dataclasses.replace(run, strategy=arm), ssl_seconds
 
 
@@ -163,7 +180,7 @@ def main() -> None:
     if args.setup not in catalogue:
         parser.error(f"--setup: unknown setup {args.setup!r}")
     setup = catalogue[args.setup]
-    if (any(ARMS[a][0] == "typiclust" for a in arms)
+    if (any(ARMS[a][0].startswith("typiclust") for a in arms)
             and not isinstance(setup.recipe, ClassificationRecipe)):
         parser.error("--arms: the typiclust arms read 2D features; on a segmentation setup run "
                      "the power_bald_* cold-start arms only")

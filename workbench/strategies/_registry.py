@@ -312,17 +312,28 @@ class CoresetStrategy(_Base):
 @dataclass(frozen=True)
 class TypiClustStrategy(_Base):
     """TypiClust on ``embeddings`` ``[N, D]``: the typical item of each cluster the labels do
-    not cover yet (see :func:`select_typiclust`); meant for small budgets."""
+    not cover yet (see :func:`select_typiclust`); meant for small budgets. With ``kind``
+    (``typiclust_bald``): the most uncertain item of each such cluster instead."""
 
     name: str = "typiclust"
     max_clusters: int = 500
     neighbours: int = 20
     min_cluster_size: int = 5
-    _needs: ClassVar[frozenset[str]] = frozenset({"embeddings", "labelled_items"})
+    kind: UncertaintyKind | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_clusters", "neighbours", "min_cluster_size"):
             check_positive(getattr(self, name), name)
+        if self.kind is not None and self.kind not in _SCORES:
+            raise StrategyError(f"unknown score {self.kind!r}", field="kind")
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """Embeddings of the pool and the labelled items; with ``kind``, probabilities too."""
+        needs = {"embeddings", "labelled_items"}
+        if self.kind is not None:
+            needs.add("mc_probs" if self.kind == "bald" else "probs")
+        return frozenset(needs)
 
     def _select(self, x: _Inputs, k: int, rng: RngLike) -> SelectionResult:
         return select_typiclust(
@@ -332,6 +343,7 @@ class TypiClustStrategy(_Base):
             max_clusters=self.max_clusters,
             neighbours=self.neighbours,
             min_cluster_size=self.min_cluster_size,
+            priority=None if self.kind is None else _SCORES[self.kind](x.probs),
             rng=rng,
         )
 
@@ -424,6 +436,7 @@ def _build_registry() -> Mapping[str, Callable[..., Strategy]]:
         for mode in modes:
             name = f"{mode}_{kind}"
             reg[name] = partial(ScoreStrategy, name=name, kind=kind, mode=mode)
+    reg["typiclust_bald"] = partial(TypiClustStrategy, name="typiclust_bald", kind="bald")
     for mode in modes:
         name = f"{mode}_epig"
         reg[name] = partial(EPIGStrategy, name=name, mode=mode)

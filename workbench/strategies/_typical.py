@@ -20,6 +20,7 @@ from workbench.strategies._arrays import (
     check_positive,
     make_rng,
 )
+from workbench.strategies._errors import StrategyError
 from workbench.strategies._select import empty_result, with_nan
 from workbench.strategies._types import ArrayLike, RngLike, SelectionResult
 
@@ -82,6 +83,15 @@ def typicality(embeddings: np.ndarray, clusters: np.ndarray, neighbours: int) ->
     return out
 
 
+def _as_priority(priority: ArrayLike, n: int) -> np.ndarray:
+    p = np.asarray(priority, np.float64)
+    if p.shape != (n,):
+        raise StrategyError(f"priority must have shape ({n},), got {p.shape}", field="priority")
+    if not np.isfinite(p).all():
+        raise StrategyError("priority contains NaN or infinite values", field="priority")
+    return p
+
+
 def select_typiclust(
     embeddings: ArrayLike,
     k: int,
@@ -90,6 +100,7 @@ def select_typiclust(
     max_clusters: int = 500,
     neighbours: int = 20,
     min_cluster_size: int = 5,
+    priority: ArrayLike | None = None,
     rng: RngLike = None,
 ) -> SelectionResult:
     """TypiClust on ``embeddings`` ``[N, D]`` of the pool *and* the labelled items.
@@ -99,6 +110,10 @@ def select_typiclust(
     first, largest first, and picks from each the unlabelled item of highest `typicality`;
     when every cluster has had a pick it goes round again. ``scores``: typicality of each
     pick; ``pool_scores``: typicality of every item (NaN for labelled ones).
+
+    ``priority`` ``[N]`` (e.g. BALD): pick from each cluster the unlabelled item of highest
+    priority instead, so the clusters spread the batch and the priority chooses within them;
+    ``scores`` and ``pool_scores`` are then the priority's.
     """
     x = as_embeddings(embeddings)
     k = check_k(k)
@@ -113,6 +128,8 @@ def select_typiclust(
     clusters = cluster_embeddings(x, min(int(labelled.sum()) + max(k, 1), max_clusters),
                                   make_rng(rng))
     typical = typicality(x, clusters, neighbours)
+    if priority is not None:
+        typical = _as_priority(priority, n)
     pool = with_nan(typical, labelled)
     if k == 0:
         return empty_result(pool)
