@@ -120,3 +120,43 @@ def test_kmeans_pp_seeds_draw_as_scipys_kmeans_plus_plus(seed: int) -> None:
     again, labels_again = kmeans2(x, ours, minit="matrix")
     np.testing.assert_array_equal(labels, labels_again)
     np.testing.assert_allclose(centres, again)
+
+
+def test_priority_picks_within_the_clusters_typicality_would_take() -> None:
+    sizes = (10, 25, 15)
+    blobs = [blob((0, 0), 10, 1), blob((20, 0), 25, 2), blob((0, 20), 15, 3)]
+    x = np.concatenate(blobs)
+    starts = np.cumsum((0, *sizes))
+    priority = np.random.default_rng(9).random(50)
+    r = select_typiclust(x, 3, neighbours=50, priority=priority, rng=0)
+    # the clusters' order is TypiClust's (by size); within each, the highest priority
+    expected = [starts[b] + int(np.argmax(priority[starts[b]:starts[b + 1]])) for b in (1, 2, 0)]
+    assert r.indices.tolist() == expected
+    np.testing.assert_allclose(r.scores, priority[expected])
+    assert r.pool_scores is not None
+    np.testing.assert_allclose(r.pool_scores, priority)
+
+
+def test_typiclust_bald_takes_the_most_uncertain_of_each_uncovered_cluster() -> None:
+    big, small = blob((0, 0), 30, 4), blob((20, 20), 10, 5)
+    x = np.concatenate([big, small])
+    labelled = np.zeros(40, bool)
+    labelled[0] = True  # the big blob is covered: the small one first
+    # [N, T=2, C=2]: item 35 disagrees across samples (BALD log 2), every other item agrees
+    probs = np.tile(np.array([[0.9, 0.1], [0.9, 0.1]]), (40, 1, 1))
+    probs[35] = [[1.0, 0.0], [0.0, 1.0]]
+    probs[12] = [[0.99, 0.01], [0.01, 0.99]]  # the big blob's most uncertain
+    s = get_strategy("typiclust_bald", max_clusters=2, neighbours=50)
+    assert s.needs == {"embeddings", "labelled_items", "mc_probs"}
+    r = s(k=2, probs=probs, embeddings=x, labelled_mask=labelled, rng=0)
+    assert r.indices.tolist() == [35, 12]
+    np.testing.assert_allclose(r.scores[0], np.log(2), rtol=1e-6)
+
+
+def test_bad_priority_names_the_field() -> None:
+    with pytest.raises(StrategyError, match="priority"):
+        select_typiclust(np.zeros((4, 2)), 1, priority=np.zeros(3))
+    with pytest.raises(StrategyError, match="priority"):
+        select_typiclust(np.zeros((4, 2)), 1, priority=np.array([0.0, np.nan, 0.0, 0.0]))
+    with pytest.raises(StrategyError, match="kind"):
+        get_strategy("typiclust", kind="variance")
