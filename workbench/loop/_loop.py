@@ -28,13 +28,8 @@ from torch import Tensor
 
 from workbench.errors import WorkbenchError
 from workbench.loop import _segment as seg
-from workbench.loop._images import (
-    ImageLoader,
-    item_arrays,
-    item_images,
-    load_item,
-    thumbnails,
-)
+from workbench.loop._cold_start import COLD_STARTS, cold_start_images, cold_start_picks
+from workbench.loop._images import ImageLoader, item_arrays, item_images, load_item
 from workbench.loop._persist import Recipe, Trained, load_weights, save_weights
 from workbench.loop._progress import EpochProgress, Progress
 from workbench.loop._ranks import global_rank, records_to_store
@@ -48,7 +43,6 @@ from workbench.recipes import (
     TrainedModel,
     TrainedSegmenter,
     UNetFactory,
-    contrastive_features,
     embed,
     predict_probs,
     train_classifier,
@@ -69,12 +63,10 @@ from workbench.strategies import (
     Strategy,
     StrategyError,
     bald,
-    downsample,
     entropy,
     get_strategy,
     least_confidence,
     margin,
-    select_cold_start,
     select_stochastic,
     select_top_k,
 )
@@ -86,8 +78,6 @@ SCORE_CHUNK_VOXELS = 256 * 2**20
 """Voxels of segmentation scans scored per chunk by default (5 CTs of 512x512x200; the chunk's
 masks and float16 maps take 3 bytes a voxel until written)."""
 VAL_SPLIT_SEED = 0  # the held-out part of the train labels depends on item ids only
-COLD_START_SIDE = {2: 64, 3: 32}  # cold starts read images / volumes at most this per axis
-_COLD_STARTS = {"cold_start_kcenter": "kcenter", "cold_start_typical": "typical"}  # round name
 
 
 class LoopError(WorkbenchError):
@@ -183,12 +173,12 @@ class ActiveLearningLoop:
         """The cold start `query` makes now for ``strategy``: ``typical`` or ``kcenter``
         (``cold_start``, else `default_cold_start`) while there is no model and the strategy is
         not ``random``, the one a ``cold_start_*`` strategy names, or None (no cold start)."""
-        if cold_start is not None and cold_start not in _COLD_STARTS.values():
+        if cold_start is not None and cold_start not in COLD_STARTS.values():
             raise LoopError(f"unknown cold start {cold_start!r}; use "
-                            f"{' or '.join(_COLD_STARTS.values())}", path=self.store.root,
+                            f"{' or '.join(COLD_STARTS.values())}", path=self.store.root,
                             field="cold_start")
-        if strategy in _COLD_STARTS:
-            return _COLD_STARTS[strategy]
+        if strategy in COLD_STARTS:
+            return COLD_STARTS[strategy]
         if strategy == "random" or self.latest_model() is not None:
             return None
         return cold_start or self.default_cold_start
@@ -559,10 +549,10 @@ class ActiveLearningLoop:
         rng = np.random.default_rng(seed)
         if not pool:
             return []
-        if name in _COLD_STARTS:  # placed relative to the labels imported so far
+        if name in COLD_STARTS:  # placed relative to the labels imported so far
             items = [*pool, *self._labelled("train").items]
             mask = np.arange(len(items)) >= len(pool)
-            picks = self._cold_start(items, mask, k, rng, _COLD_STARTS[name], seed, progress)
+            picks = self._cold_start(items, mask, k, rng, COLD_STARTS[name], seed, progress)
             return [items[int(i)].id for i in picks]
         chosen = self._strategy(name, params)
         labelled_mask: np.ndarray = np.zeros(len(pool), bool)  # the pool: unlabelled items
@@ -604,35 +594,10 @@ class ActiveLearningLoop:
     def _cold_start(self, pool: Sequence[Item], labelled: np.ndarray, k: int,
                     rng: np.random.Generator, method: str, seed: int,
                     progress: Progress | None) -> np.ndarray:
-        if self.segmentation:  # scans differ in shape: compare them at one small size
-            dims = len(pool[0].spacing) or len(pool[0].shape)
-            side = COLD_START_SIDE[3 if dims >= 3 else 2]
-            median = np.median([item.shape[:dims] for item in pool], axis=0)
-            size = tuple(min(int(s), side) for s in median)
-            images = item_images(pool, size=size, area=True, loader=self._loader)
-        else:
-            images = self._thumbnails(pool, COLD_START_SIDE[2])
-        if method == "typical":  # trained at the encoder's default size for 2D / 3D
-            features = contrastive_features(images, spatial_dims=images.ndim - 2, seed=seed,
-                                            steps=self.contrastive_steps, progress=progress)
-        else:  # grey level [N, *spatial], pooled
-            features = downsample(images.mean(axis=1, dtype=np.float32), 2)
-        return select_cold_start(features, k, method=method, labelled_mask=labelled,
-                                 rng=rng).indices
-
-    def _thumbnails(self, items: Sequence[Item], max_side: int) -> np.ndarray:
-        """uint8 ``[N, C, *spatial]`` of ``items``, each axis area-resized to at most
-        ``max_side``, read `score_chunk_for` items at a time: only one chunk is ever held at
-        full size, so a pool of large images costs its thumbnails, not its pixels."""
-        step = self.score_chunk_for(items)
-        out: np.ndarray | None = None
-        for start in range(0, len(items), step):
-            small = thumbnails(self._images(items[start:start + step]), max_side)
-            if out is None:
-                out = np.empty((len(items), *small.shape[1:]), np.uint8)
-            out[start:start + len(small)] = small
-        assert out is not None  # a cold start has a pool
-        return out
+        images = cold_start_images(pool, segmentation=self.segmentation, read=self._images,
+                                   chunk=self.score_chunk_for(pool), loader=self._loader)
+        return cold_start_picks(images, k, method=method, labelled=labelled, rng=rng, seed=seed,
+                                contrastive_steps=self.contrastive_steps, progress=progress)
 
     def _stored_scores(self, chosen: Strategy, model: ModelVersion,
                        pool: Sequence[Item]) -> np.ndarray | None:
