@@ -44,7 +44,7 @@ from bench_label_efficiency import setups  # noqa: E402
 
 import workbench.simulation._run as simulation_run  # noqa: E402  (cold start replaced per job)
 from workbench.ingest import LabelPolicy, import_sources  # noqa: E402
-from workbench.io import iter_dataset  # noqa: E402
+from workbench.io import iter_dataset, read_label  # noqa: E402
 from workbench.loop import ActiveLearningLoop  # noqa: E402
 from workbench.simulation import (  # noqa: E402
     SeedRun,
@@ -55,7 +55,7 @@ from workbench.simulation import (  # noqa: E402
     runs_from_report,
     summarise,
 )
-from workbench.simulation._data import _pad_crop, _seeded_split, _take  # noqa: E402
+from workbench.simulation._data import _pad_crop  # noqa: E402
 from workbench.simulation._stats import t_interval  # noqa: E402
 from workbench.store import ProjectConfig, Task, create_project  # noqa: E402
 
@@ -65,19 +65,16 @@ ARM = "power_bald_loop_cold"
 _STATE: dict[str, Any] = {}
 
 
-def pool_files(folder: Path, data: SimulationData, max_pool: int) -> list[str]:
-    """The image file of each pool position of ``data`` (as `load_simulation_data` picked them:
-    the seeded 70/10/20 split, then the seeded subset), checked against the pool's masks."""
-    records = [r for r in iter_dataset(folder) if r.label_uri is not None]
-    masks = [np.asarray(r.load_label()) for r in records]
-    pool_split = _seeded_split(len(records), 0)[0]
-    chosen = pool_split[_take(np.random.default_rng(0), len(pool_split), max_pool)]
+def pool_files(folder: Path, data: SimulationData) -> list[str]:
+    """The image file of each pool position of ``data`` (its ``pool_keys``), checked against
+    the pool's masks."""
+    labels = {r.key: r.label_uri for r in iter_dataset(folder) if r.label_uri is not None}
     files = []
-    for position, index in enumerate(chosen):
-        mask = _pad_crop(masks[index].astype(np.uint8), data.pool_y.shape[1:])
-        if not np.array_equal(mask, data.pool_y[position]):
-            raise SystemExit(f"pool position {position} does not match {records[index].uri}")
-        files.append(records[index].uri.removeprefix("file://"))
+    for position, key in enumerate(data.pool_keys):
+        mask = np.asarray(read_label(str(labels[key]))).astype(np.uint8)
+        if not np.array_equal(_pad_crop(mask, data.pool_y.shape[1:]), data.pool_y[position]):
+            raise SystemExit(f"pool position {position} does not match {key}")
+        files.append(str(folder / key))
     return files
 
 
@@ -131,7 +128,7 @@ def main() -> None:
     stored = json.loads(STORED.read_text())
     seeds = tuple(range(args.seeds))
     data = load_simulation_data(setup.path, seed=0, **setup.load)
-    files = pool_files(setup.path, data, setup.load["max_pool"])
+    files = pool_files(setup.path, data)
     config = dataclasses.replace(setup.config, seeds=seeds)
     kept = {name: [r for r in runs_from_report(stored, name) if r.seed in seeds]
             for name in ("random", "power_bald_ssl_cold")}

@@ -24,7 +24,9 @@ class SimulationDataError(WorkbenchError):
 @dataclass(frozen=True)
 class SimulationData:
     """Arrays for one simulation. Images ``[N, (C,) *spatial]`` (uint8 or z-scored float32); labels
-    ``[N]`` class indices or ``[N, *spatial]`` masks. Pool labels go to the `Oracle` only."""
+    ``[N]`` class indices or ``[N, *spatial]`` masks. Pool labels go to the `Oracle` only.
+    ``pool_keys``: what each pool position is in the source (``train[i]`` of an npz, a folder's
+    relative image path, a project item's key), so a report's picks can be named."""
 
     name: str
     task: Task
@@ -37,6 +39,7 @@ class SimulationData:
     test_x: np.ndarray
     test_y: np.ndarray
     notes: str = ""
+    pool_keys: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, object]:
         """Sizes and settings for the JSON report."""
@@ -50,6 +53,7 @@ class SimulationData:
             "val": len(self.val_x),
             "test": len(self.test_x),
             "notes": self.notes,
+            "pool_keys": list(self.pool_keys),
         }
 
 
@@ -102,6 +106,7 @@ def load_simulation_data(
         data.test_x[test],
         data.test_y[test],
         data.notes,
+        tuple(data.pool_keys[i] for i in pool) if data.pool_keys else (),
     )
 
 
@@ -130,6 +135,7 @@ def _from_npz(p: Path) -> SimulationData:
         arr["test_images"],
         ys[2][:, 0].astype(np.int64),
         "official MedMNIST splits",
+        tuple(f"train[{i}]" for i in range(len(images))),
     )
 
 
@@ -175,6 +181,7 @@ def _segmentation(
     split: tuple[np.ndarray, np.ndarray, np.ndarray],
     shape: Sequence[int] | None,
     notes: str,
+    keys: Sequence[str],
     *,
     windowed: bool = False,
 ) -> SimulationData:
@@ -202,21 +209,23 @@ def _segmentation(
         x[test],
         y[test],
         f"{notes}; {how}, centre padded/cropped to {list(target)}",
+        tuple(keys[i] for i in pool),
     )
 
 
 def _from_dataset_folder(p: Path, seed: int, shape: Sequence[int] | None) -> SimulationData:
     from workbench.io import iter_dataset
 
-    images, masks = [], []
+    images, masks, keys = [], [], []
     for record in iter_dataset(p):
         mask = record.load_label()
         if mask is None:
             continue
         images.append(np.asarray(record.load().array))
         masks.append(np.asarray(mask))
+        keys.append(record.key)
     if not images:
-        images, masks = _paired_folders(p)
+        images, masks, keys = _paired_folders(p)
     if len(images) < 5:
         raise SimulationDataError(f"only {len(images)} labelled cases; need at least 5", path=p)
     return _segmentation(
@@ -226,6 +235,7 @@ def _from_dataset_folder(p: Path, seed: int, shape: Sequence[int] | None) -> Sim
         _seeded_split(len(images), seed),
         shape,
         f"fixed seeded split (seed {seed}): 70% pool, 10% val, 20% test",
+        keys,
     )
 
 
@@ -254,7 +264,7 @@ def _from_project(p: Path, seed: int, shape: Sequence[int] | None) -> Simulation
     pool, val, test = split
     if task is StoreTask.SEGMENTATION:
         return _segmentation(p.name, images, masks, (pool, val, test), shape, notes,
-                             windowed=True)
+                             [i.key for i in items], windowed=True)
     # as the loop feeds its classifier: windowed uint8 [N, C, *spatial], one shape
     x = item_images(items, size=tuple(shape) if shape else None)
     y = np.array([labels[i.id].class_index for i in items], np.int64)
@@ -270,15 +280,16 @@ def _from_project(p: Path, seed: int, shape: Sequence[int] | None) -> Simulation
         x[test],
         y[test],
         notes,
+        tuple(items[i].key for i in pool),
     )
 
 
-def _paired_folders(p: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _paired_folders(p: Path) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
     """``imagesTr/<case>[_0000].ext`` paired with ``labelsTr/<case>.ext`` (MSD / nnU-Net layout
-    without a dataset.json)."""
+    without a dataset.json), with the images' paths relative to ``p``."""
     from workbench.io import read_label, read_scan
 
-    images, masks = [], []
+    images, masks, keys = [], [], []
     labels_dir = p / "labelsTr"
     for image in sorted((p / "imagesTr").glob("*")):
         name = image.name.replace("_0000.", ".")
@@ -287,4 +298,5 @@ def _paired_folders(p: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
             continue
         images.append(np.asarray(read_scan(image).array))
         masks.append(np.asarray(read_label(str(label))))
-    return images, masks
+        keys.append(image.relative_to(p).as_posix())
+    return images, masks, keys

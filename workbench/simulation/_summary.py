@@ -51,7 +51,9 @@ def summarise(
 ) -> dict[str, Any]:
     """JSON-ready report.
 
-    ``reference``: full-data metrics per reference seed and their mean (``metric``).
+    ``dataset``: sizes and settings, with ``pool_keys`` naming each pool position (a run's
+    ``picks`` are positions). ``reference``: full-data metrics per reference seed and their
+    mean (``metric``).
     ``strategies.<name>``: ``runs`` (per seed: ``curve`` of {labels, metrics}, ``picks`` per
     round as pool positions), ``mean_curve`` ({labels, mean, lo, hi}), ``aulc`` (normalised:
     mean primary metric over the label budget; mean/lo/hi/n and ``per_seed``),
