@@ -35,6 +35,7 @@ import pytest
 SCRIPT = Path(__file__).with_name("ddp_script.py")
 RECIPE_SCRIPT = Path(__file__).with_name("ddp_recipe_script.py")
 SEGMENTATION_SCRIPT = Path(__file__).with_name("ddp_segmentation_script.py")
+THREADS_SCRIPT = Path(__file__).with_name("ddp_threads_script.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -108,3 +109,22 @@ def test_segmentation_recipe_trained_with_two_processes_equals_one(shared_data: 
         assert set(top1) == set(top2), (variant, top1, top2)  # a batch of 3 selected
         for key in ("train_loss", "val_loss", "val_dice"):
             assert a["metrics"][key] == pytest.approx(b["metrics"][key], abs=1e-4), key
+
+
+@pytest.mark.slow
+def test_training_and_scoring_with_two_processes_leave_the_threads_as_they_were(
+        tmp_path: Path) -> None:
+    """Lightning's launch on CPU sets the launching process to its share of the cores: without
+    `keep_torch_threads` a notebook kernel would run at that share from then on."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run([sys.executable, str(THREADS_SCRIPT), str(tmp_path)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    launcher = json.loads((tmp_path / "threads_rank0.json").read_text())
+    assert launcher["world_size"] == 2
+    assert launcher["omp_before"] is None and launcher["omp_after"] is None
+    assert launcher["before"] == (os.cpu_count() or 1) + 1
+    assert launcher["after_training"] == launcher["after_scoring"] == launcher["before"]
+    # Lightning did take it down to its share of the cores, and it was put back
+    assert min(launcher["set"]) < launcher["before"] and launcher["set"][-1] == launcher["before"]

@@ -33,6 +33,7 @@ from workbench.models._networks import (
 )
 from workbench.models._norm_stats import recalibrate_batch_norm
 from workbench.models._pixels import pixels_as_float
+from workbench.models._threads import keep_torch_threads
 from workbench.models._training import (
     FitResult,
     ScoreWriter,
@@ -70,6 +71,7 @@ __all__ = [
     "fit_and_checkpoint",
     "gather_scores",
     "item_keys",
+    "keep_torch_threads",
     "iter_mc_predict",
     "iter_tta_predict",
     "make_trainer",

@@ -24,6 +24,7 @@ from workbench.models._errors import ModelError, out_of_memory_as_model_error
 from workbench.models._mc import MCPrediction, Reducer
 from workbench.models._sharding import GlobalBatchNorm
 from workbench.models._stopping import EarlyStoppingOnAny
+from workbench.models._threads import keep_torch_threads
 
 
 def training_device(accelerator: str = "auto") -> str:
@@ -138,7 +139,8 @@ def fit_and_checkpoint(
     trainer = trainer or make_trainer(max_epochs, monitor=monitor, mode=mode,
                                       also_improving=getattr(module, "also_improving", None),
                                       **trainer_kwargs)
-    with out_of_memory_as_model_error("training", datamodule.hparams.get("batch_size")):
+    with (out_of_memory_as_model_error("training", datamodule.hparams.get("batch_size")),
+          keep_torch_threads()):
         trainer.fit(module, datamodule=datamodule)
     checkpoint = trainer.checkpoint_callback
     if not isinstance(checkpoint, ModelCheckpoint) or not checkpoint.best_model_path:

@@ -9,7 +9,14 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 
-from workbench.models import MCPrediction, ModelError, ScoreWriter, default_precision, gather_scores
+from workbench.models import (
+    MCPrediction,
+    ModelError,
+    ScoreWriter,
+    default_precision,
+    gather_scores,
+    keep_torch_threads,
+)
 from workbench.models._mc import Reducer
 from workbench.recipes._classification import TrainedModel
 from workbench.recipes._data import PoolDataModule, TensorItems, as_pixels
@@ -56,7 +63,8 @@ def predict_scores(
     if not isinstance(module, L.LightningModule):
         raise ModelError("predict_scores needs the trained LightningModule (that of "
                          "train_classifier or train_segmenter)")
-    trainer.predict(module, datamodule=data, return_predictions=False)
+    with keep_torch_threads():
+        trainer.predict(module, datamodule=data, return_predictions=False)
     trainer.strategy.barrier("predict_scores: files written")
     scores = gather_scores(writer.output_dir)
     trainer.strategy.barrier("predict_scores: files read")
