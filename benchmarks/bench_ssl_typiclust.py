@@ -18,7 +18,8 @@ every round. The arms (``--arms``):
 * ``typiclust_bald_ssl_cold`` (not run by default): the typical cold start, then
   ``typiclust_bald``: TypiClust's clusters of the SSL features spread each batch, and BALD
   picks the most uncertain item within each uncovered cluster (the cold start reads the
-  cached features of its seed instead of training the same encoder again).
+  cached features of its seed instead of training the same encoder again);
+* ``batchbald_ssl_cold`` (not run by default): the typical cold start, then greedy BatchBALD.
 
 The features are `workbench.recipes.contrastive_features`, and the cold starts are the
 simulation's own (`SimulationConfig.cold_start` = ``typical`` / ``kcenter``): the two cold-start
@@ -90,6 +91,7 @@ ARMS: dict[str, tuple[str, Literal["random", "kcenter", "typical"]]] = {
     "power_bald_ssl_cold": ("power_bald", "typical"),
     "power_bald_kcenter_cold": ("power_bald", "kcenter"),
     "typiclust_bald_ssl_cold": ("typiclust_bald", "typical"),
+    "batchbald_ssl_cold": ("batchbald", "typical"),
 }
 DEFAULT_ARMS = ("typiclust_ssl", "typiclust_ssl_cold", "power_bald_ssl_cold")
 
