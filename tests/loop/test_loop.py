@@ -16,7 +16,13 @@ from workbench.ingest import LabelPolicy, import_sources
 from workbench.io import ScanImage, read_uri
 from workbench.loop import ActiveLearningLoop, LoopError, StoppingCriteria
 from workbench.loop._images import item_images, thumbnails
-from workbench.recipes import ClassificationRecipe, TrainedModel, contrastive_features, embed
+from workbench.recipes import (
+    ClassificationRecipe,
+    TrainedModel,
+    contrastive_features,
+    embed,
+    predict_probs,
+)
 from workbench.store import (
     Item,
     LabelSource,
@@ -234,6 +240,31 @@ def test_diversity_picks_are_placed_relative_to_the_labels(project: SQLiteStore,
     # the labels change the picks: the same pool alone would be covered otherwise
     alone = strategy(k=6, embeddings=features[: len(pool)], rng=np.random.default_rng(5)).indices
     assert list(picks) != [pool[int(i)].id for i in alone]
+
+
+def test_typiclust_bald_picks_the_most_uncertain_of_the_uncovered_clusters(
+        project: SQLiteStore) -> None:
+    loop = ActiveLearningLoop(project, recipe=FAST)
+    loop.query("random", 24, seed=0)
+    label_served(project, "ann", 24)
+    model = loop.train()
+    picks = loop.query("typiclust_bald", 6, seed=5).selected
+    # by hand: features and MC probabilities (dropout keyed by item id) of pool and labels
+    pool = loop.pool()
+    labelled = [project.get_item(label.item_id) for label in project.current_labels(split="train")]
+    items = [*pool, *labelled]
+    trained = loop.load(model)
+    assert isinstance(trained, TrainedModel)
+    images = loop._images(items)
+    features = embed(trained, images)
+    probs = predict_probs(trained, images, ids=np.array([item.id for item in items]))
+    mask = np.arange(len(items)) >= len(pool)
+    by_hand = get_strategy("typiclust_bald")(k=6, probs=probs, embeddings=features,
+                                             labelled_mask=mask, rng=np.random.default_rng(5))
+    assert list(picks) == [pool[int(i)].id for i in by_hand.indices]
+    typical = get_strategy("typiclust")(k=6, embeddings=features, labelled_mask=mask,
+                                        rng=np.random.default_rng(5)).indices
+    assert sorted(by_hand.indices) != sorted(typical)  # BALD, not typicality, chose
 
 
 def test_cold_start_kcenter_covers_what_the_labels_do_not(project: SQLiteStore) -> None:
