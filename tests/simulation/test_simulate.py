@@ -86,6 +86,41 @@ def test_two_worker_processes_give_the_same_report(
     assert [d for d, _ in ticks] == sorted(d for d, _ in ticks)
 
 
+def test_a_simulation_in_this_process_leaves_its_settings_as_they_were(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As in a notebook kernel: one thread and silenced warnings for the simulation only."""
+    import logging
+    import warnings
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)  # not the simulation's 1, whatever the machine
+    filters = list(warnings.filters)
+    level = logging.getLogger("lightning.pytorch").level
+    seen: list[int] = []
+    inside = torch.get_num_threads
+
+    def counted() -> int:
+        seen.append(inside())
+        return seen[-1]
+
+    try:
+        monkeypatch.setattr(torch, "get_num_threads", counted)
+        config = SimulationConfig(strategies=("random",), seeds=(0,), initial=6, batch=5,
+                                  rounds=1, reference=False)
+        simulate(breast_tiny, tiny_recipe, config)
+        monkeypatch.undo()
+        assert 1 in seen  # the simulation ran at its one thread ...
+        assert torch.get_num_threads() == threads + 1  # ... and gave the others back
+        assert warnings.filters == filters
+        assert logging.getLogger("lightning.pytorch").level == level
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_a_failing_curve_in_a_worker_raises_its_error(
     breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe
 ) -> None:

@@ -13,8 +13,9 @@ import signal
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from workbench.models import keep_torch_threads
 from workbench.recipes import (
     ClassificationRecipe,
     SegmentationRecipe,
@@ -96,9 +98,12 @@ def primary_metric(task: str) -> str:
     return "auc" if task == "classification" else "dice"
 
 
+_LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
+
+
 def quiet() -> None:
     """Silence Lightning's per-fit banners and warnings (many fits per simulation)."""
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+    for name in _LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="lightning")
     warnings.filterwarnings("ignore", category=UserWarning)
@@ -317,8 +322,8 @@ def simulate(
     workdir = Path(tempfile.mkdtemp(prefix="wb-simulate-"))
     try:
         if config.workers == 1:
-            _start_worker(data, recipe, config, workdir)
-            results = [_run_job(job, tick) for job in jobs]
+            with _as_a_worker(data, recipe, config, workdir):
+                results = [_run_job(job, tick) for job in jobs]
         else:
             results = _run_in_processes(jobs, data, recipe, config, workdir, tick)
     finally:
@@ -341,6 +346,23 @@ def _start_worker(
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     _WORKER.update(data=data, recipe=recipe, config=config, workdir=workdir)
+
+
+@contextmanager
+def _as_a_worker(data: SimulationData, recipe: Recipe, config: SimulationConfig,
+                 workdir: Path) -> Iterator[None]:
+    """`_start_worker` in this process for the block only: its torch threads, warning filters
+    and Lightning's log levels are put back after, so a notebook kernel that ran a simulation
+    does not go on at one thread with every UserWarning silenced."""
+    levels = {name: logging.getLogger(name).level for name in _LIGHTNING_LOGGERS}
+    try:
+        with warnings.catch_warnings(), keep_torch_threads():
+            _start_worker(data, recipe, config, workdir)
+            yield
+    finally:
+        _WORKER.clear()
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def _start_pool_worker(
