@@ -43,7 +43,8 @@ typical start trains the encoder on volumes area-resized to at most 16 per axis,
         --seeds 5 --arms power_bald_ssl_cold,power_bald_kcenter_cold \
         --out cold_starts_hippocampus_warm_default_long
 
-``--feature-cache DIR`` keeps each seed's SSL features (``DIR/<setup>/<seed>.npy``) for later runs.
+``--feature-cache DIR`` keeps each seed's SSL features (``DIR/<setup>/<seed>.npy``) for later runs;
+``--ssl-steps N`` trains the encoder for N steps instead of 600 (cached apart).
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
     if cached.exists():
         feats = np.load(cached)
     elif strategy.startswith("typiclust"):
-        feats = contrastive_features(data.pool_x, seed=seed, device="cpu")
+        feats = contrastive_features(data.pool_x, seed=seed, steps=config.contrastive_steps,
+                                     device="cpu")
         ssl_seconds = time.time() - start
         partial = workdir / f"ssl-{seed}.partial.npy"
         np.save(partial, feats)
@@ -130,10 +132,10 @@ def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
     arm_seed = seed
 
     def same_features(x: np.ndarray, *, spatial_dims: int = 2, seed: int = 0,
-                      steps: int = 600, **kwargs: Any) -> np.ndarray:
+                      steps: int = config.contrastive_steps, **kwargs: Any) -> np.ndarray:
         """The cold start's encoder: this seed's features when they are those it would train."""
-        if feats.shape[1] > 1 and (spatial_dims, seed, steps) == (2, arm_seed, 600) and (
-                x is data.pool_x):
+        wanted = (2, arm_seed, config.contrastive_steps)
+        if feats.shape[1] > 1 and (spatial_dims, seed, steps) == wanted and x is data.pool_x:
             return feats.copy()
         return encoder(x, spatial_dims=spatial_dims, seed=seed, steps=steps, **kwargs)
 
@@ -167,13 +169,16 @@ def main() -> None:
     parser.add_argument("--arms", default=",".join(DEFAULT_ARMS),
                         help=f"comma-separated, of {', '.join(ARMS)}")
     parser.add_argument("--feature-cache", type=Path, default=None)
+    parser.add_argument("--ssl-steps", type=int, default=600,
+                        help="training steps of the SSL encoder (cold start and TypiClust)")
     parser.add_argument("--out", default=None,
                         help="file stem under benchmarks/results and docs "
                              "(default ssl_typiclust_<setup>)")
     args = parser.parse_args()
-    for name in ("workers", "seeds"):
+    for name in ("workers", "seeds", "ssl_steps"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, "
+                         f"got {getattr(args, name)}")
     arms = tuple(a for a in args.arms.split(",") if a)
     unknown = [a for a in arms if a not in ARMS]
     if unknown or not arms:
@@ -197,10 +202,11 @@ def main() -> None:
     if len(random_runs) != len(seeds):
         parser.error(f"{stored_path} holds random's curves for {len(random_runs)} of the "
                      f"{len(seeds)} seeds asked for")
-    config = dataclasses.replace(setup.config, seeds=seeds)
+    config = dataclasses.replace(setup.config, seeds=seeds, contrastive_steps=args.ssl_steps)
     jobs = [(arm, s) for arm in arms for s in seeds]  # arm-major: later arms read the cache
     workdir = Path(tempfile.mkdtemp(prefix="wb-ssl-"))
-    cache = args.feature_cache / args.setup if args.feature_cache else workdir
+    steps = "" if args.ssl_steps == 600 else f"_steps{args.ssl_steps}"
+    cache = args.feature_cache / f"{args.setup}{steps}" if args.feature_cache else workdir
     cache.mkdir(parents=True, exist_ok=True)
     start = time.time()
     runs: list[SeedRun] = []
@@ -222,7 +228,7 @@ def main() -> None:
                        reference, random_runs + runs)
     report["random_from"] = stored_path.name
     report["ssl"] = {"encoder": "small_cnn trunk + 2-layer projection, SimCLR NT-Xent",
-                     "steps": 600, "batch": 128, "temperature": 0.2,
+                     "steps": args.ssl_steps, "batch": 128, "temperature": 0.2,
                      "seconds_per_encoder": float(np.mean(ssl_seconds)) if ssl_seconds else None}
     report["seconds"] = time.time() - start
     report["machine"] = {"cpus": os.cpu_count(), "workers": args.workers, "torch_threads": 1}
