@@ -16,6 +16,7 @@ from scipy.spatial import cKDTree
 from workbench.strategies._arrays import (
     as_embeddings,
     as_mask,
+    as_scores,
     check_k,
     check_positive,
     make_rng,
@@ -83,15 +84,6 @@ def typicality(embeddings: np.ndarray, clusters: np.ndarray, neighbours: int) ->
     return out
 
 
-def _as_priority(priority: ArrayLike, n: int) -> np.ndarray:
-    p = np.asarray(priority, np.float64)
-    if p.shape != (n,):
-        raise StrategyError(f"priority must have shape ({n},), got {p.shape}", field="priority")
-    if not np.isfinite(p).all():
-        raise StrategyError("priority contains NaN or infinite values", field="priority")
-    return p
-
-
 def select_typiclust(
     embeddings: ArrayLike,
     k: int,
@@ -125,12 +117,14 @@ def select_typiclust(
     k = min(k, int((~labelled).sum()))
     if n == 0:
         return empty_result(np.zeros(0))
+    chosen_by = None if priority is None else as_scores(priority, field="priority")
+    if chosen_by is not None and chosen_by.shape[0] != n:
+        raise StrategyError(f"priority has {chosen_by.shape[0]} values for {n} items",
+                            field="priority")
     clusters = cluster_embeddings(x, min(int(labelled.sum()) + max(k, 1), max_clusters),
                                   make_rng(rng))
-    typical = typicality(x, clusters, neighbours)
-    if priority is not None:
-        typical = _as_priority(priority, n)
-    pool = with_nan(typical, labelled)
+    within = typicality(x, clusters, neighbours) if chosen_by is None else chosen_by  # [N]
+    pool = with_nan(within, labelled)
     if k == 0:
         return empty_result(pool)
     sizes = np.bincount(clusters)
@@ -144,9 +138,9 @@ def select_typiclust(
             members = np.flatnonzero((clusters == c) & open_)
             if members.size == 0:
                 continue
-            i = int(members[np.argmax(typical[members])])
+            i = int(members[np.argmax(within[members])])
             picks.append(i)
             open_[i] = False
             if len(picks) == k:
                 break
-    return SelectionResult(np.asarray(picks, np.int64), typical[picks].astype(np.float64), pool)
+    return SelectionResult(np.asarray(picks, np.int64), within[picks].astype(np.float64), pool)
