@@ -6,12 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from workbench.cli import main
 from workbench.io import read_label
 from workbench.simulation import SimulationData, load_simulation_data
 from workbench.simulation._data import _pad_crop
 from workbench.store import open_project
+
+pytestmark = pytest.mark.shared_data
 
 
 def test_npz_pool_keys_name_the_train_images(shared_data: Path,
