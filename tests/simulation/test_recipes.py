@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,26 @@ def test_uint8_pools_are_scored_as_their_scaled_float_images(
     np.testing.assert_array_equal(
         predict_scores(trained, pool, _entropy, ids=ids, accelerator="cpu").values,
         predict_scores(trained, scaled, _entropy, ids=ids, accelerator="cpu").values)
+
+
+def test_a_seeded_classifier_training_keeps_the_callers_random_draws(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe
+) -> None:
+    def draws() -> tuple[float, list[float], list[float]]:
+        return random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist()
+
+    def seed_all(seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    seed_all(5)
+    expected = draws()
+    seed_all(5)
+    x, y = breast_tiny.pool_x[:30], breast_tiny.pool_y[:30]
+    first = train_classifier(tiny_recipe, x, y, seed=2, num_classes=2)
+    assert draws() == expected  # Lightning's seed_everything(2) did not leak out
+    seed_all(77)
+    again = train_classifier(tiny_recipe, x, y, seed=2, num_classes=2)
+    for key, value in first.state_dict.items():
+        torch.testing.assert_close(again.state_dict[key], value, msg=key)

@@ -33,6 +33,7 @@ from workbench.models._networks import (
 )
 from workbench.models._norm_stats import recalibrate_batch_norm
 from workbench.models._pixels import pixels_as_float
+from workbench.models._rng import keep_global_rng
 from workbench.models._threads import keep_torch_threads
 from workbench.models._training import (
     FitResult,
@@ -73,6 +74,7 @@ __all__ = [
     "item_keys",
     "iter_mc_predict",
     "iter_tta_predict",
+    "keep_global_rng",
     "keep_torch_threads",
     "make_trainer",
     "mc_dropout",

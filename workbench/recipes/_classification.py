@@ -18,6 +18,7 @@ from workbench.models import (
     ClassificationModule,
     ModelError,
     embeddings,
+    keep_global_rng,
     mc_predict,
     pixels_as_float,
     recalibrate_batch_norm,
@@ -146,6 +147,7 @@ def class_weights(labels: np.ndarray, num_classes: int) -> list[float]:
     return [float(v) for v in w / w[counts > 0].mean()]
 
 
+@keep_global_rng()
 def train_classifier(
     recipe: ClassificationRecipe,
     x_train: np.ndarray,
@@ -165,7 +167,8 @@ def train_classifier(
     when no val set is given. ``init_state`` (a previous `TrainedModel.state_dict`) is loaded
     first when ``recipe.warm_start``. Deterministic for a given ``seed`` on one machine, and the
     same (up to float rounding) whatever ``recipe.devices``: with a ``"ddp"`` strategy launched
-    from a script, every process runs this call and gets the same trained model."""
+    from a script, every process runs this call and gets the same trained model. The caller's
+    global random generators are left as they were (`keep_global_rng`)."""
     seed = recipe.seed if seed is None else seed
     y = np.asarray(y_train).reshape(-1).astype(np.int64)
     x = np.asarray(x_train)

@@ -25,6 +25,7 @@ from workbench.models import (
     build_segmenter,
     default_flips,
     iter_mc_predict,
+    keep_global_rng,
     pixels_as_float,
     training_device,
     window_predict,
@@ -215,6 +216,7 @@ def _masks(y: np.ndarray, spatial_dims: int) -> Tensor:
     return torch.from_numpy(a[:, None] if a.ndim == spatial_dims + 1 else a)
 
 
+@keep_global_rng()
 def train_segmenter(
     recipe: SegmentationRecipe,
     x_train: np.ndarray | Sequence[np.ndarray],
@@ -234,7 +236,8 @@ def train_segmenter(
 
     With a ``patch_size`` the images may also be a list of scans ``[(C,) *spatial_i]`` of their
     own shapes (masks ``[*spatial_i]``): each is kept once as given (uint8 is scaled to [0, 1]
-    patch by patch), not padded, stacked or converted to float (see `PatchDraws`)."""
+    patch by patch), not padded, stacked or converted to float (see `PatchDraws`). The caller's
+    global random generators are left as they were (`keep_global_rng`)."""
     seed = recipe.seed if seed is None else seed
     dims = recipe.spatial_dims
     train_set: Dataset[dict[str, Any]]
