@@ -1,0 +1,115 @@
+"""Budget by budget, how far a strategy's learning curve is above random's, paired by seed.
+
+"Labels to 99%" reads one point where the mean curve first touches the 99% line, and a curve
+that runs along the line (random's on PneumoniaMNIST) makes that point jump with a few seeds.
+This reads a stored simulation report and gives, at every budget, the paired difference of
+the test metric (points, 95% t-interval over seeds) and each arm's share of seeds at 99% of the
+reference; and the two arms' curves at the budgets where each mean first reaches 99%: if the
+strategy at its budget is level with random at random's, the ratio of the two budgets is what
+the strategy saves. Writes ``benchmarks/results/paired_budgets_<stem>.json``::
+
+    .venv/bin/python benchmarks/paired_budgets.py \
+        benchmarks/results/cold_starts_pneumoniamnist_fine_30seeds.json --arm power_bald_ssl_cold
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from workbench.simulation import SeedRun, runs_from_report, t_interval  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def _metric_at(run: SeedRun, labels: int, metric: str) -> float:
+    for point in run.curve:
+        if point.labels == labels:
+            return float(point.metrics[metric])
+    raise ValueError(f"seed {run.seed} of {run.strategy!r} has no point at {labels} labels")
+
+
+def _interval(values: list[float]) -> dict[str, Any]:
+    found = t_interval(values)
+    return {"mean": found.mean, "lo": found.lo, "hi": found.hi, "n": found.n}
+
+
+def paired_budgets(report: dict[str, Any], arm: str, against: str = "random",
+                   target: float = 0.99) -> dict[str, Any]:
+    """The comparison described in the module docstring, as a JSON-ready dict."""
+    metric = report["reference"]["metric"]
+    if not isinstance(metric, (int, float)):
+        raise ValueError("the report's reference has no single full-data metric")
+    line = target * float(metric)
+    name = str(report["metric"])  # "auc" or "dice"
+    runs = {strategy: {r.seed: r for r in runs_from_report(report, strategy)}
+            for strategy in (arm, against)}
+    seeds = sorted(set(runs[arm]) & set(runs[against]))
+    if len(seeds) < 2:
+        raise ValueError(f"{arm!r} and {against!r} share {len(seeds)} seeds; need at least 2")
+    budgets = [p.labels for p in runs[arm][seeds[0]].curve]
+    rows = []
+    for labels in budgets:
+        ours = [_metric_at(runs[arm][s], labels, name) for s in seeds]
+        theirs = [_metric_at(runs[against][s], labels, name) for s in seeds]
+        rows.append({
+            "labels": labels,
+            "difference_points": _interval([100 * (a - b) for a, b in zip(ours, theirs,
+                                                                          strict=True)]),
+            f"share_of_seeds_at_{target}": {arm: sum(v >= line for v in ours) / len(seeds),
+                                            against: sum(v >= line for v in theirs) / len(seeds)},
+        })
+    reach = {s: report["strategies"][s]["labels_to_reach"][str(target)] for s in (arm, against)}
+    at_reach = None
+    if reach[arm] is not None and reach[against] is not None:
+        at_reach = {
+            "labels": reach,
+            "ratio": reach[arm] / reach[against],
+            "difference_points": _interval([
+                100 * (_metric_at(runs[arm][s], reach[arm], name)
+                       - _metric_at(runs[against][s], reach[against], name)) for s in seeds]),
+        }
+    return {"arm": arm, "against": against, "metric": name, "reference": metric,
+            "target": target, "seeds": len(seeds), "per_budget": rows, "at_reach": at_reach}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("report", type=Path, help="a stored simulation report (JSON)")
+    parser.add_argument("--arm", required=True)
+    parser.add_argument("--against", default="random")
+    parser.add_argument("--target", type=float, default=0.99)
+    args = parser.parse_args()
+    if not args.report.is_file():
+        parser.error(f"report: no file {args.report}")
+    report = json.loads(args.report.read_text())
+    for strategy in (args.arm, args.against):
+        if strategy not in report.get("strategies", {}):
+            parser.error(f"{args.report}: no strategy {strategy!r}; it holds "
+                         f"{', '.join(report.get('strategies', {}))}")
+    result = paired_budgets(report, args.arm, args.against, args.target)
+    result["report"] = args.report.name
+    out = RESULTS / f"paired_budgets_{args.report.stem}.json"
+    out.write_text(json.dumps(result, indent=1))
+    share = f"share_of_seeds_at_{args.target}"
+    for row in result["per_budget"]:
+        d = row["difference_points"]
+        print(f"{row['labels']:5d}  {args.arm} - {args.against}: {d['mean']:+.2f} "
+              f"[{d['lo']:+.2f}, {d['hi']:+.2f}] points; seeds at {args.target:.0%}: "
+              f"{row[share][args.arm]:.2f} / {row[share][args.against]:.2f}")
+    if result["at_reach"]:
+        r, d = result["at_reach"], result["at_reach"]["difference_points"]
+        print(f"at the budgets where the means reach {args.target:.0%} "
+              f"({r['labels'][args.arm]} vs {r['labels'][args.against]}, ratio {r['ratio']:.0%}): "
+              f"{d['mean']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}] points")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""benchmarks/paired_budgets.py: paired per-budget differences, checked by hand."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "paired_budgets.py"
+
+
+def _script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("paired_budgets", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _runs(curves: dict[int, list[float]]) -> list[dict[str, Any]]:
+    return [{"seed": seed, "picks": [],
+             "curve": [{"labels": n, "metrics": {"auc": v}} for n, v in zip((10, 20), values,
+                                                                            strict=True)]}
+            for seed, values in curves.items()]
+
+
+def test_differences_shares_and_the_budgets_where_the_means_reach_the_line() -> None:
+    report = {
+        "metric": "auc",
+        "reference": {"metric": 1.0},
+        "strategies": {
+            "random": {"runs": _runs({0: [0.90, 0.99], 1: [0.94, 0.99]}),
+                       "labels_to_reach": {"0.99": 20}},
+            "smart": {"runs": _runs({0: [0.99, 0.995], 1: [0.99, 0.985]}),
+                      "labels_to_reach": {"0.99": 10}},
+        },
+    }
+    out = _script().paired_budgets(report, "smart")
+    first, second = out["per_budget"]
+    assert first["difference_points"]["mean"] == pytest.approx((9 + 5) / 2)
+    assert second["difference_points"]["mean"] == pytest.approx((0.5 - 0.5) / 2)
+    # differences 9 and 5 points: sd 2 sqrt 2, t(0.975, 1) = 12.706, half-width 12.706 * 2
+    assert first["difference_points"]["lo"] == pytest.approx(7 - 12.7062 * 2, abs=1e-3)
+    assert first["share_of_seeds_at_0.99"] == {"smart": 1.0, "random": 0.0}
+    assert second["share_of_seeds_at_0.99"] == {"smart": 0.5, "random": 1.0}
+    assert out["at_reach"]["ratio"] == 0.5
+    # smart at 10 labels against random at 20: 0.99 - 0.99 and 0.99 - 0.99
+    assert out["at_reach"]["difference_points"]["mean"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_report_without_a_shared_seed_is_refused() -> None:
+    report = {"metric": "auc", "reference": {"metric": 1.0}, "strategies": {
+        "random": {"runs": _runs({0: [0.9, 0.9]}), "labels_to_reach": {"0.99": None}},
+        "smart": {"runs": _runs({1: [0.9, 0.9]}), "labels_to_reach": {"0.99": None}}}}
+    with pytest.raises(ValueError, match="share 0 seeds"):
+        _script().paired_budgets(report, "smart")
