@@ -23,7 +23,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from workbench.simulation import SeedRun, runs_from_report, t_interval  # noqa: E402
+from workbench.simulation import (  # noqa: E402
+    SeedRun,
+    paired_per_budget,
+    runs_from_report,
+    t_interval,
+)
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -53,17 +58,17 @@ def paired_budgets(report: dict[str, Any], arm: str, against: str = "random",
     seeds = sorted(set(runs[arm]) & set(runs[against]))
     if len(seeds) < 2:
         raise ValueError(f"{arm!r} and {against!r} share {len(seeds)} seeds; need at least 2")
-    budgets = [p.labels for p in runs[arm][seeds[0]].curve]
+    ours, theirs = [runs[arm][s] for s in seeds], [runs[against][s] for s in seeds]
     rows = []
-    for labels in budgets:
-        ours = [_metric_at(runs[arm][s], labels, name) for s in seeds]
-        theirs = [_metric_at(runs[against][s], labels, name) for s in seeds]
+    for budget in paired_per_budget(ours, theirs, name):
+        labels = budget["labels"]
         rows.append({
             "labels": labels,
-            "difference_points": _interval([100 * (a - b) for a, b in zip(ours, theirs,
-                                                                          strict=True)]),
-            f"share_of_seeds_at_{target}": {arm: sum(v >= line for v in ours) / len(seeds),
-                                            against: sum(v >= line for v in theirs) / len(seeds)},
+            "difference_points": {k: None if budget[k] is None else 100 * budget[k]
+                                  for k in ("mean", "lo", "hi")} | {"n": budget["n"]},
+            f"share_of_seeds_at_{target}": {
+                strategy: sum(_metric_at(r, labels, name) >= line for r in group) / len(seeds)
+                for strategy, group in ((arm, ours), (against, theirs))},
         })
     reach = {s: report["strategies"][s]["labels_to_reach"][str(target)] for s in (arm, against)}
     at_reach = None
@@ -72,8 +77,8 @@ def paired_budgets(report: dict[str, Any], arm: str, against: str = "random",
             "labels": reach,
             "ratio": reach[arm] / reach[against],
             "difference_points": _interval([
-                100 * (_metric_at(runs[arm][s], reach[arm], name)
-                       - _metric_at(runs[against][s], reach[against], name)) for s in seeds]),
+                100 * (_metric_at(a, reach[arm], name) - _metric_at(b, reach[against], name))
+                for a, b in zip(ours, theirs, strict=True)]),
         }
     return {"arm": arm, "against": against, "metric": name, "reference": metric,
             "target": target, "seeds": len(seeds), "per_budget": rows, "at_reach": at_reach}

@@ -139,9 +139,20 @@ def _simulate(args: argparse.Namespace) -> int:
         d = s["aulc_vs_random"]
         diff = "" if d is None else f", vs random {100 * d['mean']:+.2f} points"
         console.print(f"{name}: AULC {s['aulc']['mean']:.4f}{diff}, labels to 95/98/99%: "
-                      f"{_reach_text(s)}")
+                      f"{_reach_text(s)}{_budgets_text(s.get('vs_random_per_budget'))}")
     console.print(f"wrote [bold]{args.out}[/]" + (f" and {args.plot}" if args.plot else ""))
     return 0
+
+
+def _budgets_text(per_budget: list[dict[str, Any]] | None) -> str:
+    """``"; above random at 60, 70 labels; below at 20"``: the budgets whose paired 95%
+    interval excludes zero (empty when none does, or with fewer than 2 seeds)."""
+    if not per_budget:
+        return ""
+    above = [str(b["labels"]) for b in per_budget if b["lo"] is not None and b["lo"] > 0]
+    below = [str(b["labels"]) for b in per_budget if b["hi"] is not None and b["hi"] < 0]
+    text = f"; above random at {', '.join(above)} labels" if above else ""
+    return text + (f"; below random at {', '.join(below)} labels" if below else "")
 
 
 def _reach_text(strategy: dict[str, Any]) -> str:

@@ -147,3 +147,18 @@ def test_cli_simulate_prints_labels_to_reach_with_the_interval_range() -> None:
     assert _reach_text(strategy) == "120 (100-140) / 200 (160-never) / never"
     one_seed = {"labels_to_reach": {"0.95": 20}, "labels_to_reach_range": {"0.95": None}}
     assert _reach_text(one_seed) == "20"
+
+
+def test_cli_simulate_names_the_budgets_where_a_strategy_differs_from_random() -> None:
+    from workbench._cli_simulate import _budgets_text
+
+    per_budget = [
+        {"labels": 20, "mean": -0.02, "lo": -0.03, "hi": -0.01, "n": 5},
+        {"labels": 30, "mean": 0.01, "lo": -0.01, "hi": 0.03, "n": 5},
+        {"labels": 40, "mean": 0.02, "lo": 0.01, "hi": 0.03, "n": 5},
+        {"labels": 50, "mean": 0.03, "lo": 0.02, "hi": 0.04, "n": 5},
+    ]
+    assert _budgets_text(per_budget) == "; above random at 40, 50 labels; below random at 20 labels"
+    one_seed = [{"labels": 20, "mean": 0.5, "lo": None, "hi": None, "n": 1}]
+    assert _budgets_text(one_seed) == ""
+    assert _budgets_text(None) == ""

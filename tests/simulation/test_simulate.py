@@ -182,10 +182,19 @@ def test_report_schema_is_complete_and_consistent(report: dict[str, Any], tmp_pa
             assert rank == sorted(rank)
         if name == "random":
             assert s["aulc_vs_random"] is None
+            assert s["vs_random_per_budget"] is None
         else:
             diff = s["aulc_vs_random"]
             assert diff["per_seed"] == pytest.approx(np.subtract(per_seed, random_aulc))
             assert diff["lo"] <= diff["mean"] <= diff["hi"]
+            by_budget = s["vs_random_per_budget"]
+            assert [b["labels"] for b in by_budget] == [6, 11, 16]
+            for j, budget in enumerate(by_budget):  # seed by seed, this budget's test AUC
+                ours = [run["curve"][j]["metrics"]["auc"] for run in s["runs"]]
+                theirs = [run["curve"][j]["metrics"]["auc"]
+                          for run in report["strategies"]["random"]["runs"]]
+                assert budget["mean"] == pytest.approx(np.mean(np.subtract(ours, theirs)))
+                assert budget["n"] == 2 and budget["lo"] <= budget["mean"] <= budget["hi"]
     # strategies share the cold-start set under a seed (paired comparison)
     firsts = {name: s["runs"][0]["picks"][0] for name, s in report["strategies"].items()}
     assert firsts["random"] == firsts["bald"]

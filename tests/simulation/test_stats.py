@@ -6,7 +6,15 @@ import math
 
 import pytest
 
-from workbench.simulation import aulc, labels_to_reach, labels_to_reach_range, t_interval
+from workbench.simulation import (
+    CurvePoint,
+    SeedRun,
+    aulc,
+    labels_to_reach,
+    labels_to_reach_range,
+    paired_per_budget,
+    t_interval,
+)
 
 
 def test_aulc_is_the_trapezoid_mean_over_the_label_range() -> None:
@@ -56,3 +64,22 @@ def test_labels_to_reach_range_reads_the_interval_ends() -> None:
     assert labels_to_reach_range(labels, lo, hi, 0.95) == (80, None)
     assert labels_to_reach_range(labels, lo, hi, 0.97) == (None, None)
     assert labels_to_reach_range(labels, lo, hi, 0.5) == (20, 20)
+
+
+def _run(seed: int, values: list[float], labels: tuple[int, ...] = (10, 20)) -> SeedRun:
+    return SeedRun("s", seed, [CurvePoint(n, {"auc": v}) for n, v in zip(labels, values,
+                                                                         strict=True)], [])
+
+
+def test_paired_per_budget_pairs_by_seed_not_by_position() -> None:
+    ours = [_run(0, [0.8, 0.9]), _run(1, [0.7, 0.95]), _run(5, [0.1, 0.1])]
+    theirs = [_run(1, [0.6, 0.9]), _run(0, [0.75, 0.9])]  # another order; no seed 5
+    first, second = paired_per_budget(ours, theirs, "auc")
+    assert first["labels"] == 10 and first["n"] == 2
+    assert first["mean"] == pytest.approx((0.05 + 0.1) / 2)  # seed 0: 0.05, seed 1: 0.1
+    half = 12.7062 * 0.05 / math.sqrt(2) / math.sqrt(2)  # t(0.975, 1) * sd / sqrt(n)
+    assert first["hi"] - first["mean"] == pytest.approx(half, rel=1e-4)
+    assert second["mean"] == pytest.approx((0.0 + 0.05) / 2)
+    assert paired_per_budget(ours, [_run(9, [0.5, 0.5])], "auc") == []
+    with pytest.raises(ValueError, match="no point at 20 labels"):
+        paired_per_budget(ours, [_run(0, [0.5], labels=(10,))], "auc")

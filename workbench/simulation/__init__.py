@@ -7,9 +7,9 @@
 Per strategy and seed: ``initial`` labels (cold start), then ``rounds`` rounds of ``batch``:
 train with the recipe, score the pool, select with the strategy, reveal the oracle's labels.
 The report (a JSON-ready dict, see `summarise`) holds the curves, normalised AULC with 95%
-t-intervals over seeds, the paired AULC difference against random and the labels needed to
-reach 95/98/99% of the full-data reference, with the budgets over which the mean curve's
-interval reaches each (`labels_to_reach_range`).
+t-intervals over seeds, the paired AULC difference against random (and of the test metric at
+each budget) and the labels needed to reach 95/98/99% of the full-data reference, with the
+budgets over which the mean curve's interval reaches each (`labels_to_reach_range`).
 """
 
 from workbench.simulation._data import SimulationData, SimulationDataError, load_simulation_data
@@ -31,7 +31,12 @@ from workbench.simulation._stats import (
     labels_to_reach_range,
     t_interval,
 )
-from workbench.simulation._summary import TARGETS, runs_from_report, summarise
+from workbench.simulation._summary import (
+    TARGETS,
+    paired_per_budget,
+    runs_from_report,
+    summarise,
+)
 
 __all__ = [
     "TARGETS",
@@ -49,6 +54,7 @@ __all__ = [
     "labels_to_reach_range",
     "load_simulation_data",
     "plot_curves",
+    "paired_per_budget",
     "primary_metric",
     "run_strategy",
     "runs_from_report",

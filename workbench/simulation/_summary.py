@@ -42,6 +42,27 @@ def _mean_curve(runs: list[SeedRun], metric: str) -> list[dict[str, Any]]:
     return out
 
 
+def paired_per_budget(runs: list[SeedRun], baseline: list[SeedRun],
+                      metric: str) -> list[dict[str, Any]]:
+    """At every budget of ``runs``, the per-seed difference of ``metric``, ``runs`` minus
+    ``baseline`` on the seeds both hold: {labels, mean, lo, hi, n} (metric units; intervals
+    with 2 seeds or more). Raises ValueError when a shared seed lacks a budget."""
+    theirs = {r.seed: {p.labels: p.metrics[metric] for p in r.curve} for r in baseline}
+    shared = [r for r in runs if r.seed in theirs]
+    if not shared:
+        return []
+    out = []
+    for j, point in enumerate(shared[0].curve):
+        differences = []
+        for run in shared:
+            if point.labels not in theirs[run.seed]:
+                raise ValueError(f"seed {run.seed}: the baseline has no point at "
+                                 f"{point.labels} labels")
+            differences.append(run.curve[j].metrics[metric] - theirs[run.seed][point.labels])
+        out.append({"labels": point.labels, **_interval(t_interval(differences))})
+    return out
+
+
 def summarise(
     data: SimulationData,
     recipe: Recipe,
@@ -58,10 +79,12 @@ def summarise(
     round as pool positions), ``mean_curve`` ({labels, mean, lo, hi}), ``aulc`` (normalised:
     mean primary metric over the label budget; mean/lo/hi/n and ``per_seed``),
     ``aulc_vs_random`` (paired per-seed difference, strategy minus random; null for random or
-    when random was not run), ``labels_to_reach`` ({"0.95": n or null, ...} of the reference,
-    read off the mean curve), ``labels_to_reach_range`` ({"0.99": [earliest, surely] or null}:
-    where the mean curve's 95% interval reaches the target at its upper and at its lower end,
-    i.e. how finely the run tells labels to reach) and ``labels_to_reach_per_seed``.
+    when random was not run), ``vs_random_per_budget`` (the same pairing of the test metric at
+    each budget, `paired_per_budget`; null likewise), ``labels_to_reach`` ({"0.95": n or null,
+    ...} of the reference, read off the mean curve), ``labels_to_reach_range`` ({"0.99":
+    [earliest, surely] or null}: where the mean curve's 95% interval reaches the target at its
+    upper and at its lower end, i.e. how finely the run tells labels to reach) and
+    ``labels_to_reach_per_seed``.
     """
     metric = primary_metric(data.task)
     ref_values = [r[metric] for r in reference]
@@ -79,13 +102,14 @@ def summarise(
     strategies: dict[str, Any] = {}
     for name, rs in by_name.items():
         mean_curve = _mean_curve(rs, metric)
-        diff = None
+        diff = per_budget = None
         if name != "random" and "random" in aulcs:
             paired = [
                 aulcs[name][s] - aulcs["random"][s] for s in aulcs[name] if s in aulcs["random"]
             ]
             if paired:
                 diff = {**_interval(t_interval(paired)), "per_seed": paired}
+                per_budget = paired_per_budget(rs, by_name["random"], metric)
         has_interval = all(p["lo"] is not None for p in mean_curve)  # 2 seeds or more
         reach: dict[str, int | None] = {}
         reach_range: dict[str, list[int | None] | None] = {}
@@ -120,6 +144,7 @@ def summarise(
                 "per_seed": list(aulcs[name].values()),
             },
             "aulc_vs_random": diff,
+            "vs_random_per_budget": per_budget,
             "labels_to_reach": reach,
             "labels_to_reach_range": reach_range,
             "labels_to_reach_per_seed": reach_seed,
