@@ -6,7 +6,8 @@ This reads a stored simulation report and gives, at every budget, the paired dif
 the test metric (points, 95% t-interval over seeds) and each arm's share of seeds at 99% of the
 reference; and the two arms' curves at the budgets where each mean first reaches 99%: if the
 strategy at its budget is level with random at random's, the ratio of the two budgets is what
-the strategy saves. Writes ``benchmarks/results/paired_budgets_<stem>.json``::
+the strategy saves. Writes ``benchmarks/results/paired_budgets_<stem>.json`` and the two arms'
+curves with their differences below (`plot_curves`) to ``docs/paired_budgets_<stem>.png``::
 
     .venv/bin/python benchmarks/paired_budgets.py \
         benchmarks/results/cold_starts_pneumoniamnist_fine_30seeds.json --arm power_bald_ssl_cold
@@ -26,6 +27,7 @@ sys.path.insert(0, str(REPO))
 from workbench.simulation import (  # noqa: E402
     SeedRun,
     paired_per_budget,
+    plot_curves,
     runs_from_report,
     t_interval,
 )
@@ -102,6 +104,13 @@ def main() -> None:
     result["report"] = args.report.name
     out = RESULTS / f"paired_budgets_{args.report.stem}.json"
     out.write_text(json.dumps(result, indent=1))
+    both = {**report, "strategies": {
+        args.against: {**report["strategies"][args.against], "vs_random_per_budget": None},
+        args.arm: {**report["strategies"][args.arm], "vs_random_per_budget": [
+            {k: None if row["difference_points"][k] is None else row["difference_points"][k] / 100
+             for k in ("mean", "lo", "hi")} | {"labels": row["labels"]}
+            for row in result["per_budget"]]}}}
+    plot_curves(both, REPO / "docs" / f"paired_budgets_{args.report.stem}.png")
     share = f"share_of_seeds_at_{args.target}"
     for row in result["per_budget"]:
         d = row["difference_points"]

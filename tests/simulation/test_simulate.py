@@ -198,8 +198,13 @@ def test_report_schema_is_complete_and_consistent(report: dict[str, Any], tmp_pa
     # strategies share the cold-start set under a seed (paired comparison)
     firsts = {name: s["runs"][0]["picks"][0] for name, s in report["strategies"].items()}
     assert firsts["random"] == firsts["bald"]
-    png = plot_curves(report, tmp_path / "curves.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    png = plot_curves(report, tmp_path / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # with a strategy paired against random, a panel of the differences below: taller
+    alone = {**report, "strategies": {"random": report["strategies"]["random"]}}
+    single = plot_curves(alone, tmp_path / "random.png").read_bytes()
+    height = int.from_bytes(png[20:24], "big")
+    assert (height, int.from_bytes(single[20:24], "big")) == (720, 504)
 
 
 def test_segmentation_simulation_one_round(
