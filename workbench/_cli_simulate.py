@@ -145,8 +145,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _budgets_text(per_budget: list[dict[str, Any]] | None) -> str:
-    """``"; above random at 60, 70 labels; below at 20"``: the budgets whose paired 95%
-    interval excludes zero (empty when none does, or with fewer than 2 seeds)."""
+    """``"; above random at 60, 70 labels; below random at 20 labels"``: the budgets whose
+    paired 95% interval excludes zero (empty when none does, or with fewer than 2 seeds)."""
     if not per_budget:
         return ""
     above = [str(b["labels"]) for b in per_budget if b["lo"] is not None and b["lo"] > 0]

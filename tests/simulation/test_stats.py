@@ -81,5 +81,7 @@ def test_paired_per_budget_pairs_by_seed_not_by_position() -> None:
     assert first["hi"] - first["mean"] == pytest.approx(half, rel=1e-4)
     assert second["mean"] == pytest.approx((0.0 + 0.05) / 2)
     assert paired_per_budget(ours, [_run(9, [0.5, 0.5])], "auc") == []
-    with pytest.raises(ValueError, match="no point at 20 labels"):
+    with pytest.raises(ValueError, match="baseline's curve has no point at 20 labels"):
         paired_per_budget(ours, [_run(0, [0.5], labels=(10,))], "auc")
+    with pytest.raises(ValueError, match="seed 1: curve has no point at 20 labels"):
+        paired_per_budget([ours[0], _run(1, [0.5], labels=(10,))], theirs, "auc")

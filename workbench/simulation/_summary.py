@@ -46,20 +46,22 @@ def paired_per_budget(runs: list[SeedRun], baseline: list[SeedRun],
                       metric: str) -> list[dict[str, Any]]:
     """At every budget of ``runs``, the per-seed difference of ``metric``, ``runs`` minus
     ``baseline`` on the seeds both hold: {labels, mean, lo, hi, n} (metric units; intervals
-    with 2 seeds or more). Raises ValueError when a shared seed lacks a budget."""
+    with 2 seeds or more). Raises ValueError when a shared seed lacks one of those budgets."""
     theirs = {r.seed: {p.labels: p.metrics[metric] for p in r.curve} for r in baseline}
     shared = [r for r in runs if r.seed in theirs]
     if not shared:
         return []
     out = []
-    for j, point in enumerate(shared[0].curve):
+    for labels in [p.labels for p in shared[0].curve]:
         differences = []
         for run in shared:
-            if point.labels not in theirs[run.seed]:
-                raise ValueError(f"seed {run.seed}: the baseline has no point at "
-                                 f"{point.labels} labels")
-            differences.append(run.curve[j].metrics[metric] - theirs[run.seed][point.labels])
-        out.append({"labels": point.labels, **_interval(t_interval(differences))})
+            ours = {p.labels: p.metrics[metric] for p in run.curve}
+            for side, values in (("", ours), ("the baseline's ", theirs[run.seed])):
+                if labels not in values:
+                    raise ValueError(f"seed {run.seed}: {side}curve has no point at "
+                                     f"{labels} labels")
+            differences.append(ours[labels] - theirs[run.seed][labels])
+        out.append({"labels": labels, **_interval(t_interval(differences))})
     return out
 
 
