@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from workbench.simulation import (  # noqa: E402
+    TARGETS,
     SeedRun,
     paired_per_budget,
     plot_curves,
@@ -42,14 +44,15 @@ def _metric_at(run: SeedRun, labels: int, metric: str) -> float:
     raise ValueError(f"seed {run.seed} of {run.strategy!r} has no point at {labels} labels")
 
 
-def _interval(values: list[float]) -> dict[str, Any]:
-    found = t_interval(values)
-    return {"mean": found.mean, "lo": found.lo, "hi": found.hi, "n": found.n}
-
-
 def paired_budgets(report: dict[str, Any], arm: str, against: str = "random",
                    target: float = 0.99) -> dict[str, Any]:
-    """The comparison described in the module docstring, as a JSON-ready dict."""
+    """The comparison described in the module docstring, as a JSON-ready dict (differences in
+    points; ``per_budget_metric_units`` keeps `paired_per_budget`'s rows for `plot_curves`).
+    Raises ValueError for a target the report has no figures for, or fewer than 2 shared seeds."""
+    key = f"{target:.2f}"
+    if key not in {f"{t:.2f}" for t in TARGETS}:
+        raise ValueError(f"target {target} is not one of the report's "
+                         f"{', '.join(map(str, TARGETS))}")
     metric = report["reference"]["metric"]
     if not isinstance(metric, (int, float)):
         raise ValueError("the report's reference has no single full-data metric")
@@ -61,8 +64,9 @@ def paired_budgets(report: dict[str, Any], arm: str, against: str = "random",
     if len(seeds) < 2:
         raise ValueError(f"{arm!r} and {against!r} share {len(seeds)} seeds; need at least 2")
     ours, theirs = [runs[arm][s] for s in seeds], [runs[against][s] for s in seeds]
+    per_budget = paired_per_budget(ours, theirs, name)
     rows = []
-    for budget in paired_per_budget(ours, theirs, name):
+    for budget in per_budget:
         labels = budget["labels"]
         rows.append({
             "labels": labels,
@@ -72,18 +76,19 @@ def paired_budgets(report: dict[str, Any], arm: str, against: str = "random",
                 strategy: sum(_metric_at(r, labels, name) >= line for r in group) / len(seeds)
                 for strategy, group in ((arm, ours), (against, theirs))},
         })
-    reach = {s: report["strategies"][s]["labels_to_reach"][str(target)] for s in (arm, against)}
+    reach = {s: report["strategies"][s]["labels_to_reach"][key] for s in (arm, against)}
     at_reach = None
     if reach[arm] is not None and reach[against] is not None:
         at_reach = {
             "labels": reach,
             "ratio": reach[arm] / reach[against],
-            "difference_points": _interval([
+            "difference_points": asdict(t_interval([
                 100 * (_metric_at(a, reach[arm], name) - _metric_at(b, reach[against], name))
-                for a, b in zip(ours, theirs, strict=True)]),
+                for a, b in zip(ours, theirs, strict=True)])),
         }
     return {"arm": arm, "against": against, "metric": name, "reference": metric,
-            "target": target, "seeds": len(seeds), "per_budget": rows, "at_reach": at_reach}
+            "target": target, "seeds": len(seeds), "per_budget": rows, "at_reach": at_reach,
+            "per_budget_metric_units": per_budget}
 
 
 def main() -> None:
@@ -100,16 +105,17 @@ def main() -> None:
         if strategy not in report.get("strategies", {}):
             parser.error(f"{args.report}: no strategy {strategy!r}; it holds "
                          f"{', '.join(report.get('strategies', {}))}")
-    result = paired_budgets(report, args.arm, args.against, args.target)
+    try:
+        result = paired_budgets(report, args.arm, args.against, args.target)
+    except (ValueError, KeyError) as error:  # a report of another layout, too few seeds
+        parser.error(f"{args.report}: {error}")
+    per_budget = result.pop("per_budget_metric_units")
     result["report"] = args.report.name
     out = RESULTS / f"paired_budgets_{args.report.stem}.json"
     out.write_text(json.dumps(result, indent=1))
     both = {**report, "strategies": {
         args.against: {**report["strategies"][args.against], "vs_random_per_budget": None},
-        args.arm: {**report["strategies"][args.arm], "vs_random_per_budget": [
-            {k: None if row["difference_points"][k] is None else row["difference_points"][k] / 100
-             for k in ("mean", "lo", "hi")} | {"labels": row["labels"]}
-            for row in result["per_budget"]]}}}
+        args.arm: {**report["strategies"][args.arm], "vs_random_per_budget": per_budget}}}
     plot_curves(both, REPO / "docs" / f"paired_budgets_{args.report.stem}.png")
     share = f"share_of_seeds_at_{args.target}"
     for row in result["per_budget"]:

@@ -57,3 +57,11 @@ def test_a_report_without_a_shared_seed_is_refused() -> None:
         "smart": {"runs": _runs({1: [0.9, 0.9]}), "labels_to_reach": {"0.99": None}}}}
     with pytest.raises(ValueError, match="share 0 seeds"):
         _script().paired_budgets(report, "smart")
+
+
+def test_a_target_the_report_has_no_figures_for_is_refused() -> None:
+    report = {"metric": "auc", "reference": {"metric": 1.0}, "strategies": {
+        "random": {"runs": _runs({0: [0.9, 0.9], 1: [0.9, 0.9]}), "labels_to_reach": {}},
+        "smart": {"runs": _runs({0: [0.9, 0.9], 1: [0.9, 0.9]}), "labels_to_reach": {}}}}
+    with pytest.raises(ValueError, match="target 0.9 is not one of the report's"):
+        _script().paired_budgets(report, "smart", target=0.9)

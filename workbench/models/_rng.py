@@ -18,7 +18,8 @@ _LIGHTNING_SEED_VARS = ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")
 @contextmanager
 def keep_global_rng() -> Iterator[None]:
     """Run the block, then restore the global torch (CPU, and CUDA where already initialised),
-    NumPy and Python generators and Lightning's seed variables, also when the block raises.
+    NumPy and Python generators and Lightning's seed variables, also when the block raises
+    (Lightning's own ``isolate_rng`` restores neither on an exception nor the variables).
     Works as a decorator too."""
     python_state = random.getstate()
     numpy_state = np.random.get_state()
