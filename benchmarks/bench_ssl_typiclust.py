@@ -72,7 +72,12 @@ sys.path.insert(0, str(REPO))
 from bench_label_efficiency import setups  # noqa: E402
 
 import workbench.simulation._run as simulation_run  # noqa: E402  (patched per job, on purpose)
-from workbench.recipes import ClassificationRecipe, SegmentationRecipe, contrastive_features  # noqa: E402
+from workbench.recipes import (  # noqa: E402
+    ClassificationRecipe,
+    ContrastiveEncoder,
+    SegmentationRecipe,
+    contrastive_features,
+)
 from workbench.simulation import (  # noqa: E402
     SeedRun,
     SimulationConfig,
@@ -128,15 +133,16 @@ def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
         np.save(partial, feats)
         shutil.move(partial, cached)
     inputs = _STATE["inputs"]
-    encoder = simulation_run.contrastive_features
+    encoder = simulation_run.train_contrastive
     arm_seed = seed
 
-    def same_features(x: np.ndarray, *, spatial_dims: int = 2, seed: int = 0,
-                      steps: int = config.contrastive_steps, **kwargs: Any) -> np.ndarray:
-        """The cold start's encoder: this seed's features when they are those it would train."""
+    def same_encoder(x: np.ndarray, *, spatial_dims: int = 2, seed: int = 0,
+                     steps: int = config.contrastive_steps, **kwargs: Any) -> ContrastiveEncoder:
+        """The cold start's encoder: this seed's features when they are those it would train
+        (no trunk weights: these arms start no classifier from them)."""
         wanted = (2, arm_seed, config.contrastive_steps)
         if feats.shape[1] > 1 and (spatial_dims, seed, steps) == wanted and x is data.pool_x:
-            return feats.copy()
+            return ContrastiveEncoder(feats.copy(), {})
         return encoder(x, spatial_dims=spatial_dims, seed=seed, steps=steps, **kwargs)
 
     def ssl_inputs(strategy: Any, trained: Any, data: SimulationData, positions: np.ndarray,
@@ -147,13 +153,15 @@ def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
         return out
 
     simulation_run._inputs = ssl_inputs  # type: ignore[assignment]
-    simulation_run.contrastive_features = same_features  # type: ignore[assignment]
+    simulation_run.train_contrastive = same_encoder  # type: ignore[assignment]
+    simulation_run._ENCODERS.clear()  # one arm's encoder is not another's stand-in
     try:
         run = run_strategy(strategy, seed, data, recipe,
                            dataclasses.replace(config, cold_start=cold_start), workdir)
     finally:
         simulation_run._inputs = inputs
-        simulation_run.contrastive_features = encoder
+        simulation_run.train_contrastive = encoder
+        simulation_run._ENCODERS.clear()
     return dataclasses.replace(run, strategy=arm), ssl_seconds
 
 

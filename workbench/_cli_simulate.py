@@ -45,7 +45,11 @@ def register_simulate_command(commands: argparse._SubParsersAction) -> None:
                      "(TypiClust on self-supervised features of the pool)")
     sim.add_argument("--contrastive-steps", type=int, default=600,
                      help="training steps of the self-supervised encoder of --cold-start "
-                     "typical (default 600)")
+                     "typical and --ssl-init (default 600)")
+    sim.add_argument("--ssl-init", action="store_true",
+                     help="classification: the first training of every curve and the full-data "
+                     "reference start from the trunk of a self-supervised encoder trained on the "
+                     "pool (per seed, no label read) instead of random weights")
     sim.add_argument("--epochs", type=int, help="max epochs per training (recipe default)")
     sim.add_argument("--mc-samples", type=int, help="MC-dropout samples T (recipe default)")
     sim.add_argument("--max-pool", type=int, help="use a fixed seeded subset of the pool")
@@ -107,6 +111,9 @@ def _simulate(args: argparse.Namespace) -> int:
     data = load_simulation_data(
         args.data, max_pool=args.max_pool, max_val=args.max_val, max_test=args.max_test
     )
+    if args.ssl_init and data.task != "classification":
+        raise SimulateArgumentError(f"--ssl-init starts a classifier's trunk; {args.data} is a "
+                                    f"{data.task} task", field="ssl_init")
     recipe: Any = ClassificationRecipe() if data.task == "classification" else SegmentationRecipe()
     changes = {
         k: v
@@ -122,6 +129,7 @@ def _simulate(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         cold_start=args.cold_start,
         contrastive_steps=args.contrastive_steps,
+        ssl_init=args.ssl_init,
         pool_subsample=args.pool_subsample,
         reference=args.reference_seeds > 0,
         reference_seeds=args.reference_seeds,

@@ -83,3 +83,22 @@ def test_nt_xent_by_hand() -> None:
     # row 0 (a0): similarities to a1, b0, b1 = 0, 1, 0 (diagonal excluded)
     expected = -np.log(np.exp(1 / t) / (np.exp(1 / t) + 2 * np.exp(0)))
     assert float(nt_xent(a, b, t)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_trunk_weights_are_those_that_made_the_features() -> None:
+    """A fresh `small_cnn` trunk loaded with ``trunk_state`` maps the (standardised) images to
+    the features given, so a classifier started from it starts from that encoder."""
+    from workbench.models import small_cnn
+    from workbench.recipes import train_contrastive
+    from workbench.recipes._contrastive import _standardised
+
+    images, _ = disks_and_rings(6, side=16)
+    encoder = train_contrastive(images, seed=4, steps=4, batch_size=6)
+    np.testing.assert_array_equal(encoder.features,
+                                  contrastive_features(images, seed=4, steps=4, batch_size=6))
+    trunk = small_cnn(spatial_dims=2, in_channels=1).trunk
+    trunk.load_state_dict(encoder.trunk_state)
+    with torch.no_grad():
+        again = torch.nn.functional.normalize(trunk.eval()(_standardised(images, 2, 64)), dim=1)
+    np.testing.assert_allclose(again.numpy(), encoder.features, atol=1e-6)
+    assert all(v.device.type == "cpu" for v in encoder.trunk_state.values())

@@ -162,3 +162,14 @@ def test_cli_simulate_names_the_budgets_where_a_strategy_differs_from_random() -
     one_seed = [{"labels": 20, "mean": 0.5, "lo": None, "hi": None, "n": 1}]
     assert _budgets_text(one_seed) == ""
     assert _budgets_text(None) == ""
+
+
+def test_cli_simulate_refuses_ssl_init_on_segmentation_data(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo = Path(__file__).resolve().parents[2] / "workbench/demo_data/hippocampus"
+    out = tmp_path / "r.json"
+    code = main(["simulate", str(demo), "--ssl-init", "--seeds", "1", "--out", str(out)])
+    assert code == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--ssl-init starts a classifier's trunk" in err and "segmentation task" in err
+    assert "ssl_init" in err and not out.exists()

@@ -21,6 +21,7 @@ from workbench.recipes import (
     predict_probs,
     predict_scores,
     train_classifier,
+    train_contrastive,
 )
 from workbench.recipes._data import as_pixels
 from workbench.simulation import SimulationData
@@ -171,3 +172,40 @@ def test_a_seeded_classifier_training_keeps_the_callers_random_draws(
     again = train_classifier(tiny_recipe, x, y, seed=2, num_classes=2)
     for key, value in first.state_dict.items():
         torch.testing.assert_close(again.state_dict[key], value, msg=key)
+
+
+def test_a_training_starts_from_a_pretrained_trunk_and_a_fresh_head(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe
+) -> None:
+    """With a zero learning rate the weights stay where they started: the trunk's convolution
+    and linear weights are the encoder's, the head is the seed's fresh one."""
+    encoder = train_contrastive(breast_tiny.pool_x, seed=0, steps=5, batch_size=16)
+    frozen = dataclasses.replace(tiny_recipe, lr=0.0, weight_decay=0.0)
+    x, y = breast_tiny.pool_x[:30], breast_tiny.pool_y[:30]
+    started = train_classifier(frozen, x, y, seed=3, trunk_state=encoder.trunk_state)
+    fresh = train_classifier(frozen, x, y, seed=3)
+    learned = [k for k in encoder.trunk_state if k.endswith("weight") or k.endswith("bias")]
+    assert learned
+    for key in learned:
+        assert torch.equal(started.state_dict[f"trunk.{key}"], encoder.trunk_state[key]), key
+        assert not torch.equal(fresh.state_dict[f"trunk.{key}"], encoder.trunk_state[key]), key
+    heads = [k for k in started.state_dict if k.startswith("head.")]
+    assert heads and all(torch.equal(started.state_dict[k], fresh.state_dict[k]) for k in heads)
+    # a warm start wins over the trunk: the previous round's weights are the better start
+    warm = train_classifier(frozen, x, y, seed=3, init_state=fresh.state_dict,
+                            trunk_state=encoder.trunk_state)
+    assert all(torch.equal(warm.state_dict[f"trunk.{k}"], fresh.state_dict[f"trunk.{k}"])
+               for k in learned)
+
+
+def test_a_trunk_that_does_not_fit_is_refused_by_name(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe
+) -> None:
+    x, y = breast_tiny.pool_x[:30], breast_tiny.pool_y[:30]
+    rgb = train_contrastive(np.repeat(x[:, None], 3, axis=1), seed=0, steps=2, batch_size=8)
+    with pytest.raises(ModelError, match="trunk_state does not fit the network's trunk") as err:
+        train_classifier(tiny_recipe, x, y, seed=0, trunk_state=rgb.trunk_state)
+    assert err.value.field == "trunk_state"
+    one_class = dataclasses.replace(tiny_recipe, network=one_class_network)
+    with pytest.raises(ModelError, match="needs a network with a trunk"):
+        train_classifier(one_class, x, y, seed=0, trunk_state=rgb.trunk_state)

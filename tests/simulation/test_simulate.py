@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -335,3 +336,42 @@ def test_worker_processes_end_when_the_simulation_process_is_killed(
     # to its initializer; one left running would train these curves for minutes
     gone, alive = psutil.wait_procs(workers, timeout=90)
     assert not alive, f"workers still running after their parent was killed: {alive}"
+
+
+def test_ssl_init_starts_every_curve_and_the_reference_from_the_seeds_encoder(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, tmp_path: Path
+) -> None:
+    """The first training of a curve is the one made by hand from the seed's pool encoder,
+    and the report is the same with one process or two (which share the encoders on disk)."""
+    from workbench.simulation._run import evaluate, pool_encoder
+
+    config = SimulationConfig(strategies=("random",), seeds=(0, 1), initial=6, batch=5,
+                              rounds=1, ssl_init=True, contrastive_steps=10)
+    alone = simulate(breast_tiny, tiny_recipe, config)
+    shared = simulate(breast_tiny, tiny_recipe, dataclasses.replace(config, workers=2))
+    assert alone["config"]["ssl_init"] is True and alone["config"]["contrastive_steps"] == 10
+    assert alone["strategies"] == shared["strategies"]
+    assert alone["reference"] == shared["reference"]
+    for run in runs_from_report(alone, "random"):
+        trunk = pool_encoder(breast_tiny, run.seed, 10).trunk_state
+        first = np.asarray(run.picks[0])
+        by_hand = _train(tiny_recipe, breast_tiny, breast_tiny.pool_x[first],
+                         breast_tiny.pool_y[first], run.seed * 1000, tmp_path / str(run.seed),
+                         None, trunk)
+        assert evaluate(by_hand, breast_tiny) == run.curve[0].metrics
+    reference = _train(tiny_recipe, breast_tiny, breast_tiny.pool_x, breast_tiny.pool_y, 999,
+                       tmp_path / "ref", None, pool_encoder(breast_tiny, 0, 10).trunk_state)
+    assert alone["reference"]["per_seed"] == [evaluate(reference, breast_tiny)]
+    without = simulate(breast_tiny, tiny_recipe, dataclasses.replace(config, ssl_init=False))
+    assert "ssl_init" not in without["config"]
+    assert without["reference"] != alone["reference"]
+
+
+def test_ssl_init_is_refused_for_segmentation_before_any_training(
+    hippocampus_tiny: Path, tiny_seg_recipe: SegmentationRecipe
+) -> None:
+    data = load_simulation_data(hippocampus_tiny, shape=(24, 32, 24))
+    config = SimulationConfig(strategies=("random",), seeds=(0,), initial=2, batch=1, rounds=1,
+                              ssl_init=True)
+    with pytest.raises(ValueError, match="segmentation networks have none"):
+        simulate(data, tiny_seg_recipe, config)

@@ -13,7 +13,9 @@ Data parallel: ``ClassificationRecipe(devices=4, strategy="ddp")`` (or ``Segment
 trains the same model (up to float rounding) as one process, and `predict_scores` scores a pool
 in shards, one per process.
 
-Cold start with no model: `contrastive_features` (SimCLR features of unlabelled images).
+Cold start with no model: `contrastive_features` (SimCLR features of unlabelled images);
+`train_contrastive` gives the encoder's trunk weights too, which `train_classifier(...,
+trunk_state=)` can start from.
 
 Segmentation: `SegmentationRecipe`, `train_segmenter`, `predict_segmentation` (per-image
 scores and per-voxel uncertainty maps), `predict_segmentation_probs` ([N, T, C, *spatial]).
@@ -30,7 +32,11 @@ from workbench.recipes._classification import (
     predict_probs,
     train_classifier,
 )
-from workbench.recipes._contrastive import contrastive_features
+from workbench.recipes._contrastive import (
+    ContrastiveEncoder,
+    contrastive_features,
+    train_contrastive,
+)
 from workbench.recipes._pool_scores import predict_scores
 from workbench.recipes._segmentation import (
     SegmentationPrediction,
@@ -50,6 +56,7 @@ from workbench.recipes._segmentation import (
 
 __all__ = [
     "ClassificationRecipe",
+    "ContrastiveEncoder",
     "NetworkFactory",
     "SegmentationPrediction",
     "SegmentationRecipe",
@@ -72,5 +79,6 @@ __all__ = [
     "predict_segmentation_probs",
     "small_unet",
     "train_classifier",
+    "train_contrastive",
     "train_segmenter",
 ]

@@ -159,13 +159,16 @@ def train_classifier(
     num_classes: int | None = None,
     root_dir: str | Path | None = None,
     init_state: StateDict | None = None,
+    trunk_state: StateDict | None = None,
     callbacks: Sequence[Callback] = (),
 ) -> TrainedModel:
     """Train ``recipe`` on images ``x_train`` ``[N, (C,) *spatial]`` (uint8 scaled to [0, 1])
     and class indices ``y_train`` ``[N]``/``[N, 1]``; early stopping and the kept weights use
     val AUC on ``(x_val, y_val)``, or on a seeded stratified ``val_fraction`` of the training set
     when no val set is given. ``init_state`` (a previous `TrainedModel.state_dict`) is loaded
-    first when ``recipe.warm_start``. Deterministic for a given ``seed`` on one machine, and the
+    first when ``recipe.warm_start``; otherwise ``trunk_state`` (a self-supervised trunk,
+    `train_contrastive`'s ``trunk_state``), when given, starts the network's ``trunk`` and the
+    head starts fresh. Deterministic for a given ``seed`` on one machine, and the
     same (up to float rounding) whatever ``recipe.devices``: with a ``"ddp"`` strategy launched
     from a script, every process runs this call and gets the same trained model. The caller's
     global random generators are left as they were (`keep_global_rng`)."""
@@ -185,7 +188,7 @@ def train_classifier(
             where = Path(root_dir) / f"restart-{attempt}"
         trained = _train_once(recipe, x, y, xv, yv, seed=_restart_seed(seed, attempt),
                               n_cls=n_cls, root_dir=where, init_state=init_state,
-                              callbacks=callbacks)
+                              trunk_state=trunk_state, callbacks=callbacks)
         if best is None or _val_auc(trained) > _val_auc(best):
             best = trained
         if not trained.metrics["degenerate"]:
@@ -193,6 +196,22 @@ def train_classifier(
     assert best is not None
     best.metrics["attempts"] = float(attempt + 1)
     return best
+
+
+def load_trunk(net: nn.Module, trunk_state: StateDict) -> None:
+    """Load pretrained weights into ``net.trunk`` (a `TrunkHeadNet`'s), refusing a network
+    without one or weights of another shape."""
+    trunk = getattr(net, "trunk", None)
+    if not isinstance(trunk, nn.Module):
+        raise ModelError(f"trunk_state needs a network with a trunk (TrunkHeadNet), got "
+                         f"{type(net).__name__}", field="trunk_state")
+    try:
+        trunk.load_state_dict(dict(trunk_state))
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        raise ModelError(f"trunk_state does not fit the network's trunk: "
+                         f"{first[-1].strip() if first else error}",
+                         field="trunk_state") from error
 
 
 def _restart_seed(seed: int, attempt: int) -> int:
@@ -210,7 +229,8 @@ def _val_auc(trained: TrainedModel) -> float:
 
 def _train_once(recipe: ClassificationRecipe, x: np.ndarray, y: np.ndarray, xv: np.ndarray,
                 yv: np.ndarray, *, seed: int, n_cls: int, root_dir: str | Path | None,
-                init_state: StateDict | None, callbacks: Sequence[Callback]) -> TrainedModel:
+                init_state: StateDict | None, trunk_state: StateDict | None,
+                callbacks: Sequence[Callback]) -> TrainedModel:
     """One training of `train_classifier`, its metrics with ``degenerate`` (0 or 1)."""
     images = as_images(x, recipe.spatial_dims)
     torch.manual_seed(seed)
@@ -231,6 +251,8 @@ def _train_once(recipe: ClassificationRecipe, x: np.ndarray, y: np.ndarray, xv: 
     module.recipe = recipe
     if init_state is not None and recipe.warm_start:
         module.net.load_state_dict(dict(init_state))
+    elif trunk_state is not None:
+        load_trunk(module.net, trunk_state)
     train_items = TensorItems(images, torch.from_numpy(y))
     val_items = TensorItems(as_images(xv, recipe.spatial_dims), torch.from_numpy(yv))
     data = SplitDataModule(

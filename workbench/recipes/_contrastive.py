@@ -9,6 +9,7 @@ itself (two augmented views of each image must find each other among the batch, 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -59,6 +60,15 @@ def nt_xent(a: Tensor, b: Tensor, temperature: float) -> Tensor:
     return F.cross_entropy(similarity, partner)
 
 
+@dataclass(frozen=True)
+class ContrastiveEncoder:
+    """What `train_contrastive` gives: the pool's trunk features, L2-normalised, and the trained
+    trunk's weights (the keys of `small_cnn`'s ``trunk``, on the CPU)."""
+
+    features: np.ndarray
+    trunk_state: dict[str, Tensor]
+
+
 def contrastive_features(
     images: np.ndarray,
     *,
@@ -71,9 +81,27 @@ def contrastive_features(
     device: str | torch.device | None = None,
     progress: Progress | None = None,
 ) -> np.ndarray:
+    """`train_contrastive`'s features alone.  # images [N, (C,) *spatial] -> [N, D] float32"""
+    return train_contrastive(images, spatial_dims=spatial_dims, seed=seed, steps=steps,
+                             batch_size=batch_size, temperature=temperature,
+                             max_side=max_side, device=device, progress=progress).features
+
+
+def train_contrastive(
+    images: np.ndarray,
+    *,
+    spatial_dims: int = 2,
+    seed: int = 0,
+    steps: int = 600,
+    batch_size: int = 128,
+    temperature: float = 0.2,
+    max_side: int | None = None,
+    device: str | torch.device | None = None,
+    progress: Progress | None = None,
+) -> ContrastiveEncoder:
     """Train a SimCLR encoder (the `small_cnn` trunk and a 2-layer projection) on ``images``,
-    no label read, and return its trunk features, L2-normalised.
-    # images [N, (C,) *spatial] (any dtype) -> [N, D] float32
+    no label read, and return its trunk features, L2-normalised, with the trunk's weights.
+    # images [N, (C,) *spatial] (any dtype) -> features [N, D] float32
 
     Images larger than ``max_side`` (default 64 for images, 16 for volumes) along an axis are
     area-resized to it first (what tells
@@ -116,4 +144,5 @@ def contrastive_features(
         with torch.no_grad():
             features = torch.cat([trunk(x[i:i + 512].to(dev)).cpu()
                                   for i in range(0, len(x), 512)])
-    return F.normalize(features, dim=1).numpy().astype(np.float32)
+        state = {k: v.detach().cpu().clone() for k, v in trunk.state_dict().items()}
+    return ContrastiveEncoder(F.normalize(features, dim=1).numpy().astype(np.float32), state)

@@ -26,9 +26,9 @@ import torch
 from workbench.models import keep_torch_threads
 from workbench.recipes import (
     ClassificationRecipe,
+    ContrastiveEncoder,
     SegmentationRecipe,
     classification_metrics,
-    contrastive_features,
     dice_scores,
     embed,
     predict_labels,
@@ -36,6 +36,7 @@ from workbench.recipes import (
     predict_probs,
     predict_segmentation_probs,
     train_classifier,
+    train_contrastive,
     train_segmenter,
 )
 from workbench.simulation._data import SimulationData
@@ -52,7 +53,9 @@ class SimulationConfig:
     for every strategy under one seed). ``pool_subsample``: score at most this many random
     unlabelled items per round. ``score_pool``: segmentation probabilities are average-pooled by
     this factor per axis before the strategies see them. ``contrastive_steps``: training steps
-    of the self-supervised encoder of a ``typical`` cold start. ``workers``: run the (strategy,
+    of the self-supervised encoder of a ``typical`` cold start. ``ssl_init``: a classifier's
+    first round and the full-data reference start from that encoder's trunk (trained per seed
+    on the pool, no label read; ``small_cnn``-like networks only). ``workers``: run the (strategy,
     seed) curves and the reference trainings in this many processes, each with ``threads``
     torch threads; the report is the same for any number of workers."""
 
@@ -63,6 +66,7 @@ class SimulationConfig:
     rounds: int = 5
     cold_start: Literal["random", "kcenter", "typical"] = "random"
     contrastive_steps: int = 600
+    ssl_init: bool = False
     pool_subsample: int | None = None
     score_pool: int = 4
     reference_seeds: int = 1
@@ -118,8 +122,11 @@ def _train(
     seed: int,
     root: Path,
     init: Mapping[str, torch.Tensor] | None,
+    trunk: Mapping[str, torch.Tensor] | None = None,
 ) -> Any:
     if isinstance(recipe, SegmentationRecipe):
+        if trunk is not None:
+            raise ValueError("a pretrained trunk starts a classifier, not a segmenter")
         return train_segmenter(
             recipe,
             x,
@@ -141,6 +148,7 @@ def _train(
         num_classes=data.num_classes,
         root_dir=root,
         init_state=init,
+        trunk_state=trunk,
     )
 
 
@@ -186,30 +194,59 @@ def _inputs(
     return out
 
 
-_TYPICAL_PICKS: dict[tuple[object, ...], np.ndarray] = {}  # (pool digest, ...) -> picks
+_ENCODERS: dict[tuple[object, ...], ContrastiveEncoder] = {}  # (pool digest, ...) -> encoder
+
+
+def pool_encoder(data: SimulationData, seed: int, contrastive_steps: int = 600,
+                 cache_dir: Path | None = None) -> ContrastiveEncoder:
+    """The self-supervised encoder of ``seed`` trained on the pool (volumes at most 16 per
+    axis): kept for the process's next strategy and, under ``cache_dir``, for the other worker
+    processes of the simulation."""
+    pool = np.ascontiguousarray(data.pool_x)
+    digest = hashlib.blake2b(pool.data, digest_size=16).hexdigest()  # content, not id()
+    key = (digest, pool.shape, str(pool.dtype), data.spatial_dims, seed, contrastive_steps)
+    if key in _ENCODERS:
+        return _ENCODERS[key]
+    stored = None
+    if cache_dir is not None:
+        name = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
+        stored = cache_dir / f"encoder-{name}.pt"
+    if stored is not None and stored.is_file():
+        saved = torch.load(stored, weights_only=True)
+        encoder = ContrastiveEncoder(saved["features"].numpy(), dict(saved["trunk_state"]))
+    else:
+        encoder = train_contrastive(data.pool_x, spatial_dims=data.spatial_dims, seed=seed,
+                                    steps=contrastive_steps)
+        if stored is not None:  # written whole, then renamed: a reader never sees half
+            partial = stored.with_suffix(f".{os.getpid()}.partial")
+            torch.save({"features": torch.from_numpy(encoder.features),
+                        "trunk_state": encoder.trunk_state}, partial)
+            os.replace(partial, stored)
+    _ENCODERS[key] = encoder
+    return encoder
 
 
 def initial_picks(data: SimulationData, n: int, how: str, seed: int,
-                  contrastive_steps: int = 600) -> np.ndarray:
+                  contrastive_steps: int = 600, cache_dir: Path | None = None) -> np.ndarray:
     """The cold-start set: uniform random, k-center on pooled raw pixels, or typical items
-    (TypiClust) of self-supervised features trained on the pool (volumes at most 16 per axis;
-    kept per seed for the process's next strategy)."""
+    (TypiClust) of self-supervised features trained on the pool (`pool_encoder`)."""
     rng = np.random.default_rng([seed, 0xC01D])
     if how == "typical":
-        pool = np.ascontiguousarray(data.pool_x)
-        digest = hashlib.blake2b(pool.data, digest_size=16).hexdigest()  # content, not id()
-        key = (digest, pool.shape, str(pool.dtype), data.spatial_dims, n, seed, contrastive_steps)
-        if key not in _TYPICAL_PICKS:
-            feats = contrastive_features(data.pool_x, spatial_dims=data.spatial_dims, seed=seed,
-                                         steps=contrastive_steps)
-            picked = select_cold_start(feats, n, method="typical", rng=rng).indices
-            _TYPICAL_PICKS[key] = np.sort(np.asarray(picked, np.int64))
-        return _TYPICAL_PICKS[key].copy()
+        feats = pool_encoder(data, seed, contrastive_steps, cache_dir).features
+        picked = select_cold_start(feats, n, method="typical", rng=rng).indices
+        return np.sort(np.asarray(picked, np.int64))
     if how == "kcenter":
         factor = 2 if data.spatial_dims == 2 else 4
         feats = data.pool_x.astype(np.float32)
         return select_cold_start(feats, n, method="kcenter", factor=factor, rng=rng).indices
     return np.sort(rng.choice(len(data.pool_x), min(n, len(data.pool_x)), replace=False))
+
+
+def _pretrained_trunk(data: SimulationData, seed: int, config: SimulationConfig,
+                      cache_dir: Path | None) -> Mapping[str, torch.Tensor] | None:
+    if not config.ssl_init:
+        return None
+    return pool_encoder(data, seed, config.contrastive_steps, cache_dir).trunk_state
 
 
 def run_strategy(
@@ -225,7 +262,9 @@ def run_strategy(
     seed only, so strategies are paired under a seed."""
     strategy = build_strategy(name, data, config.strategy_params.get(name, {}))
     oracle = Oracle(data.pool_y)
-    first = initial_picks(data, config.initial, config.cold_start, seed, config.contrastive_steps)
+    first = initial_picks(data, config.initial, config.cold_start, seed, config.contrastive_steps,
+                          workdir)
+    trunk = _pretrained_trunk(data, seed, config, workdir)
     oracle.reveal(first)
     picks = [[int(i) for i in first]]
     curve: list[CurvePoint] = []
@@ -241,6 +280,7 @@ def run_strategy(
             seed * 1000 + r,
             root,
             state if recipe.warm_start else None,
+            trunk,
         )
         kept = {k: float(v) for k, v in trained.metrics.items() if np.isfinite(v)}
         curve.append(CurvePoint(len(idx), evaluate(trained, data), kept))
@@ -275,12 +315,16 @@ def reference_runs(
     seeds: Sequence[int],
     workdir: Path,
     tick: Callable[[str], None] = lambda _: None,
+    config: SimulationConfig | None = None,
 ) -> list[dict[str, float]]:
-    """Test metrics of the same recipe trained on every pool label, one per seed."""
+    """Test metrics of the same recipe trained on every pool label, one per seed (from the
+    seed's pretrained trunk when ``config.ssl_init``)."""
     out = []
     for seed in seeds:
         root = workdir / f"reference-{seed}"
-        trained = _train(recipe, data, data.pool_x, data.pool_y, seed * 1000 + 999, root, None)
+        trunk = None if config is None else _pretrained_trunk(data, seed, config, workdir)
+        trained = _train(recipe, data, data.pool_x, data.pool_y, seed * 1000 + 999, root, None,
+                         trunk)
         out.append(evaluate(trained, data))
         shutil.rmtree(root, ignore_errors=True)
         tick(f"full-data reference seed {seed}")
@@ -299,6 +343,8 @@ def simulate(
         raise ValueError(f"a {type(recipe).__name__} cannot train a {data.task} task")
     if config.workers < 1:
         raise ValueError(f"workers must be >= 1, got {config.workers}")
+    if config.ssl_init and data.task == "segmentation":
+        raise ValueError("ssl_init starts a classifier's trunk; segmentation networks have none")
     if data.task == "segmentation":  # refused now, not after the first trainings
         for name in config.strategies:
             params = config.strategy_params.get(name, {})
@@ -384,7 +430,7 @@ def _run_job(
     name, seed = job
     data, recipe, config, workdir = (_WORKER[k] for k in ("data", "recipe", "config", "workdir"))
     if name == "reference":
-        return reference_runs(data, recipe, [seed], workdir, tick)[0]
+        return reference_runs(data, recipe, [seed], workdir, tick, config)[0]
     return run_strategy(name, seed, data, recipe, config, workdir, tick)
 
 

@@ -166,7 +166,8 @@ def summarise(
             "rounds": config.rounds,
             "cold_start": config.cold_start,
             **({"contrastive_steps": config.contrastive_steps}
-               if config.cold_start == "typical" else {}),
+               if config.cold_start == "typical" or config.ssl_init else {}),
+            **({"ssl_init": True} if config.ssl_init else {}),
             "pool_subsample": config.pool_subsample,
             "score_pool": config.score_pool,
             "strategy_params": {k: dict(v) for k, v in config.strategy_params.items()},

@@ -1,0 +1,219 @@
+"""Classifiers started from the cold start's self-supervised trunk, against fresh weights.
+
+The typical cold start already trains a SimCLR encoder on the pool (no label read) to pick the
+first labels. This benchmark asks whether the classifier should also *start* from that encoder's
+trunk (`SimulationConfig.ssl_init`, ``workbench simulate --ssl-init``) instead of random weights:
+the first round of every curve and the full-data reference do; later rounds warm-start from the
+round before, as always. Two arms, each with ``ssl_init`` and the same per-seed encoder:
+
+* ``random``: a random cold start, then random picks (the baseline);
+* ``power_bald_typical``: the typical cold start, then power-BALD (the loop's default).
+
+They are set beside the same two arms with fresh weights, read from the stored runs of the
+setup (``label_efficiency_<setup>.json`` for random, ``cold_starts_<setup>.json`` or
+``--default-from`` for the default's ``power_bald_ssl_cold`` arm, first ``--seeds`` seeds;
+each against its own recipe's full-data reference). Reads ../shared/data (fails when
+missing). Writes ``benchmarks/results/ssl_init_<setup>.json`` (the `workbench simulate` report
+layout for the two SSL arms, plus ``fresh_weights`` and ``comparison``) and
+``docs/ssl_init_<setup>.png``::
+
+    .venv/bin/python benchmarks/bench_ssl_init.py --setup pneumoniamnist_fine_30seeds --seeds 15
+    .venv/bin/python benchmarks/bench_ssl_init.py --setup breastmnist_xlong_30seeds_ref5 \
+        --seeds 15 --default-from cold_starts_breastmnist_xlong_30seeds.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from _machine import require_shared
+from _report import print_strategies
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench_label_efficiency import Setup, setups  # noqa: E402
+
+import workbench.simulation._run as simulation_run  # noqa: E402
+from workbench.recipes import ClassificationRecipe  # noqa: E402
+from workbench.simulation import (  # noqa: E402
+    SeedRun,
+    SimulationConfig,
+    SimulationData,
+    labels_to_reach,
+    load_simulation_data,
+    plot_curves,
+    runs_from_report,
+    summarise,
+)
+
+RESULTS = REPO / "benchmarks" / "results"
+ARMS: dict[str, tuple[str, Literal["random", "typical"]]] = {
+    # arm -> (strategy after the cold start, cold start)
+    "random": ("random", "random"),
+    "power_bald_typical": ("power_bald", "typical"),
+}
+STORED_DEFAULT_ARM = "power_bald_ssl_cold"  # the same default with fresh weights
+
+
+def _job(job: tuple[str, int]) -> dict[str, float] | SeedRun:
+    """A reference training or one arm's curve, in a worker set up by `_start_worker`."""
+    name, seed = job
+    worker = simulation_run._WORKER
+    data, recipe, config, workdir = (worker[k] for k in ("data", "recipe", "config", "workdir"))
+    if name == "reference":
+        return simulation_run.reference_runs(data, recipe, [seed], workdir, config=config)[0]
+    strategy, cold_start = ARMS[name]
+    run = simulation_run.run_strategy(strategy, seed, data, recipe,
+                                      dataclasses.replace(config, cold_start=cold_start), workdir)
+    return dataclasses.replace(run, strategy=name)
+
+
+def _reach(report: dict[str, Any], name: str) -> int | None:
+    value = report["strategies"][name]["labels_to_reach"].get("0.99")
+    return None if value is None else int(value)
+
+
+def _reach_level(report: dict[str, Any], name: str, level: float) -> int | None:
+    """Labels at which ``name``'s mean curve first reaches the metric value ``level``."""
+    curve = report["strategies"][name]["mean_curve"]
+    return labels_to_reach([p["labels"] for p in curve], [p["mean"] for p in curve], level)
+
+
+def comparison(ssl: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+    """Labels to 99% and AULC per arm with and without the pretrained trunk, and the paired
+    (by seed) AULC gain the trunk gives each arm. Labels to 99% are read against each recipe's
+    own full-data reference and, so that a lower reference cannot flatter an arm, against the
+    higher of the two (``labels_to_99_of_higher_reference``)."""
+    out: dict[str, Any] = {}
+    higher = 0.99 * max(ssl["reference"]["metric"], fresh["reference"]["metric"])
+    for arm, fresh_arm in (("random", "random"), ("power_bald_typical", STORED_DEFAULT_ARM)):
+        with_trunk = runs_from_report(ssl, arm)
+        without = {r.seed: r for r in runs_from_report(fresh, fresh_arm)}
+        gain = [float(np.mean([p.metrics[ssl["metric"]] for p in r.curve])
+                      - np.mean([p.metrics[ssl["metric"]] for p in without[r.seed].curve]))
+                for r in with_trunk]
+        out[arm] = {
+            "labels_to_99_ssl_init": _reach(ssl, arm),
+            "labels_to_99_fresh": _reach(fresh, fresh_arm),
+            "labels_to_99_of_higher_reference": {"ssl_init": _reach_level(ssl, arm, higher),
+                                                 "fresh": _reach_level(fresh, fresh_arm, higher)},
+            "aulc_ssl_init": ssl["strategies"][arm]["aulc"]["mean"],
+            "aulc_fresh": fresh["strategies"][fresh_arm]["aulc"]["mean"],
+            "aulc_gain_per_seed": gain,
+        }
+    for key, report, default in (("ssl_init", ssl, "power_bald_typical"),
+                                 ("fresh", fresh, STORED_DEFAULT_ARM)):
+        d, r = _reach(report, default), _reach(report, "random")
+        out[f"default_over_random_labels_{key}"] = None if d is None or not r else d / r
+    out["reference_ssl_init"] = ssl["reference"]["metric"]
+    out["reference_fresh"] = fresh["reference"]["metric"]
+    return out
+
+
+def _run(data: SimulationData, setup: Setup, config: SimulationConfig,
+         workers: int) -> dict[str, Any]:
+    """The two SSL arms and the SSL reference, ``workers`` processes sharing one workdir (and
+    so each seed's encoder), summarised."""
+    seeds = config.seeds
+    ref_seeds = seeds[: config.reference_seeds]
+    # random first: it trains each seed's encoder, which the later jobs read from the workdir
+    jobs = ([("random", s) for s in seeds] + [("reference", s) for s in ref_seeds]
+            + [("power_bald_typical", s) for s in seeds])
+    workdir = Path(tempfile.mkdtemp(prefix="wb-ssl-init-"))
+    start = time.time()
+    results: list[dict[str, float] | SeedRun] = []
+    try:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                 initializer=simulation_run._start_worker,
+                                 initargs=(data, setup.recipe, config, workdir)) as pool:
+            for job, result in zip(jobs, pool.map(_job, jobs), strict=True):
+                results.append(result)
+                print(f"{job[0]} seed {job[1]} done ({time.time() - start:.0f} s)", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    reference = [r for r in results if isinstance(r, dict)]
+    return summarise(data, setup.recipe, config, reference,
+                     [r for r in results if isinstance(r, SeedRun)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setup", default="pneumoniamnist_fine_30seeds")
+    parser.add_argument("--seeds", type=int, default=15)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--default-from", default=None,
+                        help="stored report holding the default's fresh-weight curves "
+                        "(default cold_starts_<setup>.json)")
+    parser.add_argument("--out", default=None, help="file stem (default ssl_init_<setup>)")
+    parser.add_argument("--reanalyse", action="store_true",
+                        help="train nothing: redo the comparison of the stored ssl_init report")
+    args = parser.parse_args()
+    if args.seeds < 1 or args.workers < 1:
+        parser.error("--seeds and --workers must be at least 1")
+    catalogue = setups(1)
+    if args.setup not in catalogue:
+        parser.error(f"--setup: unknown setup {args.setup!r}")
+    setup = catalogue[args.setup]
+    if not isinstance(setup.recipe, ClassificationRecipe):
+        parser.error("--setup: a pretrained trunk starts classifiers only")
+    stored_random = RESULTS / f"label_efficiency_{args.setup}.json"
+    stored_default = RESULTS / (args.default_from or f"cold_starts_{args.setup}.json")
+    for path in (stored_random, stored_default):
+        if not path.exists():
+            parser.error(f"--setup: no stored run {path} to compare with")
+    require_shared(setup.path)
+    data = load_simulation_data(setup.path, seed=0, **setup.load)
+    seeds = tuple(range(args.seeds))
+    config = dataclasses.replace(setup.config, seeds=seeds, ssl_init=True,
+                                 strategies=tuple(ARMS))
+    stem = args.out or f"ssl_init_{args.setup}"
+    if args.reanalyse:
+        report = json.loads((RESULTS / f"{stem}.json").read_text())
+        if tuple(report["config"]["seeds"]) != seeds:
+            parser.error(f"--reanalyse: {stem}.json holds seeds {report['config']['seeds']}")
+    else:
+        start = time.time()
+        report = _run(data, setup, config, args.workers)
+        report["seconds"] = time.time() - start
+        report["machine"] = {"cpus": os.cpu_count(), "workers": args.workers,
+                             "torch_threads": 1}
+    stored_r, stored_d = (json.loads(p.read_text()) for p in (stored_random, stored_default))
+    fresh_runs = ([r for r in runs_from_report(stored_r, "random") if r.seed in seeds]
+                  + [r for r in runs_from_report(stored_d, STORED_DEFAULT_ARM) if r.seed in seeds])
+    fresh = summarise(data, setup.recipe,
+                      dataclasses.replace(setup.config, seeds=seeds,
+                                          strategies=("random", STORED_DEFAULT_ARM)),
+                      stored_r["reference"]["per_seed"], fresh_runs)
+    report["fresh_weights"] = {"from": [stored_random.name, stored_default.name],
+                               "reference": fresh["reference"],
+                               "strategies": {k: {m: v[m] for m in ("aulc", "aulc_vs_random",
+                                                                    "labels_to_reach")}
+                                              for k, v in fresh["strategies"].items()}}
+    report["comparison"] = comparison(report, fresh)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=1))
+    plot_curves(report, REPO / "docs" / f"{stem}.png")
+    print_strategies(report)
+    print(json.dumps({k: v for k, v in report["comparison"].items()
+                      if not isinstance(v, dict)}, indent=1))
+    for arm in ARMS:
+        c = report["comparison"][arm]
+        print(f"{arm}: labels to 99% {c['labels_to_99_fresh']} -> {c['labels_to_99_ssl_init']}; "
+              f"AULC {c['aulc_fresh']:.4f} -> {c['aulc_ssl_init']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
