@@ -57,6 +57,7 @@ from workbench.simulation import (  # noqa: E402
     plot_curves,
     runs_from_report,
     summarise,
+    t_interval,
 )
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -112,6 +113,7 @@ def comparison(ssl: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
                                                  "fresh": _reach_level(fresh, fresh_arm, higher)},
             "aulc_ssl_init": ssl["strategies"][arm]["aulc"]["mean"],
             "aulc_fresh": fresh["strategies"][fresh_arm]["aulc"]["mean"],
+            "aulc_gain": dataclasses.asdict(t_interval(gain)),
             "aulc_gain_per_seed": gain,
         }
     for key, report, default in (("ssl_init", ssl, "power_bald_typical"),
@@ -211,8 +213,11 @@ def main() -> None:
                       if not isinstance(v, dict)}, indent=1))
     for arm in ARMS:
         c = report["comparison"][arm]
-        print(f"{arm}: labels to 99% {c['labels_to_99_fresh']} -> {c['labels_to_99_ssl_init']}; "
-              f"AULC {c['aulc_fresh']:.4f} -> {c['aulc_ssl_init']:.4f}")
+        gain = c["aulc_gain"]
+        print(f"{arm}: labels to 99% {c['labels_to_99_fresh']} -> {c['labels_to_99_ssl_init']} "
+              f"(of the higher reference: {c['labels_to_99_of_higher_reference']}); AULC "
+              f"{c['aulc_fresh']:.4f} -> {c['aulc_ssl_init']:.4f}, gain {100 * gain['mean']:+.2f} "
+              f"[{100 * gain['lo']:+.2f}, {100 * gain['hi']:+.2f}] points")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
                        "with them; (1 + axes) forward passes per MC sample instead of one")
     train.add_argument("--fresh", action="store_true",
                        help="start from random weights (default: from the latest ready model's "
-                       "weights, which keeps small-set training stable)")
+                       "weights, which keeps small-set training stable; a classification "
+                       "project's first model starts from the self-supervised encoder its "
+                       "typical cold start trained)")
     train.add_argument("--nice", type=_niceness, metavar="N",
                        help="run at CPU niceness N (e.g. 10) with one core left free. Linux "
                        "weighs niceness within a terminal session only (autogroups): to keep "
@@ -153,7 +155,7 @@ def _train(args: argparse.Namespace) -> int:
         if args.patch_size:
             changes["patch_size"] = tuple(args.patch_size)
         recipe = default_recipe(store, **changes)
-        loop = ActiveLearningLoop(store, recipe=recipe)
+        loop = ActiveLearningLoop(store, recipe=recipe, ssl_init=not args.fresh)
         if not records_to_store():  # another process of a DDP training: train, stay quiet
             loop.train(seed=args.seed)
             return 0

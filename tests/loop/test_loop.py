@@ -484,3 +484,42 @@ def test_a_degenerate_model_is_flagged_and_the_user_warned(project: SQLiteStore)
     assert model.status is ModelStatus.READY  # recorded, flagged, a person decides
     stored = next(m for m in project.list_model_versions() if m.id == model.id)
     assert stored.metrics["degenerate"] == 1.0 and stored.metrics["attempts"] == 2.0
+
+
+def test_the_first_classifier_starts_from_the_typical_cold_starts_encoder(
+        project: SQLiteStore) -> None:
+    """The typical cold start keeps its encoder; the project's first model starts its trunk
+    there (with a zero learning rate it stays there), says so in its params, and the next
+    model warm-starts from the first instead."""
+    from workbench.loop._encoder import encoder_path
+
+    frozen = dataclasses.replace(FAST, lr=0.0, weight_decay=0.0)
+    loop = ActiveLearningLoop(project, recipe=frozen, contrastive_steps=10)
+    first = loop.query("power_bald", 12, seed=2)
+    assert first.strategy == "cold_start_typical"
+    saved = torch.load(encoder_path(project, first.id), weights_only=True)
+    assert (saved["spatial_dims"], saved["in_channels"]) == (2, 1)
+    label_served(project, "ann", 12)
+    model = loop.train(seed=0)
+    assert model.params["trunk_from_round"] == first.id
+    weights = torch.load(model.checkpoint or "", weights_only=True)["state_dict"]
+    learned = [k for k in saved["trunk_state"] if k.endswith(("weight", "bias"))]
+    assert learned and all(torch.equal(weights[f"trunk.{k}"], saved["trunk_state"][k])
+                           for k in learned)
+    assert "trunk_from_round" not in loop.train(seed=1).params  # warm start from model 1
+
+    fresh = ActiveLearningLoop(project, recipe=dataclasses.replace(frozen, warm_start=False),
+                               ssl_init=False)
+    scratch = fresh.train(seed=0)
+    assert "trunk_from_round" not in scratch.params
+    weights = torch.load(scratch.checkpoint or "", weights_only=True)["state_dict"]
+    assert not torch.equal(weights[f"trunk.{learned[0]}"], saved["trunk_state"][learned[0]])
+
+
+def test_a_kcenter_cold_start_keeps_no_encoder(project: SQLiteStore) -> None:
+    loop = ActiveLearningLoop(project, recipe=FAST)
+    round_ = loop.query("bald", 8, seed=0, cold_start="kcenter")
+    assert round_.strategy == "cold_start_kcenter"
+    assert not list((project.root / "checkpoints").glob("encoder-*"))
+    label_served(project, "ann", 8)
+    assert "trunk_from_round" not in loop.train(seed=0).params

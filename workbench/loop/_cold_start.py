@@ -14,7 +14,7 @@ import numpy as np
 
 from workbench.loop._images import ImageLoader, item_images, thumbnails
 from workbench.loop._progress import Progress
-from workbench.recipes import contrastive_features
+from workbench.recipes import ContrastiveEncoder, train_contrastive
 from workbench.store import Item
 from workbench.strategies import downsample, select_cold_start
 
@@ -49,13 +49,18 @@ def cold_start_images(items: Sequence[Item], *, segmentation: bool,
 
 def cold_start_picks(images: np.ndarray, k: int, *, method: str, labelled: np.ndarray,
                      rng: np.random.Generator, seed: int, contrastive_steps: int,
-                     progress: Progress | None = None) -> np.ndarray:
+                     progress: Progress | None = None,
+                     ) -> tuple[np.ndarray, ContrastiveEncoder | None]:
     """Positions of ``k`` picks among ``images`` ``[N, C, *spatial]`` (``labelled`` ``[N]``
-    flags those already labelled: picks are placed relative to them, never on them)."""
+    flags those already labelled: picks are placed relative to them, never on them), and the
+    self-supervised encoder a ``typical`` start trained (None for ``kcenter``)."""
+    encoder = None
     if method == "typical":  # trained at the encoder's default size for 2D / 3D
-        features = contrastive_features(images, spatial_dims=images.ndim - 2, seed=seed,
-                                        steps=contrastive_steps, progress=progress)
+        encoder = train_contrastive(images, spatial_dims=images.ndim - 2, seed=seed,
+                                    steps=contrastive_steps, progress=progress)
+        features = encoder.features
     else:  # grey level [N, *spatial], pooled
         features = downsample(images.mean(axis=1, dtype=np.float32), 2)
-    return select_cold_start(features, k, method=method, labelled_mask=labelled,
-                             rng=rng).indices
+    picks = select_cold_start(features, k, method=method, labelled_mask=labelled,
+                              rng=rng).indices
+    return np.asarray(picks), encoder

@@ -29,6 +29,7 @@ from torch import Tensor
 from workbench.errors import WorkbenchError
 from workbench.loop import _segment as seg
 from workbench.loop._cold_start import COLD_STARTS, cold_start_images, cold_start_picks
+from workbench.loop._encoder import latest_encoder, save_encoder
 from workbench.loop._images import ImageLoader, item_arrays, item_images, load_item
 from workbench.loop._persist import Recipe, Trained, load_weights, save_weights
 from workbench.loop._progress import EpochProgress, Progress
@@ -36,7 +37,13 @@ from workbench.loop._ranks import global_rank, records_to_store
 from workbench.loop._scan_cache import ScanCache
 from workbench.loop._stopping import StoppingCriteria
 from workbench.loop._yielding import YieldToAnnotators
-from workbench.models import ModelError, default_precision, stable_val_mask, training_device
+from workbench.models import (
+    ModelError,
+    default_precision,
+    small_cnn,
+    stable_val_mask,
+    training_device,
+)
 from workbench.recipes import (
     ClassificationRecipe,
     SegmentationRecipe,
@@ -140,11 +147,15 @@ class ActiveLearningLoop:
     """Train, score and select on a classification or segmentation project, recording
     everything in the store. ``recipe`` defaults to `default_recipe`; ``score_chunk`` (pool
     items scored per step; default: `score_chunk_for`) bounds memory; ``contrastive_steps``:
-    how long the self-supervised encoder of a ``typical`` cold start trains."""
+    how long the self-supervised encoder of a ``typical`` cold start trains; ``ssl_init``: a
+    classifier with no earlier model to warm-start from (and the recipe's `small_cnn`)
+    starts its trunk from that encoder (docs/label-efficiency.md, "Starting from the
+    encoder")."""
 
     def __init__(self, store: SQLiteStore, *, recipe: Recipe | None = None,
                  image_loader: ImageLoader | None = None, score_chunk: int | None = None,
-                 yield_to_annotators: bool = True, contrastive_steps: int = 600) -> None:
+                 yield_to_annotators: bool = True, contrastive_steps: int = 600,
+                 ssl_init: bool = True) -> None:
         self.store = store
         self.recipe: Recipe = recipe if recipe is not None else default_recipe(store)
         self.segmentation = store.config.task is Task.SEGMENTATION
@@ -160,7 +171,9 @@ class ActiveLearningLoop:
         self._size: tuple[int, ...] | None = None
         self.yield_to_annotators = yield_to_annotators
         self.contrastive_steps = contrastive_steps
+        self.ssl_init = ssl_init
         self._progress: Progress | None = None  # of the training under way
+        self._trunk: dict[str, Tensor] | None = None  # where the training under way starts
 
     @property
     def default_cold_start(self) -> str:
@@ -268,6 +281,10 @@ class ActiveLearningLoop:
             if isinstance(recipe.network, UNetFactory):
                 params["unet_features"] = list(recipe.network.features)
                 params["unet_dropout"] = recipe.network.dropout
+        trunk = self._pretrained_trunk()
+        if trunk is not None:
+            params["trunk_from_round"] = trunk[0]
+        self._trunk = None if trunk is None else trunk[1]
         self._progress = progress
         fit_train, fit_val = self._train_and_val(train, val, use_val)
         if not use_val:
@@ -336,7 +353,8 @@ class ActiveLearningLoop:
         trained = train_classifier(
             self.recipe, x, train.classes, self._images(val.items), val.classes,
             seed=seed, num_classes=len(self.store.config.classes),
-            init_state=self._warm_start_state(), callbacks=self._callbacks())
+            init_state=self._warm_start_state(), trunk_state=self._trunk,
+            callbacks=self._callbacks())
         return trained, int(x.shape[1])
 
     def _fit_segmenter(self, train: _Labelled, val: _Labelled,
@@ -351,6 +369,16 @@ class ActiveLearningLoop:
             num_classes=len(self.store.config.classes), seed=seed,
             init_state=self._warm_start_state(), callbacks=self._callbacks())
         return trained, channels
+
+    def _pretrained_trunk(self) -> tuple[int, dict[str, Tensor]] | None:
+        """(cold-start round id, trunk weights) a new classifier starts from: the newest
+        typical cold start's encoder, when ``ssl_init``, the recipe's network is `small_cnn`
+        and there is no ready model to warm-start from."""
+        recipe = self.recipe
+        if (self.segmentation or not self.ssl_init or recipe.network is not small_cnn
+                or (recipe.warm_start and self.latest_model() is not None)):
+            return None
+        return latest_encoder(self.store, spatial_dims=recipe.spatial_dims)
 
     def _warm_start_state(self) -> dict[str, Tensor] | None:
         if not self.recipe.warm_start:
@@ -512,7 +540,7 @@ class ActiveLearningLoop:
         with self._recorded_failure(
                 mark_failed, f"round {round_.id}",
                 "score fewer pool items at once (ActiveLearningLoop(score_chunk=...))"):
-            selected = self._select(name, k, seed, model, params, progress)
+            selected = self._select(name, k, seed, model, params, progress, round_.id)
         return self.store.finish_round(round_.id, status=RoundStatus.DONE, selected=selected)
 
     @contextmanager
@@ -544,7 +572,8 @@ class ActiveLearningLoop:
         return get_strategy(name, **params)
 
     def _select(self, name: str, k: int, seed: int, model: ModelVersion | None,
-                params: dict[str, object], progress: Progress | None = None) -> list[int]:
+                params: dict[str, object], progress: Progress | None = None,
+                round_id: int | None = None) -> list[int]:
         pool = self.pool()
         rng = np.random.default_rng(seed)
         if not pool:
@@ -552,7 +581,8 @@ class ActiveLearningLoop:
         if name in COLD_STARTS:  # placed relative to the labels imported so far
             items = [*pool, *self._labelled("train").items]
             mask = np.arange(len(items)) >= len(pool)
-            picks = self._cold_start(items, mask, k, rng, COLD_STARTS[name], seed, progress)
+            picks = self._cold_start(items, mask, k, rng, COLD_STARTS[name], seed, progress,
+                                     round_id)
             return [items[int(i)].id for i in picks]
         chosen = self._strategy(name, params)
         labelled_mask: np.ndarray = np.zeros(len(pool), bool)  # the pool: unlabelled items
@@ -593,11 +623,18 @@ class ActiveLearningLoop:
 
     def _cold_start(self, pool: Sequence[Item], labelled: np.ndarray, k: int,
                     rng: np.random.Generator, method: str, seed: int,
-                    progress: Progress | None) -> np.ndarray:
+                    progress: Progress | None, round_id: int | None) -> np.ndarray:
+        """The cold start's picks; a classification project keeps a typical start's encoder
+        (`save_encoder`) for its first model to start from."""
         images = cold_start_images(pool, segmentation=self.segmentation, read=self._images,
                                    chunk=self.score_chunk_for(pool), loader=self._loader)
-        return cold_start_picks(images, k, method=method, labelled=labelled, rng=rng, seed=seed,
-                                contrastive_steps=self.contrastive_steps, progress=progress)
+        picks, encoder = cold_start_picks(
+            images, k, method=method, labelled=labelled, rng=rng, seed=seed,
+            contrastive_steps=self.contrastive_steps, progress=progress)
+        if encoder is not None and round_id is not None and not self.segmentation:
+            save_encoder(self.store, round_id, encoder, spatial_dims=images.ndim - 2,
+                         in_channels=int(images.shape[1]))
+        return picks
 
     def _stored_scores(self, chosen: Strategy, model: ModelVersion,
                        pool: Sequence[Item]) -> np.ndarray | None:
