@@ -14,8 +14,9 @@ setup (``label_efficiency_<setup>.json`` for random, ``cold_starts_<setup>.json`
 ``--default-from`` for the default's ``power_bald_ssl_cold`` arm, first ``--seeds`` seeds;
 each against its own recipe's full-data reference). Reads ../shared/data (fails when
 missing). Writes ``benchmarks/results/ssl_init_<setup>.json`` (the `workbench simulate` report
-layout for the two SSL arms, plus ``fresh_weights`` and ``comparison``) and
-``docs/ssl_init_<setup>.png``::
+layout for the two SSL arms, plus ``fresh_weights`` and ``comparison``),
+``docs/ssl_init_<setup>.png`` and ``docs/ssl_init_<setup>_vs_fresh.png`` (both arms with and
+without the trunk)::
 
     .venv/bin/python benchmarks/bench_ssl_init.py --setup pneumoniamnist_fine_30seeds --seeds 15
     .venv/bin/python benchmarks/bench_ssl_init.py --setup breastmnist_xlong_30seeds_ref5 \
@@ -125,6 +126,33 @@ def comparison(ssl: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def plot_with_and_without(ssl: dict[str, Any], fresh: dict[str, Any], path: Path) -> None:
+    """Both arms' mean curves from the pretrained trunk (solid) and from fresh weights (dashed),
+    with each recipe's 99%-of-full-data line."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.4), dpi=120)
+    ax = fig.subplots()
+    for arm, fresh_arm, colour in (("random", "random", "tab:blue"),
+                                   ("power_bald_typical", STORED_DEFAULT_ARM, "tab:orange")):
+        for report, name, style, how in ((ssl, arm, "-", "trunk"),
+                                         (fresh, fresh_arm, "--", "fresh weights")):
+            curve = report["strategies"][name]["mean_curve"]
+            ax.plot([p["labels"] for p in curve], [p["mean"] for p in curve], style,
+                    color=colour, marker="o", ms=2.5, lw=1.2, label=f"{arm}, {how}")
+    for report, style, how in ((ssl, "-", "trunk"), (fresh, "--", "fresh")):
+        ax.axhline(0.99 * report["reference"]["metric"], color="grey", ls=style, lw=0.8,
+                   label=f"99% of full data ({how})")
+    ax.set_xlabel("labelled items")
+    ax.set_ylabel(f"test {ssl['metric']}")
+    ax.set_title(f"{ssl['dataset']['name']}: pretrained trunk vs fresh weights, "
+                 f"{len(ssl['config']['seeds'])} seeds", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
 def _run(data: SimulationData, setup: Setup, config: SimulationConfig,
          workers: int) -> dict[str, Any]:
     """The two SSL arms and the SSL reference, ``workers`` processes sharing one workdir (and
@@ -208,6 +236,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=1))
     plot_curves(report, REPO / "docs" / f"{stem}.png")
+    plot_with_and_without(report, fresh, REPO / "docs" / f"{stem}_vs_fresh.png")
     print_strategies(report)
     print(json.dumps({k: v for k, v in report["comparison"].items()
                       if not isinstance(v, dict)}, indent=1))
