@@ -174,6 +174,9 @@ def _train(args: argparse.Namespace) -> int:
                          default=str, indent=2))
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(model.metrics.items()))
     console.print(f"model version {model.id} ready ({metrics}); scored {scored} pool items")
+    if "trunk_from_round" in model.params:
+        console.print(f"its trunk started from the self-supervised encoder of cold-start round "
+                      f"{model.params['trunk_from_round']} (--fresh: from random weights)")
     console.print(f"the loop can stop: {stop_reason}" if stop_reason else
                   "no stopping criterion met: label the next round")
     return 0

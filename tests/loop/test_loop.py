@@ -424,6 +424,8 @@ def test_cli_query_train_query(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "training on cpu (32-true)" in err  # where it trains (no GPU)
     assert "the loop can stop: label budget reached (16 >= 16)" in err
     assert "training (epochs): 2/2" in err  # progress, as plain lines outside a terminal
+    assert ("trunk started from the self-supervised encoder of cold-start round 1"
+            in " ".join(err.split()))  # rich wraps
     assert main(["query", str(project), "--strategy", "power_bald", "--batch", "8"]) == 0
     assert main(["query", str(project), "--batch", "8"]) == 0  # the default strategy
     assert main(["query", str(project), "--strategy", "class_balanced_power_bald",
