@@ -153,15 +153,23 @@ def plot_with_and_without(ssl: dict[str, Any], fresh: dict[str, Any], path: Path
     fig.savefig(path)
 
 
-def _run(data: SimulationData, setup: Setup, config: SimulationConfig,
-         workers: int) -> dict[str, Any]:
+def _run(data: SimulationData, setup: Setup, config: SimulationConfig, workers: int,
+         earlier: dict[str, Any] | None = None) -> dict[str, Any]:
     """The two SSL arms and the SSL reference, ``workers`` processes sharing one workdir (and
-    so each seed's encoder), summarised."""
+    so each seed's encoder), summarised; the curves and reference trainings of an ``earlier``
+    report of this benchmark are kept, not run again."""
     seeds = config.seeds
     ref_seeds = seeds[: config.reference_seeds]
+    kept: list[SeedRun] = []
+    reference: list[dict[str, float]] = []
+    if earlier is not None:
+        kept = [r for arm in ARMS for r in runs_from_report(earlier, arm) if r.seed in seeds]
+        reference = list(earlier["reference"]["per_seed"])[: len(ref_seeds)]
+    done = {(r.strategy, r.seed) for r in kept}
     # random first: it trains each seed's encoder, which the later jobs read from the workdir
-    jobs = ([("random", s) for s in seeds] + [("reference", s) for s in ref_seeds]
-            + [("power_bald_typical", s) for s in seeds])
+    jobs = ([("random", s) for s in seeds if ("random", s) not in done]
+            + [("reference", s) for s in ref_seeds[len(reference):]]
+            + [("power_bald_typical", s) for s in seeds if ("power_bald_typical", s) not in done])
     workdir = Path(tempfile.mkdtemp(prefix="wb-ssl-init-"))
     start = time.time()
     results: list[dict[str, float] | SeedRun] = []
@@ -174,9 +182,10 @@ def _run(data: SimulationData, setup: Setup, config: SimulationConfig,
                 print(f"{job[0]} seed {job[1]} done ({time.time() - start:.0f} s)", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    reference = [r for r in results if isinstance(r, dict)]
-    return summarise(data, setup.recipe, config, reference,
-                     [r for r in results if isinstance(r, SeedRun)])
+    reference += [r for r in results if isinstance(r, dict)]
+    runs = kept + [r for r in results if isinstance(r, SeedRun)]
+    runs.sort(key=lambda r: (list(ARMS).index(r.strategy), r.seed))
+    return summarise(data, setup.recipe, config, reference, runs)
 
 
 def main() -> None:
@@ -188,6 +197,9 @@ def main() -> None:
                         help="stored report holding the default's fresh-weight curves "
                         "(default cold_starts_<setup>.json)")
     parser.add_argument("--out", default=None, help="file stem (default ssl_init_<setup>)")
+    parser.add_argument("--extend", default=None, metavar="REPORT",
+                        help="keep the curves of this earlier ssl_init report (fewer seeds) "
+                        "and run only the seeds it lacks")
     parser.add_argument("--reanalyse", action="store_true",
                         help="train nothing: redo the comparison of the stored ssl_init report")
     args = parser.parse_args()
@@ -216,7 +228,8 @@ def main() -> None:
             parser.error(f"--reanalyse: {stem}.json holds seeds {report['config']['seeds']}")
     else:
         start = time.time()
-        report = _run(data, setup, config, args.workers)
+        earlier = json.loads((RESULTS / args.extend).read_text()) if args.extend else None
+        report = _run(data, setup, config, args.workers, earlier)
         report["seconds"] = time.time() - start
         report["machine"] = {"cpus": os.cpu_count(), "workers": args.workers,
                              "torch_threads": 1}
