@@ -375,3 +375,16 @@ def test_ssl_init_is_refused_for_segmentation_before_any_training(
                               ssl_init=True)
     with pytest.raises(ValueError, match="segmentation networks have none"):
         simulate(data, tiny_seg_recipe, config)
+
+
+def test_a_process_keeps_only_the_newest_few_pool_encoders(breast_tiny: SimulationData) -> None:
+    """A notebook that ran simulations does not hold every seed's features for good."""
+    from workbench.simulation import _run
+
+    _run._ENCODERS.clear()
+    encoders = [_run.pool_encoder(breast_tiny, seed, 1) for seed in range(6)]
+    assert len(_run._ENCODERS) == _run._KEPT_ENCODERS
+    assert _run.pool_encoder(breast_tiny, 5, 1) is encoders[5]  # the newest, from memory
+    again = _run.pool_encoder(breast_tiny, 0, 1)  # dropped: trained again, the same
+    assert again is not encoders[0]
+    np.testing.assert_array_equal(again.features, encoders[0].features)

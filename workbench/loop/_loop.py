@@ -149,8 +149,8 @@ class ActiveLearningLoop:
     items scored per step; default: `score_chunk_for`) bounds memory; ``contrastive_steps``:
     how long the self-supervised encoder of a ``typical`` cold start trains; ``ssl_init``: a
     classifier with no earlier model to warm-start from (and the recipe's `small_cnn`)
-    starts its trunk from that encoder (docs/label-efficiency.md, "Starting from the
-    encoder")."""
+    starts its trunk from that encoder (docs/label-efficiency.md, "Starting the classifier
+    from the cold start's encoder")."""
 
     def __init__(self, store: SQLiteStore, *, recipe: Recipe | None = None,
                  image_loader: ImageLoader | None = None, score_chunk: int | None = None,

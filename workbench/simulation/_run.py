@@ -195,6 +195,7 @@ def _inputs(
 
 
 _ENCODERS: dict[tuple[object, ...], ContrastiveEncoder] = {}  # (pool digest, ...) -> encoder
+_KEPT_ENCODERS = 4  # the newest few: a process runs a seed's strategies one after another
 
 
 def pool_encoder(data: SimulationData, seed: int, contrastive_steps: int = 600,
@@ -222,6 +223,8 @@ def pool_encoder(data: SimulationData, seed: int, contrastive_steps: int = 600,
             torch.save({"features": torch.from_numpy(encoder.features),
                         "trunk_state": encoder.trunk_state}, partial)
             os.replace(partial, stored)
+    while len(_ENCODERS) >= _KEPT_ENCODERS:  # a pool's features are N x 128 floats each
+        _ENCODERS.pop(next(iter(_ENCODERS)))
     _ENCODERS[key] = encoder
     return encoder
 
