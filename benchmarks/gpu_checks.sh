@@ -3,8 +3,9 @@
 # the demo projects (CUDA, 16-mixed), MC-dropout scoring against baal in mixed and full precision
 # at the CPU benchmark's batch sizes (512 / 64) and at 4096 for both, 3D scoring per precision,
 # whether patch training waits for its data (patches cut in the training process, then in the
-# recipe's workers), what keyed dropout masks cost a 3D U-Net, and what test-time flips cost and
-# buy in segmentation scoring.
+# recipe's workers), what keyed dropout masks cost a 3D U-Net, what test-time flips cost and
+# buy in segmentation scoring, and the typical cold start's encoder on CUDA (seeded trainings
+# repeat bit for bit; what its trunk buys a classifier).
 # From the repository root:
 #   WORKBENCH_SHARED_DATA=../shared/data PYTHONPATH=. bash benchmarks/gpu_checks.sh OUT_DIR
 set -u
@@ -15,6 +16,9 @@ export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 status=0
 timeout 170 "$py" benchmarks/gpu_loop_check.py --out "$out/gpu_loop.json" || status=1
+timeout 200 "$py" benchmarks/gpu_ssl_check.py \
+    --npz "${WORKBENCH_SHARED_DATA:-../shared/data}/medmnist/pneumoniamnist.npz" \
+    --out "$out/ssl_cuda.json" || status=1
 for precision in 16-mixed 32; do
     timeout 150 "$py" benchmarks/bench_scoring.py --device cuda --precision "$precision" \
         --threads 16 --baal-max-items 10000 --out-dir "$out/b512" || status=1

@@ -1,9 +1,11 @@
 """The store loop on a GPU: the bundled demo projects labelled from their hidden ground truth,
 then one round of train, score and query each, with the default recipes (BreastMNIST
 classification, also queried with strategies that run the model over the pool; hippocampus 3D
-segmentation on whole scans, with test-time flips, and on patches). Checks that training
-and scoring ran on CUDA with mixed precision and that the model version records it; writes the
-times, metrics and peak GPU memory as JSON. CI has no GPU: run this where one is lent.
+segmentation on whole scans, with test-time flips, and on patches), and each again after a
+typical cold start (its encoder trains on the GPU; BreastMNIST's first model starts from it).
+Checks that training and scoring ran on CUDA with mixed precision and that the model version
+records it; writes the times, metrics and peak GPU memory as JSON. CI has no GPU: run this
+where one is lent.
 
     python benchmarks/gpu_loop_check.py --out benchmarks/results/gpu_loop.json
 
@@ -71,7 +73,8 @@ def one_round(store: SQLiteStore, labels: int, strategy: str,
     return {
         "labels": labels,
         "model_params": {k: model.params[k] for k in ("network", "device", "precision",
-                                                      "patch_size", "tta") if k in model.params},
+                                                      "patch_size", "tta", "trunk_from_round")
+                         if k in model.params},
         "val_metrics": model.metrics,
         "train_seconds": round(trained - start, 2),
         "score_seconds": round(done_scoring - trained, 2),
@@ -81,6 +84,26 @@ def one_round(store: SQLiteStore, labels: int, strategy: str,
         "peak_gpu_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1)
         if cuda else None,
     }
+
+
+def cold_start_round(store: SQLiteStore, labels: int) -> dict[str, Any]:
+    """A typical cold start first (its self-supervised encoder trains on the GPU), then a
+    round on its picks; a classifier's first model starts its trunk from that encoder."""
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    first = ActiveLearningLoop(store).query("power_bald", labels, seed=0)
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = round(time.perf_counter() - start, 2)
+    assert first.strategy == "cold_start_typical", first.strategy
+    encoders = list((store.root / "checkpoints").glob("encoder-round-*.pt"))
+    report = one_round(store, labels, "power_bald")
+    if report["model_params"]["network"] == "small_cnn":
+        assert report["model_params"].get("trunk_from_round") == first.id, report
+        assert len(encoders) == 1, encoders
+    return {"cold_start_seconds": seconds, "encoder_kept": bool(encoders), **report}
 
 
 def main() -> None:
@@ -101,6 +124,13 @@ def main() -> None:
                 store, 60, "power_bald", through_model=("badge", "power_epig", "batchbald"))
         with open_project(hippo) as store:
             report["hippocampus_whole_scans"] = one_round(store, 3, "power_bald")
+        typical = Path(tmp) / "typical-cold-start"
+        typical.mkdir()
+        for name, path in zip(("breastmnist", "hippocampus"), create_demo_projects(typical),
+                              strict=True):
+            with open_project(path) as store:
+                report[f"{name}_typical_cold_start"] = cold_start_round(
+                    store, 20 if name == "breastmnist" else 3)
         flips = Path(tmp) / "hippocampus-flips"
         flips.mkdir()
         _, hippo_flips = create_demo_projects(flips)

@@ -41,12 +41,14 @@ def test_features_tell_disks_from_rings_without_labels() -> None:
     assert nearest_neighbour_agreement(np.ones_like(features), kinds) == 0.5
 
 
-def test_deterministic_for_a_seed_and_the_global_random_state_is_kept() -> None:
+def test_deterministic_for_a_seed_and_the_global_state_is_kept() -> None:
     images, _ = disks_and_rings(4, side=12)
     torch.manual_seed(123)
     before = torch.get_rng_state()
+    deterministic = torch.are_deterministic_algorithms_enabled()
     a = contrastive_features(images, seed=1, steps=3, batch_size=4)
     assert torch.equal(torch.get_rng_state(), before)
+    assert torch.are_deterministic_algorithms_enabled() == deterministic  # restored
     np.testing.assert_array_equal(a, contrastive_features(images, seed=1, steps=3, batch_size=4))
     assert not np.allclose(a, contrastive_features(images, seed=2, steps=3, batch_size=4))
 

@@ -10,12 +10,12 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceCELoss
 from monai.metrics import DiceMetric, compute_roc_auc
 from torch import Tensor, nn
 
 from workbench.models._dropout import KeyedDropout, draw_keys, item_keys, mc_dropout
 from workbench.models._errors import ModelError
+from workbench.models._losses import DiceCELoss
 from workbench.models._mc import _mc_probs, split_batch
 from workbench.models._pixels import pixels_as_float
 from workbench.models._windows import SlidingWindow, random_patches, window_predict

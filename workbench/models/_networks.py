@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from typing import Literal
 
 from monai.networks.blocks import Convolution
-from monai.networks.layers.factories import Pool
 from monai.networks.nets import BasicUNet, DenseNet121, SegResNet, UNet, resnet18
 from torch import Tensor, nn
 
 from workbench.models._errors import ModelError
+from workbench.models._pooling import AdaptiveAvgPool, MaxPool
 
 ClassifierName = Literal["small_cnn", "densenet121", "resnet18"]
 SegmenterName = Literal["basic_unet", "unet", "segresnet"]
@@ -68,7 +68,8 @@ def small_cnn(
     dropout: float = 0.5,
 ) -> TrunkHeadNet:
     """A compact conv net for small images (MedMNIST 28x28 or 28x28x28): conv blocks with batch
-    norm and max-pooling, adaptive pooling to 4 per axis, a hidden layer, then dropout + linear."""
+    norm and max-pooling, adaptive pooling to 4 per axis, a hidden layer, then dropout + linear.
+    Its pooling trains deterministically on CUDA too (`workbench.models._pooling`)."""
     _check_dims(spatial_dims)
     layers: list[nn.Module] = []
     previous = in_channels
@@ -76,10 +77,10 @@ def small_cnn(
         layers.append(
             Convolution(spatial_dims, previous, width, kernel_size=3, act="RELU", norm="BATCH")
         )
-        layers.append(Pool[Pool.MAX, spatial_dims](2))
+        layers.append(MaxPool(spatial_dims))
         previous = width
     layers += [
-        Pool[Pool.ADAPTIVEAVG, spatial_dims](4),
+        AdaptiveAvgPool(4, spatial_dims),
         nn.Flatten(1),
         nn.Linear(previous * 4**spatial_dims, hidden),
         nn.ReLU(inplace=True),

@@ -36,3 +36,21 @@ def keep_global_rng() -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextmanager
+def deterministic_kernels() -> Iterator[None]:
+    """Run the block with PyTorch's deterministic kernels (a warning where an op has none), as
+    Lightning's seeded trainings do, then restore the previous setting. CUDA's cuBLAS gets the
+    workspace setting it needs for this unless one is set already."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    benchmark = torch.backends.cudnn.benchmark
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+        torch.backends.cudnn.benchmark = benchmark
