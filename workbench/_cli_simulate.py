@@ -50,6 +50,11 @@ def register_simulate_command(commands: argparse._SubParsersAction) -> None:
                      help="classification: the first training of every curve and the full-data "
                      "reference start from the trunk of a self-supervised encoder trained on the "
                      "pool (per seed, no label read) instead of random weights")
+    sim.add_argument("--encoder-cache", type=Path, metavar="DIR",
+                     help="keep the self-supervised encoders of --cold-start typical and "
+                     "--ssl-init in DIR between simulations, so a rerun on the same data trains "
+                     "none (keyed by the pool's content, seed, steps and device; default: kept "
+                     "for one run)")
     sim.add_argument("--epochs", type=int, help="max epochs per training (recipe default)")
     sim.add_argument("--mc-samples", type=int, help="MC-dropout samples T (recipe default)")
     sim.add_argument("--max-pool", type=int, help="use a fixed seeded subset of the pool")
@@ -114,6 +119,10 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.ssl_init and data.task != "classification":
         raise SimulateArgumentError(f"--ssl-init starts a classifier's trunk; {args.data} is a "
                                     f"{data.task} task", field="ssl_init")
+    if args.encoder_cache is not None and args.encoder_cache.exists() \
+            and not args.encoder_cache.is_dir():
+        raise SimulateArgumentError(f"--encoder-cache {args.encoder_cache} is a file, not a "
+                                    "folder", field="encoder_cache")
     recipe: Any = ClassificationRecipe() if data.task == "classification" else SegmentationRecipe()
     changes = {
         k: v
@@ -130,6 +139,7 @@ def _simulate(args: argparse.Namespace) -> int:
         cold_start=args.cold_start,
         contrastive_steps=args.contrastive_steps,
         ssl_init=args.ssl_init,
+        encoder_cache=args.encoder_cache,
         pool_subsample=args.pool_subsample,
         reference=args.reference_seeds > 0,
         reference_seeds=args.reference_seeds,

@@ -173,3 +173,16 @@ def test_cli_simulate_refuses_ssl_init_on_segmentation_data(
     err = " ".join(capsys.readouterr().err.split())
     assert "--ssl-init starts a classifier's trunk" in err and "segmentation task" in err
     assert "ssl_init" in err and not out.exists()
+
+
+def test_cli_simulate_refuses_an_encoder_cache_that_is_a_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo = Path(__file__).resolve().parents[2] / "workbench/demo_data/breastmnist/breastmnist.npz"
+    a_file = tmp_path / "cache"
+    a_file.write_text("mine")
+    out = tmp_path / "r.json"
+    code = main(["simulate", str(demo), "--encoder-cache", str(a_file), "--seeds", "1",
+                 "--out", str(out)])
+    assert code == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "is a file, not a folder" in err and "encoder_cache" in err and not out.exists()

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from workbench.recipes import (
     ClassificationRecipe,
@@ -388,3 +389,53 @@ def test_a_process_keeps_only_the_newest_few_pool_encoders(breast_tiny: Simulati
     again = _run.pool_encoder(breast_tiny, 0, 1)  # dropped: trained again, the same
     assert again is not encoders[0]
     np.testing.assert_array_equal(again.features, encoders[0].features)
+
+
+def test_an_encoder_cache_lets_a_rerun_train_no_encoder(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``encoder_cache`` a second simulation on the same data (a fresh process's memory:
+    the in-process encoders cleared) reads every seed's encoder from the folder, gives the
+    same report, and a damaged file is trained again, with a warning, and replaced."""
+    from workbench.simulation import _run
+
+    trainings: list[int] = []
+    real = _run.train_contrastive
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        trainings.append(kwargs["seed"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_run, "train_contrastive", counted)
+    cache = tmp_path / "encoders"
+    config = SimulationConfig(strategies=("random",), seeds=(0, 1), initial=6, batch=5,
+                              rounds=1, cold_start="typical", ssl_init=True,
+                              contrastive_steps=5, encoder_cache=cache, reference=False)
+    _run._ENCODERS.clear()
+    first = simulate(breast_tiny, tiny_recipe, config)
+    assert sorted(trainings) == [0, 1] and len(list(cache.glob("encoder-*.pt"))) == 2
+    _run._ENCODERS.clear()
+    again = simulate(breast_tiny, tiny_recipe, config)
+    assert sorted(trainings) == [0, 1]  # none trained the second time
+    assert again["strategies"] == first["strategies"]
+    assert "encoder_cache" not in again["config"]  # where they are kept changes no result
+    damaged = sorted(cache.glob("encoder-*.pt"))[0]
+    damaged.write_bytes(b"not a checkpoint")
+    _run._ENCODERS.clear()
+    with pytest.warns(RuntimeWarning, match="cannot be read .* training it again"):
+        third = simulate(breast_tiny, tiny_recipe, config)
+    assert len(trainings) == 3 and third["strategies"] == first["strategies"]
+    assert torch.load(damaged, weights_only=True)["features"].shape[0] == len(breast_tiny.pool_x)
+
+
+def test_an_encoder_cache_that_is_a_file_is_refused_before_any_training(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, tmp_path: Path
+) -> None:
+    a_file = tmp_path / "encoders"
+    a_file.write_text("mine")
+    config = SimulationConfig(strategies=("random",), seeds=(0,), initial=6, batch=5, rounds=1,
+                              ssl_init=True, encoder_cache=a_file)
+    with pytest.raises(ValueError, match="encoder_cache .*encoders cannot be a folder"):
+        simulate(breast_tiny, tiny_recipe, config)
+    assert a_file.read_text() == "mine"

@@ -8,6 +8,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import pickle
 import shutil
 import signal
 import sys
@@ -55,9 +56,12 @@ class SimulationConfig:
     this factor per axis before the strategies see them. ``contrastive_steps``: training steps
     of the self-supervised encoder of a ``typical`` cold start. ``ssl_init``: a classifier's
     first round and the full-data reference start from that encoder's trunk (trained per seed
-    on the pool, no label read; ``small_cnn``-like networks only). ``workers``: run the (strategy,
-    seed) curves and the reference trainings in this many processes, each with ``threads``
-    torch threads; the report is the same for any number of workers."""
+    on the pool, no label read; ``small_cnn``-like networks only). ``encoder_cache``: a folder
+    that keeps those encoders between simulations (keyed by the pool's content, the seed, the
+    steps and the device), so a rerun on the same data trains none; None keeps them for one
+    run. ``workers``: run the (strategy, seed) curves and the reference trainings in this many
+    processes, each with ``threads`` torch threads; the report is the same for any number of
+    workers."""
 
     strategies: tuple[str, ...] = ("random", "entropy", "bald")
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -67,6 +71,7 @@ class SimulationConfig:
     cold_start: Literal["random", "kcenter", "typical"] = "random"
     contrastive_steps: int = 600
     ssl_init: bool = False
+    encoder_cache: Path | None = None
     pool_subsample: int | None = None
     score_pool: int = 4
     reference_seeds: int = 1
@@ -196,29 +201,33 @@ def _inputs(
 
 _ENCODERS: dict[tuple[object, ...], ContrastiveEncoder] = {}  # (pool digest, ...) -> encoder
 _KEPT_ENCODERS = 4  # the newest few: a process runs a seed's strategies one after another
+_ENCODER_FORMAT = 2  # part of the cache key: raise it when the encoder's training changes
 
 
 def pool_encoder(data: SimulationData, seed: int, contrastive_steps: int = 600,
                  cache_dir: Path | None = None) -> ContrastiveEncoder:
     """The self-supervised encoder of ``seed`` trained on the pool (volumes at most 16 per
     axis): kept for the process's next strategy and, under ``cache_dir``, for the other worker
-    processes of the simulation."""
+    processes of the simulation (or later ones: `SimulationConfig.encoder_cache`). A cached
+    file that cannot be read is trained again and replaced, with a warning."""
     pool = np.ascontiguousarray(data.pool_x)
     digest = hashlib.blake2b(pool.data, digest_size=16).hexdigest()  # content, not id()
-    key = (digest, pool.shape, str(pool.dtype), data.spatial_dims, seed, contrastive_steps)
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # where `train_contrastive` runs;
+    # one seed's encoder differs between the two
+    key = (_ENCODER_FORMAT, digest, pool.shape, str(pool.dtype), data.spatial_dims, seed,
+           contrastive_steps, device)
     if key in _ENCODERS:
         return _ENCODERS[key]
     stored = None
     if cache_dir is not None:
         name = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
         stored = cache_dir / f"encoder-{name}.pt"
-    if stored is not None and stored.is_file():
-        saved = torch.load(stored, weights_only=True)
-        encoder = ContrastiveEncoder(saved["features"].numpy(), dict(saved["trunk_state"]))
-    else:
+    encoder = _read_encoder(stored) if stored is not None and stored.is_file() else None
+    if encoder is None:
         encoder = train_contrastive(data.pool_x, spatial_dims=data.spatial_dims, seed=seed,
                                     steps=contrastive_steps)
         if stored is not None:  # written whole, then renamed: a reader never sees half
+            stored.parent.mkdir(parents=True, exist_ok=True)
             partial = stored.with_suffix(f".{os.getpid()}.partial")
             torch.save({"features": torch.from_numpy(encoder.features),
                         "trunk_state": encoder.trunk_state}, partial)
@@ -227,6 +236,22 @@ def pool_encoder(data: SimulationData, seed: int, contrastive_steps: int = 600,
         _ENCODERS.pop(next(iter(_ENCODERS)))
     _ENCODERS[key] = encoder
     return encoder
+
+
+def _read_encoder(path: Path) -> ContrastiveEncoder | None:
+    try:
+        saved = torch.load(path, weights_only=True)
+        return ContrastiveEncoder(saved["features"].numpy(), dict(saved["trunk_state"]))
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, KeyError,
+            AttributeError) as error:
+        warnings.warn(f"cached encoder {path} cannot be read ({type(error).__name__}): "
+                      "training it again", RuntimeWarning, stacklevel=3)  # `quiet` keeps these
+        return None
+
+
+def encoder_dir(config: SimulationConfig, workdir: Path) -> Path:
+    """Where a simulation's encoders are shared: ``config.encoder_cache``, else its workdir."""
+    return config.encoder_cache if config.encoder_cache is not None else workdir
 
 
 def initial_picks(data: SimulationData, n: int, how: str, seed: int,
@@ -266,8 +291,8 @@ def run_strategy(
     strategy = build_strategy(name, data, config.strategy_params.get(name, {}))
     oracle = Oracle(data.pool_y)
     first = initial_picks(data, config.initial, config.cold_start, seed, config.contrastive_steps,
-                          workdir)
-    trunk = _pretrained_trunk(data, seed, config, workdir)
+                          encoder_dir(config, workdir))
+    trunk = _pretrained_trunk(data, seed, config, encoder_dir(config, workdir))
     oracle.reveal(first)
     picks = [[int(i) for i in first]]
     curve: list[CurvePoint] = []
@@ -325,7 +350,8 @@ def reference_runs(
     out = []
     for seed in seeds:
         root = workdir / f"reference-{seed}"
-        trunk = None if config is None else _pretrained_trunk(data, seed, config, workdir)
+        trunk = (None if config is None
+                 else _pretrained_trunk(data, seed, config, encoder_dir(config, workdir)))
         trained = _train(recipe, data, data.pool_x, data.pool_y, seed * 1000 + 999, root, None,
                          trunk)
         out.append(evaluate(trained, data))
@@ -348,6 +374,12 @@ def simulate(
         raise ValueError(f"workers must be >= 1, got {config.workers}")
     if config.ssl_init and data.task == "segmentation":
         raise ValueError("ssl_init starts a classifier's trunk; segmentation networks have none")
+    if config.encoder_cache is not None:  # refused now, not when the first encoder is saved
+        try:
+            config.encoder_cache.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"encoder_cache {config.encoder_cache} cannot be a folder: "
+                             f"{error.strerror or error}") from error
     if data.task == "segmentation":  # refused now, not after the first trainings
         for name in config.strategies:
             params = config.strategy_params.get(name, {})
