@@ -47,6 +47,16 @@ def test_matrix_pooling_equals_pytorchs_values_and_gradients(shape: tuple[int, .
     torch.testing.assert_close(ours.grad, theirs.grad)
 
 
+def test_matrices_first_made_under_inference_mode_still_train() -> None:
+    """Lightning validates and predicts under inference mode; the matrices it leaves cached
+    must serve the next training."""
+    with torch.inference_mode():
+        adaptive_avg_pool_by_matrices(torch.randn(1, 1, 11, 13), 4)
+    x = torch.randn(1, 1, 11, 13, requires_grad=True)
+    adaptive_avg_pool_by_matrices(x, 4).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 8, 6, 4), (1, 2, 7, 5, 9), (2, 1, 6, 6)])
 def test_reshaped_max_pooling_equals_pytorchs_values_and_gradients(
         shape: tuple[int, ...]) -> None:

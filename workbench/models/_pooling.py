@@ -10,6 +10,8 @@ kernels run, so results there are bit for bit what they were.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -28,11 +30,20 @@ def averaging_matrix(size_in: int, size_out: int, *, dtype: torch.dtype = torch.
     return weights.to(dtype=dtype, device=device)
 
 
+@functools.lru_cache(maxsize=64)
+def _cached_matrix(size_in: int, size_out: int, dtype: torch.dtype,
+                   device: torch.device) -> Tensor:
+    """`averaging_matrix`, made once per shape, dtype and device (not per forward pass), and
+    never as an inference tensor, which a later training could not use."""
+    with torch.inference_mode(False):
+        return averaging_matrix(size_in, size_out, dtype=dtype, device=device)
+
+
 def adaptive_avg_pool_by_matrices(x: Tensor, size: int) -> Tensor:
     """``adaptive_avg_pool{2,3}d(x, size)`` as one matrix product per spatial axis.
     # [B, C, *spatial] -> [B, C, size, ...]"""
     for axis in range(2, x.ndim):
-        matrix = averaging_matrix(x.shape[axis], size, dtype=x.dtype, device=x.device)
+        matrix = _cached_matrix(int(x.shape[axis]), size, x.dtype, x.device)
         x = torch.movedim(torch.movedim(x, axis, -1) @ matrix.T, -1, axis)
     return x
 
