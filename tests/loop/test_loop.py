@@ -4,6 +4,7 @@ query, and failure recovery, with everything recorded in the store."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from workbench.ingest import LabelPolicy, import_sources
 from workbench.io import ScanImage, read_uri
 from workbench.loop import ActiveLearningLoop, LoopError, StoppingCriteria
 from workbench.loop._images import item_images, thumbnails
+from workbench.models import small_cnn
 from workbench.recipes import (
     ClassificationRecipe,
     TrainedModel,
@@ -516,6 +518,22 @@ def test_the_first_classifier_starts_from_the_typical_cold_starts_encoder(
     assert "trunk_from_round" not in scratch.params
     weights = torch.load(scratch.checkpoint or "", weights_only=True)["state_dict"]
     assert not torch.equal(weights[f"trunk.{learned[0]}"], saved["trunk_state"][learned[0]])
+
+
+def test_any_network_whose_trunk_takes_the_encoder_starts_from_it(
+        project: SQLiteStore) -> None:
+    """Not only `small_cnn` itself: a variant with the same trunk starts from the encoder, one
+    whose trunk differs trains from random weights, with no error."""
+    loop = ActiveLearningLoop(project, recipe=FAST, contrastive_steps=5)
+    first = loop.query("power_bald", 12, seed=2)
+    label_served(project, "ann", 12)
+    same_trunk = dataclasses.replace(FAST, network=functools.partial(small_cnn, dropout=0.3),
+                                     warm_start=False)
+    model = ActiveLearningLoop(project, recipe=same_trunk).train(seed=0)
+    assert model.params["trunk_from_round"] == first.id
+    wider = dataclasses.replace(same_trunk, network=functools.partial(small_cnn, hidden=64))
+    other = ActiveLearningLoop(project, recipe=wider).train(seed=0)
+    assert other.status is ModelStatus.READY and "trunk_from_round" not in other.params
 
 
 def test_a_kcenter_cold_start_keeps_no_encoder(project: SQLiteStore) -> None:

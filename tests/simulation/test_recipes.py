@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from tests._networks import one_class_network
-from workbench.models import ModelError
+from workbench.models import ModelError, small_cnn
 from workbench.recipes import (
     ClassificationRecipe,
     class_weights,
@@ -22,6 +23,7 @@ from workbench.recipes import (
     predict_scores,
     train_classifier,
     train_contrastive,
+    trunk_fits,
 )
 from workbench.recipes._data import as_pixels
 from workbench.simulation import SimulationData
@@ -209,3 +211,17 @@ def test_a_trunk_that_does_not_fit_is_refused_by_name(
     one_class = dataclasses.replace(tiny_recipe, network=one_class_network)
     with pytest.raises(ModelError, match="needs a network with a trunk"):
         train_classifier(one_class, x, y, seed=0, trunk_state=rgb.trunk_state)
+
+
+def test_trunk_fits_by_names_and_shapes_and_keeps_the_random_state() -> None:
+    images = np.random.default_rng(0).integers(0, 255, (12, 28, 28), np.uint8)
+    grey = train_contrastive(images, seed=0, steps=1, batch_size=4).trunk_state
+    size = {"spatial_dims": 2, "num_classes": 2}
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    assert trunk_fits(small_cnn, grey, in_channels=1, **size)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert trunk_fits(functools.partial(small_cnn, dropout=0.2), grey, in_channels=1, **size)
+    assert not trunk_fits(small_cnn, grey, in_channels=3, **size)  # first conv's shape
+    assert not trunk_fits(functools.partial(small_cnn, hidden=64), grey, in_channels=1, **size)
+    assert not trunk_fits(one_class_network, grey, in_channels=1, **size)  # no trunk at all

@@ -7,6 +7,7 @@ import os
 import pickle
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -35,11 +36,18 @@ def save_encoder(store: SQLiteStore, round_id: int, encoder: ContrastiveEncoder,
     return path
 
 
-def latest_encoder(store: SQLiteStore, *,
-                   spatial_dims: int) -> tuple[int, dict[str, Tensor]] | None:
-    """(round id, trunk weights) of the newest finished typical cold start whose encoder is
-    on disk and takes images of ``spatial_dims``; None when there is none. An unreadable file
-    is skipped with a warning, as a warm start's is."""
+class KeptEncoder(NamedTuple):
+    """A typical cold start's encoder as kept: its round, trunk weights and input channels."""
+
+    round_id: int
+    trunk_state: dict[str, Tensor]
+    in_channels: int
+
+
+def latest_encoder(store: SQLiteStore, *, spatial_dims: int) -> KeptEncoder | None:
+    """The newest finished typical cold start's encoder that is on disk and takes images of
+    ``spatial_dims``; None when there is none. An unreadable file is skipped with a warning,
+    as a warm start's is."""
     rounds = [r for r in store.list_rounds()
               if r.strategy == TYPICAL_ROUND and r.status is RoundStatus.DONE]
     for round_ in reversed(rounds):
@@ -53,5 +61,6 @@ def latest_encoder(store: SQLiteStore, *,
                           f"({type(error).__name__})", stacklevel=3)
             continue
         if saved.get("spatial_dims") == spatial_dims:
-            return round_.id, dict(saved["trunk_state"])
+            return KeptEncoder(round_.id, dict(saved["trunk_state"]),
+                               int(saved.get("in_channels", 1)))
     return None

@@ -29,7 +29,7 @@ from torch import Tensor
 from workbench.errors import WorkbenchError
 from workbench.loop import _segment as seg
 from workbench.loop._cold_start import COLD_STARTS, cold_start_images, cold_start_picks
-from workbench.loop._encoder import latest_encoder, save_encoder
+from workbench.loop._encoder import KeptEncoder, latest_encoder, save_encoder
 from workbench.loop._images import ImageLoader, item_arrays, item_images, load_item
 from workbench.loop._persist import Recipe, Trained, load_weights, save_weights
 from workbench.loop._progress import EpochProgress, Progress
@@ -40,7 +40,6 @@ from workbench.loop._yielding import YieldToAnnotators
 from workbench.models import (
     ModelError,
     default_precision,
-    small_cnn,
     stable_val_mask,
     training_device,
 )
@@ -53,6 +52,7 @@ from workbench.recipes import (
     embed,
     predict_probs,
     train_classifier,
+    trunk_fits,
 )
 from workbench.store import (
     Item,
@@ -148,9 +148,9 @@ class ActiveLearningLoop:
     everything in the store. ``recipe`` defaults to `default_recipe`; ``score_chunk`` (pool
     items scored per step; default: `score_chunk_for`) bounds memory; ``contrastive_steps``:
     how long the self-supervised encoder of a ``typical`` cold start trains; ``ssl_init``: a
-    classifier with no earlier model to warm-start from (and the recipe's `small_cnn`)
-    starts its trunk from that encoder (docs/label-efficiency.md, "Starting the classifier
-    from the cold start's encoder")."""
+    classifier with no earlier model to warm-start from starts its trunk from that encoder,
+    when the recipe's network has a trunk that takes it (`small_cnn` does;
+    docs/label-efficiency.md, "Starting the classifier from the cold start's encoder")."""
 
     def __init__(self, store: SQLiteStore, *, recipe: Recipe | None = None,
                  image_loader: ImageLoader | None = None, score_chunk: int | None = None,
@@ -283,8 +283,8 @@ class ActiveLearningLoop:
                 params["unet_dropout"] = recipe.network.dropout
         trunk = self._pretrained_trunk()
         if trunk is not None:
-            params["trunk_from_round"] = trunk[0]
-        self._trunk = None if trunk is None else trunk[1]
+            params["trunk_from_round"] = trunk.round_id
+        self._trunk = None if trunk is None else trunk.trunk_state
         self._progress = progress
         fit_train, fit_val = self._train_and_val(train, val, use_val)
         if not use_val:
@@ -370,15 +370,21 @@ class ActiveLearningLoop:
             init_state=self._warm_start_state(), callbacks=self._callbacks())
         return trained, channels
 
-    def _pretrained_trunk(self) -> tuple[int, dict[str, Tensor]] | None:
-        """(cold-start round id, trunk weights) a new classifier starts from: the newest
-        typical cold start's encoder, when ``ssl_init``, the recipe's network is `small_cnn`
-        and there is no ready model to warm-start from."""
+    def _pretrained_trunk(self) -> KeptEncoder | None:
+        """The encoder a new classifier starts its trunk from: the newest typical cold start's,
+        when ``ssl_init``, there is no ready model to warm-start from and the recipe's network
+        has a trunk that takes it (`trunk_fits`: `small_cnn` does)."""
         recipe = self.recipe
-        if (self.segmentation or not self.ssl_init or recipe.network is not small_cnn
+        if (not isinstance(recipe, ClassificationRecipe) or not self.ssl_init
                 or (recipe.warm_start and self.latest_model() is not None)):
             return None
-        return latest_encoder(self.store, spatial_dims=recipe.spatial_dims)
+        kept = latest_encoder(self.store, spatial_dims=recipe.spatial_dims)
+        if kept is None or not trunk_fits(recipe.network, kept.trunk_state,
+                                          spatial_dims=recipe.spatial_dims,
+                                          in_channels=kept.in_channels,
+                                          num_classes=len(self.store.config.classes)):
+            return None
+        return kept
 
     def _warm_start_state(self) -> dict[str, Tensor] | None:
         if not self.recipe.warm_start:

@@ -31,6 +31,7 @@ from workbench.recipes._classification import (
     predict_mean,
     predict_probs,
     train_classifier,
+    trunk_fits,
 )
 from workbench.recipes._contrastive import (
     ContrastiveEncoder,
@@ -81,4 +82,5 @@ __all__ = [
     "train_classifier",
     "train_contrastive",
     "train_segmenter",
+    "trunk_fits",
 ]

@@ -198,6 +198,23 @@ def train_classifier(
     return best
 
 
+def trunk_fits(network: NetworkFactory, trunk_state: StateDict, *, spatial_dims: int,
+               in_channels: int, num_classes: int) -> bool:
+    """Whether the networks ``network`` builds have a trunk that takes ``trunk_state``: the
+    same parameter and buffer names, of the same shapes (`small_cnn` and, say, a
+    ``functools.partial`` of it with another dropout). Builds one network, leaving the global
+    random state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        net = network(spatial_dims=spatial_dims, in_channels=in_channels,
+                      num_classes=num_classes)
+    trunk = getattr(net, "trunk", None)
+    if not isinstance(trunk, nn.Module):
+        return False
+    own = trunk.state_dict()
+    return own.keys() == trunk_state.keys() and all(
+        own[name].shape == trunk_state[name].shape for name in own)
+
+
 def load_trunk(net: nn.Module, trunk_state: StateDict) -> None:
     """Load pretrained weights into ``net.trunk`` (a `TrunkHeadNet`'s), refusing a network
     without one or weights of another shape."""
