@@ -20,6 +20,7 @@ from workbench.models._mc import (
     iter_mc_predict,
     iter_tta_predict,
     mc_predict,
+    resolve_device,
     sample_moments,
 )
 from workbench.models._modules import ClassificationModule, SegmentationModule
@@ -83,6 +84,7 @@ __all__ = [
     "random_patches",
     "stable_val_mask",
     "recalibrate_batch_norm",
+    "resolve_device",
     "resnet18_classifier",
     "sample_moments",
     "small_cnn",

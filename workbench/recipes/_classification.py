@@ -198,6 +198,12 @@ def train_classifier(
     return best
 
 
+def _trunk_of(net: nn.Module) -> nn.Module | None:
+    """A `TrunkHeadNet`'s ``trunk``; None for a network without one."""
+    trunk = getattr(net, "trunk", None)
+    return trunk if isinstance(trunk, nn.Module) else None
+
+
 def trunk_fits(network: NetworkFactory, trunk_state: StateDict, *, spatial_dims: int,
                in_channels: int, num_classes: int) -> bool:
     """Whether the networks ``network`` builds have a trunk that takes ``trunk_state``: the
@@ -207,8 +213,8 @@ def trunk_fits(network: NetworkFactory, trunk_state: StateDict, *, spatial_dims:
     with torch.random.fork_rng(devices=[]):
         net = network(spatial_dims=spatial_dims, in_channels=in_channels,
                       num_classes=num_classes)
-    trunk = getattr(net, "trunk", None)
-    if not isinstance(trunk, nn.Module):
+    trunk = _trunk_of(net)
+    if trunk is None:
         return False
     own = trunk.state_dict()
     return own.keys() == trunk_state.keys() and all(
@@ -218,8 +224,8 @@ def trunk_fits(network: NetworkFactory, trunk_state: StateDict, *, spatial_dims:
 def load_trunk(net: nn.Module, trunk_state: StateDict) -> None:
     """Load pretrained weights into ``net.trunk`` (a `TrunkHeadNet`'s), refusing a network
     without one or weights of another shape."""
-    trunk = getattr(net, "trunk", None)
-    if not isinstance(trunk, nn.Module):
+    trunk = _trunk_of(net)
+    if trunk is None:
         raise ModelError(f"trunk_state needs a network with a trunk (TrunkHeadNet), got "
                          f"{type(net).__name__}", field="trunk_state")
     try:

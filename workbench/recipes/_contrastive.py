@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from workbench.models import small_cnn
-from workbench.models._mc import resolve_device
+from workbench.models import resolve_device, small_cnn
 from workbench.models._rng import deterministic_kernels
 from workbench.recipes._augment import augment_images
 

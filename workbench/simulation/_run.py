@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from workbench.models import keep_torch_threads
+from workbench.models import keep_torch_threads, resolve_device
 from workbench.recipes import (
     ClassificationRecipe,
     ContrastiveEncoder,
@@ -212,8 +212,7 @@ def pool_encoder(data: SimulationData, seed: int, contrastive_steps: int = 600,
     file that cannot be read is trained again and replaced, with a warning."""
     pool = np.ascontiguousarray(data.pool_x)
     digest = hashlib.blake2b(pool.data, digest_size=16).hexdigest()  # content, not id()
-    device = "cuda" if torch.cuda.is_available() else "cpu"  # where `train_contrastive` runs;
-    # one seed's encoder differs between the two
+    device = resolve_device(None).type  # where `train_contrastive` runs: CPU and CUDA differ
     key = (_ENCODER_FORMAT, digest, pool.shape, str(pool.dtype), data.spatial_dims, seed,
            contrastive_steps, device)
     if key in _ENCODERS:
