@@ -24,8 +24,8 @@ def register_simulate_command(commands: argparse._SubParsersAction) -> None:
         description="DATA is a MedMNIST .npz, an MSD / nnU-Net folder, or a project folder whose "
         "labels were imported with --labels-as-ground-truth. Per strategy and seed: INITIAL "
         "labels, then ROUNDS rounds of BATCH (train, score, select, reveal). Writes learning "
-        "curves, AULC with 95%% t-intervals, the paired difference against random and the "
-        "labels needed to reach 95/98/99%% of the full-data metric.",
+        "curves, AULC with 95% t-intervals, the paired difference against random and the "
+        "labels needed to reach 95/98/99% of the full-data metric.",
         epilog="Example: workbench simulate breastmnist.npz --strategies random,bald,power_bald "
         "--seeds 3 --initial 20 --batch 20 --rounds 5 --out results.json --plot curves.png",
     )
