@@ -60,6 +60,7 @@ from workbench.simulation import (  # noqa: E402
     summarise,
     t_interval,
 )
+from workbench.strategies import available_strategies  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 ARMS: dict[str, tuple[str, Literal["random", "typical"]]] = {
@@ -70,14 +71,19 @@ ARMS: dict[str, tuple[str, Literal["random", "typical"]]] = {
 STORED_DEFAULT_ARM = "power_bald_ssl_cold"  # the same default with fresh weights
 
 
-def _job(job: tuple[str, int]) -> dict[str, float] | SeedRun:
+def arms_with(extra: tuple[str, ...]) -> dict[str, tuple[str, Literal["random", "typical"]]]:
+    """The two arms plus ``<strategy>_typical`` for each extra strategy: the typical cold start,
+    then that strategy, from the trunk like the others."""
+    return {**ARMS, **{f"{s}_typical": (s, "typical") for s in extra}}
+
+
+def _job(job: tuple[str, str, Literal["random", "typical"], int]) -> dict[str, float] | SeedRun:
     """A reference training or one arm's curve, in a worker set up by `_start_worker`."""
-    name, seed = job
+    name, strategy, cold_start, seed = job
     worker = simulation_run._WORKER
     data, recipe, config, workdir = (worker[k] for k in ("data", "recipe", "config", "workdir"))
     if name == "reference":
         return simulation_run.reference_runs(data, recipe, [seed], workdir, config=config)[0]
-    strategy, cold_start = ARMS[name]
     run = simulation_run.run_strategy(strategy, seed, data, recipe,
                                       dataclasses.replace(config, cold_start=cold_start), workdir)
     return dataclasses.replace(run, strategy=name)
@@ -154,22 +160,26 @@ def plot_with_and_without(ssl: dict[str, Any], fresh: dict[str, Any], path: Path
 
 
 def _run(data: SimulationData, setup: Setup, config: SimulationConfig, workers: int,
-         earlier: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The two SSL arms and the SSL reference, ``workers`` processes sharing one workdir (and
-    so each seed's encoder), summarised; the curves and reference trainings of an ``earlier``
-    report of this benchmark are kept, not run again."""
+         earlier: dict[str, Any] | None = None,
+         arms: dict[str, tuple[str, Literal["random", "typical"]]] = ARMS) -> dict[str, Any]:
+    """The SSL ``arms`` and the SSL reference, ``workers`` processes sharing one workdir (and
+    so each seed's encoder, unless ``config.encoder_cache`` keeps them), summarised; the curves
+    and reference trainings of an ``earlier`` report of this benchmark are kept, not run
+    again."""
     seeds = config.seeds
     ref_seeds = seeds[: config.reference_seeds]
     kept: list[SeedRun] = []
     reference: list[dict[str, float]] = []
     if earlier is not None:
-        kept = [r for arm in ARMS for r in runs_from_report(earlier, arm) if r.seed in seeds]
+        kept = [r for arm in arms if arm in earlier["strategies"]
+                for r in runs_from_report(earlier, arm) if r.seed in seeds]
         reference = list(earlier["reference"]["per_seed"])[: len(ref_seeds)]
     done = {(r.strategy, r.seed) for r in kept}
     # random first: it trains each seed's encoder, which the later jobs read from the workdir
-    jobs = ([("random", s) for s in seeds if ("random", s) not in done]
-            + [("reference", s) for s in ref_seeds[len(reference):]]
-            + [("power_bald_typical", s) for s in seeds if ("power_bald_typical", s) not in done])
+    todo = [(arm, s) for arm in arms for s in seeds if (arm, s) not in done]
+    jobs = ([(arm, *arms[arm], s) for arm, s in todo if arm == "random"]
+            + [("reference", "", "random", s) for s in ref_seeds[len(reference):]]
+            + [(arm, *arms[arm], s) for arm, s in todo if arm != "random"])
     workdir = Path(tempfile.mkdtemp(prefix="wb-ssl-init-"))
     start = time.time()
     results: list[dict[str, float] | SeedRun] = []
@@ -179,13 +189,27 @@ def _run(data: SimulationData, setup: Setup, config: SimulationConfig, workers: 
                                  initargs=(data, setup.recipe, config, workdir)) as pool:
             for job, result in zip(jobs, pool.map(_job, jobs), strict=True):
                 results.append(result)
-                print(f"{job[0]} seed {job[1]} done ({time.time() - start:.0f} s)", flush=True)
+                print(f"{job[0]} seed {job[-1]} done ({time.time() - start:.0f} s)", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     reference += [r for r in results if isinstance(r, dict)]
     runs = kept + [r for r in results if isinstance(r, SeedRun)]
-    runs.sort(key=lambda r: (list(ARMS).index(r.strategy), r.seed))
+    runs.sort(key=lambda r: (list(arms).index(r.strategy), r.seed))
     return summarise(data, setup.recipe, config, reference, runs)
+
+
+def extra_arms_summary(report: dict[str, Any], extra: tuple[str, ...]) -> dict[str, Any]:
+    """Per extra arm: labels to 99% against the trunk recipe's reference, as a fraction of
+    random's, and the paired AULC difference to random."""
+    random_reach = _reach(report, "random")
+    out: dict[str, Any] = {}
+    for arm in [f"{s}_typical" for s in extra]:
+        reach = _reach(report, arm)
+        out[arm] = {"labels_to_99": reach, "labels_to_99_random": random_reach,
+                    "over_random": (None if reach is None or not random_reach
+                                    else reach / random_reach),
+                    "aulc_vs_random": report["strategies"][arm]["aulc_vs_random"]}
+    return out
 
 
 def main() -> None:
@@ -200,6 +224,11 @@ def main() -> None:
     parser.add_argument("--extend", default=None, metavar="REPORT",
                         help="keep the curves of this earlier ssl_init report (fewer seeds) "
                         "and run only the seeds it lacks")
+    parser.add_argument("--extra-strategies", default="",
+                        help="comma-separated strategies run after the typical cold start as "
+                        "arms <strategy>_typical, beside the two arms")
+    parser.add_argument("--encoder-cache", default=None, type=Path,
+                        help="folder keeping each seed's encoder between runs")
     parser.add_argument("--reanalyse", action="store_true",
                         help="train nothing: redo the comparison of the stored ssl_init report")
     args = parser.parse_args()
@@ -219,8 +248,13 @@ def main() -> None:
     require_shared(setup.path)
     data = load_simulation_data(setup.path, seed=0, **setup.load)
     seeds = tuple(range(args.seeds))
+    extra = tuple(x for x in args.extra_strategies.split(",") if x)
+    unknown = [x for x in extra if x not in available_strategies() or x in ("random",)]
+    if unknown:
+        parser.error(f"--extra-strategies: not an extra strategy here: {', '.join(unknown)}")
+    arms = arms_with(extra)
     config = dataclasses.replace(setup.config, seeds=seeds, ssl_init=True,
-                                 strategies=tuple(ARMS))
+                                 strategies=tuple(arms), encoder_cache=args.encoder_cache)
     stem = args.out or f"ssl_init_{args.setup}"
     if args.reanalyse:
         report = json.loads((RESULTS / f"{stem}.json").read_text())
@@ -229,7 +263,7 @@ def main() -> None:
     else:
         start = time.time()
         earlier = json.loads((RESULTS / args.extend).read_text()) if args.extend else None
-        report = _run(data, setup, config, args.workers, earlier)
+        report = _run(data, setup, config, args.workers, earlier, arms)
         report["seconds"] = time.time() - start
         report["machine"] = {"cpus": os.cpu_count(), "workers": args.workers,
                              "torch_threads": 1}
@@ -246,6 +280,8 @@ def main() -> None:
                                                                     "labels_to_reach")}
                                               for k, v in fresh["strategies"].items()}}
     report["comparison"] = comparison(report, fresh)
+    if extra:
+        report["extra_arms"] = extra_arms_summary(report, extra)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=1))
     plot_curves(report, REPO / "docs" / f"{stem}.png")
@@ -260,6 +296,11 @@ def main() -> None:
               f"(of the higher reference: {c['labels_to_99_of_higher_reference']}); AULC "
               f"{c['aulc_fresh']:.4f} -> {c['aulc_ssl_init']:.4f}, gain {100 * gain['mean']:+.2f} "
               f"[{100 * gain['lo']:+.2f}, {100 * gain['hi']:+.2f}] points")
+    for arm, e in report.get("extra_arms", {}).items():
+        d = e["aulc_vs_random"]
+        print(f"{arm}: labels to 99% {e['labels_to_99']} vs random {e['labels_to_99_random']}; "
+              f"AULC vs random {100 * d['mean']:+.2f} [{100 * d['lo']:+.2f}, "
+              f"{100 * d['hi']:+.2f}] points")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,8 @@ from workbench.cli import _parser, main
 
 
 def _commands() -> list[str]:
-    parser = _parser()
-    sub = next(a for a in parser._actions if a.choices and isinstance(a.choices, dict))
-    return sorted(sub.choices)
+    choices = [a.choices for a in _parser()._actions if isinstance(a.choices, dict)]
+    return sorted(str(name) for name in choices[0])
 
 
 def test_every_command_is_listed() -> None:
