@@ -160,21 +160,26 @@ def plot_with_and_without(ssl: dict[str, Any], fresh: dict[str, Any], path: Path
 
 
 def _run(data: SimulationData, setup: Setup, config: SimulationConfig, workers: int,
-         earlier: dict[str, Any] | None = None,
+         earlier: list[dict[str, Any]] | None = None,
          arms: dict[str, tuple[str, Literal["random", "typical"]]] = ARMS) -> dict[str, Any]:
     """The SSL ``arms`` and the SSL reference, ``workers`` processes sharing one workdir (and
     so each seed's encoder, unless ``config.encoder_cache`` keeps them), summarised; the curves
-    and reference trainings of an ``earlier`` report of this benchmark are kept, not run
-    again."""
+    and reference trainings of ``earlier`` reports of this benchmark are kept, not run again
+    (a curve from the first report that holds it; the first report's reference)."""
     seeds = config.seeds
     ref_seeds = seeds[: config.reference_seeds]
     kept: list[SeedRun] = []
     reference: list[dict[str, float]] = []
-    if earlier is not None:
-        kept = [r for arm in arms if arm in earlier["strategies"]
-                for r in runs_from_report(earlier, arm) if r.seed in seeds]
-        reference = list(earlier["reference"]["per_seed"])[: len(ref_seeds)]
-    done = {(r.strategy, r.seed) for r in kept}
+    done: set[tuple[str, int]] = set()
+    for report in earlier or []:
+        for arm in arms:
+            if arm in report["strategies"]:
+                fresh = [r for r in runs_from_report(report, arm)
+                         if r.seed in seeds and (arm, r.seed) not in done]
+                kept += fresh
+                done |= {(arm, r.seed) for r in fresh}
+    if earlier:
+        reference = list(earlier[0]["reference"]["per_seed"])[: len(ref_seeds)]
     # random first: it trains each seed's encoder, which the later jobs read from the workdir
     todo = [(arm, s) for arm in arms for s in seeds if (arm, s) not in done]
     jobs = ([(arm, *arms[arm], s) for arm, s in todo if arm == "random"]
@@ -222,7 +227,8 @@ def main() -> None:
                         "(default cold_starts_<setup>.json)")
     parser.add_argument("--out", default=None, help="file stem (default ssl_init_<setup>)")
     parser.add_argument("--extend", default=None, metavar="REPORT",
-                        help="keep the curves of this earlier ssl_init report (fewer seeds) "
+                        help="keep the curves of these earlier ssl_init reports (comma-"
+                        "separated; fewer seeds or other arms) "
                         "and run only the seeds it lacks")
     parser.add_argument("--extra-strategies", default="",
                         help="comma-separated strategies run after the typical cold start as "
@@ -262,7 +268,8 @@ def main() -> None:
             parser.error(f"--reanalyse: {stem}.json holds seeds {report['config']['seeds']}")
     else:
         start = time.time()
-        earlier = json.loads((RESULTS / args.extend).read_text()) if args.extend else None
+        earlier = [json.loads((RESULTS / name).read_text())
+                   for name in (args.extend or "").split(",") if name]
         report = _run(data, setup, config, args.workers, earlier, arms)
         report["seconds"] = time.time() - start
         report["machine"] = {"cpus": os.cpu_count(), "workers": args.workers,
