@@ -21,6 +21,11 @@ without the trunk)::
     .venv/bin/python benchmarks/bench_ssl_init.py --setup pneumoniamnist_fine_30seeds --seeds 15
     .venv/bin/python benchmarks/bench_ssl_init.py --setup breastmnist_xlong_30seeds_ref5 \
         --seeds 15 --default-from cold_starts_breastmnist_xlong_30seeds.json
+
+``--extra-strategies batchbald,badge`` adds arms ``<strategy>_typical`` (the typical cold start,
+then that strategy, from the trunk), paired by seed with the two arms; ``--extend A.json,B.json``
+keeps the curves those reports hold and runs only what is missing; ``--encoder-cache DIR``
+keeps each seed's encoder between runs.
 """
 
 from __future__ import annotations
@@ -229,7 +234,7 @@ def main() -> None:
     parser.add_argument("--extend", default=None, metavar="REPORT",
                         help="keep the curves of these earlier ssl_init reports (comma-"
                         "separated; fewer seeds or other arms) "
-                        "and run only the seeds it lacks")
+                        "and run only the arms and seeds they lack")
     parser.add_argument("--extra-strategies", default="",
                         help="comma-separated strategies run after the typical cold start as "
                         "arms <strategy>_typical, beside the two arms")
@@ -255,7 +260,7 @@ def main() -> None:
     data = load_simulation_data(setup.path, seed=0, **setup.load)
     seeds = tuple(range(args.seeds))
     extra = tuple(x for x in args.extra_strategies.split(",") if x)
-    unknown = [x for x in extra if x not in available_strategies() or x in ("random",)]
+    unknown = [x for x in extra if x not in available_strategies() or x == "random"]
     if unknown:
         parser.error(f"--extra-strategies: not an extra strategy here: {', '.join(unknown)}")
     arms = arms_with(extra)
