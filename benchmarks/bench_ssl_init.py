@@ -273,8 +273,11 @@ def main() -> None:
             parser.error(f"--reanalyse: {stem}.json holds seeds {report['config']['seeds']}")
     else:
         start = time.time()
-        earlier = [json.loads((RESULTS / name).read_text())
-                   for name in (args.extend or "").split(",") if name]
+        extend = [RESULTS / name for name in (args.extend or "").split(",") if name]
+        missing = [path.name for path in extend if not path.is_file()]
+        if missing:
+            parser.error(f"--extend: no stored report {', '.join(missing)} in {RESULTS}")
+        earlier = [json.loads(path.read_text()) for path in extend]
         report = _run(data, setup, config, args.workers, earlier, arms)
         report["seconds"] = time.time() - start
         report["machine"] = {"cpus": os.cpu_count(), "workers": args.workers,
