@@ -23,7 +23,8 @@ without the trunk)::
         --seeds 15 --default-from cold_starts_breastmnist_xlong_30seeds.json
 
 ``--extra-strategies batchbald,badge`` adds arms ``<strategy>_typical`` (the typical cold start,
-then that strategy, from the trunk), paired by seed with the two arms; ``--extend A.json,B.json``
+then that strategy, from the trunk), paired by seed with the two arms; ``power_bald:beta=4``
+passes the strategy keyword arguments (arm ``power_bald_beta4_typical``); ``--extend A.json,B.json``
 keeps the curves those reports hold and runs only what is missing; ``--encoder-cache DIR``
 keeps each seed's encoder between runs.
 """
@@ -65,32 +66,57 @@ from workbench.simulation import (  # noqa: E402
     summarise,
     t_interval,
 )
-from workbench.strategies import available_strategies  # noqa: E402
+from workbench.strategies import StrategyError, get_strategy  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
-ARMS: dict[str, tuple[str, Literal["random", "typical"]]] = {
-    # arm -> (strategy after the cold start, cold start)
-    "random": ("random", "random"),
-    "power_bald_typical": ("power_bald", "typical"),
+ColdStart = Literal["random", "typical"]
+Arm = tuple[str, ColdStart, dict[str, float]]  # (strategy after the cold start, cold start, its
+# keyword arguments)
+ARMS: dict[str, Arm] = {
+    "random": ("random", "random", {}),
+    "power_bald_typical": ("power_bald", "typical", {}),
 }
 STORED_DEFAULT_ARM = "power_bald_ssl_cold"  # the same default with fresh weights
 
 
-def arms_with(extra: tuple[str, ...]) -> dict[str, tuple[str, Literal["random", "typical"]]]:
-    """The two arms plus ``<strategy>_typical`` for each extra strategy: the typical cold start,
-    then that strategy, from the trunk like the others."""
-    return {**ARMS, **{f"{s}_typical": (s, "typical") for s in extra}}
+def parse_extra(spec: str) -> tuple[str, str, dict[str, float]]:
+    """``"batchbald"`` or ``"power_bald:beta=4"`` (keyword arguments of the registry strategy,
+    numbers only) as (arm name, strategy, keyword arguments); the arm is
+    ``<strategy>[_<key><value>...]_typical``, e.g. ``power_bald_beta4_typical``."""
+    name, *options = spec.split(":")
+    params: dict[str, float] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        try:
+            params[key] = float(value)
+        except ValueError:
+            raise ValueError(f"{spec!r}: {option!r} is not key=number") from None
+        if not sep or not key.isidentifier():
+            raise ValueError(f"{spec!r}: {option!r} is not key=number")
+    suffix = "".join(f"_{k}{v:g}" for k, v in params.items())
+    return f"{name}{suffix}_typical", name, params
 
 
-def _job(job: tuple[str, str, Literal["random", "typical"], int]) -> dict[str, float] | SeedRun:
+def arms_with(extra: tuple[str, ...]) -> dict[str, Arm]:
+    """The two arms plus one per extra strategy spec (see `parse_extra`): the typical cold
+    start, then that strategy, from the trunk like the others."""
+    out = dict(ARMS)
+    for spec in extra:
+        arm, name, params = parse_extra(spec)
+        out[arm] = (name, "typical", params)
+    return out
+
+
+def _job(job: tuple[str, str, ColdStart, dict[str, float], int]) -> dict[str, float] | SeedRun:
     """A reference training or one arm's curve, in a worker set up by `_start_worker`."""
-    name, strategy, cold_start, seed = job
+    name, strategy, cold_start, params, seed = job
     worker = simulation_run._WORKER
     data, recipe, config, workdir = (worker[k] for k in ("data", "recipe", "config", "workdir"))
     if name == "reference":
         return simulation_run.reference_runs(data, recipe, [seed], workdir, config=config)[0]
-    run = simulation_run.run_strategy(strategy, seed, data, recipe,
-                                      dataclasses.replace(config, cold_start=cold_start), workdir)
+    config = dataclasses.replace(config, cold_start=cold_start,
+                                 strategy_params={**config.strategy_params, strategy: params})
+    run = simulation_run.run_strategy(strategy, seed, data, recipe, config, workdir)
     return dataclasses.replace(run, strategy=name)
 
 
@@ -166,7 +192,7 @@ def plot_with_and_without(ssl: dict[str, Any], fresh: dict[str, Any], path: Path
 
 def _run(data: SimulationData, setup: Setup, config: SimulationConfig, workers: int,
          earlier: list[dict[str, Any]] | None = None,
-         arms: dict[str, tuple[str, Literal["random", "typical"]]] = ARMS) -> dict[str, Any]:
+         arms: dict[str, Arm] = ARMS) -> dict[str, Any]:
     """The SSL ``arms`` and the SSL reference, ``workers`` processes sharing one workdir (and
     so each seed's encoder, unless ``config.encoder_cache`` keeps them), summarised; the curves
     and reference trainings of ``earlier`` reports of this benchmark are kept, not run again
@@ -188,7 +214,7 @@ def _run(data: SimulationData, setup: Setup, config: SimulationConfig, workers: 
     # random first: it trains each seed's encoder, which the later jobs read from the workdir
     todo = [(arm, s) for arm in arms for s in seeds if (arm, s) not in done]
     jobs = ([(arm, *arms[arm], s) for arm, s in todo if arm == "random"]
-            + [("reference", "", "random", s) for s in ref_seeds[len(reference):]]
+            + [("reference", "", "random", {}, s) for s in ref_seeds[len(reference):]]
             + [(arm, *arms[arm], s) for arm, s in todo if arm != "random"])
     workdir = Path(tempfile.mkdtemp(prefix="wb-ssl-init-"))
     start = time.time()
@@ -213,7 +239,7 @@ def extra_arms_summary(report: dict[str, Any], extra: tuple[str, ...]) -> dict[s
     random's, and the paired AULC difference to random."""
     random_reach = _reach(report, "random")
     out: dict[str, Any] = {}
-    for arm in [f"{s}_typical" for s in extra]:
+    for arm in [parse_extra(spec)[0] for spec in extra]:
         reach = _reach(report, arm)
         out[arm] = {"labels_to_99": reach, "labels_to_99_random": random_reach,
                     "over_random": (None if reach is None or not random_reach
@@ -237,7 +263,8 @@ def main() -> None:
                         "and run only the arms and seeds they lack")
     parser.add_argument("--extra-strategies", default="",
                         help="comma-separated strategies run after the typical cold start as "
-                        "arms <strategy>_typical, beside the two arms")
+                        "arms <strategy>_typical, beside the two arms; power_bald:beta=4 "
+                        "passes keyword arguments (arm power_bald_beta4_typical)")
     parser.add_argument("--encoder-cache", default=None, type=Path,
                         help="folder keeping each seed's encoder between runs")
     parser.add_argument("--reanalyse", action="store_true",
@@ -260,10 +287,15 @@ def main() -> None:
     data = load_simulation_data(setup.path, seed=0, **setup.load)
     seeds = tuple(range(args.seeds))
     extra = tuple(x for x in args.extra_strategies.split(",") if x)
-    unknown = [x for x in extra if x not in available_strategies() or x == "random"]
-    if unknown:
-        parser.error(f"--extra-strategies: not an extra strategy here: {', '.join(unknown)}")
-    arms = arms_with(extra)
+    try:
+        arms = arms_with(extra)
+        for spec in extra:
+            _, name, params = parse_extra(spec)
+            if name == "random":
+                raise ValueError(f"{spec!r}: random is an arm already")
+            get_strategy(name, **params)  # an unknown name or keyword is refused by name
+    except (ValueError, StrategyError) as error:
+        parser.error(f"--extra-strategies: {error}")
     config = dataclasses.replace(setup.config, seeds=seeds, ssl_init=True,
                                  strategies=tuple(arms), encoder_cache=args.encoder_cache)
     stem = args.out or f"ssl_init_{args.setup}"
