@@ -15,8 +15,8 @@ setup (``label_efficiency_<setup>.json`` for random, ``cold_starts_<setup>.json`
 each against its own recipe's full-data reference). Reads ../shared/data (fails when
 missing). Writes ``benchmarks/results/ssl_init_<setup>.json`` (the `workbench simulate` report
 layout for the two SSL arms, plus ``fresh_weights`` and ``comparison``),
-``docs/ssl_init_<setup>.png`` and ``docs/ssl_init_<setup>_vs_fresh.png`` (both arms with and
-without the trunk)::
+``docs/ssl_init_<setup>.png`` and, without extra arms, ``docs/ssl_init_<setup>_vs_fresh.png``
+(both arms with and without the trunk)::
 
     .venv/bin/python benchmarks/bench_ssl_init.py --setup pneumoniamnist_fine_30seeds --seeds 15
     .venv/bin/python benchmarks/bench_ssl_init.py --setup breastmnist_xlong_30seeds_ref5 \
@@ -234,17 +234,27 @@ def _run(data: SimulationData, setup: Setup, config: SimulationConfig, workers: 
     return summarise(data, setup.recipe, config, reference, runs)
 
 
+def _aulc_by_seed(report: dict[str, Any], arm: str) -> dict[int, float]:
+    entry = report["strategies"][arm]
+    return dict(zip((r["seed"] for r in entry["runs"]), entry["aulc"]["per_seed"], strict=True))
+
+
 def extra_arms_summary(report: dict[str, Any], extra: tuple[str, ...]) -> dict[str, Any]:
     """Per extra arm: labels to 99% against the trunk recipe's reference, as a fraction of
-    random's, and the paired AULC difference to random."""
+    random's, and the paired AULC differences to random and to the default
+    (``power_bald_typical``)."""
     random_reach = _reach(report, "random")
+    default = _aulc_by_seed(report, "power_bald_typical")
     out: dict[str, Any] = {}
     for arm in [parse_extra(spec)[0] for spec in extra]:
         reach = _reach(report, arm)
+        own = _aulc_by_seed(report, arm)
         out[arm] = {"labels_to_99": reach, "labels_to_99_random": random_reach,
                     "over_random": (None if reach is None or not random_reach
                                     else reach / random_reach),
-                    "aulc_vs_random": report["strategies"][arm]["aulc_vs_random"]}
+                    "aulc_vs_random": report["strategies"][arm]["aulc_vs_random"],
+                    "aulc_vs_default": dataclasses.asdict(
+                        t_interval([own[s] - default[s] for s in own if s in default]))}
     return out
 
 
@@ -332,7 +342,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=1))
     plot_curves(report, REPO / "docs" / f"{stem}.png")
-    plot_with_and_without(report, fresh, REPO / "docs" / f"{stem}_vs_fresh.png")
+    if not extra:  # with extra arms it would repeat the plain run's plot
+        plot_with_and_without(report, fresh, REPO / "docs" / f"{stem}_vs_fresh.png")
     print_strategies(report)
     print(json.dumps({k: v for k, v in report["comparison"].items()
                       if not isinstance(v, dict)}, indent=1))
@@ -344,10 +355,11 @@ def main() -> None:
               f"{c['aulc_fresh']:.4f} -> {c['aulc_ssl_init']:.4f}, gain {100 * gain['mean']:+.2f} "
               f"[{100 * gain['lo']:+.2f}, {100 * gain['hi']:+.2f}] points")
     for arm, e in report.get("extra_arms", {}).items():
-        d = e["aulc_vs_random"]
+        d, v = e["aulc_vs_random"], e["aulc_vs_default"]
         print(f"{arm}: labels to 99% {e['labels_to_99']} vs random {e['labels_to_99_random']}; "
               f"AULC vs random {100 * d['mean']:+.2f} [{100 * d['lo']:+.2f}, "
-              f"{100 * d['hi']:+.2f}] points")
+              f"{100 * d['hi']:+.2f}] points, vs power_bald_typical {100 * v['mean']:+.2f} "
+              f"[{100 * v['lo']:+.2f}, {100 * v['hi']:+.2f}]")
 
 
 if __name__ == "__main__":
