@@ -66,11 +66,11 @@ from workbench.simulation import (  # noqa: E402
     summarise,
     t_interval,
 )
-from workbench.strategies import StrategyError, get_strategy  # noqa: E402
+from workbench.strategies import StrategyError, get_strategy, parse_strategy_spec  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 ColdStart = Literal["random", "typical"]
-Arm = tuple[str, ColdStart, dict[str, float]]  # (strategy after the cold start, cold start, its
+Arm = tuple[str, ColdStart, dict[str, Any]]  # (strategy after the cold start, cold start, its
 # keyword arguments)
 ARMS: dict[str, Arm] = {
     "random": ("random", "random", {}),
@@ -79,21 +79,13 @@ ARMS: dict[str, Arm] = {
 STORED_DEFAULT_ARM = "power_bald_ssl_cold"  # the same default with fresh weights
 
 
-def parse_extra(spec: str) -> tuple[str, str, dict[str, float]]:
-    """``"batchbald"`` or ``"power_bald:beta=4"`` (keyword arguments of the registry strategy,
-    numbers only) as (arm name, strategy, keyword arguments); the arm is
+def parse_extra(spec: str) -> tuple[str, str, dict[str, Any]]:
+    """A strategy spec, ``"batchbald"`` or ``"power_bald:beta=4"`` (`parse_strategy_spec`), as
+    (arm name, strategy, keyword arguments); the arm is
     ``<strategy>[_<key><value>...]_typical``, e.g. ``power_bald_beta4_typical``."""
-    name, *options = spec.split(":")
-    params: dict[str, float] = {}
-    for option in options:
-        key, sep, value = option.partition("=")
-        try:
-            params[key] = float(value)
-        except ValueError:
-            raise ValueError(f"{spec!r}: {option!r} is not key=number") from None
-        if not sep or not key.isidentifier():
-            raise ValueError(f"{spec!r}: {option!r} is not key=number")
-    suffix = "".join(f"_{k}{v:g}" for k, v in params.items())
+    name, params = parse_strategy_spec(spec)
+    suffix = "".join(f"_{k}{v:g}" if isinstance(v, float) else f"_{k}{v}"
+                     for k, v in params.items())
     return f"{name}{suffix}_typical", name, params
 
 
@@ -107,7 +99,7 @@ def arms_with(extra: tuple[str, ...]) -> dict[str, Arm]:
     return out
 
 
-def _job(job: tuple[str, str, ColdStart, dict[str, float], int]) -> dict[str, float] | SeedRun:
+def _job(job: tuple[str, str, ColdStart, dict[str, Any], int]) -> dict[str, float] | SeedRun:
     """A reference training or one arm's curve, in a worker set up by `_start_worker`."""
     name, strategy, cold_start, params, seed = job
     worker = simulation_run._WORKER
@@ -302,9 +294,9 @@ def main() -> None:
         for spec in extra:
             _, name, params = parse_extra(spec)
             if name == "random":
-                raise ValueError(f"{spec!r}: random is an arm already")
+                raise StrategyError(f"{spec!r}: random is an arm already")
             get_strategy(name, **params)  # an unknown name or keyword is refused by name
-    except (ValueError, StrategyError) as error:
+    except StrategyError as error:
         parser.error(f"--extra-strategies: {error}")
     config = dataclasses.replace(setup.config, seeds=seeds, ssl_init=True,
                                  strategies=tuple(arms), encoder_cache=args.encoder_cache)

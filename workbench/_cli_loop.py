@@ -77,7 +77,8 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
     query.add_argument("--strategy", default="power_bald",
                        help="e.g. random, entropy, bald, margin, power_bald, batchbald, coreset, "
                        "badge, class_balanced_entropy (default: power_bald); segmentation: "
-                       "random and the score strategies (entropy, bald, margin, ...)")
+                       "random and the score strategies (entropy, bald, margin, ...); options "
+                       "after colons, e.g. power_bald:beta=4")
     query.add_argument("--reduction", choices=("mean", "foreground_weighted", "top_percentile"),
                        help="segmentation: how a score strategy turns a per-voxel uncertainty "
                        "map into one score per scan (default: mean)")

@@ -33,7 +33,8 @@ def register_simulate_command(commands: argparse._SubParsersAction) -> None:
     sim.add_argument(
         "--strategies",
         default="random,entropy,bald",
-        help="comma-separated registry names (default: random,entropy,bald)",
+        help="comma-separated registry names, each with options if wanted, e.g. "
+        "power_bald:beta=4 (default: random,entropy,bald)",
     )
     sim.add_argument("--seeds", type=int, default=5, help="number of seeds 0..N-1 (default 5)")
     sim.add_argument("--initial", type=int, default=20, help="cold-start labels (default 20)")
@@ -103,16 +104,20 @@ def _simulate(args: argparse.Namespace) -> int:
         plot_curves,
         simulate,
     )
-    from workbench.strategies import available_strategies
+    from workbench.strategies import StrategyError, available_strategies, get_strategy
 
     _check(args)
     names = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
-    unknown = [n for n in names if n not in available_strategies()]
-    if unknown or not names:
+    if not names:
         raise SimulateArgumentError(
-            f"unknown strategies {unknown}; available: {', '.join(available_strategies())}",
+            f"no strategy given; available: {', '.join(available_strategies())}",
             field="strategies",
         )
+    for name in names:
+        try:
+            get_strategy(name)
+        except StrategyError as error:
+            raise SimulateArgumentError(f"--strategies: {error}", field="strategies") from None
     data = load_simulation_data(
         args.data, max_pool=args.max_pool, max_val=args.max_val, max_test=args.max_test
     )

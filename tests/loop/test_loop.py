@@ -432,10 +432,14 @@ def test_cli_query_train_query(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["query", str(project), "--batch", "8"]) == 0  # the default strategy
     assert main(["query", str(project), "--strategy", "class_balanced_power_bald",
                  "--batch", "8"]) == 0  # through the model: MC probabilities of the pool
+    assert main(["query", str(project), "--strategy", "power_bald:beta=4", "--batch", "8"]) == 0
     assert main(["query", str(project), "--strategy", "no_such", "--batch", "8"]) == 1
+    assert main(["query", str(project), "--strategy", "power_bald:beta=-1", "--batch", "8"]) == 1
+    assert "beta must be a finite number >= 0, got -1" in capsys.readouterr().err
     with open_project(project) as store:
         rounds = store.list_rounds()
-        assert [r.status for r in rounds] == [RoundStatus.DONE] * 4 + [RoundStatus.FAILED]
+        assert [r.status for r in rounds] == [RoundStatus.DONE] * 5 + [RoundStatus.FAILED] * 2
+        assert rounds[4].strategy == "power_bald" and rounds[4].params["beta"] == 4  # provenance
         assert rounds[1].strategy == "power_bald" and len(rounds[1].selected) == 8
         assert rounds[2].strategy == "power_bald"
         assert rounds[3].strategy == "class_balanced_power_bald"

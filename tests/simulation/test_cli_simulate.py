@@ -19,7 +19,7 @@ def test_cli_simulate_writes_report_and_plot(shared_data: Path, tmp_path: Path) 
             "simulate",
             str(shared_data / "medmnist" / "breastmnist.npz"),
             "--strategies",
-            "random,entropy",
+            "random,entropy,power_bald:beta=4",
             "--seeds",
             "1",
             "--initial",
@@ -46,8 +46,10 @@ def test_cli_simulate_writes_report_and_plot(shared_data: Path, tmp_path: Path) 
     )
     assert code == 0
     report = json.loads(out.read_text())
-    assert set(report["strategies"]) == {"random", "entropy"}
+    assert set(report["strategies"]) == {"random", "entropy", "power_bald:beta=4"}
     assert [p["labels"] for p in report["strategies"]["entropy"]["mean_curve"]] == [6, 11, 16]
+    assert [p["labels"] for p in report["strategies"]["power_bald:beta=4"]["mean_curve"]] == [
+        6, 11, 16]  # an arm with options
     assert png.stat().st_size > 0
 
 
@@ -55,6 +57,21 @@ def test_cli_simulate_rejects_unknown_strategy(tmp_path: Path) -> None:
     data = tmp_path / "none.npz"
     code = main(["simulate", str(data), "--strategies", "nope", "--out", str(tmp_path / "r.json")])
     assert code == 1
+    assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize(("spec", "reason"), [
+    ("power_bald:beta=-1", "beta must be a finite number >= 0"),
+    ("power_bald:gamma=2", "unexpected keyword argument 'gamma'"),
+    ("power_bald:beta", "option 'beta' is not key=value"),
+])
+def test_cli_simulate_refuses_a_bad_strategy_option_by_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str, reason: str) -> None:
+    code = main(["simulate", str(tmp_path / "none.npz"), "--strategies", f"random,{spec}",
+                 "--out", str(tmp_path / "r.json")])
+    assert code == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert reason in err and spec in err  # before any data is read
     assert not (tmp_path / "r.json").exists()
 
 

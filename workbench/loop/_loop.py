@@ -74,6 +74,7 @@ from workbench.strategies import (
     get_strategy,
     least_confidence,
     margin,
+    parse_strategy_spec,
     select_stochastic,
     select_top_k,
 )
@@ -525,7 +526,15 @@ class ActiveLearningLoop:
         first), so it may pick some of them again. For a seed, the picks repeat on the same
         torch thread count (recorded in the round's params), not across thread counts.
         Score strategies reuse the model's stored scores. ``progress`` hears of the
-        self-supervised training of a typical cold start."""
+        self-supervised training of a typical cold start. ``strategy`` may carry keyword
+        arguments as a spec, ``"power_bald:beta=4"``: the round records the name and them as
+        its params."""
+        strategy, options = parse_strategy_spec(strategy)
+        twice = sorted(options.keys() & params.keys())
+        if twice:
+            raise LoopError(f"strategy options {', '.join(twice)} given twice",
+                            path=self.store.root, field="strategy")
+        params = {**options, **params}
         method = self.cold_start_method(strategy, cold_start)
         if not records_to_store():
             raise LoopError(f"this is process {global_rank()} of a data-parallel run: rounds "

@@ -40,6 +40,7 @@ from workbench.strategies._select import (
     select_top_k,
     stochastic_distribution,
 )
+from workbench.strategies._spec import parse_strategy_spec
 from workbench.strategies._types import SelectionResult
 from workbench.strategies._typical import select_typiclust, typicality
 
@@ -62,6 +63,7 @@ __all__ = [
     "margin",
     "moment_scores",
     "moment_uncertainty_map",
+    "parse_strategy_spec",
     "random_scores",
     "reduce_map",
     "select_badge",

@@ -45,12 +45,14 @@ from workbench.strategies._errors import (
 )
 from workbench.strategies._scoring import bald, entropy, least_confidence, margin, moment_scores
 from workbench.strategies._select import (
+    check_beta,
     empty_result,
     select_random,
     select_stochastic,
     select_top_k,
     with_nan,
 )
+from workbench.strategies._spec import parse_strategy_spec
 from workbench.strategies._types import (
     ArrayLike,
     Reduction,
@@ -203,6 +205,7 @@ class ScoreStrategy(_Base):
         if self.kind not in _SCORES:
             raise StrategyError(f"unknown score {self.kind!r}", field="kind")
         _check_mode(self.mode)
+        check_beta(self.beta)
 
     @property
     def needs(self) -> frozenset[str]:
@@ -277,6 +280,7 @@ class EPIGStrategy(_Base):
 
     def __post_init__(self) -> None:
         _check_mode(self.mode)
+        check_beta(self.beta)
         if isinstance(self.num_targets, bool) or not isinstance(self.num_targets, int) or (
             self.num_targets < 1
         ):
@@ -396,6 +400,7 @@ class ClassBalancedStrategy(_Base):
         if self.kind not in _SCORES:
             raise StrategyError(f"unknown score {self.kind!r}", field="kind")
         _check_mode(self.mode)
+        check_beta(self.beta)
 
     @property
     def needs(self) -> frozenset[str]:
@@ -457,19 +462,26 @@ def available_strategies() -> tuple[str, ...]:
 
 
 def get_strategy(name: str, **params: Any) -> Strategy:
-    """Build the strategy registered as ``name`` with typed ``params``.
+    """Build the strategy registered as ``name`` with typed ``params``; ``name`` may carry
+    keyword arguments as a spec (`parse_strategy_spec`), ``"power_bald:beta=4"``.
 
     E.g. ``get_strategy("power_bald", beta=2.0)``, ``get_strategy("entropy", spatial_dims=2,
     reduction="top_percentile", q=5.0)``, ``get_strategy("batchbald", num_samples=2000)``.
     """
+    base, options = parse_strategy_spec(name)
+    twice = sorted(options.keys() & params.keys())
+    if twice:
+        raise StrategyError(f"strategy {name!r}: {', '.join(twice)} given twice", field="params")
     try:
-        factory = _REGISTRY[name]
+        factory = _REGISTRY[base]
     except KeyError:
         raise UnknownStrategyError(
-            f"unknown strategy {name!r}; available: {', '.join(available_strategies())}",
+            f"unknown strategy {base!r}; available: {', '.join(available_strategies())}",
             field="name",
         ) from None
     try:
-        return factory(**params)
+        return factory(**options, **params)
     except TypeError as exc:
         raise StrategyError(f"bad parameters for strategy {name!r}: {exc}", field="params") from exc
+    except StrategyError as exc:  # a parameter's value: name the strategy as given too
+        raise type(exc)(f"strategy {name!r}: {exc.message}", field=exc.field) from exc
