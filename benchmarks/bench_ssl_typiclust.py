@@ -19,7 +19,9 @@ every round. The arms (``--arms``):
   ``typiclust_bald``: TypiClust's clusters of the SSL features spread each batch, and BALD
   picks the most uncertain item within each uncovered cluster (the cold start reads the
   cached features of its seed instead of training the same encoder again);
-* ``batchbald_ssl_cold`` (not run by default): the typical cold start, then greedy BatchBALD.
+* ``batchbald_ssl_cold`` (not run by default): the typical cold start, then greedy BatchBALD;
+* ``power_bald_beta4_ssl_cold`` (not run by default): the typical cold start, then power-BALD
+  sampling with beta 4 instead of 1 (closer to the top BALD scores).
 
 The features are `workbench.recipes.contrastive_features`, and the cold starts are the
 simulation's own (`SimulationConfig.cold_start` = ``typical`` / ``kcenter``): the two cold-start
@@ -43,6 +45,8 @@ typical start trains the encoder on volumes area-resized to at most 16 per axis,
         --seeds 5 --arms power_bald_ssl_cold,power_bald_kcenter_cold \
         --out cold_starts_hippocampus_warm_default_long
 
+``--extend REPORT`` keeps the curves of the arms that an earlier report of this script holds
+for every seed asked for, and runs only the others (so they sit in one report, paired by seed).
 ``--feature-cache DIR`` keeps each seed's SSL features (``DIR/<setup>/<seed>.npy``) for later runs;
 ``--ssl-steps N`` trains the encoder for N steps instead of 600 (cached apart).
 """
@@ -98,6 +102,7 @@ ARMS: dict[str, tuple[str, Literal["random", "kcenter", "typical"]]] = {
     "power_bald_kcenter_cold": ("power_bald", "kcenter"),
     "typiclust_bald_ssl_cold": ("typiclust_bald", "typical"),
     "batchbald_ssl_cold": ("batchbald", "typical"),
+    "power_bald_beta4_ssl_cold": ("power_bald:beta=4", "typical"),
 }
 DEFAULT_ARMS = ("typiclust_ssl", "typiclust_ssl_cold", "power_bald_ssl_cold")
 
@@ -177,6 +182,9 @@ def main() -> None:
     parser.add_argument("--arms", default=",".join(DEFAULT_ARMS),
                         help=f"comma-separated, of {', '.join(ARMS)}")
     parser.add_argument("--feature-cache", type=Path, default=None)
+    parser.add_argument("--extend", default=None, metavar="REPORT",
+                        help="an earlier report under benchmarks/results: its arms' curves are "
+                        "kept, not run again")
     parser.add_argument("--ssl-steps", type=int, default=600,
                         help="training steps of the SSL encoder (cold start and TypiClust)")
     parser.add_argument("--out", default=None,
@@ -210,8 +218,21 @@ def main() -> None:
     if len(random_runs) != len(seeds):
         parser.error(f"{stored_path} holds random's curves for {len(random_runs)} of the "
                      f"{len(seeds)} seeds asked for")
+    kept: list[SeedRun] = []
+    if args.extend:
+        earlier_path = RESULTS / args.extend
+        if not earlier_path.is_file():
+            parser.error(f"--extend: no stored report {earlier_path}")
+        earlier = json.loads(earlier_path.read_text())
+        for arm in arms:
+            held = ([r for r in runs_from_report(earlier, arm) if r.seed in seeds]
+                    if arm in earlier["strategies"] else [])
+            if len(held) == len(seeds):
+                kept += held
+    done = {r.strategy for r in kept}
     config = dataclasses.replace(setup.config, seeds=seeds, contrastive_steps=args.ssl_steps)
-    jobs = [(arm, s) for arm in arms for s in seeds]  # arm-major: later arms read the cache
+    # arm-major: later arms read the cache
+    jobs = [(arm, s) for arm in arms if arm not in done for s in seeds]
     workdir = Path(tempfile.mkdtemp(prefix="wb-ssl-"))
     steps = "" if args.ssl_steps == 600 else f"_steps{args.ssl_steps}"
     cache = args.feature_cache / f"{args.setup}{steps}" if args.feature_cache else workdir
@@ -231,9 +252,12 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     reference = stored["reference"]["per_seed"]
+    runs = sorted(kept + runs, key=lambda r: (arms.index(r.strategy), r.seed))
     report = summarise(data, setup.recipe,
                        dataclasses.replace(config, strategies=("random", *arms)),
                        reference, random_runs + runs)
+    if args.extend:
+        report["kept_from"] = {"report": args.extend, "arms": sorted(done)}
     report["random_from"] = stored_path.name
     report["ssl"] = {"encoder": "small_cnn trunk + 2-layer projection, SimCLR NT-Xent",
                      "steps": args.ssl_steps, "batch": 128, "temperature": 0.2,
