@@ -1,8 +1,32 @@
-"""Printing a `simulate` report at the end of a benchmark."""
+"""Printing a `simulate` report at the end of a benchmark, and reusing an earlier one's
+curves."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workbench.simulation import SeedRun
+
+
+def kept_runs(reports: Iterable[dict[str, Any]], arms: Iterable[str],
+              seeds: Sequence[int]) -> list[SeedRun]:
+    """The curves of ``arms`` under ``seeds`` that earlier ``reports`` hold, each (arm, seed)
+    from the first report that has it, so a rerun trains only what is missing."""
+    from workbench.simulation import runs_from_report
+
+    kept: list[SeedRun] = []
+    done: set[tuple[str, int]] = set()
+    arms = list(arms)
+    for report in reports:
+        for arm in arms:
+            if arm in report["strategies"]:
+                new = [r for r in runs_from_report(report, arm)
+                       if r.seed in seeds and (arm, r.seed) not in done]
+                kept += new
+                done |= {(arm, r.seed) for r in new}
+    return kept
 
 
 def _points(interval: dict[str, Any]) -> str:

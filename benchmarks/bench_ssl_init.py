@@ -46,7 +46,7 @@ from typing import Any, Literal
 
 import numpy as np
 from _machine import require_shared
-from _report import print_strategies
+from _report import kept_runs, print_strategies
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -70,45 +70,39 @@ from workbench.strategies import StrategyError, get_strategy, parse_strategy_spe
 
 RESULTS = REPO / "benchmarks" / "results"
 ColdStart = Literal["random", "typical"]
-Arm = tuple[str, ColdStart, dict[str, Any]]  # (strategy after the cold start, cold start, its
-# keyword arguments)
-ARMS: dict[str, Arm] = {
-    "random": ("random", "random", {}),
-    "power_bald_typical": ("power_bald", "typical", {}),
+ARMS: dict[str, tuple[str, ColdStart]] = {
+    # arm -> (strategy after the cold start, as a spec `get_strategy` builds; cold start)
+    "random": ("random", "random"),
+    "power_bald_typical": ("power_bald", "typical"),
 }
 STORED_DEFAULT_ARM = "power_bald_ssl_cold"  # the same default with fresh weights
 
 
-def parse_extra(spec: str) -> tuple[str, str, dict[str, Any]]:
-    """A strategy spec, ``"batchbald"`` or ``"power_bald:beta=4"`` (`parse_strategy_spec`), as
-    (arm name, strategy, keyword arguments); the arm is
-    ``<strategy>[_<key><value>...]_typical``, e.g. ``power_bald_beta4_typical``."""
+def extra_arm(spec: str) -> str:
+    """The arm of a strategy spec (`parse_strategy_spec`), ``"batchbald"`` or
+    ``"power_bald:beta=4"``: ``<strategy>[_<key><value>...]_typical``, e.g.
+    ``power_bald_beta4_typical``."""
     name, params = parse_strategy_spec(spec)
     suffix = "".join(f"_{k}{v:g}" if isinstance(v, float) else f"_{k}{v}"
                      for k, v in params.items())
-    return f"{name}{suffix}_typical", name, params
+    return f"{name}{suffix}_typical"
 
 
-def arms_with(extra: tuple[str, ...]) -> dict[str, Arm]:
-    """The two arms plus one per extra strategy spec (see `parse_extra`): the typical cold
+def arms_with(extra: tuple[str, ...]) -> dict[str, tuple[str, ColdStart]]:
+    """The two arms plus one per extra strategy spec (see `extra_arm`): the typical cold
     start, then that strategy, from the trunk like the others."""
-    out = dict(ARMS)
-    for spec in extra:
-        arm, name, params = parse_extra(spec)
-        out[arm] = (name, "typical", params)
-    return out
+    return {**ARMS, **{extra_arm(spec): (spec, "typical") for spec in extra}}
 
 
-def _job(job: tuple[str, str, ColdStart, dict[str, Any], int]) -> dict[str, float] | SeedRun:
+def _job(job: tuple[str, str, ColdStart, int]) -> dict[str, float] | SeedRun:
     """A reference training or one arm's curve, in a worker set up by `_start_worker`."""
-    name, strategy, cold_start, params, seed = job
+    name, strategy, cold_start, seed = job
     worker = simulation_run._WORKER
     data, recipe, config, workdir = (worker[k] for k in ("data", "recipe", "config", "workdir"))
     if name == "reference":
         return simulation_run.reference_runs(data, recipe, [seed], workdir, config=config)[0]
-    config = dataclasses.replace(config, cold_start=cold_start,
-                                 strategy_params={**config.strategy_params, strategy: params})
-    run = simulation_run.run_strategy(strategy, seed, data, recipe, config, workdir)
+    run = simulation_run.run_strategy(strategy, seed, data, recipe,
+                                      dataclasses.replace(config, cold_start=cold_start), workdir)
     return dataclasses.replace(run, strategy=name)
 
 
@@ -184,29 +178,22 @@ def plot_with_and_without(ssl: dict[str, Any], fresh: dict[str, Any], path: Path
 
 def _run(data: SimulationData, setup: Setup, config: SimulationConfig, workers: int,
          earlier: list[dict[str, Any]] | None = None,
-         arms: dict[str, Arm] = ARMS) -> dict[str, Any]:
+         arms: dict[str, tuple[str, ColdStart]] = ARMS) -> dict[str, Any]:
     """The SSL ``arms`` and the SSL reference, ``workers`` processes sharing one workdir (and
     so each seed's encoder, unless ``config.encoder_cache`` keeps them), summarised; the curves
     and reference trainings of ``earlier`` reports of this benchmark are kept, not run again
     (a curve from the first report that holds it; the first report's reference)."""
     seeds = config.seeds
     ref_seeds = seeds[: config.reference_seeds]
-    kept: list[SeedRun] = []
+    kept = kept_runs(earlier or [], arms, seeds)
+    done = {(r.strategy, r.seed) for r in kept}
     reference: list[dict[str, float]] = []
-    done: set[tuple[str, int]] = set()
-    for report in earlier or []:
-        for arm in arms:
-            if arm in report["strategies"]:
-                fresh = [r for r in runs_from_report(report, arm)
-                         if r.seed in seeds and (arm, r.seed) not in done]
-                kept += fresh
-                done |= {(arm, r.seed) for r in fresh}
     if earlier:
         reference = list(earlier[0]["reference"]["per_seed"])[: len(ref_seeds)]
     # random first: it trains each seed's encoder, which the later jobs read from the workdir
     todo = [(arm, s) for arm in arms for s in seeds if (arm, s) not in done]
     jobs = ([(arm, *arms[arm], s) for arm, s in todo if arm == "random"]
-            + [("reference", "", "random", {}, s) for s in ref_seeds[len(reference):]]
+            + [("reference", "", "random", s) for s in ref_seeds[len(reference):]]
             + [(arm, *arms[arm], s) for arm, s in todo if arm != "random"])
     workdir = Path(tempfile.mkdtemp(prefix="wb-ssl-init-"))
     start = time.time()
@@ -238,7 +225,7 @@ def extra_arms_summary(report: dict[str, Any], extra: tuple[str, ...]) -> dict[s
     random_reach = _reach(report, "random")
     default = _aulc_by_seed(report, "power_bald_typical")
     out: dict[str, Any] = {}
-    for arm in [parse_extra(spec)[0] for spec in extra]:
+    for arm in map(extra_arm, extra):
         reach = _reach(report, arm)
         own = _aulc_by_seed(report, arm)
         out[arm] = {"labels_to_99": reach, "labels_to_99_random": random_reach,
@@ -290,12 +277,10 @@ def main() -> None:
     seeds = tuple(range(args.seeds))
     extra = tuple(x for x in args.extra_strategies.split(",") if x)
     try:
-        arms = arms_with(extra)
         for spec in extra:
-            _, name, params = parse_extra(spec)
-            if name == "random":
+            if get_strategy(spec).name == "random":  # an unknown name or option is refused
                 raise StrategyError(f"{spec!r}: random is an arm already")
-            get_strategy(name, **params)  # an unknown name or keyword is refused by name
+        arms = arms_with(extra)
     except StrategyError as error:
         parser.error(f"--extra-strategies: {error}")
     config = dataclasses.replace(setup.config, seeds=seeds, ssl_init=True,

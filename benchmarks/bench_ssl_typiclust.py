@@ -45,8 +45,8 @@ typical start trains the encoder on volumes area-resized to at most 16 per axis,
         --seeds 5 --arms power_bald_ssl_cold,power_bald_kcenter_cold \
         --out cold_starts_hippocampus_warm_default_long
 
-``--extend REPORT`` keeps the curves of the arms that an earlier report of this script holds
-for every seed asked for, and runs only the others (so they sit in one report, paired by seed).
+``--extend REPORT`` keeps the curves that an earlier report of this script holds for the arms
+and seeds asked for, and runs only the others (so they sit in one report, paired by seed).
 ``--feature-cache DIR`` keeps each seed's SSL features (``DIR/<setup>/<seed>.npy``) for later runs;
 ``--ssl-steps N`` trains the encoder for N steps instead of 600 (cached apart).
 """
@@ -68,7 +68,7 @@ from typing import Any, Literal
 
 import numpy as np
 from _machine import require_shared
-from _report import print_strategies
+from _report import kept_runs, print_strategies
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -218,21 +218,14 @@ def main() -> None:
     if len(random_runs) != len(seeds):
         parser.error(f"{stored_path} holds random's curves for {len(random_runs)} of the "
                      f"{len(seeds)} seeds asked for")
-    kept: list[SeedRun] = []
-    if args.extend:
-        earlier_path = RESULTS / args.extend
-        if not earlier_path.is_file():
-            parser.error(f"--extend: no stored report {earlier_path}")
-        earlier = json.loads(earlier_path.read_text())
-        for arm in arms:
-            held = ([r for r in runs_from_report(earlier, arm) if r.seed in seeds]
-                    if arm in earlier["strategies"] else [])
-            if len(held) == len(seeds):
-                kept += held
-    done = {r.strategy for r in kept}
+    earlier_path = RESULTS / (args.extend or "")
+    if args.extend and not earlier_path.is_file():
+        parser.error(f"--extend: no stored report {earlier_path}")
+    kept = kept_runs([json.loads(earlier_path.read_text())] if args.extend else [], arms, seeds)
+    done = {(r.strategy, r.seed) for r in kept}
     config = dataclasses.replace(setup.config, seeds=seeds, contrastive_steps=args.ssl_steps)
     # arm-major: later arms read the cache
-    jobs = [(arm, s) for arm in arms if arm not in done for s in seeds]
+    jobs = [(arm, s) for arm in arms for s in seeds if (arm, s) not in done]
     workdir = Path(tempfile.mkdtemp(prefix="wb-ssl-"))
     steps = "" if args.ssl_steps == 600 else f"_steps{args.ssl_steps}"
     cache = args.feature_cache / f"{args.setup}{steps}" if args.feature_cache else workdir
@@ -257,7 +250,8 @@ def main() -> None:
                        dataclasses.replace(config, strategies=("random", *arms)),
                        reference, random_runs + runs)
     if args.extend:
-        report["kept_from"] = {"report": args.extend, "arms": sorted(done)}
+        report["kept_from"] = {"report": args.extend,
+                               "arms": sorted({arm for arm, _ in done})}
     report["random_from"] = stored_path.name
     report["ssl"] = {"encoder": "small_cnn trunk + 2-layer projection, SimCLR NT-Xent",
                      "steps": args.ssl_steps, "batch": 128, "temperature": 0.2,

@@ -1,5 +1,6 @@
-"""benchmarks/bench_ssl_init.py: extra arms named by strategy and keyword arguments (the
-specs themselves: tests/strategies/test_strategy_spec.py)."""
+"""benchmarks/bench_ssl_init.py: extra arms named by strategy spec (the specs themselves:
+tests/strategies/test_strategy_spec.py); benchmarks/_report.py: curves kept from earlier
+reports."""
 
 from __future__ import annotations
 
@@ -7,18 +8,17 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def script() -> ModuleType:
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling modules
+def _load(name: str) -> ModuleType:
+    sys.path.insert(0, str(BENCHMARKS))  # the scripts import their sibling modules
     try:
-        spec = importlib.util.spec_from_file_location("bench_ssl_init",
-                                                      BENCHMARKS / "bench_ssl_init.py")
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -27,10 +27,32 @@ def script() -> ModuleType:
         sys.path.remove(str(BENCHMARKS))
 
 
-def test_a_plain_name_and_keyword_arguments_become_separate_arms(script: ModuleType) -> None:
+@pytest.fixture(scope="module")
+def script() -> ModuleType:
+    return _load("bench_ssl_init")
+
+
+def test_a_plain_name_and_a_spec_with_options_become_separate_arms(script: ModuleType) -> None:
     arms = script.arms_with(("batchbald", "power_bald:beta=4", "power_bald:beta=0.5"))
     assert list(arms) == ["random", "power_bald_typical", "batchbald_typical",
                           "power_bald_beta4_typical", "power_bald_beta0.5_typical"]
-    assert arms["power_bald_beta4_typical"] == ("power_bald", "typical", {"beta": 4.0})
-    assert arms["batchbald_typical"] == ("batchbald", "typical", {})
-    assert arms["random"] == ("random", "random", {})
+    assert arms["power_bald_beta4_typical"] == ("power_bald:beta=4", "typical")
+    assert arms["batchbald_typical"] == ("batchbald", "typical")
+    assert arms["random"] == ("random", "random")
+
+
+def _report(curves: dict[str, dict[int, float]]) -> dict[str, Any]:
+    return {"metric": "auc", "strategies": {
+        arm: {"runs": [{"seed": seed, "picks": [[0]],
+                        "curve": [{"labels": 10, "metrics": {"auc": value}}]}
+                       for seed, value in by_seed.items()]}
+        for arm, by_seed in curves.items()}}
+
+
+def test_kept_runs_take_each_arm_and_seed_from_the_first_report_that_holds_it() -> None:
+    kept_runs = _load("_report").kept_runs
+    first = _report({"a": {0: 0.1, 1: 0.2}, "other": {0: 0.9}})
+    second = _report({"a": {1: 0.7, 2: 0.3}, "b": {0: 0.4, 5: 0.5}})
+    runs = kept_runs([first, second], ["a", "b"], (0, 1, 2))
+    got = {(r.strategy, r.seed): r.curve[0].metrics["auc"] for r in runs}
+    assert got == {("a", 0): 0.1, ("a", 1): 0.2, ("a", 2): 0.3, ("b", 0): 0.4}

@@ -10,6 +10,7 @@ from workbench.strategies import (
     UnknownStrategyError,
     get_strategy,
     parse_strategy_spec,
+    with_spec_options,
 )
 
 
@@ -56,3 +57,10 @@ def test_a_bad_spec_is_refused_when_the_strategy_is_built(
         spec: str, params: dict[str, object], error: type[Exception], reason: str) -> None:
     with pytest.raises(error, match=reason):
         get_strategy(spec, **params)
+
+
+def test_a_specs_options_merge_with_keyword_arguments_unless_given_twice() -> None:
+    assert with_spec_options("power_bald:beta=4", {"mode": "softrank"}) == (
+        "power_bald", {"beta": 4, "mode": "softrank"})
+    with pytest.raises(StrategyError, match="beta given twice"):
+        with_spec_options("power_bald:beta=4", {"beta": 1.0})

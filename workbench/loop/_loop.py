@@ -74,9 +74,9 @@ from workbench.strategies import (
     get_strategy,
     least_confidence,
     margin,
-    parse_strategy_spec,
     select_stochastic,
     select_top_k,
+    with_spec_options,
 )
 
 SCORED_STRATEGIES = ("entropy", "bald", "margin", "least_confidence")
@@ -529,12 +529,7 @@ class ActiveLearningLoop:
         self-supervised training of a typical cold start. ``strategy`` may carry keyword
         arguments as a spec, ``"power_bald:beta=4"``: the round records the name and them as
         its params."""
-        strategy, options = parse_strategy_spec(strategy)
-        twice = sorted(options.keys() & params.keys())
-        if twice:
-            raise LoopError(f"strategy options {', '.join(twice)} given twice",
-                            path=self.store.root, field="strategy")
-        params = {**options, **params}
+        strategy, params = with_spec_options(strategy, params)
         method = self.cold_start_method(strategy, cold_start)
         if not records_to_store():
             raise LoopError(f"this is process {global_rank()} of a data-parallel run: rounds "

@@ -40,7 +40,7 @@ from workbench.strategies._select import (
     select_top_k,
     stochastic_distribution,
 )
-from workbench.strategies._spec import parse_strategy_spec
+from workbench.strategies._spec import parse_strategy_spec, with_spec_options
 from workbench.strategies._types import SelectionResult
 from workbench.strategies._typical import select_typiclust, typicality
 
@@ -78,4 +78,5 @@ __all__ = [
     "stochastic_distribution",
     "typicality",
     "uncertainty_map",
+    "with_spec_options",
 ]

@@ -52,7 +52,7 @@ from workbench.strategies._select import (
     select_top_k,
     with_nan,
 )
-from workbench.strategies._spec import parse_strategy_spec
+from workbench.strategies._spec import with_spec_options
 from workbench.strategies._types import (
     ArrayLike,
     Reduction,
@@ -468,10 +468,7 @@ def get_strategy(name: str, **params: Any) -> Strategy:
     E.g. ``get_strategy("power_bald", beta=2.0)``, ``get_strategy("entropy", spatial_dims=2,
     reduction="top_percentile", q=5.0)``, ``get_strategy("batchbald", num_samples=2000)``.
     """
-    base, options = parse_strategy_spec(name)
-    twice = sorted(options.keys() & params.keys())
-    if twice:
-        raise StrategyError(f"strategy {name!r}: {', '.join(twice)} given twice", field="params")
+    base, params = with_spec_options(name, params)
     try:
         factory = _REGISTRY[base]
     except KeyError:
@@ -480,7 +477,7 @@ def get_strategy(name: str, **params: Any) -> Strategy:
             field="name",
         ) from None
     try:
-        return factory(**options, **params)
+        return factory(**params)
     except TypeError as exc:
         raise StrategyError(f"bad parameters for strategy {name!r}: {exc}", field="params") from exc
     except StrategyError as exc:  # a parameter's value: name the strategy as given too

@@ -3,6 +3,9 @@ benchmarks, e.g. ``power_bald:beta=4`` or ``power_entropy:beta=2:mode=softrank``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from workbench.strategies._errors import StrategyError
 
 SpecValue = int | float | str
@@ -33,3 +36,13 @@ def parse_strategy_spec(spec: str) -> tuple[str, dict[str, SpecValue]]:
         params[key] = _value(value)
     return name.strip(), params
 
+
+
+def with_spec_options(spec: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The registry name of ``spec`` and its options merged with ``params``; an option given
+    both ways is refused."""
+    name, options = parse_strategy_spec(spec)
+    twice = sorted(options.keys() & params.keys())
+    if twice:
+        raise StrategyError(f"strategy {spec!r}: {', '.join(twice)} given twice", field="params")
+    return name, {**options, **params}
