@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -108,6 +109,24 @@ def test_cold_start_then_train_score_query_and_serve_in_order(project: SQLiteSto
     assert not set(third.selected) & labelled  # (second's 7 unlabelled picks are pool items)
     # the newest round replaces the queue: its picks are served first, in its order
     assert label_served(project, "ann", 5) == list(third.selected)
+
+
+def test_a_round_leaves_no_checkpoint_outside_the_project(
+        project: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Lightning's checkpoints of a round are temporary: only the saved weights in the project
+    # stay (before, every round left one in the system's temporary folder)
+    temporary = tmp_path / "system-tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    loop = ActiveLearningLoop(project, recipe=FAST)
+    loop.query("random", 24, seed=0)
+    label_served(project, "ann", 24)
+    model = loop.train(seed=0)
+    assert model.status is ModelStatus.READY
+    assert Path(model.checkpoint or "").is_file()
+    assert Path(model.checkpoint or "").is_relative_to(project.root)
+    loop.score(model)
+    assert list(temporary.iterdir()) == []
 
 
 def test_failed_round_keeps_labels_and_the_loop_resumes(project: SQLiteStore) -> None:

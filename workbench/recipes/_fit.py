@@ -47,6 +47,7 @@ def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, max_epoc
         warnings.filterwarnings("ignore", message=".*on_after_batch_transfer.*")
         fit = fit_and_checkpoint(module, data, trainer=trainer)
     state = torch.load(fit.checkpoint_path, map_location="cpu", weights_only=False)["state_dict"]
+    trainer.strategy.barrier("fit_best")  # every process has read rank 0's checkpoint
     module.load_state_dict(state)
     module.eval()
     return BestFit(
