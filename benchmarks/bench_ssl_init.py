@@ -237,10 +237,28 @@ def extra_arms_summary(report: dict[str, Any], extra: tuple[str, ...]) -> dict[s
     return out
 
 
+def print_comparison(report: dict[str, Any]) -> None:
+    """Each arm's labels to 99% and AULC without and with the trunk."""
+    print(json.dumps({k: v for k, v in report["comparison"].items()
+                      if not isinstance(v, dict)}, indent=1))
+    for arm in ARMS:
+        c = report["comparison"][arm]
+        gain = c["aulc_gain"]
+        print(f"{arm}: labels to 99% {c['labels_to_99_fresh']} -> {c['labels_to_99_ssl_init']} "
+              f"(of the higher reference: {c['labels_to_99_of_higher_reference']}); AULC "
+              f"{c['aulc_fresh']:.4f} -> {c['aulc_ssl_init']:.4f}, gain {100 * gain['mean']:+.2f} "
+              f"[{100 * gain['lo']:+.2f}, {100 * gain['hi']:+.2f}] points")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setup", default="pneumoniamnist_fine_30seeds")
     parser.add_argument("--seeds", type=int, default=15)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="run seeds FIRST..FIRST+SEEDS-1 (and the reference on the first "
+                        "of them): seeds no earlier run chose a setting on, for a held-out "
+                        "replicate; without stored fresh-weight curves for them, no "
+                        "comparison with fresh weights")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--default-from", default=None,
                         help="stored report holding the default's fresh-weight curves "
@@ -261,6 +279,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.seeds < 1 or args.workers < 1:
         parser.error("--seeds and --workers must be at least 1")
+    if args.first_seed < 0:
+        parser.error("--first-seed must be at least 0")
     catalogue = setups(1)
     if args.setup not in catalogue:
         parser.error(f"--setup: unknown setup {args.setup!r}")
@@ -274,7 +294,7 @@ def main() -> None:
             parser.error(f"--setup: no stored run {path} to compare with")
     require_shared(setup.path)
     data = load_simulation_data(setup.path, seed=0, **setup.load)
-    seeds = tuple(range(args.seeds))
+    seeds = tuple(range(args.first_seed, args.first_seed + args.seeds))
     extra = tuple(x for x in args.extra_strategies.split(",") if x)
     try:
         for spec in extra:
@@ -285,7 +305,8 @@ def main() -> None:
         parser.error(f"--extra-strategies: {error}")
     config = dataclasses.replace(setup.config, seeds=seeds, ssl_init=True,
                                  strategies=tuple(arms), encoder_cache=args.encoder_cache)
-    stem = args.out or f"ssl_init_{args.setup}"
+    stem = args.out or f"ssl_init_{args.setup}" + (
+        f"_seeds{seeds[0]}-{seeds[-1]}" if args.first_seed else "")
     if args.reanalyse:
         report = json.loads((RESULTS / f"{stem}.json").read_text())
         if tuple(report["config"]["seeds"]) != seeds:
@@ -304,33 +325,32 @@ def main() -> None:
     stored_r, stored_d = (json.loads(p.read_text()) for p in (stored_random, stored_default))
     fresh_runs = ([r for r in runs_from_report(stored_r, "random") if r.seed in seeds]
                   + [r for r in runs_from_report(stored_d, STORED_DEFAULT_ARM) if r.seed in seeds])
-    fresh = summarise(data, setup.recipe,
-                      dataclasses.replace(setup.config, seeds=seeds,
-                                          strategies=("random", STORED_DEFAULT_ARM)),
-                      stored_r["reference"]["per_seed"], fresh_runs)
-    report["fresh_weights"] = {"from": [stored_random.name, stored_default.name],
-                               "reference": fresh["reference"],
-                               "strategies": {k: {m: v[m] for m in ("aulc", "aulc_vs_random",
-                                                                    "labels_to_reach")}
-                                              for k, v in fresh["strategies"].items()}}
-    report["comparison"] = comparison(report, fresh)
+    fresh: dict[str, Any] | None = None
+    if {(r.strategy, r.seed) for r in fresh_runs} == {
+            (arm, s) for arm in ("random", STORED_DEFAULT_ARM) for s in seeds}:
+        fresh = summarise(data, setup.recipe,
+                          dataclasses.replace(setup.config, seeds=seeds,
+                                              strategies=("random", STORED_DEFAULT_ARM)),
+                          stored_r["reference"]["per_seed"], fresh_runs)
+        report["fresh_weights"] = {"from": [stored_random.name, stored_default.name],
+                                   "reference": fresh["reference"],
+                                   "strategies": {k: {m: v[m] for m in ("aulc", "aulc_vs_random",
+                                                                        "labels_to_reach")}
+                                                  for k, v in fresh["strategies"].items()}}
+        report["comparison"] = comparison(report, fresh)
+    else:  # held-out seeds: no stored fresh-weight curves to compare with
+        print(f"no fresh-weight curves stored for seeds {seeds[0]}-{seeds[-1]}: "
+              "no comparison with fresh weights")
     if extra:
         report["extra_arms"] = extra_arms_summary(report, extra)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=1))
     plot_curves(report, REPO / "docs" / f"{stem}.png")
-    if not extra:  # with extra arms it would repeat the plain run's plot
+    if fresh is not None and not extra:  # with extra arms it would repeat the plain run's plot
         plot_with_and_without(report, fresh, REPO / "docs" / f"{stem}_vs_fresh.png")
     print_strategies(report)
-    print(json.dumps({k: v for k, v in report["comparison"].items()
-                      if not isinstance(v, dict)}, indent=1))
-    for arm in ARMS:
-        c = report["comparison"][arm]
-        gain = c["aulc_gain"]
-        print(f"{arm}: labels to 99% {c['labels_to_99_fresh']} -> {c['labels_to_99_ssl_init']} "
-              f"(of the higher reference: {c['labels_to_99_of_higher_reference']}); AULC "
-              f"{c['aulc_fresh']:.4f} -> {c['aulc_ssl_init']:.4f}, gain {100 * gain['mean']:+.2f} "
-              f"[{100 * gain['lo']:+.2f}, {100 * gain['hi']:+.2f}] points")
+    if fresh is not None:
+        print_comparison(report)
     for arm, e in report.get("extra_arms", {}).items():
         d, v = e["aulc_vs_random"], e["aulc_vs_default"]
         print(f"{arm}: labels to 99% {e['labels_to_99']} vs random {e['labels_to_99_random']}; "
