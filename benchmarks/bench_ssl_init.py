@@ -237,6 +237,16 @@ def extra_arms_summary(report: dict[str, Any], extra: tuple[str, ...]) -> dict[s
     return out
 
 
+def stored_fresh_runs(stored_random: dict[str, Any], stored_default: dict[str, Any],
+                      seeds: tuple[int, ...]) -> list[SeedRun] | None:
+    """The stored fresh-weight curves of random and the default for ``seeds``; None when a
+    report lacks any of them (held-out seeds, `--first-seed`)."""
+    runs = ([r for r in runs_from_report(stored_random, "random") if r.seed in seeds]
+            + [r for r in runs_from_report(stored_default, STORED_DEFAULT_ARM) if r.seed in seeds])
+    wanted = {(arm, s) for arm in ("random", STORED_DEFAULT_ARM) for s in seeds}
+    return runs if {(r.strategy, r.seed) for r in runs} == wanted else None
+
+
 def print_comparison(report: dict[str, Any]) -> None:
     """Each arm's labels to 99% and AULC without and with the trunk."""
     print(json.dumps({k: v for k, v in report["comparison"].items()
@@ -323,11 +333,9 @@ def main() -> None:
         report["machine"] = {"cpus": os.cpu_count(), "workers": args.workers,
                              "torch_threads": 1}
     stored_r, stored_d = (json.loads(p.read_text()) for p in (stored_random, stored_default))
-    fresh_runs = ([r for r in runs_from_report(stored_r, "random") if r.seed in seeds]
-                  + [r for r in runs_from_report(stored_d, STORED_DEFAULT_ARM) if r.seed in seeds])
+    fresh_runs = stored_fresh_runs(stored_r, stored_d, seeds)
     fresh: dict[str, Any] | None = None
-    if {(r.strategy, r.seed) for r in fresh_runs} == {
-            (arm, s) for arm in ("random", STORED_DEFAULT_ARM) for s in seeds}:
+    if fresh_runs is not None:
         fresh = summarise(data, setup.recipe,
                           dataclasses.replace(setup.config, seeds=seeds,
                                               strategies=("random", STORED_DEFAULT_ARM)),

@@ -56,3 +56,16 @@ def test_kept_runs_take_each_arm_and_seed_from_the_first_report_that_holds_it() 
     runs = kept_runs([first, second], ["a", "b"], (0, 1, 2))
     got = {(r.strategy, r.seed): r.curve[0].metrics["auc"] for r in runs}
     assert got == {("a", 0): 0.1, ("a", 1): 0.2, ("a", 2): 0.3, ("b", 0): 0.4}
+
+
+def test_fresh_weight_curves_are_compared_only_when_stored_for_every_seed(
+        script: ModuleType) -> None:
+    stored_random = _report({"random": {0: 0.6, 1: 0.7}})
+    stored_default = _report({script.STORED_DEFAULT_ARM: {0: 0.65, 1: 0.72, 2: 0.8}})
+    runs = script.stored_fresh_runs(stored_random, stored_default, (0, 1))
+    assert sorted((r.strategy, r.seed) for r in runs) == [
+        (script.STORED_DEFAULT_ARM, 0), (script.STORED_DEFAULT_ARM, 1), ("random", 0),
+        ("random", 1)]
+    # held-out seeds (--first-seed): random has no stored curve for seed 2
+    assert script.stored_fresh_runs(stored_random, stored_default, (1, 2)) is None
+    assert script.stored_fresh_runs(stored_random, stored_default, (30, 31)) is None
