@@ -26,7 +26,9 @@ layout for the two SSL arms, plus ``fresh_weights`` and ``comparison``),
 then that strategy, from the trunk), paired by seed with the two arms; ``power_bald:beta=4``
 passes the strategy keyword arguments (arm ``power_bald_beta4_typical``); ``--extend A.json,B.json``
 keeps the curves those reports hold and runs only what is missing; ``--encoder-cache DIR``
-keeps each seed's encoder between runs.
+keeps each seed's encoder between runs; ``--first-seed 30 --seeds 30`` runs seeds 30-59 (and
+their own reference), a held-out replicate of the stored runs, without the fresh-weight
+comparison (no fresh curves are stored for those seeds).
 """
 
 from __future__ import annotations
