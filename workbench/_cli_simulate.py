@@ -37,6 +37,9 @@ def register_simulate_command(commands: argparse._SubParsersAction) -> None:
         "power_bald:beta=4 (default: random,entropy,bald)",
     )
     sim.add_argument("--seeds", type=int, default=5, help="number of seeds 0..N-1 (default 5)")
+    sim.add_argument("--first-seed", type=int, default=0,
+                     help="run seeds FIRST..FIRST+N-1 instead: confirm a strategy or setting "
+                     "chosen on seeds 0..N-1 on seeds it was not chosen on (default 0)")
     sim.add_argument("--initial", type=int, default=20, help="cold-start labels (default 20)")
     sim.add_argument("--batch", type=int, default=20, help="labels per round (default 20)")
     sim.add_argument("--rounds", type=int, default=5, help="rounds after the cold start")
@@ -88,7 +91,7 @@ def _check(args: argparse.Namespace) -> None:
     for name in ("seeds", "initial", "batch", "workers", "contrastive_steps"):
         if getattr(args, name) < 1:
             raise SimulateArgumentError(f"--{name.replace('_', '-')} must be >= 1", field=name)
-    for name in ("rounds", "reference_seeds"):
+    for name in ("rounds", "reference_seeds", "first_seed"):
         if getattr(args, name) < 0:
             raise SimulateArgumentError(f"--{name.replace('_', '-')} must be >= 0", field=name)
 
@@ -137,7 +140,7 @@ def _simulate(args: argparse.Namespace) -> int:
     recipe = dataclasses.replace(recipe, spatial_dims=data.spatial_dims, **changes)
     config = SimulationConfig(
         strategies=names,
-        seeds=tuple(range(args.seeds)),
+        seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
         initial=args.initial,
         batch=args.batch,
         rounds=args.rounds,

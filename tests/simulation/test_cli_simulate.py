@@ -91,6 +91,15 @@ def test_cli_simulate_rejects_zero(tmp_path: Path, flag: str,
     assert not (tmp_path / "r.json").exists()
 
 
+def test_cli_simulate_rejects_a_negative_first_seed(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["simulate", str(tmp_path / "any.npz"), "--first-seed", "-1",
+                 "--out", str(tmp_path / "r.json")])
+    assert code == 1
+    assert "--first-seed must be >= 0" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_cli_simulate_on_a_project_with_hidden_ground_truth(tmp_path: Path) -> None:
     """A project whose labels are hidden ground truth: its splits, images as the loop feeds
     them (windowed uint8, channels first), the oracle reveals the ground truth."""
@@ -101,11 +110,13 @@ def test_cli_simulate_on_a_project_with_hidden_ground_truth(tmp_path: Path) -> N
     assert main(["import", str(project), str(demo), "--labels-as-ground-truth"]) == 0
     out = tmp_path / "results.json"
     code = main(["simulate", str(project), "--strategies", "random,power_bald", "--seeds", "1",
-                 "--initial", "10", "--batch", "10", "--rounds", "1", "--epochs", "1",
-                 "--mc-samples", "2", "--max-pool", "120", "--max-val", "40",
+                 "--first-seed", "7", "--initial", "10", "--batch", "10", "--rounds", "1",
+                 "--epochs", "1", "--mc-samples", "2", "--max-pool", "120", "--max-val", "40",
                  "--max-test", "60", "--out", str(out)])
     assert code == 0
     report = json.loads(out.read_text())
+    assert report["config"]["seeds"] == [7]  # a held-out seed, for the reference too
+    assert [r["seed"] for r in report["strategies"]["random"]["runs"]] == [7]
     assert report["dataset"]["notes"] == "project splits"
     assert report["dataset"]["image_shape"] == [1, 28, 28]  # channels first, as the loop
     assert report["dataset"]["num_classes"] == 2 and report["dataset"]["pool"] == 120
