@@ -178,6 +178,19 @@ def plot_with_and_without(ssl: dict[str, Any], fresh: dict[str, Any], path: Path
     fig.savefig(path)
 
 
+def kept_reference(report: dict[str, Any], ref_seeds: tuple[int, ...]) -> list[dict[str, float]]:
+    """The reference trainings of an earlier ``report`` that are those of ``ref_seeds``, in
+    order (its i-th training ran on its i-th seed; it holds fewer trainings than seeds): none
+    when its seeds differ, e.g. an earlier report of seeds 0-29 for a `--first-seed 30` run."""
+    per_seed = report["reference"]["per_seed"]
+    kept: list[dict[str, float]] = []
+    for seed, training in zip(report["config"]["seeds"], per_seed, strict=False):
+        if len(kept) == len(ref_seeds) or seed != ref_seeds[len(kept)]:
+            break
+        kept.append(training)
+    return kept
+
+
 def _run(data: SimulationData, setup: Setup, config: SimulationConfig, workers: int,
          earlier: list[dict[str, Any]] | None = None,
          arms: dict[str, tuple[str, ColdStart]] = ARMS) -> dict[str, Any]:
@@ -189,9 +202,7 @@ def _run(data: SimulationData, setup: Setup, config: SimulationConfig, workers: 
     ref_seeds = seeds[: config.reference_seeds]
     kept = kept_runs(earlier or [], arms, seeds)
     done = {(r.strategy, r.seed) for r in kept}
-    reference: list[dict[str, float]] = []
-    if earlier:
-        reference = list(earlier[0]["reference"]["per_seed"])[: len(ref_seeds)]
+    reference = kept_reference(earlier[0], ref_seeds) if earlier else []
     # random first: it trains each seed's encoder, which the later jobs read from the workdir
     todo = [(arm, s) for arm in arms for s in seeds if (arm, s) not in done]
     jobs = ([(arm, *arms[arm], s) for arm, s in todo if arm == "random"]

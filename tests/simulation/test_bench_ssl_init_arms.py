@@ -69,3 +69,13 @@ def test_fresh_weight_curves_are_compared_only_when_stored_for_every_seed(
     # held-out seeds (--first-seed): random has no stored curve for seed 2
     assert script.stored_fresh_runs(stored_random, stored_default, (1, 2)) is None
     assert script.stored_fresh_runs(stored_random, stored_default, (30, 31)) is None
+
+
+def test_an_earlier_reference_is_kept_only_for_the_same_seeds(script: ModuleType) -> None:
+    earlier = {"config": {"seeds": [0, 1, 2, 3]},
+               "reference": {"per_seed": [{"auc": 0.80}, {"auc": 0.81}, {"auc": 0.82}]}}
+    assert script.kept_reference(earlier, (0, 1)) == [{"auc": 0.80}, {"auc": 0.81}]
+    # a 5-training reference: the 3 stored are kept, seeds 3 and 4 still to train
+    assert len(script.kept_reference(earlier, (0, 1, 2, 3, 4))) == 3
+    # held-out seeds (--first-seed 30 --extend of a seeds 0-29 report): nothing is kept
+    assert script.kept_reference(earlier, (30, 31, 32)) == []
