@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +39,13 @@ def test_class_weights_are_inverse_frequencies_with_mean_one() -> None:
 
 
 def test_train_predict_embed_and_warm_start(
-    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, tmp_path: Path
 ) -> None:
     x, y = breast_tiny.pool_x[:30], breast_tiny.pool_y[:30]
-    trained = train_classifier(tiny_recipe, x, y, seed=0, num_classes=2)  # val split from x
-    assert trained.checkpoint_path.is_file()
+    trained = train_classifier(tiny_recipe, x, y, seed=0, num_classes=2,  # val split from x
+                               root_dir=tmp_path)
+    assert trained.checkpoint_path is not None and trained.checkpoint_path.is_file()
+    assert trained.checkpoint_path.is_relative_to(tmp_path)
     pool = breast_tiny.test_x[:12]
     probs = predict_probs(trained, pool, 4, ids=np.arange(100, 112))
     assert probs.shape == (12, 4, 2)
@@ -59,12 +62,30 @@ def test_train_predict_embed_and_warm_start(
             assert torch.allclose(again.state_dict[key], value, atol=1e-6), key
 
 
+def test_training_without_a_folder_leaves_nothing_on_disk(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # weights trained from patient images stay in memory unless the caller gives a folder
+    # (before, every such training left a checkpoint in the system's temporary folder)
+    temporary = tmp_path / "system-tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    x, y = breast_tiny.pool_x[:30], breast_tiny.pool_y[:30]
+    trained = train_classifier(tiny_recipe, x, y, seed=0, num_classes=2)
+    assert trained.checkpoint_path is None
+    assert trained.state_dict and trained.metrics["val_auc"] >= 0.0
+    assert list(temporary.iterdir()) == []
+
+
 def test_batch_norm_statistics_are_recomputed_on_the_training_images(
-    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, tmp_path: Path
 ) -> None:
     x, y = breast_tiny.pool_x[:40], breast_tiny.pool_y[:40]
     xv, yv = breast_tiny.val_x, breast_tiny.val_y
-    trained = train_classifier(tiny_recipe, x, y, xv, yv, seed=0, num_classes=2)
+    trained = train_classifier(tiny_recipe, x, y, xv, yv, seed=0, num_classes=2,
+                               root_dir=tmp_path)
+    assert trained.checkpoint_path is not None
     plain = dataclasses.replace(tiny_recipe, recalibrate_batch_norm=False)
     as_fitted = train_classifier(plain, x, y, xv, yv, seed=0, num_classes=2)
     keys = [k for k in trained.state_dict if k.endswith("running_mean")]

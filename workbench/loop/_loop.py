@@ -13,7 +13,6 @@ the pool goes through the model once per model version, not once per step.
 
 from __future__ import annotations
 
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -331,11 +330,10 @@ class ActiveLearningLoop:
         return train.split(in_val)
 
     def _fit(self, train: _Labelled, val: _Labelled, seed: int) -> tuple[Trained, int]:
-        """Train in a temporary folder removed afterwards: the weights the round keeps are
-        saved into the project (`save_weights`); Lightning's checkpoints are not kept."""
-        with tempfile.TemporaryDirectory(prefix="wb-train-", ignore_cleanup_errors=True) as root:
-            return (self._fit_segmenter(train, val, seed, Path(root)) if self.segmentation
-                    else self._fit_classifier(train, val, seed, Path(root)))
+        """Train (the recipes' Lightning files go to a temporary folder removed afterwards);
+        the weights the round keeps are saved into the project (`save_weights`)."""
+        return (self._fit_segmenter(train, val, seed) if self.segmentation
+                else self._fit_classifier(train, val, seed))
 
     def _callbacks(self) -> list[Callback]:
         """Training pauses between steps while someone annotates this project (one core on a
@@ -347,8 +345,8 @@ class ActiveLearningLoop:
             callbacks.append(EpochProgress(self._progress))
         return callbacks
 
-    def _fit_classifier(self, train: _Labelled, val: _Labelled, seed: int,
-                        root: Path) -> tuple[Trained, int]:
+    def _fit_classifier(self, train: _Labelled, val: _Labelled,
+                        seed: int) -> tuple[Trained, int]:
         assert isinstance(self.recipe, ClassificationRecipe)
         x = self._images(train.items)
         if x.ndim - 2 != self.recipe.spatial_dims:
@@ -358,12 +356,12 @@ class ActiveLearningLoop:
         trained = train_classifier(
             self.recipe, x, train.classes, self._images(val.items), val.classes,
             seed=seed, num_classes=len(self.store.config.classes),
-            init_state=self._warm_start_state(), trunk_state=self._trunk, root_dir=root,
+            init_state=self._warm_start_state(), trunk_state=self._trunk,
             callbacks=self._callbacks())
         return trained, int(x.shape[1])
 
-    def _fit_segmenter(self, train: _Labelled, val: _Labelled, seed: int,
-                       root: Path) -> tuple[Trained, int]:
+    def _fit_segmenter(self, train: _Labelled, val: _Labelled,
+                       seed: int) -> tuple[Trained, int]:
         assert isinstance(self.recipe, SegmentationRecipe)
         images = self._arrays(train.items, cached=True)
         channels = int(images[0].shape[0])
@@ -372,7 +370,7 @@ class ActiveLearningLoop:
             self.recipe, images, self._masks(train.labels), val_images,
             self._masks(val.labels),
             num_classes=len(self.store.config.classes), seed=seed,
-            init_state=self._warm_start_state(), root_dir=root, callbacks=self._callbacks())
+            init_state=self._warm_start_state(), callbacks=self._callbacks())
         return trained, channels
 
     def _pretrained_trunk(self) -> KeptEncoder | None:

@@ -101,11 +101,12 @@ class ClassificationRecipe:
 @dataclass
 class TrainedModel:
     """A trained module, its val metrics, the best checkpoint and its weights (for warm start).
-    ``checkpoint_path`` may be gone when the caller removes ``root_dir``."""
+    ``checkpoint_path`` is None when trained without a ``root_dir`` (no file is kept); it may
+    be gone when the caller removes ``root_dir``."""
 
     module: nn.Module
     metrics: dict[str, float]
-    checkpoint_path: Path
+    checkpoint_path: Path | None
     state_dict: dict[str, Tensor]
     spatial_dims: int
     num_classes: int

@@ -152,11 +152,12 @@ class SegmentationRecipe:
 
 @dataclass
 class TrainedSegmenter:
-    """A trained segmentation module, val metrics, best checkpoint and its weights."""
+    """A trained segmentation module, val metrics, best checkpoint (None when trained without a
+    ``root_dir``: no file is kept) and its weights."""
 
     module: nn.Module
     metrics: dict[str, float]
-    checkpoint_path: Path
+    checkpoint_path: Path | None
     state_dict: dict[str, Tensor]
     spatial_dims: int
     num_classes: int
