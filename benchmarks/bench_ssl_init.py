@@ -28,7 +28,8 @@ passes the strategy keyword arguments (arm ``power_bald_beta4_typical``); ``--ex
 keeps the curves those reports hold and runs only what is missing; ``--encoder-cache DIR``
 keeps each seed's encoder between runs; ``--first-seed 30 --seeds 30`` runs seeds 30-59 (and
 their own reference), a held-out replicate of the stored runs, without the fresh-weight
-comparison (no fresh curves are stored for those seeds).
+comparison (no fresh curves are stored for those seeds). A setup never run with fresh weights
+(e.g. ``breastmnist_fine_30seeds``) runs the two arms from the trunk alone, likewise.
 """
 
 from __future__ import annotations
@@ -312,9 +313,9 @@ def main() -> None:
         parser.error("--setup: a pretrained trunk starts classifiers only")
     stored_random = RESULTS / f"label_efficiency_{args.setup}.json"
     stored_default = RESULTS / (args.default_from or f"cold_starts_{args.setup}.json")
-    for path in (stored_random, stored_default):
-        if not path.exists():
-            parser.error(f"--setup: no stored run {path} to compare with")
+    if args.default_from and not stored_default.exists():
+        parser.error(f"--default-from: no stored run {stored_default}")
+    stored_runs = stored_random.exists() and stored_default.exists()
     require_shared(setup.path)
     data = load_simulation_data(setup.path, seed=0, **setup.load)
     seeds = tuple(range(args.first_seed, args.first_seed + args.seeds))
@@ -345,8 +346,9 @@ def main() -> None:
         report["seconds"] = time.time() - start
         report["machine"] = {"cpus": os.cpu_count(), "workers": args.workers,
                              "torch_threads": 1}
-    stored_r, stored_d = (json.loads(p.read_text()) for p in (stored_random, stored_default))
-    fresh_runs = stored_fresh_runs(stored_r, stored_d, seeds)
+    stored_r, stored_d = ((json.loads(p.read_text()) for p in (stored_random, stored_default))
+                          if stored_runs else ({}, {}))
+    fresh_runs = stored_fresh_runs(stored_r, stored_d, seeds) if stored_runs else None
     fresh: dict[str, Any] | None = None
     if fresh_runs is not None:
         fresh = summarise(data, setup.recipe,
@@ -359,8 +361,8 @@ def main() -> None:
                                                                         "labels_to_reach")}
                                                   for k, v in fresh["strategies"].items()}}
         report["comparison"] = comparison(report, fresh)
-    else:  # held-out seeds: no stored fresh-weight curves to compare with
-        print(f"no fresh-weight curves stored for seeds {seeds[0]}-{seeds[-1]}: "
+    else:  # held-out seeds, or a setup never run with fresh weights: nothing to compare with
+        print(f"no fresh-weight curves stored for {args.setup}, seeds {seeds[0]}-{seeds[-1]}: "
               "no comparison with fresh weights")
     if extra:
         report["extra_arms"] = extra_arms_summary(report, extra)
