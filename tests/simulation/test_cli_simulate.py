@@ -214,3 +214,53 @@ def test_cli_simulate_refuses_an_encoder_cache_that_is_a_file(
     assert code == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "is a file, not a folder" in err and "encoder_cache" in err and not out.exists()
+
+
+@pytest.mark.shared_data
+def test_ctrl_c_stops_a_two_process_simulation_and_leaves_nothing(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C in a terminal (SIGINT to the whole process group) ends the command and its
+    workers, says so, writes no report and removes the work folder (checkpoints trained from
+    the images)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    temporary = tmp_path / "system-tmp"
+    temporary.mkdir()
+    out = tmp_path / "results.json"
+    command = [str(Path(sys.executable).with_name("workbench")), "simulate",
+               str(shared_data / "medmnist" / "breastmnist.npz"), "--strategies", "random",
+               "--seeds", "2", "--initial", "20", "--batch", "20", "--rounds", "8",
+               "--epochs", "50", "--max-pool", "200", "--max-val", "20", "--max-test", "40",
+               "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen(command, env={**os.environ, "TMPDIR": str(temporary)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # its own group, as a terminal's job
+    workers: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(temporary.glob("wb-simulate-*/*")):
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            time.sleep(0.5)  # until a curve is training in the work folder
+        assert any(temporary.glob("wb-simulate-*/*")), "no curve started training"
+        workers = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                   if "spawn_main" in " ".join(c.cmdline())]
+        assert len(workers) == 2
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, output
+    assert "interrupted" in output
+    assert not out.exists()
+    assert list(temporary.iterdir()) == []
+    gone, alive = psutil.wait_procs(workers, timeout=60)
+    assert not alive, f"workers still running after Ctrl-C: {alive}"
