@@ -125,7 +125,7 @@ def _train(
     x: np.ndarray,
     y: np.ndarray,
     seed: int,
-    root: Path,
+    root: Path | None,
     init: Mapping[str, torch.Tensor] | None,
     trunk: Mapping[str, torch.Tensor] | None = None,
 ) -> Any:
