@@ -255,6 +255,11 @@ def setups(seeds: int) -> dict[str, Setup]:
         # was larger in steps of 10 than of 50): 20 + 30 x 10 = 320 labels, past random's 99%
         "breastmnist_fine_30seeds": breast(warm, ("random", "power_bald"), tuple(range(30)),
                                            rounds=30, reference_seeds=5, batch=10),
+        # breastmnist_xlong_30seeds_ref5 with `workbench train`'s training length (at most 40
+        # epochs, patience 8) instead of 20 and 4: do the figures hold with longer trainings?
+        "breastmnist_xlong_30seeds_40epochs": breast(
+            dataclasses.replace(warm, max_epochs=40, patience=8), ("random", "power_bald"),
+            tuple(range(30)), rounds=20, reference_seeds=5),
         "breastmnist_long_ref5": breast(warm, CLASSIFICATION_STRATEGIES, s, rounds=10,
                                         reference_seeds=5),
         "breastmnist": breast(cls, CLASSIFICATION_STRATEGIES, s, rounds=4),
