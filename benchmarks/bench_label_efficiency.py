@@ -260,6 +260,9 @@ def setups(seeds: int) -> dict[str, Setup]:
         "breastmnist_xlong_30seeds_40epochs": breast(
             dataclasses.replace(warm, max_epochs=40, patience=8), ("random", "power_bald"),
             tuple(range(30)), rounds=20, reference_seeds=5),
+        # pneumoniamnist_fine_30seeds with the same longer trainings (40 epochs, patience 8)
+        "pneumoniamnist_fine_30seeds_40epochs": pneumonia_fine(
+            dataclasses.replace(warm, max_epochs=40, patience=8), ("random",), tuple(range(30))),
         "breastmnist_long_ref5": breast(warm, CLASSIFICATION_STRATEGIES, s, rounds=10,
                                         reference_seeds=5),
         "breastmnist": breast(cls, CLASSIFICATION_STRATEGIES, s, rounds=4),
