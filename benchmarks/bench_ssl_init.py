@@ -98,7 +98,7 @@ def arms_with(extra: tuple[str, ...]) -> dict[str, tuple[str, ColdStart]]:
 
 
 def _job(job: tuple[str, str, ColdStart, int]) -> dict[str, float] | SeedRun:
-    """A reference training or one arm's curve, in a worker set up by `_start_worker`."""
+    """A reference training or one arm's curve, in a worker set up by `_start_pool_worker`."""
     name, strategy, cold_start, seed = job
     worker = simulation_run._WORKER
     data, recipe, config, workdir = (worker[k] for k in ("data", "recipe", "config", "workdir"))
@@ -214,8 +214,9 @@ def _run(data: SimulationData, setup: Setup, config: SimulationConfig, workers: 
     results: list[dict[str, float] | SeedRun] = []
     try:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                 initializer=simulation_run._start_worker,
-                                 initargs=(data, setup.recipe, config, workdir)) as pool:
+                                 initializer=simulation_run._start_pool_worker,
+                                 initargs=(os.getpid(), data, setup.recipe, config,
+                                           workdir)) as pool:  # workers die with this process
             for job, result in zip(jobs, pool.map(_job, jobs), strict=True):
                 results.append(result)
                 print(f"{job[0]} seed {job[-1]} done ({time.time() - start:.0f} s)", flush=True)
