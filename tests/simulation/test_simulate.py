@@ -319,6 +319,7 @@ def test_worker_processes_end_when_the_simulation_process_is_killed(
     parent = subprocess.Popen(
         [sys.executable, str(script), str(shared_data / "medmnist" / "breastmnist.npz")],
         cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # a killed run's work folder stays there
     )
     try:
         workers: list[psutil.Process] = []
