@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -33,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from bench_label_efficiency import setups  # noqa: E402
 
+import workbench.simulation._run as simulation_run  # noqa: E402
 from workbench.simulation import labels_to_reach, load_simulation_data  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -71,26 +73,17 @@ def reread(report: dict[str, Any], references: dict[str, float],
     return out
 
 
-def _train_reference(setup_name: str, epochs: int, patience: int, seed: int,
-                     encoder_cache: Path | None) -> dict[str, float]:
-    """One reference training (as `reference_runs` with ``ssl_init``), its test metrics and
-    the epochs it ran."""
-    import torch
-
-    from workbench.simulation import SimulationConfig
-    from workbench.simulation._run import _pretrained_trunk, _train, evaluate
-
-    torch.set_num_threads(1)
-    setup = setups(1)[setup_name]
-    data = load_simulation_data(setup.path, seed=0, **setup.load)
-    recipe = dataclasses.replace(setup.recipe, max_epochs=epochs, patience=patience)
-    config: SimulationConfig = dataclasses.replace(setup.config, ssl_init=True,
-                                                   encoder_cache=encoder_cache)
-    trunk = _pretrained_trunk(data, seed, config, encoder_cache)
+def _train_reference(epochs: int, patience: int, seed: int) -> dict[str, float]:
+    """One reference training (as `reference_runs` with ``ssl_init``) in a pool worker set up
+    by `_start_pool_worker`: its test metrics and the epochs it ran."""
+    worker = simulation_run._WORKER
+    data, config = worker["data"], worker["config"]
+    recipe = dataclasses.replace(worker["recipe"], max_epochs=epochs, patience=patience)
+    trunk = simulation_run._pretrained_trunk(data, seed, config, config.encoder_cache)
     start = time.time()
-    trained = _train(recipe, data, data.pool_x, data.pool_y, seed * 1000 + 999, None, None,
-                     trunk)
-    return {**evaluate(trained, data), "epochs": trained.metrics["epochs"],
+    trained = simulation_run._train(recipe, data, data.pool_x, data.pool_y, seed * 1000 + 999,
+                                    None, None, trunk)
+    return {**simulation_run.evaluate(trained, data), "epochs": trained.metrics["epochs"],
             "seconds": time.time() - start}
 
 
@@ -116,12 +109,19 @@ def main() -> None:
     missing = [p.name for p in reports if not p.is_file()]
     if missing:
         parser.error(f"--reports: no stored report {', '.join(missing)} in {RESULTS}")
-    require_shared(catalogue[args.setup].path)
+    setup = catalogue[args.setup]
+    require_shared(setup.path)
+    data = load_simulation_data(setup.path, seed=0, **setup.load)
+    config = dataclasses.replace(setup.config, ssl_init=True,
+                                 encoder_cache=args.encoder_cache)
     jobs = [(e, p, s) for e, p in settings for s in range(args.seeds)]
     start = time.time()
-    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-        futures = {job: pool.submit(_train_reference, args.setup, *job, args.encoder_cache)
-                   for job in jobs}
+    with (tempfile.TemporaryDirectory(prefix="wb-reference-") as workdir,
+          ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"),
+                              initializer=simulation_run._start_pool_worker,
+                              initargs=(os.getpid(), data, setup.recipe, config,
+                                        Path(workdir))) as pool):  # workers die with this one
+        futures = {job: pool.submit(_train_reference, *job) for job in jobs}
         runs = {job: future.result() for job, future in futures.items()}
     per_setting: dict[str, Any] = {}
     for epochs, patience in settings:
