@@ -98,6 +98,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--encoder-cache", type=Path, default=None)
     args = parser.parse_args()
+    if args.seeds < 1 or args.workers < 1:
+        parser.error("--seeds and --workers must be at least 1")
     catalogue = setups(1)
     if args.setup not in catalogue:
         parser.error(f"--setup: unknown setup {args.setup!r}")
