@@ -134,6 +134,27 @@ def test_a_failing_curve_in_a_worker_raises_its_error(
         simulate(breast_tiny, tiny_recipe, config)
 
 
+def test_a_failing_curve_stops_the_other_workers_and_leaves_no_work_folder(
+    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When one curve fails, the curve training in the other worker must not go on for
+    minutes after the error is raised (writing into a removed work folder)."""
+    import os
+    import tempfile
+
+    from workbench.strategies import StrategyError
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the work folder goes
+    long_recipe = dataclasses.replace(tiny_recipe, max_epochs=50, patience=50)
+    config = SimulationConfig(strategies=("random", "no_such_strategy"), seeds=(0,), initial=6,
+                              batch=5, rounds=20, reference=False, workers=2)
+    with pytest.raises(StrategyError, match="no_such_strategy"):
+        simulate(breast_tiny, long_recipe, config)
+    assert _spawned_workers(os.getpid()) == [], "a worker is still training"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_workers_below_one_is_refused(
     breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe
 ) -> None:

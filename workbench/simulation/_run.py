@@ -492,10 +492,22 @@ def _run_in_processes(
                 name, seed = job = futures[future]
                 results[job] = future.result()
                 tick(f"{name} seed {seed}", 1 if name == "reference" else config.rounds + 1)
-        except BaseException:  # a failed curve or an interrupt: start no further curves
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException:  # a failed curve or an interrupt: stop every other curve now
+            _kill_workers(pool)
             raise
     return [results[job] for job in jobs]
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """End a pool's workers now, wait for them and cancel the jobs not started. Shutting the
+    pool down alone lets running curves train on for minutes after the simulation has raised,
+    writing into the work folder it removes. (Python 3.14 has `kill_workers`; 3.11 does not.)"""
+    processes = list((pool._processes or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.kill()  # SIGKILL: Lightning traps SIGTERM
+    for process in processes:
+        process.join()
 
 
 def recipe_summary(recipe: Recipe) -> dict[str, Any]:
