@@ -21,11 +21,16 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
         "whose predicted masks and uncertainty maps the annotator shows as proposals.")
     train.add_argument("dir", help="project folder")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--epochs", type=int,
-                       help="maximum epochs (early stopping on val AUC, or val Dice)")
-    train.add_argument("--batch-size", type=int,
+    train.add_argument("--epochs", type=_positive, metavar="N",
+                       help="maximum epochs (early stopping on val AUC, or val Dice; default "
+                       "40 for a classifier, 30 for a U-Net)")
+    train.add_argument("--patience", type=_positive, metavar="N",
+                       help="stop after N epochs without a better val metric (default 8 for a "
+                       "classifier, 6 for a U-Net); one training on many labels at once, "
+                       "e.g. imported ones, can gain from more (see the README)")
+    train.add_argument("--batch-size", type=_positive, metavar="N",
                        help="training batch size (smaller: less memory, quicker epochs)")
-    train.add_argument("--mc-samples", type=int,
+    train.add_argument("--mc-samples", type=_positive, metavar="N",
                        help="MC-dropout samples per pool item when scoring (fewer: faster)")
     train.add_argument("--features", type=int, nargs="+", metavar="N",
                        help="segmentation: U-Net channels per level (default 16 32 64 128; "
@@ -129,6 +134,8 @@ def _train(args: argparse.Namespace) -> int:
     changes: dict[str, object] = {"warm_start": not args.fresh}
     if args.epochs:
         changes["max_epochs"] = args.epochs
+    if args.patience:
+        changes["patience"] = args.patience
     if args.mc_samples:
         changes["mc_samples"] = args.mc_samples
     if args.batch_size:

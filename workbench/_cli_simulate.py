@@ -91,6 +91,9 @@ def _check(args: argparse.Namespace) -> None:
     for name in ("seeds", "initial", "batch", "workers", "contrastive_steps"):
         if getattr(args, name) < 1:
             raise SimulateArgumentError(f"--{name.replace('_', '-')} must be >= 1", field=name)
+    for name in ("epochs", "mc_samples"):  # unset: the recipe's default
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise SimulateArgumentError(f"--{name.replace('_', '-')} must be >= 1", field=name)
     for name in ("rounds", "reference_seeds", "first_seed"):
         if getattr(args, name) < 0:
             raise SimulateArgumentError(f"--{name.replace('_', '-')} must be >= 0", field=name)

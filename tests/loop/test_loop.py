@@ -440,7 +440,13 @@ def test_cli_query_train_query(tmp_path: Path, capsys: pytest.CaptureFixture[str
         label_served(store, "ann", 16)
     capsys.readouterr()
     assert main(["train", str(project), "--tta"]) == 1  # flips are for segmentation
-    assert main(["train", str(project), "--epochs", "2", "--label-budget", "16"]) == 0
+    for flag in ("--epochs", "--patience", "--batch-size", "--mc-samples"):
+        with pytest.raises(SystemExit) as exit_:  # -1 epochs: Lightning would not stop
+            main(["train", str(project), flag, "-1"])
+        assert exit_.value.code == 2
+        assert f"argument {flag}: -1: must be 1 or more" in capsys.readouterr().err
+    assert main(["train", str(project), "--epochs", "2", "--patience", "3",
+                 "--label-budget", "16"]) == 0
     err = capsys.readouterr().err
     assert "training on cpu (32-true)" in err  # where it trains (no GPU)
     assert "the loop can stop: label budget reached (16 >= 16)" in err
@@ -460,6 +466,8 @@ def test_cli_query_train_query(tmp_path: Path, capsys: pytest.CaptureFixture[str
         rounds = store.list_rounds()
         assert [r.status for r in rounds] == [RoundStatus.DONE] * 5 + [RoundStatus.FAILED] * 2
         assert rounds[4].strategy == "power_bald" and rounds[4].params["beta"] == 4  # provenance
+        trained = store.list_model_versions()[0].params
+        assert trained["max_epochs"] == 2 and trained["patience"] == 3  # how it was trained
         assert rounds[1].strategy == "power_bald" and len(rounds[1].selected) == 8
         assert rounds[2].strategy == "power_bald"
         assert rounds[3].strategy == "class_balanced_power_bald"

@@ -80,7 +80,7 @@ def test_cli_simulate_reports_missing_data(tmp_path: Path) -> None:
     assert code == 1
 
 
-@pytest.mark.parametrize("flag", ["--workers", "--contrastive-steps"])
+@pytest.mark.parametrize("flag", ["--workers", "--contrastive-steps", "--epochs", "--mc-samples"])
 def test_cli_simulate_rejects_zero(tmp_path: Path, flag: str,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     code = main(

@@ -270,7 +270,7 @@ class ActiveLearningLoop:
         params: dict[str, object] = {
             "task": self.store.config.task.value,
             "network": _network_name(recipe.network), "seed": seed,
-            "max_epochs": recipe.max_epochs, "lr": recipe.lr,
+            "max_epochs": recipe.max_epochs, "patience": recipe.patience, "lr": recipe.lr,
             "weight_decay": recipe.weight_decay, "warm_start": recipe.warm_start,
             "spatial_dims": recipe.spatial_dims, "mc_samples": recipe.mc_samples,
             "labels": len(trained_on)}

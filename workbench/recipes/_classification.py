@@ -25,6 +25,7 @@ from workbench.models import (
     small_cnn,
 )
 from workbench.recipes._augment import DEFAULT_ROTATE, augment_images
+from workbench.recipes._checks import COUNT_MINIMUMS, require_counts
 from workbench.recipes._data import (
     SplitDataModule,
     TensorItems,
@@ -92,10 +93,7 @@ class ClassificationRecipe:
     num_nodes: int = 1
 
     def __post_init__(self) -> None:
-        if isinstance(self.restarts, bool) or not isinstance(self.restarts, int) or (
-                self.restarts < 0):
-            raise ModelError(f"restarts must be an integer >= 0, got {self.restarts!r}",
-                             field="restarts")
+        require_counts(self, {**COUNT_MINIMUMS, "restarts": 0})
 
 
 @dataclass

@@ -31,6 +31,7 @@ from workbench.models import (
     window_predict,
 )
 from workbench.recipes._augment import augment_scans
+from workbench.recipes._checks import COUNT_MINIMUMS, require_counts
 from workbench.recipes._data import (
     SplitDataModule,
     TensorItems,
@@ -131,6 +132,7 @@ class SegmentationRecipe:
     num_nodes: int = 1
 
     def __post_init__(self) -> None:
+        require_counts(self, COUNT_MINIMUMS)
         patch = self.patch_size
         if patch is None:
             return
