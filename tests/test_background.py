@@ -201,6 +201,12 @@ def test_train_in_background_refuses_a_folder_without_a_project(tmp_path: Path) 
     assert not (tmp_path / "not-a-project").exists()  # no log folder left behind
 
 
+def test_train_in_background_refuses_epochs_below_one(project: Path) -> None:
+    with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
+        train_in_background(project, epochs=0)
+    assert not (project / "logs").exists()  # nothing started, no log
+
+
 def test_cli_train_refuses_a_negative_niceness(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     from workbench.cli import main

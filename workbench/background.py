@@ -179,9 +179,12 @@ def train_in_background(project_dir: str | Path, *, seed: int | None = None,
     (``lower_priority(niceness, threads)``), writing its output to ``log`` (default:
     ``<project>/logs/train-<date>-<time>.log``). Returns at once; the training records its
     model version in the project as usual. A folder without a project raises
-    `ProjectNotFoundError` here, before anything is started or written."""
+    `ProjectNotFoundError`, and ``epochs`` below 1 `ValueError`, here, before anything is
+    started or written."""
     from workbench.store import open_project
 
+    if epochs is not None and int(epochs) < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
     project = Path(project_dir)
     open_project(project).close()
     args = ["train", str(project)]
