@@ -32,7 +32,7 @@ def register_loop_commands(commands: argparse._SubParsersAction) -> None:
                        help="training batch size (smaller: less memory, quicker epochs)")
     train.add_argument("--mc-samples", type=_positive, metavar="N",
                        help="MC-dropout samples per pool item when scoring (fewer: faster)")
-    train.add_argument("--features", type=int, nargs="+", metavar="N",
+    train.add_argument("--features", type=_positive, nargs="+", metavar="N",
                        help="segmentation: U-Net channels per level (default 16 32 64 128; "
                        "e.g. 4 8 16 for a quick CPU run)")
     train.add_argument("--patch-size", type=int, nargs="+", metavar="N",

@@ -440,7 +440,7 @@ def test_cli_query_train_query(tmp_path: Path, capsys: pytest.CaptureFixture[str
         label_served(store, "ann", 16)
     capsys.readouterr()
     assert main(["train", str(project), "--tta"]) == 1  # flips are for segmentation
-    for flag in ("--epochs", "--patience", "--batch-size", "--mc-samples"):
+    for flag in ("--epochs", "--patience", "--batch-size", "--mc-samples", "--features"):
         with pytest.raises(SystemExit) as exit_:  # -1 epochs: Lightning would not stop
             main(["train", str(project), flag, "-1"])
         assert exit_.value.code == 2

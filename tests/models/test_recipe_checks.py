@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from workbench.models import ModelError
-from workbench.recipes import ClassificationRecipe, SegmentationRecipe
+from workbench.recipes import ClassificationRecipe, SegmentationRecipe, UNetFactory
 
 RECIPES = [ClassificationRecipe, SegmentationRecipe]
 
@@ -42,3 +42,17 @@ def test_a_classification_recipe_still_refuses_negative_restarts() -> None:
     with pytest.raises(ModelError, match="restarts must be an integer >= 0"):
         ClassificationRecipe(restarts=-1)
     assert ClassificationRecipe(restarts=0).restarts == 0
+
+
+@pytest.mark.parametrize(("features", "dropout", "field"), [
+    ((16,), 0.1, "features"),  # no down-sampling level
+    ((0, 8), 0.1, "features"),
+    ((4, 8, 16), 1.0, "dropout"),  # every activation dropped
+    ((4, 8, 16), -0.1, "dropout"),
+])
+def test_a_unet_factory_refuses_settings_it_cannot_build(
+        features: tuple[int, ...], dropout: float, field: str) -> None:
+    with pytest.raises(ModelError) as caught:
+        UNetFactory(features, dropout)
+    assert caught.value.field == field
+    assert UNetFactory((4, 8), 0.0).name == "unet_4-8"

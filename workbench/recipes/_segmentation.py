@@ -71,6 +71,13 @@ class UNetFactory:
     features: tuple[int, ...] = (16, 32, 64, 128)
     dropout: float = 0.1
 
+    def __post_init__(self) -> None:
+        if len(self.features) < 2 or any(int(f) < 1 for f in self.features):
+            raise ModelError(f"a U-Net needs 2 or more levels of 1 or more channels, got "
+                             f"features {tuple(self.features)}", field="features")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ModelError(f"dropout must be in [0, 1), got {self.dropout}", field="dropout")
+
     @property
     def name(self) -> str:
         return "unet_" + "-".join(str(f) for f in self.features)
