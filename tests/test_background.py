@@ -105,7 +105,7 @@ def test_lower_priority_refuses_to_raise_priority() -> None:
 @posix_only
 def test_train_in_background_runs_niced_and_logs_to_the_project(project: Path) -> None:
     ours = autogroup_nice(os.getpid())
-    job = train_in_background(project, epochs=1, niceness=9, threads=1)
+    job = train_in_background(project, epochs=1, patience=2, niceness=9, threads=1)
     try:
         child = psutil.Process(job.pid)
         assert child.nice() == 9  # set by the parent at once, before the child's imports
@@ -114,7 +114,7 @@ def test_train_in_background_runs_niced_and_logs_to_the_project(project: Path) -
         group = autogroup_nice(job.pid)
         assert group == (9 if Path("/proc/self/autogroup").is_file() else None)
         assert autogroup_nice(os.getpid()) == ours  # the test run's own is untouched
-        assert job.command[-4:] == ("train", str(project), "--epochs", "1")
+        assert job.command[-6:] == ("train", str(project), "--epochs", "1", "--patience", "2")
         status = job.wait(timeout=300)
     finally:
         job.stop()
@@ -204,6 +204,8 @@ def test_train_in_background_refuses_a_folder_without_a_project(tmp_path: Path) 
 def test_train_in_background_refuses_epochs_below_one(project: Path) -> None:
     with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
         train_in_background(project, epochs=0)
+    with pytest.raises(ValueError, match="patience must be >= 1, got -2"):
+        train_in_background(project, patience=-2)
     assert not (project / "logs").exists()  # nothing started, no log
 
 

@@ -172,19 +172,21 @@ class BackgroundJob:
 
 
 def train_in_background(project_dir: str | Path, *, seed: int | None = None,
-                        epochs: int | None = None, fresh: bool = False,
+                        epochs: int | None = None, patience: int | None = None,
+                        fresh: bool = False,
                         niceness: int = DEFAULT_NICENESS, threads: int | None = None,
                         log: str | Path | None = None) -> BackgroundJob:
     """Start ``workbench train PROJECT_DIR`` in a child process at a lower CPU priority
     (``lower_priority(niceness, threads)``), writing its output to ``log`` (default:
     ``<project>/logs/train-<date>-<time>.log``). Returns at once; the training records its
     model version in the project as usual. A folder without a project raises
-    `ProjectNotFoundError`, and ``epochs`` below 1 `ValueError`, here, before anything is
-    started or written."""
+    `ProjectNotFoundError`, and ``epochs`` or ``patience`` below 1 `ValueError`, here, before
+    anything is started or written."""
     from workbench.store import open_project
 
-    if epochs is not None and int(epochs) < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    for name, value in (("epochs", epochs), ("patience", patience)):
+        if value is not None and int(value) < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
     project = Path(project_dir)
     open_project(project).close()
     args = ["train", str(project)]
@@ -192,6 +194,8 @@ def train_in_background(project_dir: str | Path, *, seed: int | None = None,
         args += ["--seed", str(int(seed))]
     if epochs is not None:
         args += ["--epochs", str(int(epochs))]
+    if patience is not None:
+        args += ["--patience", str(int(patience))]
     if fresh:
         args.append("--fresh")
     return run_in_background(args, project / LOG_DIR if log is None else Path(log),
