@@ -18,10 +18,17 @@ class WorkbenchError(Exception):
         self.message = message
         self.path = str(path) if path is not None else None
         self.field = field
+        self.context: str | None = None
         super().__init__(self._render())
 
+    def add_context(self, context: str) -> None:
+        """Say where the error happened, before the rest of the message (e.g. which curve of a
+        simulation, so that it can be run again alone)."""
+        self.context = context if self.context is None else f"{context}: {self.context}"
+        self.args = (self._render(),)
+
     def _render(self) -> str:
-        where = []
+        where = [] if getattr(self, "context", None) is None else [str(self.context)]
         if self.path is not None:
             where.append(self.path)
         if self.field is not None:

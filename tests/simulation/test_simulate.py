@@ -128,10 +128,13 @@ def test_a_failing_curve_in_a_worker_raises_its_error(
 ) -> None:
     from workbench.strategies import StrategyError
 
-    config = SimulationConfig(strategies=("random", "no_such_strategy"), seeds=(0,), initial=6,
+    config = SimulationConfig(strategies=("random", "no_such_strategy"), seeds=(3,), initial=6,
                               batch=5, rounds=1, reference=False, workers=2)
-    with pytest.raises(StrategyError, match="no_such_strategy"):
-        simulate(breast_tiny, tiny_recipe, config)
+    for workers in (2, 1):  # the error names its curve, from a worker process or this one
+        with pytest.raises(StrategyError, match="no_such_strategy") as caught:
+            simulate(breast_tiny, tiny_recipe, dataclasses.replace(config, workers=workers))
+        assert str(caught.value).startswith("no_such_strategy, seed 3: ")
+        assert caught.value.context == "no_such_strategy, seed 3"
 
 
 def test_a_failing_curve_stops_the_other_workers_and_leaves_no_work_folder(

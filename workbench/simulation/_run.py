@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from workbench.errors import WorkbenchError
 from workbench.models import keep_torch_threads, resolve_device
 from workbench.recipes import (
     ClassificationRecipe,
@@ -463,9 +464,13 @@ def _run_job(
 ) -> dict[str, float] | SeedRun:
     name, seed = job
     data, recipe, config, workdir = (_WORKER[k] for k in ("data", "recipe", "config", "workdir"))
-    if name == "reference":
-        return reference_runs(data, recipe, [seed], workdir, tick, config)[0]
-    return run_strategy(name, seed, data, recipe, config, workdir, tick)
+    try:
+        if name == "reference":
+            return reference_runs(data, recipe, [seed], workdir, tick, config)[0]
+        return run_strategy(name, seed, data, recipe, config, workdir, tick)
+    except WorkbenchError as error:  # which of many curves failed, so it can be rerun alone
+        error.add_context(f"{'full-data reference' if name == 'reference' else name}, seed {seed}")
+        raise
 
 
 def _run_in_processes(
