@@ -88,11 +88,10 @@ def register_simulate_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    for name in ("seeds", "initial", "batch", "workers", "contrastive_steps"):
-        if getattr(args, name) < 1:
-            raise SimulateArgumentError(f"--{name.replace('_', '-')} must be >= 1", field=name)
-    for name in ("epochs", "mc_samples"):  # unset: the recipe's default
-        if getattr(args, name) is not None and getattr(args, name) < 1:
+    for name in ("seeds", "initial", "batch", "workers", "contrastive_steps", "epochs",
+                 "mc_samples"):  # epochs and MC samples unset: the recipe's default
+        value = getattr(args, name)
+        if value is not None and value < 1:
             raise SimulateArgumentError(f"--{name.replace('_', '-')} must be >= 1", field=name)
     for name in ("rounds", "reference_seeds", "first_seed"):
         if getattr(args, name) < 0:

@@ -28,7 +28,7 @@ class WorkbenchError(Exception):
         self.args = (self._render(),)
 
     def _render(self) -> str:
-        where = [] if getattr(self, "context", None) is None else [str(self.context)]
+        where = [] if self.context is None else [self.context]
         if self.path is not None:
             where.append(self.path)
         if self.field is not None:
