@@ -312,9 +312,19 @@ def setups(seeds: int) -> dict[str, Setup]:
     }
 
 
-def run(name: str, seeds: int, workers: int) -> None:
+def held_out_suffix(seeds: tuple[int, ...], first_seed: int) -> str:
+    """The file-stem suffix of a run shifted to ``first_seed`` (none for seeds from 0)."""
+    return f"_seeds{seeds[0]}-{seeds[-1]}" if first_seed else ""
+
+
+def run(name: str, seeds: int, workers: int, first_seed: int = 0) -> None:
+    """Run setup ``name``; with ``first_seed``, every seed (the reference's too) moves up by it,
+    so a held-out replicate gets its own reference and its own report."""
     setup = setups(seeds)[name]
-    setup = dataclasses.replace(setup, config=dataclasses.replace(setup.config, workers=workers))
+    shifted = tuple(s + first_seed for s in setup.config.seeds)
+    setup = dataclasses.replace(setup, config=dataclasses.replace(
+        setup.config, workers=workers, seeds=shifted))
+    stem = f"label_efficiency_{name}{held_out_suffix(shifted, first_seed)}"
     require_shared(setup.path)
     data = load_simulation_data(setup.path, seed=0, **setup.load)
     start = time.time()
@@ -331,8 +341,8 @@ def run(name: str, seeds: int, workers: int) -> None:
         "workers": workers,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"label_efficiency_{name}.json").write_text(json.dumps(report, indent=1))
-    plot_curves(report, DOCS / f"label_efficiency_{name}.png")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=1))
+    plot_curves(report, DOCS / f"{stem}.png")
 
 
 def merge() -> None:
@@ -422,12 +432,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=1,
                         help="processes running curves side by side (results do not change)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="shift every seed up by this (held-out replicates); writes "
+                        "label_efficiency_<dataset>_seeds<A>-<B>.json and skips the merge")
     parser.add_argument("--merge", action="store_true", help="only merge and print")
     parser.add_argument("--pick-shares", metavar="DATASET", choices=sorted(setups(1)),
                         help="only print the true class shares of a finished run's picks")
     parser.add_argument("--resolution", metavar="DATASET", choices=sorted(setups(1)),
                         help="only print how finely a finished run tells labels to 99%%")
     args = parser.parse_args()
+    if args.first_seed < 0:
+        parser.error(f"--first-seed must be at least 0, got {args.first_seed}")
     if args.resolution:
         resolution(args.resolution)
         return
@@ -436,8 +451,9 @@ def main() -> None:
         return
     if not args.merge:
         for name in args.dataset or sorted(setups(1)):
-            run(name, args.seeds, args.workers)
-    merge()
+            run(name, args.seeds, args.workers, args.first_seed)
+    if not args.first_seed:
+        merge()
 
 
 if __name__ == "__main__":

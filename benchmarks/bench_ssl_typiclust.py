@@ -49,6 +49,9 @@ typical start trains the encoder on volumes area-resized to at most 16 per axis,
 and seeds asked for, and runs only the others (so they sit in one report, paired by seed).
 ``--feature-cache DIR`` keeps each seed's SSL features (``DIR/<setup>/<seed>.npy``) for later runs;
 ``--ssl-steps N`` trains the encoder for N steps instead of 600 (cached apart).
+``--first-seed N`` runs seeds N.. (a held-out replicate) and reads random's curves and the
+reference from ``label_efficiency_<setup>_seeds<A>-<B>.json``, which
+``bench_label_efficiency.py --first-seed N`` writes.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ from _report import kept_runs, print_strategies
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench_label_efficiency import setups  # noqa: E402
+from bench_label_efficiency import held_out_suffix, setups  # noqa: E402
 
 import workbench.simulation._run as simulation_run  # noqa: E402  (patched per job, on purpose)
 from workbench.recipes import (  # noqa: E402
@@ -181,6 +184,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=15)
     parser.add_argument("--arms", default=",".join(DEFAULT_ARMS),
                         help=f"comma-separated, of {', '.join(ARMS)}")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="run seeds from this one (held-out replicates)")
     parser.add_argument("--feature-cache", type=Path, default=None)
     parser.add_argument("--extend", default=None, metavar="REPORT",
                         help="an earlier report under benchmarks/results: its arms' curves are "
@@ -195,6 +200,9 @@ def main() -> None:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, "
                          f"got {getattr(args, name)}")
+    if args.first_seed < 0:
+        parser.error(f"--first-seed must be at least 0, got {args.first_seed}")
+    seeds = tuple(range(args.first_seed, args.first_seed + args.seeds))
     arms = tuple(a for a in args.arms.split(",") if a)
     unknown = [a for a in arms if a not in ARMS]
     if unknown or not arms:
@@ -207,13 +215,13 @@ def main() -> None:
             and not isinstance(setup.recipe, ClassificationRecipe)):
         parser.error("--arms: the typiclust arms read 2D features; on a segmentation setup run "
                      "the power_bald_* cold-start arms only")
-    stored_path = RESULTS / f"label_efficiency_{args.setup}.json"
+    stored_path = (RESULTS / f"label_efficiency_{args.setup}"
+                   f"{held_out_suffix(seeds, args.first_seed)}.json")
     if not stored_path.exists():
         parser.error(f"--setup: no stored run {stored_path} to read random's curves from")
     stored = json.loads(stored_path.read_text())
     require_shared(setup.path)
     data = load_simulation_data(setup.path, seed=0, **setup.load)
-    seeds = tuple(range(args.seeds))
     random_runs = [r for r in runs_from_report(stored, "random") if r.seed in seeds]
     if len(random_runs) != len(seeds):
         parser.error(f"{stored_path} holds random's curves for {len(random_runs)} of the "
