@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SHARED_DATA = Path(os.environ.get("WORKBENCH_SHARED_DATA",
-                                  Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("WORKBENCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 """``../shared/data`` beside the repository, or ``$WORKBENCH_SHARED_DATA``."""
 
 
@@ -23,6 +24,9 @@ def require_shared(path: Path) -> Path:
 
 def machine_info() -> dict[str, Any]:
     """Python version, CPU count, platform and the load average when the benchmark started."""
-    return {"python": platform.python_version(), "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+    }

@@ -10,8 +10,9 @@ if TYPE_CHECKING:
     from workbench.simulation import SeedRun
 
 
-def kept_runs(reports: Iterable[dict[str, Any]], arms: Iterable[str],
-              seeds: Sequence[int]) -> list[SeedRun]:
+def kept_runs(
+    reports: Iterable[dict[str, Any]], arms: Iterable[str], seeds: Sequence[int]
+) -> list[SeedRun]:
     """The curves of ``arms`` under ``seeds`` that earlier ``reports`` hold, each (arm, seed)
     from the first report that has it, so a rerun trains only what is missing."""
     from workbench.simulation import runs_from_report
@@ -22,8 +23,11 @@ def kept_runs(reports: Iterable[dict[str, Any]], arms: Iterable[str],
     for report in reports:
         for arm in arms:
             if arm in report["strategies"]:
-                new = [r for r in runs_from_report(report, arm)
-                       if r.seed in seeds and (arm, r.seed) not in done]
+                new = [
+                    r
+                    for r in runs_from_report(report, arm)
+                    if r.seed in seeds and (arm, r.seed) not in done
+                ]
                 kept += new
                 done |= {(arm, r.seed) for r in new}
     return kept
@@ -44,5 +48,7 @@ def print_strategies(report: dict[str, Any]) -> None:
     for name, s in report["strategies"].items():
         d = s["aulc_vs_random"]
         diff = "" if d is None else f" vs random {_points(d)} pts"
-        print(f"{name}: AULC {s['aulc']['mean']:.4f}{diff}; reach {s['labels_to_reach']} "
-              f"range {s['labels_to_reach_range']}")
+        print(
+            f"{name}: AULC {s['aulc']['mean']:.4f}{diff}; reach {s['labels_to_reach']} "
+            f"range {s['labels_to_reach_range']}"
+        )

@@ -68,8 +68,14 @@ RESULTS = REPO / "benchmarks" / "results"
 _MEMBER_SALT = 7919  # member m of round r under seed s trains with seed s*1000 + r + 7919*m
 
 
-def run_ensemble(seed: int, members: int, data: SimulationData, recipe: ClassificationRecipe,
-                 config: SimulationConfig, workdir: Path) -> SeedRun:
+def run_ensemble(
+    seed: int,
+    members: int,
+    data: SimulationData,
+    recipe: ClassificationRecipe,
+    config: SimulationConfig,
+    workdir: Path,
+) -> SeedRun:
     """`run_strategy` for power-BALD, scored over ``members`` models' MC-dropout samples."""
     strategy = build_strategy(STRATEGY, data, {})
     oracle = Oracle(data.pool_y)
@@ -83,8 +89,15 @@ def run_ensemble(seed: int, members: int, data: SimulationData, recipe: Classifi
         trained = []
         for m in range(members if r < config.rounds else 1):
             root = workdir / f"ensemble-{seed}-{r}-{m}"
-            model = _train(recipe, data, data.pool_x[idx], y, seed * 1000 + r + _MEMBER_SALT * m,
-                           root, states[m])
+            model = _train(
+                recipe,
+                data,
+                data.pool_x[idx],
+                y,
+                seed * 1000 + r + _MEMBER_SALT * m,
+                root,
+                states[m],
+            )
             states[m] = model.state_dict
             trained.append(model)
             shutil.rmtree(root, ignore_errors=True)
@@ -96,8 +109,9 @@ def run_ensemble(seed: int, members: int, data: SimulationData, recipe: Classifi
         candidates = np.flatnonzero(~oracle.labelled_mask)
         x = data.pool_x[candidates]
         probs = np.concatenate([predict_probs(model, x) for model in trained], axis=1)
-        result = strategy(k=config.batch, rng=rng, probs=probs,
-                          labelled_mask=np.zeros(len(candidates), bool))
+        result = strategy(
+            k=config.batch, rng=rng, probs=probs, labelled_mask=np.zeros(len(candidates), bool)
+        )
         chosen = candidates[np.asarray(result.indices, np.int64)]
         oracle.reveal(chosen)
         picks.append([int(i) for i in chosen])
@@ -108,8 +122,9 @@ _Job = tuple[str, int, int]  # (what, seed, members)
 _STATE: dict[str, Any] = {}
 
 
-def _start(data: SimulationData, recipe: ClassificationRecipe, config: SimulationConfig,
-           workdir: Path) -> None:
+def _start(
+    data: SimulationData, recipe: ClassificationRecipe, config: SimulationConfig, workdir: Path
+) -> None:
     _start_worker(data, recipe, config, workdir)
     _STATE.update(data=data, recipe=recipe, config=config, workdir=workdir)
 
@@ -144,9 +159,12 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="wb-ensemble-"))
     start = time.time()
     try:
-        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"),
-                                 initializer=_start,
-                                 initargs=(data, setup.recipe, config, workdir)) as pool:
+        with ProcessPoolExecutor(
+            args.workers,
+            mp_context=get_context("spawn"),
+            initializer=_start,
+            initargs=(data, setup.recipe, config, workdir),
+        ) as pool:
             results = []
             for job, result in zip(jobs, pool.map(_run, jobs), strict=True):
                 results.append(result)
@@ -156,8 +174,9 @@ def main() -> None:
     reference = [r for r in results if isinstance(r, dict)]
     runs = [r for r in results if isinstance(r, SeedRun)]
     names = ("random", f"{STRATEGY}_ensemble{args.members}")
-    report = summarise(data, setup.recipe, dataclasses.replace(config, strategies=names),
-                       reference, runs)
+    report = summarise(
+        data, setup.recipe, dataclasses.replace(config, strategies=names), reference, runs
+    )
     report["members"] = args.members
     report["seconds"] = time.time() - start
     report["machine"] = {"cpus": os.cpu_count(), "workers": args.workers, "torch_threads": 1}

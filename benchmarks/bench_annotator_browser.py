@@ -54,18 +54,25 @@ from workbench.store import (  # noqa: E402
 )
 
 RESULTS = REPO / "benchmarks" / "results" / "annotator_browser.json"
-METRICS = ("accept_to_next_item_512x512", "accept_to_kernel_confirmed_512x512",
-           "slice_change_512x512x200", "stroke_to_mask_in_python_512x512x200",
-           "stroke_chunk_round_trip_512x512x200")
+METRICS = (
+    "accept_to_next_item_512x512",
+    "accept_to_kernel_confirmed_512x512",
+    "slice_change_512x512x200",
+    "stroke_to_mask_in_python_512x512x200",
+    "stroke_chunk_round_trip_512x512x200",
+)
 
 
 def stats(values: list[float]) -> dict[str, float]:
     arr = np.asarray(values, float)
     if arr.size == 0:
         return {"n": 0}
-    return {"n": int(arr.size), "p50_ms": round(float(np.percentile(arr, 50)), 2),
-            "p95_ms": round(float(np.percentile(arr, 95)), 2),
-            "max_ms": round(float(arr.max()), 2)}
+    return {
+        "n": int(arr.size),
+        "p50_ms": round(float(np.percentile(arr, 50)), 2),
+        "p95_ms": round(float(np.percentile(arr, 95)), 2),
+        "max_ms": round(float(arr.max()), 2),
+    }
 
 
 def classification_project(lab: Lab, name: str, n: int) -> None:
@@ -106,7 +113,10 @@ def attr(root: Any, name: str) -> str:
 def wait_attr_change(page: Any, name: str, before: str, timeout_ms: int = 30_000) -> None:
     page.wait_for_function(
         "([n, b]) => { const r = [...document.querySelectorAll('.wb-annotator')].pop();"
-        " return r && (r.getAttribute(n) || '') !== b; }", arg=[name, before], timeout=timeout_ms)
+        " return r && (r.getAttribute(n) || '') !== b; }",
+        arg=[name, before],
+        timeout=timeout_ms,
+    )
 
 
 def confirmed(page: Any) -> None:
@@ -115,14 +125,21 @@ def confirmed(page: Any) -> None:
         "() => { const r = [...document.querySelectorAll('.wb-annotator')].pop();"
         " const c = r.querySelector('canvas'); const s = r.querySelector('.wb-status');"
         " return (c.dataset.viewKey || '').split(':')[0] === s.dataset.itemId; }",
-        timeout=30_000)
+        timeout=30_000,
+    )
 
 
-def bench_accept(page: Any, lab: Lab, project: str, n: int,
-                 think_ms: int) -> tuple[list[float], list[float]]:
-    nb = write_notebook(lab, f"{project}.ipynb", [
-        "from workbench.widgets import Annotator\n"
-        f"w = Annotator({str(lab.root / project)!r}, 'bench')\nw"])
+def bench_accept(
+    page: Any, lab: Lab, project: str, n: int, think_ms: int
+) -> tuple[list[float], list[float]]:
+    nb = write_notebook(
+        lab,
+        f"{project}.ipynb",
+        [
+            "from workbench.widgets import Annotator\n"
+            f"w = Annotator({str(lab.root / project)!r}, 'bench')\nw"
+        ],
+    )
     root = open_and_run(page, lab, nb)
     root.focus()
     page.wait_for_timeout(1000)  # the next item is sent ahead after the first is shown
@@ -142,9 +159,14 @@ def bench_accept(page: Any, lab: Lab, project: str, n: int,
 
 
 def bench_slices(page: Any, lab: Lab, project: str, n: int, scroll_ms: int) -> list[float]:
-    nb = write_notebook(lab, f"{project}.ipynb", [
-        "from workbench.widgets import Annotator\n"
-        f"w = Annotator({str(lab.root / project)!r}, 'bench')\nw"])
+    nb = write_notebook(
+        lab,
+        f"{project}.ipynb",
+        [
+            "from workbench.widgets import Annotator\n"
+            f"w = Annotator({str(lab.root / project)!r}, 'bench')\nw"
+        ],
+    )
     root = open_and_run(page, lab, nb, timeout_ms=180_000)
     root.focus()
     page.wait_for_timeout(1500)  # neighbouring slices are sent after the first is shown
@@ -173,8 +195,11 @@ def bench_strokes(page: Any, lab: Lab, n: int) -> tuple[list[float], list[list[f
         page.wait_for_timeout(100)
     page.wait_for_timeout(500)
     raw = attr(root, "data-stroke-rtts-ms")
-    splits = [[float(v) for v in row.split(",")]
-              for row in attr(root, "data-stroke-split-ms").split(";") if row]
+    splits = [
+        [float(v) for v in row.split(",")]
+        for row in attr(root, "data-stroke-split-ms").split(";")
+        if row
+    ]
     return [float(v) for v in raw.split(",") if v], splits
 
 
@@ -190,9 +215,16 @@ def train_forever(niceness: int, watch: list[Path]) -> None:
 
     priority = lower_priority(niceness, threads=1)
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                        nn.Flatten(), nn.Linear(32, 2))
+    net = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 2),
+    )
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     x, y = torch.randn(32, 1, 64, 64), torch.randint(0, 2, (32,))
     steps = 0
@@ -239,25 +271,50 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         out[name] = stats([v for run in runs for v in run[name]])
         if len(runs) > 1:
             out[name]["p95_ms_per_repeat"] = [stats(run[name]).get("p95_ms") for run in runs]
-    split = np.asarray([row for run in runs for row in run["stroke_chunk_split"]],
-                       float).reshape(-1, 4)
+    split = np.asarray([row for run in runs for row in run["stroke_chunk_split"]], float).reshape(
+        -1, 4
+    )
     for q, key in ((50, "stroke_chunk_split_p50_ms"), (95, "stroke_chunk_split_p95_ms")):
-        out[key] = {name: round(float(np.percentile(split[:, k], q)), 1) if len(split) else None
-                    for k, name in enumerate(("page_to_kernel", "in_kernel", "kernel_to_page"))}
+        out[key] = {
+            name: round(float(np.percentile(split[:, k], q)), 1) if len(split) else None
+            for k, name in enumerate(("page_to_kernel", "in_kernel", "kernel_to_page"))
+        }
     out["seconds"] = round(sum(run["seconds"] for run in runs), 1)
     return out
 
 
-def measure_while_training(browser: Any, lab: Lab, args: argparse.Namespace, tag: str,
-                           info: list[tuple[int, float, str, str]]) -> dict[str, Any]:
+def measure_while_training(
+    browser: Any,
+    lab: Lab,
+    args: argparse.Namespace,
+    tag: str,
+    info: list[tuple[int, float, str, str]],
+) -> dict[str, Any]:
     """``measure`` while ``train_forever`` runs in a session of its own (as
     ``workbench.background.train_in_background`` starts it); appends (steps, seconds paused,
     process niceness, autogroup niceness) to ``info``."""
-    watch = [] if args.no_yield else [arg for kind in ("cls", "vol")
-                                      for arg in ("--watch", str(lab.root / f"bench_{kind}_{tag}"))]
-    trainer = subprocess.Popen([sys.executable, __file__, "--train-worker",
-                                "--training-niceness", str(args.training_niceness), *watch],
-                               stdout=subprocess.PIPE, text=True, start_new_session=True)
+    watch = (
+        []
+        if args.no_yield
+        else [
+            arg
+            for kind in ("cls", "vol")
+            for arg in ("--watch", str(lab.root / f"bench_{kind}_{tag}"))
+        ]
+    )
+    trainer = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--train-worker",
+            "--training-niceness",
+            str(args.training_niceness),
+            *watch,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert trainer.stdout is not None
         _, nice, group = trainer.stdout.readline().split()  # "ready": the loop starts
@@ -280,15 +337,25 @@ def main() -> None:
     parser.add_argument("--think-ms", type=int, default=150)
     parser.add_argument("--scroll-ms", type=int, default=60)
     parser.add_argument("--background-training", action="store_true")
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="alternate idle and training passes this many times; samples "
-                             "are pooled, each pass's p95 is kept")
-    parser.add_argument("--training-niceness", type=int, default=10,
-                        help="niceness of the background training (0: normal priority)")
-    parser.add_argument("--no-yield", action="store_true",
-                        help="the training does not pause while the projects are annotated")
-    parser.add_argument("--watch", type=Path, action="append", default=[],
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="alternate idle and training passes this many times; samples "
+        "are pooled, each pass's p95 is kept",
+    )
+    parser.add_argument(
+        "--training-niceness",
+        type=int,
+        default=10,
+        help="niceness of the background training (0: normal priority)",
+    )
+    parser.add_argument(
+        "--no-yield",
+        action="store_true",
+        help="the training does not pause while the projects are annotated",
+    )
+    parser.add_argument("--watch", type=Path, action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--train-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -299,45 +366,61 @@ def main() -> None:
         "benchmark": "annotator_browser",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": machine_info(),
-        "settings": {"items": args.items, "slices": args.slices, "strokes": args.strokes,
-                     "repeats": args.repeats,
-                     "think_ms": args.think_ms, "scroll_ms": args.scroll_ms,
-                     "training_niceness": args.training_niceness if args.background_training
-                     else None,
-                     "training_yields_to_annotators": args.background_training
-                     and not args.no_yield},
+        "settings": {
+            "items": args.items,
+            "slices": args.slices,
+            "strokes": args.strokes,
+            "repeats": args.repeats,
+            "think_ms": args.think_ms,
+            "scroll_ms": args.scroll_ms,
+            "training_niceness": args.training_niceness if args.background_training else None,
+            "training_yields_to_annotators": args.background_training and not args.no_yield,
+        },
     }
     idle: list[dict[str, Any]] = []
     training: list[dict[str, Any]] = []
     trainer_info: list[tuple[int, float, str, str]] = []
-    with tempfile.TemporaryDirectory() as tmp, running_lab(Path(tmp)) as lab, \
-            chromium_browser() as browser:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_lab(Path(tmp)) as lab,
+        chromium_browser() as browser,
+    ):
         # idle and training alternate, so a slow drift of the machine hits both alike
         for rep in range(args.repeats):
             idle.append(measure(browser, lab, args, f"idle{rep}"))
             if args.background_training:
-                training.append(measure_while_training(browser, lab, args, f"training{rep}",
-                                                       trainer_info))
+                training.append(
+                    measure_while_training(browser, lab, args, f"training{rep}", trainer_info)
+                )
     result["idle"] = summarise(idle)
     if args.background_training:
         result["while_training"] = summarise(training)
         result["while_training"]["training_steps"] = sum(t[0] for t in trainer_info)
         result["while_training"]["training_paused_s"] = round(sum(t[1] for t in trainer_info), 1)
-        result["while_training"]["training_niceness"] = {"process": trainer_info[0][2],
-                                                         "autogroup": trainer_info[0][3]}
+        result["while_training"]["training_niceness"] = {
+            "process": trainer_info[0][2],
+            "autogroup": trainer_info[0][3],
+        }
         result["training_over_idle_p95"] = {
-            name: round(result["while_training"][name]["p95_ms"]
-                        / max(result["idle"][name]["p95_ms"], 1e-9), 2) for name in METRICS}
+            name: round(
+                result["while_training"][name]["p95_ms"]
+                / max(result["idle"][name]["p95_ms"], 1e-9),
+                2,
+            )
+            for name in METRICS
+        }
     if args.repeats > 1:
         # the noise floor: how far apart idle repetitions alone are (largest p95 / smallest)
         result["idle_spread_p95"] = {
             name: round(max(p) / max(min(p), 1e-9), 2)
             for name in METRICS
-            if (p := [v for v in result["idle"][name]["p95_ms_per_repeat"] if v])}
+            if (p := [v for v in result["idle"][name]["p95_ms_per_repeat"] if v])
+        }
     result["note"] = (
         "measured in the page: key press handled -> new plane decoded (next frame draws it); "
         "accept -> kernel confirmed (label stored, the kernel's traits name the shown item); "
-        "stroke chunk sent -> its diff back from the kernel (the draft is written after)")
+        "stroke chunk sent -> its diff back from the kernel (the draft is written after)"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

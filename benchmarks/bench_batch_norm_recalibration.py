@@ -57,16 +57,24 @@ def run(dataset: str, budgets: list[int], seeds: int) -> dict[str, Any]:
     path = DATA / "medmnist" / f"{dataset}.npz"
     require_shared(path)
     data = load_simulation_data(path, seed=0, max_val=150)
-    recipe = dataclasses.replace(ClassificationRecipe(max_epochs=20, patience=4,
-                                                      min_steps_per_epoch=5),
-                                 recalibrate_batch_norm=False)
+    recipe = dataclasses.replace(
+        ClassificationRecipe(max_epochs=20, patience=4, min_steps_per_epoch=5),
+        recalibrate_batch_norm=False,
+    )
     rows: list[dict[str, Any]] = []
     for n in budgets:
         for seed in range(seeds):
             rng = np.random.default_rng([seed, n])
             idx = rng.choice(len(data.pool_x), min(n, len(data.pool_x)), replace=False)
-            trained = train_classifier(recipe, data.pool_x[idx], data.pool_y[idx], data.val_x,
-                                       data.val_y, seed=seed, num_classes=2)
+            trained = train_classifier(
+                recipe,
+                data.pool_x[idx],
+                data.pool_y[idx],
+                data.val_x,
+                data.val_y,
+                seed=seed,
+                num_classes=2,
+            )
             before = test_metrics(predict_mean(trained, data.test_x), data.test_y)
             images = TensorItems(as_images(data.pool_x[idx], 2))
             batches = (b["image"] for b in loader(images, recipe.predict_batch_size))
@@ -76,11 +84,20 @@ def run(dataset: str, budgets: list[int], seeds: int) -> dict[str, Any]:
             recalibrate_batch_norm(net, batches)
             seconds = time.perf_counter() - start
             after = test_metrics(predict_mean(trained, data.test_x), data.test_y)
-            rows.append({"labels": n, "seed": seed, "running_averages": before,
-                         "recomputed": after, "recompute_seconds": seconds})
-            print(f"{dataset} {n} labels seed {seed}: accuracy {before['accuracy']:.3f} -> "
-                  f"{after['accuracy']:.3f}, auc {before['auc']:.4f} -> {after['auc']:.4f}",
-                  flush=True)
+            rows.append(
+                {
+                    "labels": n,
+                    "seed": seed,
+                    "running_averages": before,
+                    "recomputed": after,
+                    "recompute_seconds": seconds,
+                }
+            )
+            print(
+                f"{dataset} {n} labels seed {seed}: accuracy {before['accuracy']:.3f} -> "
+                f"{after['accuracy']:.3f}, auc {before['auc']:.4f} -> {after['auc']:.4f}",
+                flush=True,
+            )
     summary = {}
     for n in budgets:
         at = [r for r in rows if r["labels"] == n]
@@ -91,8 +108,14 @@ def run(dataset: str, budgets: list[int], seeds: int) -> dict[str, Any]:
             }
             for key in at[0]["recomputed"]
         }
-    return {"dataset": dataset, "test_class0_share": float((data.test_y == 0).mean()),
-            "budgets": budgets, "seeds": seeds, "mean": summary, "runs": rows}
+    return {
+        "dataset": dataset,
+        "test_class0_share": float((data.test_y == 0).mean()),
+        "budgets": budgets,
+        "seeds": seeds,
+        "mean": summary,
+        "runs": rows,
+    }
 
 
 def main() -> None:
@@ -104,14 +127,20 @@ def main() -> None:
     from workbench.simulation._run import quiet
 
     quiet()
-    report = {name: run(name, args.budgets, args.seeds)
-              for name in ("pneumoniamnist", "breastmnist")}
+    report = {
+        name: run(name, args.budgets, args.seeds) for name in ("pneumoniamnist", "breastmnist")
+    }
     OUT.write_text(json.dumps(report, indent=1))
     for name, r in report.items():
         print(name)
         for n, m in r["mean"].items():
-            print(f"  {n:>5} labels: " + ", ".join(
-                f"{k} {v['running_averages']:.3f} -> {v['recomputed']:.3f}" for k, v in m.items()))
+            print(
+                f"  {n:>5} labels: "
+                + ", ".join(
+                    f"{k} {v['running_averages']:.3f} -> {v['recomputed']:.3f}"
+                    for k, v in m.items()
+                )
+            )
 
 
 if __name__ == "__main__":

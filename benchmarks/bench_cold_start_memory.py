@@ -73,14 +73,15 @@ def child(variant: str, npz: Path, side: int, steps: int, folder: Path) -> dict[
 
     def large(item: Item) -> ScanImage:
         image = read_uri(item.source_uri, modality=item.modality)
-        return dataclasses.replace(image, array=np.kron(image.array,
-                                                        np.ones((factor, factor), np.uint8)))
+        return dataclasses.replace(
+            image, array=np.kron(image.array, np.ones((factor, factor), np.uint8))
+        )
 
-    store = create_project(folder / "project", ProjectConfig(
-        "pool", Task.CLASSIFICATION, ("normal", "pneumonia")))
+    store = create_project(
+        folder / "project", ProjectConfig("pool", Task.CLASSIFICATION, ("normal", "pneumonia"))
+    )
     import_sources(store, [npz], labels=LabelPolicy.IGNORE)
-    loop = ActiveLearningLoop(store, contrastive_steps=steps, score_chunk=CHUNK,
-                              image_loader=large)
+    loop = ActiveLearningLoop(store, contrastive_steps=steps, score_chunk=CHUNK, image_loader=large)
     pool = loop.pool()
     after_import = _rss_mib()
     start = time.perf_counter()
@@ -89,16 +90,23 @@ def child(variant: str, npz: Path, side: int, steps: int, folder: Path) -> dict[
     else:
         images = loop._images(pool)  # every image at full size, uint8
         features = contrastive_features(images, seed=0, steps=steps, max_side=64)
-        picks = select_cold_start(features, PICKS, method="typical",
-                                  rng=np.random.default_rng(0)).indices
+        picks = select_cold_start(
+            features, PICKS, method="typical", rng=np.random.default_rng(0)
+        ).indices
         selected = [pool[int(i)].id for i in picks]
     seconds = time.perf_counter() - start
     peak = _rss_mib()
-    return {"variant": variant, "pool": len(pool), "side": side, "seconds": round(seconds, 1),
-            "after_import_mib": round(after_import), "peak_mib": round(peak),
-            "cold_start_mib": round(peak - after_import),
-            "full_size_pool_mib": round(len(pool) * side * side / 2**20),
-            "selected": sorted(int(i) for i in selected)}
+    return {
+        "variant": variant,
+        "pool": len(pool),
+        "side": side,
+        "seconds": round(seconds, 1),
+        "after_import_mib": round(after_import),
+        "peak_mib": round(peak),
+        "cold_start_mib": round(peak - after_import),
+        "full_size_pool_mib": round(len(pool) * side * side / 2**20),
+        "selected": sorted(int(i) for i in selected),
+    }
 
 
 def main() -> None:
@@ -125,26 +133,51 @@ def main() -> None:
                 folder = Path(tmp) / f"{variant}-{size}"
                 folder.mkdir()
                 out = subprocess.run(
-                    [sys.executable, __file__, "--side", str(args.side), "--child", variant,
-                     str(npz), str(folder), str(args.steps)],
-                    check=True, capture_output=True, text=True)
+                    [
+                        sys.executable,
+                        __file__,
+                        "--side",
+                        str(args.side),
+                        "--child",
+                        variant,
+                        str(npz),
+                        str(folder),
+                        str(args.steps),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
                 run = json.loads(out.stdout.strip().splitlines()[-1])
                 runs.append(run)
-                print(f"{variant:>22} pool {run['pool']:>5}: +{run['cold_start_mib']} MiB, "
-                      f"{run['seconds']} s", flush=True)
+                print(
+                    f"{variant:>22} pool {run['pool']:>5}: +{run['cold_start_mib']} MiB, "
+                    f"{run['seconds']} s",
+                    flush=True,
+                )
     by = {(r["variant"], r["pool"]): r for r in runs}
     comparison = []
     for size in args.sizes:
         whole, ours = by[("whole_pool", size)], by[("workbench_thumbnails", size)]
-        comparison.append({
-            "pool": size,
-            "memory_ratio_whole_over_workbench": round(
-                whole["cold_start_mib"] / max(ours["cold_start_mib"], 1), 1),
-            "time_ratio_whole_over_workbench": round(whole["seconds"] / ours["seconds"], 2),
-            "same_picks": len(set(whole["selected"]) & set(ours["selected"])),
-        })
-    report = {"side": args.side, "steps": args.steps, "picks": PICKS, "chunk": CHUNK,
-              "runs": runs, "comparison": comparison, "machine": machine_info()}
+        comparison.append(
+            {
+                "pool": size,
+                "memory_ratio_whole_over_workbench": round(
+                    whole["cold_start_mib"] / max(ours["cold_start_mib"], 1), 1
+                ),
+                "time_ratio_whole_over_workbench": round(whole["seconds"] / ours["seconds"], 2),
+                "same_picks": len(set(whole["selected"]) & set(ours["selected"])),
+            }
+        )
+    report = {
+        "side": args.side,
+        "steps": args.steps,
+        "picks": PICKS,
+        "chunk": CHUNK,
+        "runs": runs,
+        "comparison": comparison,
+        "machine": machine_info(),
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=1))
     for row in comparison:

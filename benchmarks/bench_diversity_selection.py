@@ -62,31 +62,36 @@ def main() -> None:
     probs = np.random.default_rng(2).dirichlet((1.0, 1.0), size=(N_POOL, 20)).astype(np.float32)
     rows: dict[str, float] = {}
     rows["power_bald_s"] = median_time(
-        partial(get_strategy("power_bald"), k=K, probs=probs, labelled_mask=mask, rng=0), repeats)
+        partial(get_strategy("power_bald"), k=K, probs=probs, labelled_mask=mask, rng=0), repeats
+    )
     for name in ("coreset", "typiclust"):
         rows[f"{name}_s"] = median_time(
-            partial(get_strategy(name), k=K, embeddings=emb, labelled_mask=mask, rng=0), repeats)
+            partial(get_strategy(name), k=K, embeddings=emb, labelled_mask=mask, rng=0), repeats
+        )
         print(name, rows[f"{name}_s"], flush=True)
     clusters = min(N_LABELLED + K, 500)  # TypiClust's cap
     rows["typiclust_kmeans_scipy_s"] = median_time(
-        partial(cluster_embeddings, emb, clusters, np.random.default_rng(0)), repeats)
+        partial(cluster_embeddings, emb, clusters, np.random.default_rng(0)), repeats
+    )
     try:
         from sklearn.cluster import KMeans
     except ImportError:
         sklearn = None
     else:
         sklearn = median_time(
-            lambda: KMeans(clusters, n_init=1, max_iter=10, random_state=0).fit(emb), repeats)
+            lambda: KMeans(clusters, n_init=1, max_iter=10, random_state=0).fit(emb), repeats
+        )
         rows["kmeans_sklearn_s"] = sklearn
         rows["sklearn_over_scipy"] = sklearn / rows["typiclust_kmeans_scipy_s"]
     report = {
         "task": f"select {K} of {N_POOL} items ({N_LABELLED} labelled), embeddings [N, {DIM}]; "
-                f"power-BALD on [N, 20, 2]; k-means with {clusters} clusters",
+        f"power-BALD on [N, 20, 2]; k-means with {clusters} clusters",
         "timing": "median wall-clock seconds",
         "machine": machine_info(),
         "results": rows,
-        "over_power_bald": {name: rows[f"{name}_s"] / rows["power_bald_s"]
-                            for name in ("coreset", "typiclust")},
+        "over_power_bald": {
+            name: rows[f"{name}_s"] / rows["power_bald_s"] for name in ("coreset", "typiclust")
+        },
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")

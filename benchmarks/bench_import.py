@@ -94,16 +94,19 @@ def monai_loop(paths: list[Path], work: Path, name: str) -> tuple[float, int]:
     for path in paths:
         array = np.asarray(loader(str(path)))
         digest = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
-        db.execute("INSERT INTO items VALUES (?, ?, ?, ?)",
-                   (path.name, str(path), digest, json.dumps(array.shape)))
+        db.execute(
+            "INSERT INTO items VALUES (?, ?, ?, ?)",
+            (path.name, str(path), digest, json.dumps(array.shape)),
+        )
         db.commit()
     elapsed = time.perf_counter() - start
     db.close()
     return elapsed, len(paths)
 
 
-def measure(label: str, items_label: str, ours: tuple[float, int],
-            theirs: tuple[float, int]) -> dict[str, object]:
+def measure(
+    label: str, items_label: str, ours: tuple[float, int], theirs: tuple[float, int]
+) -> dict[str, object]:
     (t_ours, n_ours), (t_theirs, n_theirs) = ours, theirs
     row = {
         "workload": label,
@@ -130,19 +133,31 @@ def main() -> None:
         work = Path(tmp)
         pngs = work / "pngs"
         write_png_slices(pngs, n_png)
-        rows.append(measure(f"{n_png} PNG slices 256x256 uint16", "images",
-                            workbench_import(pngs, work, "png"),
-                            monai_loop(sorted(pngs.iterdir()), work, "png")))
+        rows.append(
+            measure(
+                f"{n_png} PNG slices 256x256 uint16",
+                "images",
+                workbench_import(pngs, work, "png"),
+                monai_loop(sorted(pngs.iterdir()), work, "png"),
+            )
+        )
         dicom = work / "dicom"
         write_dicom_series(dicom, n_slices)
         ours_t, ours_n = workbench_import(dicom, work, "dicom")
         theirs_t, theirs_n = monai_loop([dicom], work, "dicom")
         assert ours_n == theirs_n == 1
-        rows.append(measure(f"{n_slices}-slice 512x512 DICOM series", "slices",
-                            (ours_t, n_slices), (theirs_t, n_slices)))
+        rows.append(
+            measure(
+                f"{n_slices}-slice 512x512 DICOM series",
+                "slices",
+                (ours_t, n_slices),
+                (theirs_t, n_slices),
+            )
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"machine": platform.platform(), "quick": args.quick,
-                                   "results": rows}, indent=2))
+    RESULTS.write_text(
+        json.dumps({"machine": platform.platform(), "quick": args.quick, "results": rows}, indent=2)
+    )
     print(f"wrote {RESULTS}")
 
 

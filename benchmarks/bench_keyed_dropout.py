@@ -42,8 +42,9 @@ def _keyed(method: str) -> int:
     return 1 << 62 if method == "keyed_hash_per_unit" else 1 << 16
 
 
-def _forward(net: torch.nn.Module, x: torch.Tensor, keys: torch.Tensor, method: str
-             ) -> torch.Tensor:
+def _forward(
+    net: torch.nn.Module, x: torch.Tensor, keys: torch.Tensor, method: str
+) -> torch.Tensor:
     if method == "torch_dropout":
         return net(x)
     _dropout.GENERATOR_UNITS = _keyed(method)
@@ -99,9 +100,11 @@ def main() -> None:
         for _ in range(args.rounds):
             for method in METHODS:
                 times[method]["train_step_s"].append(
-                    _time(lambda m=method: train_step(m), args.repeats, device))  # type: ignore[misc]
+                    _time(lambda m=method: train_step(m), args.repeats, device)  # type: ignore[misc]
+                )
                 times[method]["mc_predict_s"].append(
-                    _time(lambda m=method: mc_pass(m), args.repeats, device))  # type: ignore[misc]
+                    _time(lambda m=method: mc_pass(m), args.repeats, device)  # type: ignore[misc]
+                )
     finally:
         _dropout.GENERATOR_UNITS = default
     median = {m: {k: statistics.median(v) for k, v in t.items()} for m, t in times.items()}

@@ -73,67 +73,141 @@ class Setup:
 PNEUMONIA = DATA / "medmnist" / "pneumoniamnist.npz"
 
 
-def pneumonia_short(recipe: ClassificationRecipe, strategies: tuple[str, ...],
-                    seeds: tuple[int, ...]) -> Setup:
+def pneumonia_short(
+    recipe: ClassificationRecipe, strategies: tuple[str, ...], seeds: tuple[int, ...]
+) -> Setup:
     """PneumoniaMNIST, 20 + 4 x 20 labels, 1,000 pool candidates scored per round."""
-    return Setup(PNEUMONIA, {"max_pool": 1500, "max_val": 150}, recipe, SimulationConfig(
-        strategies=strategies, seeds=seeds, initial=20, batch=20, rounds=4,
-        pool_subsample=1000))
+    return Setup(
+        PNEUMONIA,
+        {"max_pool": 1500, "max_val": 150},
+        recipe,
+        SimulationConfig(
+            strategies=strategies, seeds=seeds, initial=20, batch=20, rounds=4, pool_subsample=1000
+        ),
+    )
 
 
-def pneumonia_long(recipe: ClassificationRecipe, strategies: tuple[str, ...],
-                   seeds: tuple[int, ...], reference_seeds: int = 1) -> Setup:
+def pneumonia_long(
+    recipe: ClassificationRecipe,
+    strategies: tuple[str, ...],
+    seeds: tuple[int, ...],
+    reference_seeds: int = 1,
+) -> Setup:
     """PneumoniaMNIST, 50 + 8 x 50 = 450 labels, 1,500 pool candidates scored per round; the
     full-data reference is the mean over the first ``reference_seeds`` seeds."""
-    return Setup(PNEUMONIA, {"max_pool": 3000, "max_val": 150}, recipe, SimulationConfig(
-        strategies=strategies, seeds=seeds, initial=50, batch=50, rounds=8,
-        pool_subsample=1500, reference_seeds=reference_seeds))
+    return Setup(
+        PNEUMONIA,
+        {"max_pool": 3000, "max_val": 150},
+        recipe,
+        SimulationConfig(
+            strategies=strategies,
+            seeds=seeds,
+            initial=50,
+            batch=50,
+            rounds=8,
+            pool_subsample=1500,
+            reference_seeds=reference_seeds,
+        ),
+    )
 
 
-def pneumonia_fine(recipe: ClassificationRecipe, strategies: tuple[str, ...],
-                   seeds: tuple[int, ...]) -> Setup:
+def pneumonia_fine(
+    recipe: ClassificationRecipe, strategies: tuple[str, ...], seeds: tuple[int, ...]
+) -> Setup:
     """PneumoniaMNIST, 20 + 18 x 10 = 200 labels, 1,500 pool candidates scored per round; the
     full-data reference is the mean over 5 trainings. Steps of 10 labels where the long setup
     steps by 50: "labels to 99%" to the nearest 10."""
-    return Setup(PNEUMONIA, {"max_pool": 3000, "max_val": 150}, recipe, SimulationConfig(
-        strategies=strategies, seeds=seeds, initial=20, batch=10, rounds=18,
-        pool_subsample=1500, reference_seeds=5))
+    return Setup(
+        PNEUMONIA,
+        {"max_pool": 3000, "max_val": 150},
+        recipe,
+        SimulationConfig(
+            strategies=strategies,
+            seeds=seeds,
+            initial=20,
+            batch=10,
+            rounds=18,
+            pool_subsample=1500,
+            reference_seeds=5,
+        ),
+    )
 
 
-def pneumonia_full(recipe: ClassificationRecipe, strategies: tuple[str, ...],
-                   seeds: tuple[int, ...]) -> Setup:
+def pneumonia_full(
+    recipe: ClassificationRecipe, strategies: tuple[str, ...], seeds: tuple[int, ...]
+) -> Setup:
     """PneumoniaMNIST, the whole 4,708-image pool, every unlabelled image scored each round,
     50 + 19 x 50 = 1,000 labels; reference averaged over 5 trainings on all 4,708."""
-    return Setup(PNEUMONIA, {"max_val": 150}, recipe, SimulationConfig(
-        strategies=strategies, seeds=seeds, initial=50, batch=50, rounds=19,
-        reference_seeds=5))
+    return Setup(
+        PNEUMONIA,
+        {"max_val": 150},
+        recipe,
+        SimulationConfig(
+            strategies=strategies, seeds=seeds, initial=50, batch=50, rounds=19, reference_seeds=5
+        ),
+    )
 
 
 BREAST = DATA / "medmnist" / "breastmnist.npz"
 EVERY_FAMILY = ("random", "entropy", "margin", "badge", "coreset", "batchbald", "power_bald")
 
 
-def breast(recipe: ClassificationRecipe, strategies: tuple[str, ...], seeds: tuple[int, ...],
-           rounds: int, reference_seeds: int = 1, batch: int = 20) -> Setup:
+def breast(
+    recipe: ClassificationRecipe,
+    strategies: tuple[str, ...],
+    seeds: tuple[int, ...],
+    rounds: int,
+    reference_seeds: int = 1,
+    batch: int = 20,
+) -> Setup:
     """BreastMNIST, all 546 pool images, 20 + ``rounds`` x ``batch`` labels."""
-    return Setup(BREAST, {}, recipe, SimulationConfig(
-        strategies=strategies, seeds=seeds, initial=20, batch=batch, rounds=rounds,
-        reference_seeds=reference_seeds))
+    return Setup(
+        BREAST,
+        {},
+        recipe,
+        SimulationConfig(
+            strategies=strategies,
+            seeds=seeds,
+            initial=20,
+            batch=batch,
+            rounds=rounds,
+            reference_seeds=reference_seeds,
+        ),
+    )
 
 
-def hippocampus_warm(seeds: tuple[int, ...], strategy: str, reduction: str,
-                     patch_size: tuple[int, ...] | None = None, rounds: int = 3) -> Setup:
+def hippocampus_warm(
+    seeds: tuple[int, ...],
+    strategy: str,
+    reduction: str,
+    patch_size: tuple[int, ...] | None = None,
+    rounds: int = 3,
+) -> Setup:
     """Hippocampus, fixed seeded 60-case pool, 4 + ``rounds`` x 4 labels, warm-started training
     of at most 20 epochs: random against ``strategy`` with the spatial ``reduction``; with
     ``patch_size``, trained on patches and predicted over sliding windows."""
     return Setup(
         DATA / "hippocampus-msd",
         {"max_pool": 60, "max_val": 8, "max_test": 24, "shape": (40, 56, 40)},
-        SegmentationRecipe(network=tiny_unet, max_epochs=20, patience=5, min_steps_per_epoch=8,
-                           batch_size=2, mc_samples=4, warm_start=True, patch_size=patch_size),
-        SimulationConfig(strategies=("random", strategy), seeds=seeds, initial=4, batch=4,
-                         rounds=rounds, score_pool=4,
-                         strategy_params={strategy: {"reduction": reduction}}),
+        SegmentationRecipe(
+            network=tiny_unet,
+            max_epochs=20,
+            patience=5,
+            min_steps_per_epoch=8,
+            batch_size=2,
+            mc_samples=4,
+            warm_start=True,
+            patch_size=patch_size,
+        ),
+        SimulationConfig(
+            strategies=("random", strategy),
+            seeds=seeds,
+            initial=4,
+            batch=4,
+            rounds=rounds,
+            score_pool=4,
+            strategy_params={strategy: {"reduction": reduction}},
+        ),
     )
 
 
@@ -172,8 +246,9 @@ def setups(seeds: int) -> dict[str, Setup]:
         "pneumoniamnist_fine_30seeds": pneumonia_fine(warm, ("random",), tuple(range(30))),
         # the same on the 450-label setup (seeds 0-14 repeat pneumoniamnist_long_15seeds_ref5):
         # there the typical-start default met the 60% target by 0.04% of the reference
-        "pneumoniamnist_long_30seeds": pneumonia_long(warm, ("random",), tuple(range(30)),
-                                                      reference_seeds=5),
+        "pneumoniamnist_long_30seeds": pneumonia_long(
+            warm, ("random",), tuple(range(30)), reference_seeds=5
+        ),
         # power-BALD lags random there from 30 to 100 labels (picks the model's outliers while
         # it is weak?); EPIG scores a label by what it says about the pool's predictions
         "pneumoniamnist_fine_15seeds_epig": pneumonia_fine(
@@ -192,7 +267,10 @@ def setups(seeds: int) -> dict[str, Setup]:
         # class-balanced power-BALD was ahead of random there (+0.35 [+0.03, +0.67], 70 labels
         # to 99% against 80): does it hold on the long budgets, with the current training code?
         "breastmnist_xlong_15seeds_balanced": breast(
-            warm, ("random", "class_balanced_power_bald"), tuple(range(15)), rounds=20,
+            warm,
+            ("random", "class_balanced_power_bald"),
+            tuple(range(15)),
+            rounds=20,
             reference_seeds=5,
         ),
         "pneumoniamnist_long_15seeds_balanced_current": pneumonia_long(
@@ -218,53 +296,75 @@ def setups(seeds: int) -> dict[str, Setup]:
         "breastmnist_long": breast(warm, CLASSIFICATION_STRATEGIES, s, rounds=10),
         # random and the default up to 420 of the 546 pool labels: far enough for random's
         # mean curve to reach 99% of the (5-training) reference, so the label ratio is defined
-        "breastmnist_xlong_ref5": breast(warm, ("random", "power_bald"), s, rounds=20,
-                                         reference_seeds=5),
+        "breastmnist_xlong_ref5": breast(
+            warm, ("random", "power_bald"), s, rounds=20, reference_seeds=5
+        ),
         # the same with 15 seeds (seeds 0-4 repeat it): is 77% of random's labels to 99% a
         # finding or 5 seeds' noise?
-        "breastmnist_xlong_15seeds_ref5": breast(warm, ("random", "power_bald"),
-                                                 tuple(range(15)), rounds=20, reference_seeds=5),
+        "breastmnist_xlong_15seeds_ref5": breast(
+            warm, ("random", "power_bald"), tuple(range(15)), rounds=20, reference_seeds=5
+        ),
         # top-k BALD beat power-BALD on breastmnist_long_ref5 (5 seeds, 220 labels): does it
         # hold over the 420-label budget and 15 seeds of breastmnist_xlong_15seeds_ref5?
         # random reruns identically
-        "breastmnist_xlong_15seeds_bald": breast(warm, ("random", "bald"), tuple(range(15)),
-                                                 rounds=20, reference_seeds=5),
+        "breastmnist_xlong_15seeds_bald": breast(
+            warm, ("random", "bald"), tuple(range(15)), rounds=20, reference_seeds=5
+        ),
         # BatchBALD and BADGE were ahead of the default on breastmnist_families (100 labels,
         # 5 seeds): do the batch-aware families get to 99% sooner over 420 labels and 15 seeds?
         # random reruns identically
         "breastmnist_xlong_15seeds_batch_aware": breast(
-            warm, ("random", "batchbald", "badge"), tuple(range(15)), rounds=20,
+            warm,
+            ("random", "batchbald", "badge"),
+            tuple(range(15)),
+            rounds=20,
             reference_seeds=5,
         ),
         # EPIG (Smith et al. 2023) sampled by power, as power_bald, on the same 15 seeds:
         # does aiming at the predictions rather than the weights get to 99% sooner?
         "breastmnist_xlong_15seeds_epig": breast(
-            warm, ("random", "power_epig"), tuple(range(15)), rounds=20, reference_seeds=5,
+            warm,
+            ("random", "power_epig"),
+            tuple(range(15)),
+            rounds=20,
+            reference_seeds=5,
         ),
         # TypiClust over BreastMNIST's 420 labels, as the families above
         "breastmnist_xlong_15seeds_typiclust": breast(
-            warm, ("random", "typiclust"), tuple(range(15)), rounds=20, reference_seeds=5,
+            warm,
+            ("random", "typiclust"),
+            tuple(range(15)),
+            rounds=20,
+            reference_seeds=5,
         ),
         # the default against random with 30 seeds (seeds 0-14 repeat
         # breastmnist_xlong_15seeds_ref5 exactly): is 73% of random's labels to 99% a finding,
         # when random's 15-seed mean curve has an interval holding the 99% line from 160 to
         # 340 labels (--resolution)?
-        "breastmnist_xlong_30seeds_ref5": breast(warm, ("random", "power_bald"),
-                                                 tuple(range(30)), rounds=20, reference_seeds=5),
+        "breastmnist_xlong_30seeds_ref5": breast(
+            warm, ("random", "power_bald"), tuple(range(30)), rounds=20, reference_seeds=5
+        ),
         # steps of 10 labels where breastmnist_xlong steps by 20 (PneumoniaMNIST's default gain
         # was larger in steps of 10 than of 50): 20 + 30 x 10 = 320 labels, past random's 99%
-        "breastmnist_fine_30seeds": breast(warm, ("random", "power_bald"), tuple(range(30)),
-                                           rounds=30, reference_seeds=5, batch=10),
+        "breastmnist_fine_30seeds": breast(
+            warm, ("random", "power_bald"), tuple(range(30)), rounds=30, reference_seeds=5, batch=10
+        ),
         # breastmnist_xlong_30seeds_ref5 with `workbench train`'s training length (at most 40
         # epochs, patience 8) instead of 20 and 4: do the figures hold with longer trainings?
         "breastmnist_xlong_30seeds_40epochs": breast(
-            dataclasses.replace(warm, max_epochs=40, patience=8), ("random", "power_bald"),
-            tuple(range(30)), rounds=20, reference_seeds=5),
+            dataclasses.replace(warm, max_epochs=40, patience=8),
+            ("random", "power_bald"),
+            tuple(range(30)),
+            rounds=20,
+            reference_seeds=5,
+        ),
         # pneumoniamnist_fine_30seeds with the same longer trainings (40 epochs, patience 8)
         "pneumoniamnist_fine_30seeds_40epochs": pneumonia_fine(
-            dataclasses.replace(warm, max_epochs=40, patience=8), ("random",), tuple(range(30))),
-        "breastmnist_long_ref5": breast(warm, CLASSIFICATION_STRATEGIES, s, rounds=10,
-                                        reference_seeds=5),
+            dataclasses.replace(warm, max_epochs=40, patience=8), ("random",), tuple(range(30))
+        ),
+        "breastmnist_long_ref5": breast(
+            warm, CLASSIFICATION_STRATEGIES, s, rounds=10, reference_seeds=5
+        ),
         "breastmnist": breast(cls, CLASSIFICATION_STRATEGIES, s, rounds=4),
         "hippocampus": Setup(
             DATA / "hippocampus-msd",
@@ -295,8 +395,9 @@ def setups(seeds: int) -> dict[str, Setup]:
         "hippocampus_warm_default": hippocampus_warm(s, "power_bald", "mean"),
         # the same with 10 seeds (seeds 0-4 repeat it): is the default within 0.5 points of
         # random, or is the 5-seed interval hiding a loss?
-        "hippocampus_warm_default_10seeds": hippocampus_warm(tuple(range(10)), "power_bald",
-                                                             "mean"),
+        "hippocampus_warm_default_10seeds": hippocampus_warm(
+            tuple(range(10)), "power_bald", "mean"
+        ),
         # hippocampus_warm_default up to 32 labels (seeds and first rounds repeat it): how many
         # labels each needs for 99% of the full-data Dice, which neither reaches within 16
         "hippocampus_warm_default_long": hippocampus_warm(s, "power_bald", "mean", rounds=7),
@@ -322,8 +423,9 @@ def run(name: str, seeds: int, workers: int, first_seed: int = 0) -> None:
     so a held-out replicate gets its own reference and its own report."""
     setup = setups(seeds)[name]
     shifted = tuple(s + first_seed for s in setup.config.seeds)
-    setup = dataclasses.replace(setup, config=dataclasses.replace(
-        setup.config, workers=workers, seeds=shifted))
+    setup = dataclasses.replace(
+        setup, config=dataclasses.replace(setup.config, workers=workers, seeds=shifted)
+    )
     stem = f"label_efficiency_{name}{held_out_suffix(shifted, first_seed)}"
     require_shared(setup.path)
     data = load_simulation_data(setup.path, seed=0, **setup.load)
@@ -390,11 +492,12 @@ def pick_shares(name: str, rounds_per_part: int = 8) -> None:
     for strategy, result in report["strategies"].items():
         rounds = [r["picks"][1:] for r in result["runs"]]
         for start in range(0, len(rounds[0]), rounds_per_part):
-            picks = [i for r in rounds for p in r[start:start + rounds_per_part] for i in p]
+            picks = [i for r in rounds for p in r[start : start + rounds_per_part] for i in p]
             shares = np.bincount(y[picks], minlength=data.num_classes) / len(picks)
             end = min(start + rounds_per_part, len(rounds[0]))
-            print(f"  {strategy:28s} rounds {start + 1}-{end}:",
-                  " ".join(f"{v:.2f}" for v in shares))
+            print(
+                f"  {strategy:28s} rounds {start + 1}-{end}:", " ".join(f"{v:.2f}" for v in shares)
+            )
 
 
 def resolution(name: str, target: float = 0.99) -> None:
@@ -407,8 +510,10 @@ def resolution(name: str, target: float = 0.99) -> None:
     report = json.loads(path.read_text())
     ref = report["reference"]
     spread = [r[report["metric"]] / ref["metric"] for r in ref["per_seed"]]
-    print(f"{name}: reference {ref['metric']:.4f}, its trainings {min(spread):.3f}-"
-          f"{max(spread):.3f} of their mean; target {target:.2f}")
+    print(
+        f"{name}: reference {ref['metric']:.4f}, its trainings {min(spread):.3f}-"
+        f"{max(spread):.3f} of their mean; target {target:.2f}"
+    )
     for strategy, result in report["strategies"].items():
         curve = [p for p in result["mean_curve"] if p["lo"] is not None]
         if not curve:
@@ -416,13 +521,24 @@ def resolution(name: str, target: float = 0.99) -> None:
             continue
         ambiguous = [p["labels"] for p in curve if p["lo"] < target * ref["metric"] <= p["hi"]]
         print(f"  {strategy}: mean [95% interval] / reference per budget:")
-        print("    " + " ".join(f"{p['labels']}:{p['mean'] / ref['metric']:.3f}"
-                                f"[{p['lo'] / ref['metric']:.3f},{p['hi'] / ref['metric']:.3f}]"
-                                for p in curve))
-        span = labels_to_reach_range([p["labels"] for p in curve], [p["lo"] for p in curve],
-                                     [p["hi"] for p in curve], target * ref["metric"])
-        print(f"    interval holds the target at {ambiguous}; its upper and lower ends first "
-              f"reach it at {span[0]} and {span[1]} labels")
+        print(
+            "    "
+            + " ".join(
+                f"{p['labels']}:{p['mean'] / ref['metric']:.3f}"
+                f"[{p['lo'] / ref['metric']:.3f},{p['hi'] / ref['metric']:.3f}]"
+                for p in curve
+            )
+        )
+        span = labels_to_reach_range(
+            [p["labels"] for p in curve],
+            [p["lo"] for p in curve],
+            [p["hi"] for p in curve],
+            target * ref["metric"],
+        )
+        print(
+            f"    interval holds the target at {ambiguous}; its upper and lower ends first "
+            f"reach it at {span[0]} and {span[1]} labels"
+        )
         print(f"    per seed: {result['labels_to_reach_per_seed'][f'{target:.2f}']}")
 
 
@@ -430,16 +546,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(setups(1)), action="append")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=1,
-                        help="processes running curves side by side (results do not change)")
-    parser.add_argument("--first-seed", type=int, default=0,
-                        help="shift every seed up by this (held-out replicates); writes "
-                        "label_efficiency_<dataset>_seeds<A>-<B>.json and skips the merge")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes running curves side by side (results do not change)",
+    )
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="shift every seed up by this (held-out replicates); writes "
+        "label_efficiency_<dataset>_seeds<A>-<B>.json and skips the merge",
+    )
     parser.add_argument("--merge", action="store_true", help="only merge and print")
-    parser.add_argument("--pick-shares", metavar="DATASET", choices=sorted(setups(1)),
-                        help="only print the true class shares of a finished run's picks")
-    parser.add_argument("--resolution", metavar="DATASET", choices=sorted(setups(1)),
-                        help="only print how finely a finished run tells labels to 99%%")
+    parser.add_argument(
+        "--pick-shares",
+        metavar="DATASET",
+        choices=sorted(setups(1)),
+        help="only print the true class shares of a finished run's picks",
+    )
+    parser.add_argument(
+        "--resolution",
+        metavar="DATASET",
+        choices=sorted(setups(1)),
+        help="only print how finely a finished run tells labels to 99%%",
+    )
     args = parser.parse_args()
     if args.first_seed < 0:
         parser.error(f"--first-seed must be at least 0, got {args.first_seed}")

@@ -63,8 +63,14 @@ def _sqlite_writer(root: str, case: Case, item_ids: list[int], seed: int) -> lis
         for item_id in item_ids:
             mask = _mask(rng) if case.workload == "mask512" else None
             cls = None if mask is not None else int(rng.integers(0, 3))
-            sub = LabelSubmission(item_id, f"w{seed}", LabelSource.HUMAN, class_index=cls,
-                                  mask=mask, seconds_spent=3.0)
+            sub = LabelSubmission(
+                item_id,
+                f"w{seed}",
+                LabelSource.HUMAN,
+                class_index=cls,
+                mask=mask,
+                seconds_spent=3.0,
+            )
             t0 = time.perf_counter()
             store.submit_label(sub)
             latencies.append((time.perf_counter() - t0) * 1000)
@@ -80,8 +86,13 @@ def _jsonl_writer(root: str, case: Case, item_ids: list[int], seed: int) -> list
         for n, item_id in enumerate(item_ids):
             mask = _mask(rng) if case.workload == "mask512" else None
             t0 = time.perf_counter()
-            row: dict[str, object] = {"item": item_id, "annotator": f"w{seed}", "source": "human",
-                                      "submitted_at": time.time(), "seconds_spent": 3.0}
+            row: dict[str, object] = {
+                "item": item_id,
+                "annotator": f"w{seed}",
+                "source": "human",
+                "submitted_at": time.time(),
+                "seconds_spent": 3.0,
+            }
             if mask is None:
                 row["class_index"] = int(rng.integers(0, 3))
             else:
@@ -99,8 +110,15 @@ def _jsonl_writer(root: str, case: Case, item_ids: list[int], seed: int) -> list
     return latencies
 
 
-def _run_writer(backend: str, root: str, case: Case, item_ids: list[int], seed: int,
-                go: Event, out: Queue[tuple[list[float], float, float]]) -> None:
+def _run_writer(
+    backend: str,
+    root: str,
+    case: Case,
+    item_ids: list[int],
+    seed: int,
+    go: Event,
+    out: Queue[tuple[list[float], float, float]],
+) -> None:
     writer = _sqlite_writer if backend == "sqlite" else _jsonl_writer
     go.wait()
     start = time.perf_counter()
@@ -120,10 +138,14 @@ def _prepare(backend: str, root: Path, case: Case) -> list[list[int]]:
         shape = MASK_SHAPE if case.workload == "mask512" else (224, 224)
         config = ProjectConfig("bench", task, ("background", "benign", "malignant"))
         with create_project(root, config) as store:
-            ids = store.add_items([NewItem(f"img-{i}", f"file:///img-{i}.png", f"h{i}", "US",
-                                           shape, (1.0, 1.0)) for i in range(n)])
+            ids = store.add_items(
+                [
+                    NewItem(f"img-{i}", f"file:///img-{i}.png", f"h{i}", "US", shape, (1.0, 1.0))
+                    for i in range(n)
+                ]
+            )
     k = case.labels_per_writer
-    return [ids[w * k:(w + 1) * k] for w in range(case.writers)]
+    return [ids[w * k : (w + 1) * k] for w in range(case.writers)]
 
 
 def _measure(backend: str, case: Case, scratch: Path) -> dict[str, float]:
@@ -132,8 +154,10 @@ def _measure(backend: str, case: Case, scratch: Path) -> dict[str, float]:
     ctx = get_context("spawn")
     go = ctx.Event()
     out: Queue[tuple[list[float], float, float]] = ctx.Queue()
-    procs = [ctx.Process(target=_run_writer, args=(backend, str(root), case, ids, w, go, out))
-             for w, ids in enumerate(shares)]
+    procs = [
+        ctx.Process(target=_run_writer, args=(backend, str(root), case, ids, w, go, out))
+        for w, ids in enumerate(shares)
+    ]
     for proc in procs:
         proc.start()
     time.sleep(0.5)  # let every writer import and reach the barrier
@@ -157,27 +181,38 @@ def _measure(backend: str, case: Case, scratch: Path) -> dict[str, float]:
 
 def run(quick: bool, scratch_parent: Path | None = None) -> dict[str, object]:
     n_class, n_mask = (40, 15) if quick else (300, 80)
-    cases = [Case(w, writers, n_class if w == "classification" else n_mask)
-             for w in ("classification", "mask512") for writers in (1, 4)]
+    cases = [
+        Case(w, writers, n_class if w == "classification" else n_mask)
+        for w in ("classification", "mask512")
+        for writers in (1, 4)
+    ]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-label-", dir=scratch_parent) as scratch:
         for case in cases:
             sqlite_stats = _measure("sqlite", case, Path(scratch))
             naive_stats = _measure("jsonl", case, Path(scratch))
-            rows.append({
-                "workload": case.workload, "writers": case.writers,
-                "labels_per_writer": case.labels_per_writer,
-                "sqlite": sqlite_stats, "jsonl_fsync": naive_stats,
-                "ratio_p50": round(sqlite_stats["p50_ms"] / naive_stats["p50_ms"], 2),
-                "ratio_p95": round(sqlite_stats["p95_ms"] / naive_stats["p95_ms"], 2),
-            })
+            rows.append(
+                {
+                    "workload": case.workload,
+                    "writers": case.writers,
+                    "labels_per_writer": case.labels_per_writer,
+                    "sqlite": sqlite_stats,
+                    "jsonl_fsync": naive_stats,
+                    "ratio_p50": round(sqlite_stats["p50_ms"] / naive_stats["p50_ms"], 2),
+                    "ratio_p95": round(sqlite_stats["p95_ms"] / naive_stats["p95_ms"], 2),
+                }
+            )
     return {
         "benchmark": "label_submit",
         "quick": quick,
         "ratio": "sqlite / jsonl_fsync (above 1: SQLite slower)",
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "sqlite": sqlite3.sqlite_version, "cpus": os.cpu_count(),
-                    "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version,
+            "cpus": os.cpu_count(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        },
         "scratch_dir": str(scratch_parent or tempfile.gettempdir()),
         "cases": rows,
     }
@@ -188,17 +223,35 @@ def _print_table(report: dict[str, object]) -> None:
     from rich.table import Table
 
     table = Table(title="label submit latency, ms (ratio = SQLite / fsync'd labels.jsonl)")
-    for column in ("workload", "writers", "SQLite p50", "p95", "jsonl p50", "p95",
-                   "ratio p50", "p95", "SQLite/s", "jsonl/s"):
+    for column in (
+        "workload",
+        "writers",
+        "SQLite p50",
+        "p95",
+        "jsonl p50",
+        "p95",
+        "ratio p50",
+        "p95",
+        "SQLite/s",
+        "jsonl/s",
+    ):
         table.add_column(column, justify="right", no_wrap=True)
     cases = report["cases"]
     assert isinstance(cases, list)
     for row in cases:
         s, j = row["sqlite"], row["jsonl_fsync"]
-        table.add_row(row["workload"], str(row["writers"]), f"{s['p50_ms']:.2f}",
-                      f"{s['p95_ms']:.2f}", f"{j['p50_ms']:.2f}", f"{j['p95_ms']:.2f}",
-                      f"{row['ratio_p50']:.2f}", f"{row['ratio_p95']:.2f}",
-                      f"{s['labels_per_s']:.0f}", f"{j['labels_per_s']:.0f}")
+        table.add_row(
+            row["workload"],
+            str(row["writers"]),
+            f"{s['p50_ms']:.2f}",
+            f"{s['p95_ms']:.2f}",
+            f"{j['p50_ms']:.2f}",
+            f"{j['p95_ms']:.2f}",
+            f"{row['ratio_p50']:.2f}",
+            f"{row['ratio_p95']:.2f}",
+            f"{s['labels_per_s']:.0f}",
+            f"{j['labels_per_s']:.0f}",
+        )
     Console(width=max(Console().width, 110)).print(table)
 
 
@@ -206,8 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="few labels: a smoke run")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="where to put the scratch projects (default: the temp folder)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="where to put the scratch projects (default: the temp folder)",
+    )
     args = parser.parse_args(argv)
     report = run(args.quick, args.dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -80,22 +80,25 @@ def pool_files(folder: Path, data: SimulationData) -> list[str]:
 
 def loop_picks(files: list[str], seed: int, k: int, workdir: Path) -> list[int]:
     """Pool positions of the cold start `workbench query` makes on a project of ``files``."""
-    store = create_project(workdir / f"project-{seed}", ProjectConfig(
-        f"hippocampus-{seed}", Task.SEGMENTATION, ("anterior", "posterior")))
+    store = create_project(
+        workdir / f"project-{seed}",
+        ProjectConfig(f"hippocampus-{seed}", Task.SEGMENTATION, ("anterior", "posterior")),
+    )
     import_sources(store, files, split="train", labels=LabelPolicy.IGNORE, workers=1)
     position = {Path(path).resolve(): n for n, path in enumerate(files)}
     round_ = ActiveLearningLoop(store).query("power_bald", k, seed=seed)
     if round_.strategy != "cold_start_typical":
         raise SystemExit(f"expected the typical cold start, the loop made {round_.strategy}")
     by_id = {item.id: item for item in store.list_items()}
-    picks = [position[Path(by_id[i].source_uri.removeprefix("file://")).resolve()]
-             for i in round_.selected]
+    picks = [
+        position[Path(by_id[i].source_uri.removeprefix("file://")).resolve()]
+        for i in round_.selected
+    ]
     store.close()
     return sorted(picks)
 
 
-def _start(data: SimulationData, recipe: Any, config: Any, workdir: Path,
-           files: list[str]) -> None:
+def _start(data: SimulationData, recipe: Any, config: Any, workdir: Path, files: list[str]) -> None:
     simulation_run._start_worker(data, recipe, config, workdir)
     _STATE.update(data=data, recipe=recipe, config=config, workdir=workdir, files=files)
 
@@ -104,7 +107,8 @@ def run_seed(seed: int) -> tuple[SeedRun, float]:
     """Power-BALD's learning curve from the loop's cold-start picks; and the seconds the
     cold start took (reading the scans and training the encoder)."""
     data, recipe, config, workdir, files = (
-        _STATE[k] for k in ("data", "recipe", "config", "workdir", "files"))
+        _STATE[k] for k in ("data", "recipe", "config", "workdir", "files")
+    )
     start = time.time()
     first = np.array(loop_picks(files, seed, config.initial, workdir), np.int64)
     seconds = time.time() - start
@@ -130,8 +134,10 @@ def main() -> None:
     data = load_simulation_data(setup.path, seed=0, **setup.load)
     files = pool_files(setup.path, data)
     config = dataclasses.replace(setup.config, seeds=seeds)
-    kept = {name: [r for r in runs_from_report(stored, name) if r.seed in seeds]
-            for name in ("random", "power_bald_ssl_cold")}
+    kept = {
+        name: [r for r in runs_from_report(stored, name) if r.seed in seeds]
+        for name in ("random", "power_bald_ssl_cold")
+    }
     if any(len(runs) != len(seeds) for runs in kept.values()):
         parser.error(f"{STORED.name} holds fewer than {len(seeds)} seeds")
     workdir = Path(tempfile.mkdtemp(prefix="wb-loopcold-"))
@@ -139,9 +145,12 @@ def main() -> None:
     runs: list[SeedRun] = []
     seconds: list[float] = []
     try:
-        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"),
-                                 initializer=_start,
-                                 initargs=(data, setup.recipe, config, workdir, files)) as pool:
+        with ProcessPoolExecutor(
+            args.workers,
+            mp_context=get_context("spawn"),
+            initializer=_start,
+            initargs=(data, setup.recipe, config, workdir, files),
+        ) as pool:
             for seed, (run, took) in zip(seeds, pool.map(run_seed, seeds), strict=True):
                 runs.append(run)
                 seconds.append(took)
@@ -149,17 +158,27 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     names = ("random", "power_bald_ssl_cold", ARM)
-    report = summarise(data, setup.recipe, dataclasses.replace(config, strategies=names),
-                       stored["reference"]["per_seed"],
-                       kept["random"] + kept["power_bald_ssl_cold"] + runs)
+    report = summarise(
+        data,
+        setup.recipe,
+        dataclasses.replace(config, strategies=names),
+        stored["reference"]["per_seed"],
+        kept["random"] + kept["power_bald_ssl_cold"] + runs,
+    )
     simulated = {r.seed: set(r.picks[0]) for r in kept["power_bald_ssl_cold"]}
     report["first_picks_shared_with_simulated_typical"] = {
-        str(r.seed): len(simulated[r.seed] & set(r.picks[0])) for r in runs}
-    loop_aulc, simulated_aulc = (report["strategies"][name]["aulc"]["per_seed"]
-                                 for name in (ARM, "power_bald_ssl_cold"))
+        str(r.seed): len(simulated[r.seed] & set(r.picks[0])) for r in runs
+    }
+    loop_aulc, simulated_aulc = (
+        report["strategies"][name]["aulc"]["per_seed"] for name in (ARM, "power_bald_ssl_cold")
+    )
     paired = t_interval([a - b for a, b in zip(loop_aulc, simulated_aulc, strict=True)])
-    report["loop_minus_simulated_typical"] = {"mean": paired.mean, "lo": paired.lo,
-                                              "hi": paired.hi, "n": len(loop_aulc)}
+    report["loop_minus_simulated_typical"] = {
+        "mean": paired.mean,
+        "lo": paired.lo,
+        "hi": paired.hi,
+        "n": len(loop_aulc),
+    }
     report["stored_from"] = STORED.name
     report["loop_cold_start_seconds"] = seconds
     report["seconds"] = time.time() - start
@@ -169,8 +188,10 @@ def main() -> None:
     plot_curves(report, REPO / "docs" / f"{args.out}.png")
     print_strategies(report)
     print("loop - simulated typical:", report["loop_minus_simulated_typical"])
-    print("first picks shared with the simulated typical start:",
-          report["first_picks_shared_with_simulated_typical"])
+    print(
+        "first picks shared with the simulated typical start:",
+        report["first_picks_shared_with_simulated_typical"],
+    )
 
 
 if __name__ == "__main__":

@@ -68,8 +68,9 @@ def build_project(source: Path, folder: Path, count: int) -> Path:
         Image.fromarray((labels[window] > 0).astype(np.uint8)).save(crops / "masks" / image.name)
         rows.append(f"images/{image.name},masks/{image.name}")
     (crops / "manifest.csv").write_text("\n".join(rows) + "\n")
-    store = create_project(folder / "nuclei", ProjectConfig(
-        "nuclei", Task.SEGMENTATION, ("background", "nucleus")))
+    store = create_project(
+        folder / "nuclei", ProjectConfig("nuclei", Task.SEGMENTATION, ("background", "nucleus"))
+    )
     import_sources(store, [crops / "manifest.csv"], labels=LabelPolicy.GROUND_TRUTH)
     store.close()
     return folder / "nuclei"
@@ -90,32 +91,61 @@ def main() -> None:
     start = time.time()
     project = build_project(NUCLEI, Path(tempfile.mkdtemp(prefix="wb-nuclei-")), args.images)
     data = load_simulation_data(project, seed=0, max_val=30, shape=(SIDE, SIDE))
-    recipe = SegmentationRecipe(network=tiny_unet, spatial_dims=2, max_epochs=20, patience=5,
-                                min_steps_per_epoch=8, batch_size=4, mc_samples=4,
-                                warm_start=True)
+    recipe = SegmentationRecipe(
+        network=tiny_unet,
+        spatial_dims=2,
+        max_epochs=20,
+        patience=5,
+        min_steps_per_epoch=8,
+        batch_size=4,
+        mc_samples=4,
+        warm_start=True,
+    )
     config = SimulationConfig(
-        strategies=("random", "power_bald"), seeds=tuple(range(args.seeds)),
-        initial=args.initial, batch=args.batch, rounds=args.rounds, score_pool=4,
-        contrastive_steps=args.contrastive_steps, workers=args.workers,
-        strategy_params={"power_bald": {"reduction": "mean"}})
+        strategies=("random", "power_bald"),
+        seeds=tuple(range(args.seeds)),
+        initial=args.initial,
+        batch=args.batch,
+        rounds=args.rounds,
+        score_pool=4,
+        contrastive_steps=args.contrastive_steps,
+        workers=args.workers,
+        strategy_params={"power_bald": {"reduction": "mean"}},
+    )
 
     def progress(done: int, total: int, what: str) -> None:
         print(f"{done}/{total} {what} ({time.time() - start:.0f} s)", flush=True)
 
     shared_start = simulate(data, recipe, config, progress=progress)
-    typical = simulate(data, recipe, dataclasses.replace(
-        config, strategies=("power_bald",), cold_start="typical", reference=False),
-        progress=progress)
+    typical = simulate(
+        data,
+        recipe,
+        dataclasses.replace(
+            config, strategies=("power_bald",), cold_start="typical", reference=False
+        ),
+        progress=progress,
+    )
     names = ("random", "power_bald", TYPICAL)
-    runs = [*runs_from_report(shared_start, "random"),
-            *runs_from_report(shared_start, "power_bald"),
-            *runs_from_report(typical, "power_bald", renamed=TYPICAL)]
-    report = summarise(data, recipe, dataclasses.replace(config, strategies=names),
-                       shared_start["reference"]["per_seed"], runs)
+    runs = [
+        *runs_from_report(shared_start, "random"),
+        *runs_from_report(shared_start, "power_bald"),
+        *runs_from_report(typical, "power_bald", renamed=TYPICAL),
+    ]
+    report = summarise(
+        data,
+        recipe,
+        dataclasses.replace(config, strategies=names),
+        shared_start["reference"]["per_seed"],
+        runs,
+    )
     report["seconds"] = time.time() - start
     report["machine"] = {**machine_info(), "workers": args.workers, "torch_threads": 1}
-    report["images"] = {"source": "nuclei-bbbc038", "count": args.images,
-                        "crop": [SIDE, SIDE], "channels": "RGB"}
+    report["images"] = {
+        "source": "nuclei-bbbc038",
+        "count": args.images,
+        "crop": [SIDE, SIDE],
+        "channels": "RGB",
+    }
     out = REPO / "benchmarks" / "results" / f"{args.out}.json"
     out.write_text(json.dumps(report, indent=1))
     plot_curves(report, REPO / "docs" / f"{args.out}.png")

@@ -80,10 +80,15 @@ def child(pipeline: str, scans: int, shape: tuple[int, ...], folder: Path) -> di
         for n in range(scans):
             image, mask = _scan(shape, n)
             data.append({"image": image, "label": mask[None]})
-        cached = Compose([ScaleIntensityRanged("image", 0, 255, 0.0, 1.0, clip=True),
-                          CastToTyped(["image", "label"], dtype=np.float32),
-                          RandCropByPosNegLabeld(["image", "label"], "label", PATCH, pos=1,
-                                                 neg=2, num_samples=1)])
+        cached = Compose(
+            [
+                ScaleIntensityRanged("image", 0, 255, 0.0, 1.0, clip=True),
+                CastToTyped(["image", "label"], dtype=np.float32),
+                RandCropByPosNegLabeld(
+                    ["image", "label"], "label", PATCH, pos=1, neg=2, num_samples=1
+                ),
+            ]
+        )
         dataset = CacheDataset(data, cached, cache_rate=1.0, progress=False, num_workers=0)
         del data
         built = time.perf_counter()
@@ -105,17 +110,23 @@ def child(pipeline: str, scans: int, shape: tuple[int, ...], folder: Path) -> di
         built = time.perf_counter()
         order = [(n % scans, d) for d, n in enumerate(range(scans * DRAWS_PER_SCAN))]
         for at in range(0, len(order), BATCH):
-            batch = draws.__getitems__(order[at:at + BATCH])
+            batch = draws.__getitems__(order[at : at + BATCH])
             assert tuple(batch["image"].shape[2:]) == PATCH
             patches += int(batch["image"].shape[0])
     done = time.perf_counter()
     peak, anon = _rss_mib(), _anon_mib()  # the scans are still held here
-    return {"pipeline": pipeline, "scans": scans, "shape": list(shape), "patches": patches,
-            "build_s": round(built - start, 2),
-            "ms_per_patch": round((done - built) / patches * 1000, 1),
-            "rss_after_imports_mib": round(after_imports), "peak_rss_mib": round(peak),
-            "data_mib": round(peak - after_imports),
-            "anon_data_mib_after_epoch": round(anon - anon_after_imports)}
+    return {
+        "pipeline": pipeline,
+        "scans": scans,
+        "shape": list(shape),
+        "patches": patches,
+        "build_s": round(built - start, 2),
+        "ms_per_patch": round((done - built) / patches * 1000, 1),
+        "rss_after_imports_mib": round(after_imports),
+        "peak_rss_mib": round(peak),
+        "data_mib": round(peak - after_imports),
+        "anon_data_mib_after_epoch": round(anon - anon_after_imports),
+    }
 
 
 def _write_scans(folder: Path, shape: tuple[int, ...], count: int) -> None:
@@ -143,8 +154,16 @@ def main() -> None:
         _write_scans(Path(tmp), shape, max(args.scans))
         for scans in args.scans:
             for pipeline in PIPELINES:
-                cmd = [sys.executable, __file__, "--shape", *map(str, shape),
-                       "--child", pipeline, str(scans), tmp]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--shape",
+                    *map(str, shape),
+                    "--child",
+                    pipeline,
+                    str(scans),
+                    tmp,
+                ]
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                 runs.append(json.loads(out.strip().splitlines()[-1]))
                 print(runs[-1], flush=True)
@@ -152,18 +171,36 @@ def main() -> None:
     for scans in args.scans:
         by = {r["pipeline"]: r for r in runs if r["scans"] == scans}
         monai = by["monai_cache_float32"]
-        ratios[str(scans)] = {
-            f"monai_over_{name}_data_memory": round(monai["data_mib"] / max(by[name]["data_mib"],
-                                                                           1), 2)
-            for name in ("workbench_uint8", "workbench_mmap")
-        } | {f"monai_over_{name}_anon_memory_after_epoch": round(
-            monai["anon_data_mib_after_epoch"] / max(by[name]["anon_data_mib_after_epoch"], 1), 2)
-            for name in ("workbench_uint8", "workbench_mmap")
-        } | {f"{name}_over_monai_time_per_patch": round(by[name]["ms_per_patch"]
-                                                        / monai["ms_per_patch"], 2)
-             for name in ("workbench_uint8", "workbench_mmap")}
-    result = {"machine": machine_info(), "patch": list(PATCH), "draws_per_scan": DRAWS_PER_SCAN,
-              "batch": BATCH, "runs": runs, "ratios_by_scans": ratios}
+        ratios[str(scans)] = (
+            {
+                f"monai_over_{name}_data_memory": round(
+                    monai["data_mib"] / max(by[name]["data_mib"], 1), 2
+                )
+                for name in ("workbench_uint8", "workbench_mmap")
+            }
+            | {
+                f"monai_over_{name}_anon_memory_after_epoch": round(
+                    monai["anon_data_mib_after_epoch"]
+                    / max(by[name]["anon_data_mib_after_epoch"], 1),
+                    2,
+                )
+                for name in ("workbench_uint8", "workbench_mmap")
+            }
+            | {
+                f"{name}_over_monai_time_per_patch": round(
+                    by[name]["ms_per_patch"] / monai["ms_per_patch"], 2
+                )
+                for name in ("workbench_uint8", "workbench_mmap")
+            }
+        )
+    result = {
+        "machine": machine_info(),
+        "patch": list(PATCH),
+        "draws_per_scan": DRAWS_PER_SCAN,
+        "batch": BATCH,
+        "runs": runs,
+        "ratios_by_scans": ratios,
+    }
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(ratios, indent=2))
 

@@ -35,8 +35,9 @@ from workbench.recipes._segmentation import patch_workers
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def synthetic_scans(n: int, shape: tuple[int, ...], seed: int
-                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def synthetic_scans(
+    n: int, shape: tuple[int, ...], seed: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """``n`` uint8 scans of ``shape`` with an ellipsoid of class 1 at a random place."""
     rng = np.random.default_rng(seed)
     grid = np.indices(shape, dtype=np.float32)
@@ -69,38 +70,64 @@ class StepTimer(Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.last_end = self._now()  # the first wait of an epoch includes building its loader
 
-    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self.start = self._now()
         if self.last_end is not None:
             self.wait.append(self.start - self.last_end)
 
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         self.last_end = self._now()
         self.step.append(self.last_end - self.start)
 
 
-def time_training(args: argparse.Namespace, images: list[np.ndarray], masks: list[np.ndarray],
-                  workers: int | None, cuda: bool) -> dict[str, Any]:
+def time_training(
+    args: argparse.Namespace,
+    images: list[np.ndarray],
+    masks: list[np.ndarray],
+    workers: int | None,
+    cuda: bool,
+) -> dict[str, Any]:
     """Train once with ``workers`` patch-cutting processes; the wait and step per batch."""
-    recipe = SegmentationRecipe(patch_size=tuple(args.patch), batch_size=args.batch_size,
-                                max_epochs=args.epochs, patience=args.epochs,
-                                loader_workers=workers)
+    recipe = SegmentationRecipe(
+        patch_size=tuple(args.patch),
+        batch_size=args.batch_size,
+        max_epochs=args.epochs,
+        patience=args.epochs,
+        loader_workers=workers,
+    )
     timer = StepTimer(cuda)
     start = time.perf_counter()
-    train_segmenter(recipe, images[:-2], masks[:-2], images[-2:], masks[-2:], num_classes=2,
-                    seed=0, callbacks=[timer])
+    train_segmenter(
+        recipe,
+        images[:-2],
+        masks[:-2],
+        images[-2:],
+        masks[-2:],
+        num_classes=2,
+        seed=0,
+        callbacks=[timer],
+    )
     total = time.perf_counter() - start
     # the first step of each fit waits for its loader (and workers) and compiles kernels
     waits, steps = np.array(timer.wait[1:]), np.array(timer.step[1:])
     return {
-        "loader_workers": patch_workers(recipe), "steps": len(timer.step),
+        "loader_workers": patch_workers(recipe),
+        "steps": len(timer.step),
         "median_wait_seconds": round(float(np.median(waits)), 4),
         "median_step_seconds": round(float(np.median(steps)), 4),
         "seconds_per_step_incl_wait": round(float((waits.sum() + steps.sum()) / len(steps)), 4),
-        "data_fraction_of_training_time": round(float(waits.sum() / (waits.sum() + steps.sum())),
-                                                3),
+        "data_fraction_of_training_time": round(
+            float(waits.sum() / (waits.sum() + steps.sum())), 3
+        ),
         "fit_seconds_incl_validation": round(total, 2),
     }
 
@@ -113,10 +140,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=SegmentationRecipe.batch_size)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, -1],
-                        help="patch-cutting worker processes per run (-1: the recipe default)")
-    parser.add_argument("--out", type=Path,
-                        default=ROOT / "benchmarks" / "results" / "patch_throughput.json")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[0, -1],
+        help="patch-cutting worker processes per run (-1: the recipe default)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "patch_throughput.json"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     shape, patch = tuple(args.shape), tuple(args.patch)
@@ -128,13 +161,20 @@ def main() -> None:
         run["speedup_over_first"] = round(base / run["seconds_per_step_incl_wait"], 2)
     report = {
         "what": "segmentation recipe training on patches: wait for the next batch vs the step",
-        "scans": args.scans, "scan_shape": list(shape), "patch_size": list(patch),
-        "batch_size": args.batch_size, "epochs": args.epochs, "runs": runs,
+        "scans": args.scans,
+        "scan_shape": list(shape),
+        "patch_size": list(patch),
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "runs": runs,
         "environment": {
-            "torch": torch.__version__, "python": platform.python_version(),
-            "device": torch.cuda.get_device_name() if cuda
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "device": torch.cuda.get_device_name()
+            if cuda
             else platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch_threads": args.threads,
+            "cpu_count": os.cpu_count(),
+            "torch_threads": args.threads,
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

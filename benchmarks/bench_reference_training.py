@@ -56,8 +56,9 @@ def parse_settings(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def reread(report: dict[str, Any], references: dict[str, float],
-           arms: tuple[str, ...] = ARMS) -> dict[str, Any]:
+def reread(
+    report: dict[str, Any], references: dict[str, float], arms: tuple[str, ...] = ARMS
+) -> dict[str, Any]:
     """Labels at which each arm's mean curve first reaches 99% of each reference, and the
     default's share of random's (None where a curve never reaches it)."""
     out: dict[str, Any] = {}
@@ -65,11 +66,15 @@ def reread(report: dict[str, Any], references: dict[str, float],
         reach = {}
         for arm in arms:
             curve = report["strategies"][arm]["mean_curve"]
-            reach[arm] = labels_to_reach([p["labels"] for p in curve],
-                                         [p["mean"] for p in curve], 0.99 * metric)
+            reach[arm] = labels_to_reach(
+                [p["labels"] for p in curve], [p["mean"] for p in curve], 0.99 * metric
+            )
         first, second = (reach[a] for a in arms[:2])
-        out[name] = {"reference": metric, "labels_to_99": reach,
-                     "share": None if first is None or second is None else second / first}
+        out[name] = {
+            "reference": metric,
+            "labels_to_99": reach,
+            "share": None if first is None or second is None else second / first,
+        }
     return out
 
 
@@ -81,20 +86,28 @@ def _train_reference(epochs: int, patience: int, seed: int) -> dict[str, float]:
     recipe = dataclasses.replace(worker["recipe"], max_epochs=epochs, patience=patience)
     trunk = simulation_run._pretrained_trunk(data, seed, config, config.encoder_cache)
     start = time.time()
-    trained = simulation_run._train(recipe, data, data.pool_x, data.pool_y, seed * 1000 + 999,
-                                    None, None, trunk)
-    return {**simulation_run.evaluate(trained, data), "epochs": trained.metrics["epochs"],
-            "seconds": time.time() - start}
+    trained = simulation_run._train(
+        recipe, data, data.pool_x, data.pool_y, seed * 1000 + 999, None, None, trunk
+    )
+    return {
+        **simulation_run.evaluate(trained, data),
+        "epochs": trained.metrics["epochs"],
+        "seconds": time.time() - start,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setup", default="breastmnist_xlong_30seeds_ref5")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--settings", default="20:4,40:8,100:20",
-                        help="max_epochs:patience pairs; the first should be the setup's own")
-    parser.add_argument("--reports", default="",
-                        help="comma-separated stored ssl_init reports to re-read")
+    parser.add_argument(
+        "--settings",
+        default="20:4,40:8,100:20",
+        help="max_epochs:patience pairs; the first should be the setup's own",
+    )
+    parser.add_argument(
+        "--reports", default="", help="comma-separated stored ssl_init reports to re-read"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--encoder-cache", type=Path, default=None)
     args = parser.parse_args()
@@ -114,15 +127,18 @@ def main() -> None:
     setup = catalogue[args.setup]
     require_shared(setup.path)
     data = load_simulation_data(setup.path, seed=0, **setup.load)
-    config = dataclasses.replace(setup.config, ssl_init=True,
-                                 encoder_cache=args.encoder_cache)
+    config = dataclasses.replace(setup.config, ssl_init=True, encoder_cache=args.encoder_cache)
     jobs = [(e, p, s) for e, p in settings for s in range(args.seeds)]
     start = time.time()
-    with (tempfile.TemporaryDirectory(prefix="wb-reference-") as workdir,
-          ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"),
-                              initializer=simulation_run._start_pool_worker,
-                              initargs=(os.getpid(), data, setup.recipe, config,
-                                        Path(workdir))) as pool):  # workers die with this one
+    with (
+        tempfile.TemporaryDirectory(prefix="wb-reference-") as workdir,
+        ProcessPoolExecutor(
+            args.workers,
+            mp_context=get_context("spawn"),
+            initializer=simulation_run._start_pool_worker,
+            initargs=(os.getpid(), data, setup.recipe, config, Path(workdir)),
+        ) as pool,
+    ):  # workers die with this one
         futures = {job: pool.submit(_train_reference, *job) for job in jobs}
         runs = {job: future.result() for job, future in futures.items()}
     per_setting: dict[str, Any] = {}
@@ -133,23 +149,34 @@ def main() -> None:
             "metric": sum(r[metric] for r in rows) / len(rows),
             "per_seed": rows,
         }
-        print(f"{epochs:>4} epochs, patience {patience:>2}: reference "
-              f"{per_setting[f'{epochs}:{patience}']['metric']:.4f}, epochs run "
-              f"{[int(r['epochs']) for r in rows]}")
+        print(
+            f"{epochs:>4} epochs, patience {patience:>2}: reference "
+            f"{per_setting[f'{epochs}:{patience}']['metric']:.4f}, epochs run "
+            f"{[int(r['epochs']) for r in rows]}"
+        )
     references = {k: v["metric"] for k, v in per_setting.items()}
     rereads = {}
     for path in reports:
         stored = json.loads(path.read_text())
-        rereads[path.name] = {"stored_reference": stored["reference"]["metric"],
-                              **reread(stored, references)}
+        rereads[path.name] = {
+            "stored_reference": stored["reference"]["metric"],
+            **reread(stored, references),
+        }
         for name, r in rereads[path.name].items():
             if isinstance(r, dict):
                 share = "" if r["share"] is None else f" ({r['share']:.0%})"
-                print(f"{path.name}, reference {name} ({r['reference']:.4f}): labels to 99% "
-                      f"{r['labels_to_99']}{share}")
-    out = {"setup": args.setup, "seeds": list(range(args.seeds)), "settings": per_setting,
-           "rereads": rereads, "seconds": time.time() - start,
-           "machine": {"cpus": os.cpu_count(), "workers": args.workers, "torch_threads": 1}}
+                print(
+                    f"{path.name}, reference {name} ({r['reference']:.4f}): labels to 99% "
+                    f"{r['labels_to_99']}{share}"
+                )
+    out = {
+        "setup": args.setup,
+        "seeds": list(range(args.seeds)),
+        "settings": per_setting,
+        "rereads": rereads,
+        "seconds": time.time() - start,
+        "machine": {"cpus": os.cpu_count(), "workers": args.workers, "torch_threads": 1},
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     target = RESULTS / f"reference_training_{args.setup}.json"
     target.write_text(json.dumps(out, indent=1))

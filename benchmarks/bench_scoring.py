@@ -188,10 +188,17 @@ def time_default_recipe(data: dict[str, np.ndarray], args: argparse.Namespace) -
     x, y = data["train_images"][:n], data["train_labels"][:n]
     accelerator = "gpu" if args.device == "cuda" else "cpu"
     recipe = ClassificationRecipe(accelerator=accelerator)
-    report: dict[str, Any] = {"labelled_items": n, "recipe": {
-        "max_epochs": recipe.max_epochs, "patience": recipe.patience,
-        "batch_size": recipe.batch_size, "min_steps_per_epoch": recipe.min_steps_per_epoch,
-        "restarts": recipe.restarts, "val_fraction": recipe.val_fraction}}
+    report: dict[str, Any] = {
+        "labelled_items": n,
+        "recipe": {
+            "max_epochs": recipe.max_epochs,
+            "patience": recipe.patience,
+            "batch_size": recipe.batch_size,
+            "min_steps_per_epoch": recipe.min_steps_per_epoch,
+            "restarts": recipe.restarts,
+            "val_fraction": recipe.val_fraction,
+        },
+    }
     state = None
     for kind in ("cold", "warm_start"):
         timer = EpochTimer()
@@ -292,9 +299,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--baal-batch-size", type=int, default=64)
-    parser.add_argument("--baal-max-items", type=int, default=None,
-                        help="time baal on at most this many items and extrapolate "
-                        "(default: the whole pool)")
+    parser.add_argument(
+        "--baal-max-items",
+        type=int,
+        default=None,
+        help="time baal on at most this many items and extrapolate (default: the whole pool)",
+    )
     parser.add_argument("--agreement-items", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])

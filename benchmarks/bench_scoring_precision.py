@@ -26,8 +26,9 @@ from workbench.recipes import small_unet
 ROOT = Path(__file__).resolve().parent
 
 
-def score(net: torch.nn.Module, volume: torch.Tensor, args: argparse.Namespace,
-          precision: str) -> tuple[dict[str, Any], torch.Tensor]:
+def score(
+    net: torch.nn.Module, volume: torch.Tensor, args: argparse.Namespace, precision: str
+) -> tuple[dict[str, Any], torch.Tensor]:
     """Score ``volume`` [1, 1, *S] ``args.repeats`` times; the fastest time and the probs."""
     window = SlidingWindow(tuple(args.patch), 0.25, args.window_batch)
     cuda = args.device == "cuda"
@@ -38,9 +39,15 @@ def score(net: torch.nn.Module, volume: torch.Tensor, args: argparse.Namespace,
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        (part,) = iter_mc_predict(net, [{"image": volume, "id": torch.tensor([7])}],
-                                  args.samples, seed=0, device=args.device,
-                                  precision=precision, window=window)  # type: ignore[arg-type]
+        (part,) = iter_mc_predict(
+            net,
+            [{"image": volume, "id": torch.tensor([7])}],
+            args.samples,
+            seed=0,
+            device=args.device,
+            precision=precision,  # type: ignore[arg-type]
+            window=window,
+        )
         if cuda:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
@@ -50,7 +57,8 @@ def score(net: torch.nn.Module, volume: torch.Tensor, args: argparse.Namespace,
         "seconds_per_volume": round(min(times), 3),
         "all_seconds": [round(t, 3) for t in times],
         "peak_gpu_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1)
-        if cuda else None,
+        if cuda
+        else None,
     }, probs
 
 
@@ -67,8 +75,7 @@ def main() -> None:
     torch.manual_seed(0)
     net = small_unet(spatial_dims=3, in_channels=1, num_classes=3)
     volume = torch.rand(1, 1, *args.shape)
-    precisions = ["32", "16-mixed", "bf16-mixed"] if args.device == "cuda" else ["32",
-                                                                                 "bf16-mixed"]
+    precisions = ["32", "16-mixed", "bf16-mixed"] if args.device == "cuda" else ["32", "bf16-mixed"]
     runs, probs = [], {}
     for precision in precisions:
         run, probs[precision] = score(net, volume, args, precision)
@@ -78,17 +85,24 @@ def main() -> None:
         p = probs[run["precision"]]
         run["speedup_over_32"] = round(full / run["seconds_per_volume"], 2)
         run["max_abs_diff_of_mean_probs_vs_32"] = float((p - probs["32"]).abs().max())
-        run["argmax_agreement_vs_32"] = float(
-            (p.argmax(1) == probs["32"].argmax(1)).float().mean())
+        run["argmax_agreement_vs_32"] = float((p.argmax(1) == probs["32"].argmax(1)).float().mean())
     report = {
         "what": "MC-dropout scoring of one volume over sliding windows, per precision",
         "network": "small_unet (MONAI UNet 16-32-64-128, dropout 0.1), 3 classes, random init",
-        "volume": list(args.shape), "patch": list(args.patch), "overlap": 0.25,
-        "window_batch": args.window_batch, "samples": args.samples, "runs": runs,
-        "environment": {"torch": torch.__version__, "python": platform.python_version(),
-                        "device": torch.cuda.get_device_name() if args.device == "cuda"
-                        else platform.processor() or platform.machine(),
-                        "numpy": np.__version__},
+        "volume": list(args.shape),
+        "patch": list(args.patch),
+        "overlap": 0.25,
+        "window_batch": args.window_batch,
+        "samples": args.samples,
+        "runs": runs,
+        "environment": {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "device": torch.cuda.get_device_name()
+            if args.device == "cuda"
+            else platform.processor() or platform.machine(),
+            "numpy": np.__version__,
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

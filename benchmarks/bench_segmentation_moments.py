@@ -67,14 +67,26 @@ def child(way: str, reduce: str, args: argparse.Namespace) -> dict[str, Any]:
     samples *= args.samples_factor
     shape = tuple(args.window_shape if windowed else args.whole_shape)
     torch.manual_seed(0)
-    net = build_segmenter("unet", spatial_dims=3, num_classes=2, features=tuple(args.features),
-                          dropout=0.1)
-    window = (SlidingWindow((args.window_side,) * 3, overlap=0.25, batch_size=2)
-              if windowed else None)
+    net = build_segmenter(
+        "unet", spatial_dims=3, num_classes=2, features=tuple(args.features), dropout=0.1
+    )
+    window = (
+        SlidingWindow((args.window_side,) * 3, overlap=0.25, batch_size=2) if windowed else None
+    )
     cuda = torch.cuda.is_available()
-    trained = TrainedSegmenter(module=net, metrics={}, checkpoint_path=Path("."), state_dict={},
-                               spatial_dims=3, num_classes=2, seed=0, mc_samples=samples,
-                               predict_batch_size=1, window=window, tta=tta)
+    trained = TrainedSegmenter(
+        module=net,
+        metrics={},
+        checkpoint_path=Path("."),
+        state_dict={},
+        spatial_dims=3,
+        num_classes=2,
+        seed=0,
+        mc_samples=samples,
+        predict_batch_size=1,
+        window=window,
+        tta=tta,
+    )
     volume = np.random.default_rng(0).integers(0, 256, (1, 1, *shape), dtype=np.uint8)
     ids = np.array([1], np.int64)
     before = _status_mib("VmRSS")
@@ -82,8 +94,9 @@ def child(way: str, reduce: str, args: argparse.Namespace) -> dict[str, Any]:
     if reduce == "samples":  # every sample held, then reduced (the loop before this change:
         # T-fold replicated forward passes, as `iter_segmentation_probs` ran them then)
         batch = [{"image": torch.from_numpy(volume), "id": torch.from_numpy(ids)}]
-        part = next(iter_mc_predict(net, batch, samples, seed=0, window=window,
-                                    flips=trained.flips))
+        part = next(
+            iter_mc_predict(net, batch, samples, seed=0, window=window, flips=trained.flips)
+        )
         probs = part.values.numpy()  # [1, T', C, *S]
         mean = probs.mean(axis=1)
         entropy = uncertainty_map(probs, "entropy", spatial_dims=3)
@@ -97,15 +110,19 @@ def child(way: str, reduce: str, args: argparse.Namespace) -> dict[str, Any]:
         held = moments.nbytes
     seconds = time.perf_counter() - start
     peak = _status_mib("VmHWM") - before
-    return {"seconds": seconds, "peak_memory_growth_mib": peak, "result_mib": held / 2**20,
-            "peak_gpu_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
-            "shape": list(shape), "mc_samples": samples,
-            "maps": {"mean": mean, "entropy": entropy, "bald": bald}}
+    return {
+        "seconds": seconds,
+        "peak_memory_growth_mib": peak,
+        "result_mib": held / 2**20,
+        "peak_gpu_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+        "shape": list(shape),
+        "mc_samples": samples,
+        "maps": {"mean": mean, "entropy": entropy, "bald": bald},
+    }
 
 
 def run_child(way: str, reduce: str, argv: list[str], out: Path) -> dict[str, Any]:
-    subprocess.run([sys.executable, __file__, "--child", way, reduce, str(out), *argv],
-                   check=True)
+    subprocess.run([sys.executable, __file__, "--child", way, reduce, str(out), *argv], check=True)
     with np.load(out) as saved:
         row = json.loads(str(saved["row"]))
         row["maps"] = {k: saved[k] for k in ("mean", "entropy", "bald")}
@@ -119,18 +136,37 @@ def main() -> None:
     parser.add_argument("--whole-shape", type=int, nargs=3, default=(96, 96, 64))
     parser.add_argument("--window-shape", type=int, nargs=3, default=(192, 192, 128))
     parser.add_argument("--window-side", type=int, default=64)
-    parser.add_argument("--samples-factor", type=int, default=1,
-                        help="multiply every way's MC samples (2: T = 16 / 8 / 8)")
-    parser.add_argument("--features", type=int, nargs="+", default=(8, 16, 32, 64),
-                        help="U-Net widths (the default recipe's: 16 32 64 128)")
+    parser.add_argument(
+        "--samples-factor",
+        type=int,
+        default=1,
+        help="multiply every way's MC samples (2: T = 16 / 8 / 8)",
+    )
+    parser.add_argument(
+        "--features",
+        type=int,
+        nargs="+",
+        default=(8, 16, 32, 64),
+        help="U-Net widths (the default recipe's: 16 32 64 128)",
+    )
     parser.add_argument("--ways", nargs="+", choices=tuple(WAYS), default=tuple(WAYS))
     parser.add_argument("--child", nargs=3, metavar=("WAY", "REDUCE", "OUT"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    argv = ["--threads", str(args.threads), "--whole-shape", *map(str, args.whole_shape),
-            "--window-shape", *map(str, args.window_shape), "--window-side",
-            str(args.window_side), "--samples-factor", str(args.samples_factor),
-            "--features", *map(str, args.features)]
+    argv = [
+        "--threads",
+        str(args.threads),
+        "--whole-shape",
+        *map(str, args.whole_shape),
+        "--window-shape",
+        *map(str, args.window_shape),
+        "--window-side",
+        str(args.window_side),
+        "--samples-factor",
+        str(args.samples_factor),
+        "--features",
+        *map(str, args.features),
+    ]
     if args.child:
         way, reduce, out = args.child
         row = child(way, reduce, args)
@@ -139,32 +175,48 @@ def main() -> None:
         return
     rows: dict[str, Any] = {}
     for way in args.ways:
-        runs = {reduce: run_child(way, reduce, argv,
-                                  Path(f"/tmp/bench_moments_{way}_{reduce}.npz"))
-                for reduce in ("samples", "moments")}
-        difference = {k: float(np.abs(runs["moments"]["maps"][k].astype(np.float64)
-                                      - runs["samples"]["maps"][k]).max())
-                      for k in ("mean", "entropy", "bald")}
+        runs = {
+            reduce: run_child(way, reduce, argv, Path(f"/tmp/bench_moments_{way}_{reduce}.npz"))
+            for reduce in ("samples", "moments")
+        }
+        difference = {
+            k: float(
+                np.abs(
+                    runs["moments"]["maps"][k].astype(np.float64) - runs["samples"]["maps"][k]
+                ).max()
+            )
+            for k in ("mean", "entropy", "bald")
+        }
         for run in runs.values():
             run.pop("maps")
         rows[way] = {
-            "samples": runs["samples"], "moments": runs["moments"],
+            "samples": runs["samples"],
+            "moments": runs["moments"],
             "max_difference_of_maps": difference,
             "memory_ratio_samples_over_moments": round(
                 runs["samples"]["peak_memory_growth_mib"]
-                / runs["moments"]["peak_memory_growth_mib"], 2),
+                / runs["moments"]["peak_memory_growth_mib"],
+                2,
+            ),
             "time_ratio_samples_over_moments": round(
-                runs["samples"]["seconds"] / runs["moments"]["seconds"], 2),
+                runs["samples"]["seconds"] / runs["moments"]["seconds"], 2
+            ),
         }
         print(way, json.dumps(rows[way]), flush=True)
     result = {
         "what": "host memory and time of scoring one scan: MC samples held vs reduced as they come",
         "volumes": {"whole": list(args.whole_shape), "windows": list(args.window_shape)},
         "network": f"residual U-Net {'-'.join(map(str, args.features))}, dropout 0.1, "
-                   "2 classes, random weights",
-        "ways": {way: {"mc_samples": t * args.samples_factor, "flips": tta,
-                       "window": args.window_side if windowed else None}
-                 for way, (t, tta, windowed) in WAYS.items() if way in args.ways},
+        "2 classes, random weights",
+        "ways": {
+            way: {
+                "mc_samples": t * args.samples_factor,
+                "flips": tta,
+                "window": args.window_side if windowed else None,
+            }
+            for way, (t, tta, windowed) in WAYS.items()
+            if way in args.ways
+        },
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "results": rows,
         "torch": torch.__version__,

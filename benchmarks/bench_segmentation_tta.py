@@ -53,8 +53,9 @@ RESULTS = REPO / "benchmarks" / "results" / "segmentation_tta.json"
 WAYS = {"mc_T4": (4, False), "tta_T4": (4, True), "mc_T16": (16, False)}
 
 
-def score(trained: TrainedSegmenter, data: SimulationData, samples: int,
-          tta: bool) -> dict[str, Any]:
+def score(
+    trained: TrainedSegmenter, data: SimulationData, samples: int, tta: bool
+) -> dict[str, Any]:
     """Score the test scans one way, timed as the loop scores a pool (MC moments, the mean
     per-voxel BALD and entropy, the mean segmentation); its Dice and how well each score ranks
     the scans by error."""
@@ -89,23 +90,37 @@ def main() -> None:
     path = DATA / "hippocampus-msd"
     require_shared(path)
     data = load_simulation_data(path, max_pool=60, max_val=8, max_test=24, shape=(40, 56, 40))
-    recipe = SegmentationRecipe(network=UNetFactory((8, 16, 32, 64), dropout=0.1),
-                                max_epochs=40, patience=8, min_steps_per_epoch=8, batch_size=2)
+    recipe = SegmentationRecipe(
+        network=UNetFactory((8, 16, 32, 64), dropout=0.1),
+        max_epochs=40,
+        patience=8,
+        min_steps_per_epoch=8,
+        batch_size=2,
+    )
     runs = []
     for labelled in args.labelled:
         for seed in range(args.seeds):
             pick = np.random.default_rng(seed).permutation(len(data.pool_x))[:labelled]
-            trained = train_segmenter(recipe, data.pool_x[pick], data.pool_y[pick], data.val_x,
-                                      data.val_y, num_classes=data.num_classes, seed=seed)
-            row = {"labelled": labelled, "seed": seed,
-                   **{way: score(trained, data, t, tta) for way, (t, tta) in WAYS.items()}}
+            trained = train_segmenter(
+                recipe,
+                data.pool_x[pick],
+                data.pool_y[pick],
+                data.val_x,
+                data.val_y,
+                num_classes=data.num_classes,
+                seed=seed,
+            )
+            row = {
+                "labelled": labelled,
+                "seed": seed,
+                **{way: score(trained, data, t, tta) for way, (t, tta) in WAYS.items()},
+            }
             runs.append(row)
             print(json.dumps(row))
     summary = {}
     for way in WAYS:
         cells = [r[way] for r in runs]
-        summary[way] = {key: round(float(np.mean([c[key] for c in cells])), 4)
-                        for key in cells[0]}
+        summary[way] = {key: round(float(np.mean([c[key] for c in cells])), 4) for key in cells[0]}
     base = summary["mc_T4"]["seconds_per_scan"]
     for way in WAYS:
         summary[way]["time_over_mc_T4"] = round(summary[way]["seconds_per_scan"] / base, 2)
@@ -113,11 +128,16 @@ def main() -> None:
         "what": "segmentation scoring: MC dropout with and without test-time flips",
         "data": data.describe(),
         "network": "residual U-Net 8-16-32-64, dropout 0.1",
-        "recipe": {"max_epochs": recipe.max_epochs, "patience": recipe.patience,
-                   "min_steps_per_epoch": recipe.min_steps_per_epoch, "batch_size": 2},
-        "ways": {way: {"mc_samples": t, "flips": tta,
-                       "passes_per_scan": t * (4 if tta else 1)} for way, (t, tta) in
-                 WAYS.items()},
+        "recipe": {
+            "max_epochs": recipe.max_epochs,
+            "patience": recipe.patience,
+            "min_steps_per_epoch": recipe.min_steps_per_epoch,
+            "batch_size": 2,
+        },
+        "ways": {
+            way: {"mc_samples": t, "flips": tta, "passes_per_scan": t * (4 if tta else 1)}
+            for way, (t, tta) in WAYS.items()
+        },
         "mean_over_models": summary,
         "runs": runs,
         "torch_threads": args.threads,

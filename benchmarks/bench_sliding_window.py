@@ -65,10 +65,16 @@ def child(shape: tuple[int, ...], mode: str, samples: int, memory_gib: float) ->
         error = str(exc)
     seconds = time.perf_counter() - start
     voxels = int(x.numel())
-    return {"shape": list(shape), "mode": mode, "samples": samples, "fits": error is None,
-            "error": error, "seconds": round(seconds, 2),
-            "voxels_per_s": None if error else round(voxels * samples / seconds),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    return {
+        "shape": list(shape),
+        "mode": mode,
+        "samples": samples,
+        "fits": error is None,
+        "error": error,
+        "seconds": round(seconds, 2),
+        "voxels_per_s": None if error else round(voxels * samples / seconds),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
 
 
 def _train_step(net: Any, shape: tuple[int, ...], patches: bool) -> dict[str, Any]:
@@ -90,19 +96,38 @@ def _train_step(net: Any, shape: tuple[int, ...], patches: bool) -> dict[str, An
         optimiser.step()
     except RuntimeError as exc:  # the allocator's out-of-memory under the limit
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
-    return {"shape": list(shape), "mode": "train_patches" if patches else "train_whole",
-            "batch": 2, "fits": error is None, "error": error,
-            "seconds": round(time.perf_counter() - start, 2),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    return {
+        "shape": list(shape),
+        "mode": "train_patches" if patches else "train_whole",
+        "batch": 2,
+        "fits": error is None,
+        "error": error,
+        "seconds": round(time.perf_counter() - start, 2),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
 
 
 def run(shape: tuple[int, ...], mode: str, samples: int, memory_gib: float) -> dict[str, Any]:
-    args = [sys.executable, __file__, "--child", "x".join(map(str, shape)), mode,
-            "--samples", str(samples), "--memory-gib", str(memory_gib)]
+    args = [
+        sys.executable,
+        __file__,
+        "--child",
+        "x".join(map(str, shape)),
+        mode,
+        "--samples",
+        str(samples),
+        "--memory-gib",
+        str(memory_gib),
+    ]
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        return {"shape": list(shape), "mode": mode, "samples": samples, "fits": False,
-                "error": f"exit {done.returncode}: {done.stderr.strip()[-300:]}"}
+        return {
+            "shape": list(shape),
+            "mode": mode,
+            "samples": samples,
+            "fits": False,
+            "error": f"exit {done.returncode}: {done.stderr.strip()[-300:]}",
+        }
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -110,8 +135,9 @@ def run(shape: tuple[int, ...], mode: str, samples: int, memory_gib: float) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=2, help="MC-dropout samples T")
-    parser.add_argument("--memory-gib", type=float, default=12.0,
-                        help="address-space limit of each scoring process")
+    parser.add_argument(
+        "--memory-gib", type=float, default=12.0, help="address-space limit of each scoring process"
+    )
     parser.add_argument("--child", nargs=2, metavar=("SHAPE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -124,22 +150,32 @@ def main() -> None:
         for result in done.values():
             runs.append(result)
             print(json.dumps(result), flush=True)
-        for task, whole, patched in (("score", "score_whole", "score_windows"),
-                                     ("train", "train_whole", "train_patches")):
+        for task, whole, patched in (
+            ("score", "score_whole", "score_windows"),
+            ("train", "train_whole", "train_patches"),
+        ):
             a, b = done[whole], done[patched]
             if a["fits"] and b["fits"]:
-                runs.append({"shape": list(shape), "task": task,
-                             "memory_ratio_whole_over_patches": round(
-                                 a["peak_rss_mib"] / b["peak_rss_mib"], 2),
-                             "time_ratio_patches_over_whole": round(
-                                 b["seconds"] / a["seconds"], 2)})
+                runs.append(
+                    {
+                        "shape": list(shape),
+                        "task": task,
+                        "memory_ratio_whole_over_patches": round(
+                            a["peak_rss_mib"] / b["peak_rss_mib"], 2
+                        ),
+                        "time_ratio_patches_over_whole": round(b["seconds"] / a["seconds"], 2),
+                    }
+                )
                 print(json.dumps(runs[-1]), flush=True)
     report = {
         "what": "MC-dropout scoring of one volume (sliding windows vs the whole scan) and one "
-                "training step on 2 volumes (random patches vs whole scans)",
+        "training step on 2 volumes (random patches vs whole scans)",
         "network": "residual U-Net 16-32-64-128, dropout 0.1 (default segmentation recipe)",
-        "patch": list(PATCH), "overlap": 0.25, "windows_per_pass": 4,
-        "memory_limit_gib": args.memory_gib, "runs": runs,
+        "patch": list(PATCH),
+        "overlap": 0.25,
+        "windows_per_pass": 4,
+        "memory_limit_gib": args.memory_gib,
+        "runs": runs,
         "machine": machine_info(),
     }
     RESULTS.write_text(json.dumps(report, indent=1))

@@ -86,8 +86,9 @@ def extra_arm(spec: str) -> str:
     ``"power_bald:beta=4"``: ``<strategy>[_<key><value>...]_typical``, e.g.
     ``power_bald_beta4_typical``."""
     name, params = parse_strategy_spec(spec)
-    suffix = "".join(f"_{k}{v:g}" if isinstance(v, float) else f"_{k}{v}"
-                     for k, v in params.items())
+    suffix = "".join(
+        f"_{k}{v:g}" if isinstance(v, float) else f"_{k}{v}" for k, v in params.items()
+    )
     return f"{name}{suffix}_typical"
 
 
@@ -104,8 +105,9 @@ def _job(job: tuple[str, str, ColdStart, int]) -> dict[str, float] | SeedRun:
     data, recipe, config, workdir = (worker[k] for k in ("data", "recipe", "config", "workdir"))
     if name == "reference":
         return simulation_run.reference_runs(data, recipe, [seed], workdir, config=config)[0]
-    run = simulation_run.run_strategy(strategy, seed, data, recipe,
-                                      dataclasses.replace(config, cold_start=cold_start), workdir)
+    run = simulation_run.run_strategy(
+        strategy, seed, data, recipe, dataclasses.replace(config, cold_start=cold_start), workdir
+    )
     return dataclasses.replace(run, strategy=name)
 
 
@@ -130,21 +132,29 @@ def comparison(ssl: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
     for arm, fresh_arm in (("random", "random"), ("power_bald_typical", STORED_DEFAULT_ARM)):
         with_trunk = runs_from_report(ssl, arm)
         without = {r.seed: r for r in runs_from_report(fresh, fresh_arm)}
-        gain = [float(np.mean([p.metrics[ssl["metric"]] for p in r.curve])
-                      - np.mean([p.metrics[ssl["metric"]] for p in without[r.seed].curve]))
-                for r in with_trunk]
+        gain = [
+            float(
+                np.mean([p.metrics[ssl["metric"]] for p in r.curve])
+                - np.mean([p.metrics[ssl["metric"]] for p in without[r.seed].curve])
+            )
+            for r in with_trunk
+        ]
         out[arm] = {
             "labels_to_99_ssl_init": _reach(ssl, arm),
             "labels_to_99_fresh": _reach(fresh, fresh_arm),
-            "labels_to_99_of_higher_reference": {"ssl_init": _reach_level(ssl, arm, higher),
-                                                 "fresh": _reach_level(fresh, fresh_arm, higher)},
+            "labels_to_99_of_higher_reference": {
+                "ssl_init": _reach_level(ssl, arm, higher),
+                "fresh": _reach_level(fresh, fresh_arm, higher),
+            },
             "aulc_ssl_init": ssl["strategies"][arm]["aulc"]["mean"],
             "aulc_fresh": fresh["strategies"][fresh_arm]["aulc"]["mean"],
             "aulc_gain": dataclasses.asdict(t_interval(gain)),
             "aulc_gain_per_seed": gain,
         }
-    for key, report, default in (("ssl_init", ssl, "power_bald_typical"),
-                                 ("fresh", fresh, STORED_DEFAULT_ARM)):
+    for key, report, default in (
+        ("ssl_init", ssl, "power_bald_typical"),
+        ("fresh", fresh, STORED_DEFAULT_ARM),
+    ):
         d, r = _reach(report, default), _reach(report, "random")
         out[f"default_over_random_labels_{key}"] = None if d is None or not r else d / r
     out["reference_ssl_init"] = ssl["reference"]["metric"]
@@ -159,20 +169,40 @@ def plot_with_and_without(ssl: dict[str, Any], fresh: dict[str, Any], path: Path
 
     fig = Figure(figsize=(6.4, 4.4), dpi=120)
     ax = fig.subplots()
-    for arm, fresh_arm, colour in (("random", "random", "tab:blue"),
-                                   ("power_bald_typical", STORED_DEFAULT_ARM, "tab:orange")):
-        for report, name, style, how in ((ssl, arm, "-", "trunk"),
-                                         (fresh, fresh_arm, "--", "fresh weights")):
+    for arm, fresh_arm, colour in (
+        ("random", "random", "tab:blue"),
+        ("power_bald_typical", STORED_DEFAULT_ARM, "tab:orange"),
+    ):
+        for report, name, style, how in (
+            (ssl, arm, "-", "trunk"),
+            (fresh, fresh_arm, "--", "fresh weights"),
+        ):
             curve = report["strategies"][name]["mean_curve"]
-            ax.plot([p["labels"] for p in curve], [p["mean"] for p in curve], style,
-                    color=colour, marker="o", ms=2.5, lw=1.2, label=f"{arm}, {how}")
+            ax.plot(
+                [p["labels"] for p in curve],
+                [p["mean"] for p in curve],
+                style,
+                color=colour,
+                marker="o",
+                ms=2.5,
+                lw=1.2,
+                label=f"{arm}, {how}",
+            )
     for report, style, how in ((ssl, "-", "trunk"), (fresh, "--", "fresh")):
-        ax.axhline(0.99 * report["reference"]["metric"], color="grey", ls=style, lw=0.8,
-                   label=f"99% of full data ({how})")
+        ax.axhline(
+            0.99 * report["reference"]["metric"],
+            color="grey",
+            ls=style,
+            lw=0.8,
+            label=f"99% of full data ({how})",
+        )
     ax.set_xlabel("labelled items")
     ax.set_ylabel(f"test {ssl['metric']}")
-    ax.set_title(f"{ssl['dataset']['name']}: pretrained trunk vs fresh weights, "
-                 f"{len(ssl['config']['seeds'])} seeds", fontsize=10)
+    ax.set_title(
+        f"{ssl['dataset']['name']}: pretrained trunk vs fresh weights, "
+        f"{len(ssl['config']['seeds'])} seeds",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -192,9 +222,14 @@ def kept_reference(report: dict[str, Any], ref_seeds: tuple[int, ...]) -> list[d
     return kept
 
 
-def _run(data: SimulationData, setup: Setup, config: SimulationConfig, workers: int,
-         earlier: list[dict[str, Any]] | None = None,
-         arms: dict[str, tuple[str, ColdStart]] = ARMS) -> dict[str, Any]:
+def _run(
+    data: SimulationData,
+    setup: Setup,
+    config: SimulationConfig,
+    workers: int,
+    earlier: list[dict[str, Any]] | None = None,
+    arms: dict[str, tuple[str, ColdStart]] = ARMS,
+) -> dict[str, Any]:
     """The SSL ``arms`` and the SSL reference, ``workers`` processes sharing one workdir (and
     so each seed's encoder, unless ``config.encoder_cache`` keeps them), summarised; the curves
     and reference trainings of ``earlier`` reports of this benchmark are kept, not run again
@@ -206,17 +241,21 @@ def _run(data: SimulationData, setup: Setup, config: SimulationConfig, workers: 
     reference = kept_reference(earlier[0], ref_seeds) if earlier else []
     # random first: it trains each seed's encoder, which the later jobs read from the workdir
     todo = [(arm, s) for arm in arms for s in seeds if (arm, s) not in done]
-    jobs = ([(arm, *arms[arm], s) for arm, s in todo if arm == "random"]
-            + [("reference", "", "random", s) for s in ref_seeds[len(reference):]]
-            + [(arm, *arms[arm], s) for arm, s in todo if arm != "random"])
+    jobs = (
+        [(arm, *arms[arm], s) for arm, s in todo if arm == "random"]
+        + [("reference", "", "random", s) for s in ref_seeds[len(reference) :]]
+        + [(arm, *arms[arm], s) for arm, s in todo if arm != "random"]
+    )
     workdir = Path(tempfile.mkdtemp(prefix="wb-ssl-init-"))
     start = time.time()
     results: list[dict[str, float] | SeedRun] = []
     try:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                 initializer=simulation_run._start_pool_worker,
-                                 initargs=(os.getpid(), data, setup.recipe, config,
-                                           workdir)) as pool:  # workers die with this process
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=get_context("spawn"),
+            initializer=simulation_run._start_pool_worker,
+            initargs=(os.getpid(), data, setup.recipe, config, workdir),
+        ) as pool:  # workers die with this process
             for job, result in zip(jobs, pool.map(_job, jobs), strict=True):
                 results.append(result)
                 print(f"{job[0]} seed {job[-1]} done ({time.time() - start:.0f} s)", flush=True)
@@ -243,64 +282,95 @@ def extra_arms_summary(report: dict[str, Any], extra: tuple[str, ...]) -> dict[s
     for arm in map(extra_arm, extra):
         reach = _reach(report, arm)
         own = _aulc_by_seed(report, arm)
-        out[arm] = {"labels_to_99": reach, "labels_to_99_random": random_reach,
-                    "over_random": (None if reach is None or not random_reach
-                                    else reach / random_reach),
-                    "aulc_vs_random": report["strategies"][arm]["aulc_vs_random"],
-                    "aulc_vs_default": dataclasses.asdict(
-                        t_interval([own[s] - default[s] for s in own if s in default]))}
+        out[arm] = {
+            "labels_to_99": reach,
+            "labels_to_99_random": random_reach,
+            "over_random": (None if reach is None or not random_reach else reach / random_reach),
+            "aulc_vs_random": report["strategies"][arm]["aulc_vs_random"],
+            "aulc_vs_default": dataclasses.asdict(
+                t_interval([own[s] - default[s] for s in own if s in default])
+            ),
+        }
     return out
 
 
-def stored_fresh_runs(stored_random: dict[str, Any], stored_default: dict[str, Any],
-                      seeds: tuple[int, ...]) -> list[SeedRun] | None:
+def stored_fresh_runs(
+    stored_random: dict[str, Any], stored_default: dict[str, Any], seeds: tuple[int, ...]
+) -> list[SeedRun] | None:
     """The stored fresh-weight curves of random and the default for ``seeds``; None when a
     report lacks any of them (held-out seeds, `--first-seed`)."""
-    runs = ([r for r in runs_from_report(stored_random, "random") if r.seed in seeds]
-            + [r for r in runs_from_report(stored_default, STORED_DEFAULT_ARM) if r.seed in seeds])
+    runs = [r for r in runs_from_report(stored_random, "random") if r.seed in seeds] + [
+        r for r in runs_from_report(stored_default, STORED_DEFAULT_ARM) if r.seed in seeds
+    ]
     wanted = {(arm, s) for arm in ("random", STORED_DEFAULT_ARM) for s in seeds}
     return runs if {(r.strategy, r.seed) for r in runs} == wanted else None
 
 
 def print_comparison(report: dict[str, Any]) -> None:
     """Each arm's labels to 99% and AULC without and with the trunk."""
-    print(json.dumps({k: v for k, v in report["comparison"].items()
-                      if not isinstance(v, dict)}, indent=1))
+    print(
+        json.dumps(
+            {k: v for k, v in report["comparison"].items() if not isinstance(v, dict)}, indent=1
+        )
+    )
     for arm in ARMS:
         c = report["comparison"][arm]
         gain = c["aulc_gain"]
-        print(f"{arm}: labels to 99% {c['labels_to_99_fresh']} -> {c['labels_to_99_ssl_init']} "
-              f"(of the higher reference: {c['labels_to_99_of_higher_reference']}); AULC "
-              f"{c['aulc_fresh']:.4f} -> {c['aulc_ssl_init']:.4f}, gain {100 * gain['mean']:+.2f} "
-              f"[{100 * gain['lo']:+.2f}, {100 * gain['hi']:+.2f}] points")
+        print(
+            f"{arm}: labels to 99% {c['labels_to_99_fresh']} -> {c['labels_to_99_ssl_init']} "
+            f"(of the higher reference: {c['labels_to_99_of_higher_reference']}); AULC "
+            f"{c['aulc_fresh']:.4f} -> {c['aulc_ssl_init']:.4f}, gain {100 * gain['mean']:+.2f} "
+            f"[{100 * gain['lo']:+.2f}, {100 * gain['hi']:+.2f}] points"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setup", default="pneumoniamnist_fine_30seeds")
     parser.add_argument("--seeds", type=int, default=15)
-    parser.add_argument("--first-seed", type=int, default=0,
-                        help="run seeds FIRST..FIRST+SEEDS-1 (and the reference on the first "
-                        "of them): seeds no earlier run chose a setting on, for a held-out "
-                        "replicate; without stored fresh-weight curves for them, no "
-                        "comparison with fresh weights")
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="run seeds FIRST..FIRST+SEEDS-1 (and the reference on the first "
+        "of them): seeds no earlier run chose a setting on, for a held-out "
+        "replicate; without stored fresh-weight curves for them, no "
+        "comparison with fresh weights",
+    )
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--default-from", default=None,
-                        help="stored report holding the default's fresh-weight curves "
-                        "(default cold_starts_<setup>.json)")
+    parser.add_argument(
+        "--default-from",
+        default=None,
+        help="stored report holding the default's fresh-weight curves "
+        "(default cold_starts_<setup>.json)",
+    )
     parser.add_argument("--out", default=None, help="file stem (default ssl_init_<setup>)")
-    parser.add_argument("--extend", default=None, metavar="REPORT",
-                        help="keep the curves of these earlier ssl_init reports (comma-"
-                        "separated; fewer seeds or other arms) "
-                        "and run only the arms and seeds they lack")
-    parser.add_argument("--extra-strategies", default="",
-                        help="comma-separated strategies run after the typical cold start as "
-                        "arms <strategy>_typical, beside the two arms; power_bald:beta=4 "
-                        "passes keyword arguments (arm power_bald_beta4_typical)")
-    parser.add_argument("--encoder-cache", default=None, type=Path,
-                        help="folder keeping each seed's encoder between runs")
-    parser.add_argument("--reanalyse", action="store_true",
-                        help="train nothing: redo the comparison of the stored ssl_init report")
+    parser.add_argument(
+        "--extend",
+        default=None,
+        metavar="REPORT",
+        help="keep the curves of these earlier ssl_init reports (comma-"
+        "separated; fewer seeds or other arms) "
+        "and run only the arms and seeds they lack",
+    )
+    parser.add_argument(
+        "--extra-strategies",
+        default="",
+        help="comma-separated strategies run after the typical cold start as "
+        "arms <strategy>_typical, beside the two arms; power_bald:beta=4 "
+        "passes keyword arguments (arm power_bald_beta4_typical)",
+    )
+    parser.add_argument(
+        "--encoder-cache",
+        default=None,
+        type=Path,
+        help="folder keeping each seed's encoder between runs",
+    )
+    parser.add_argument(
+        "--reanalyse",
+        action="store_true",
+        help="train nothing: redo the comparison of the stored ssl_init report",
+    )
     args = parser.parse_args()
     if args.seeds < 1 or args.workers < 1:
         parser.error("--seeds and --workers must be at least 1")
@@ -328,10 +398,16 @@ def main() -> None:
         arms = arms_with(extra)
     except StrategyError as error:
         parser.error(f"--extra-strategies: {error}")
-    config = dataclasses.replace(setup.config, seeds=seeds, ssl_init=True,
-                                 strategies=tuple(arms), encoder_cache=args.encoder_cache)
+    config = dataclasses.replace(
+        setup.config,
+        seeds=seeds,
+        ssl_init=True,
+        strategies=tuple(arms),
+        encoder_cache=args.encoder_cache,
+    )
     stem = args.out or f"ssl_init_{args.setup}" + (
-        f"_seeds{seeds[0]}-{seeds[-1]}" if args.first_seed else "")
+        f"_seeds{seeds[0]}-{seeds[-1]}" if args.first_seed else ""
+    )
     if args.reanalyse:
         report = json.loads((RESULTS / f"{stem}.json").read_text())
         if tuple(report["config"]["seeds"]) != seeds:
@@ -345,26 +421,38 @@ def main() -> None:
         earlier = [json.loads(path.read_text()) for path in extend]
         report = _run(data, setup, config, args.workers, earlier, arms)
         report["seconds"] = time.time() - start
-        report["machine"] = {"cpus": os.cpu_count(), "workers": args.workers,
-                             "torch_threads": 1}
-    stored_r, stored_d = ((json.loads(p.read_text()) for p in (stored_random, stored_default))
-                          if stored_runs else ({}, {}))
+        report["machine"] = {"cpus": os.cpu_count(), "workers": args.workers, "torch_threads": 1}
+    stored_r, stored_d = (
+        (json.loads(p.read_text()) for p in (stored_random, stored_default))
+        if stored_runs
+        else ({}, {})
+    )
     fresh_runs = stored_fresh_runs(stored_r, stored_d, seeds) if stored_runs else None
     fresh: dict[str, Any] | None = None
     if fresh_runs is not None:
-        fresh = summarise(data, setup.recipe,
-                          dataclasses.replace(setup.config, seeds=seeds,
-                                              strategies=("random", STORED_DEFAULT_ARM)),
-                          stored_r["reference"]["per_seed"], fresh_runs)
-        report["fresh_weights"] = {"from": [stored_random.name, stored_default.name],
-                                   "reference": fresh["reference"],
-                                   "strategies": {k: {m: v[m] for m in ("aulc", "aulc_vs_random",
-                                                                        "labels_to_reach")}
-                                                  for k, v in fresh["strategies"].items()}}
+        fresh = summarise(
+            data,
+            setup.recipe,
+            dataclasses.replace(
+                setup.config, seeds=seeds, strategies=("random", STORED_DEFAULT_ARM)
+            ),
+            stored_r["reference"]["per_seed"],
+            fresh_runs,
+        )
+        report["fresh_weights"] = {
+            "from": [stored_random.name, stored_default.name],
+            "reference": fresh["reference"],
+            "strategies": {
+                k: {m: v[m] for m in ("aulc", "aulc_vs_random", "labels_to_reach")}
+                for k, v in fresh["strategies"].items()
+            },
+        }
         report["comparison"] = comparison(report, fresh)
     else:  # held-out seeds, or a setup never run with fresh weights: nothing to compare with
-        print(f"no fresh-weight curves stored for {args.setup}, seeds {seeds[0]}-{seeds[-1]}: "
-              "no comparison with fresh weights")
+        print(
+            f"no fresh-weight curves stored for {args.setup}, seeds {seeds[0]}-{seeds[-1]}: "
+            "no comparison with fresh weights"
+        )
     if extra:
         report["extra_arms"] = extra_arms_summary(report, extra)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -377,10 +465,12 @@ def main() -> None:
         print_comparison(report)
     for arm, e in report.get("extra_arms", {}).items():
         d, v = e["aulc_vs_random"], e["aulc_vs_default"]
-        print(f"{arm}: labels to 99% {e['labels_to_99']} vs random {e['labels_to_99_random']}; "
-              f"AULC vs random {100 * d['mean']:+.2f} [{100 * d['lo']:+.2f}, "
-              f"{100 * d['hi']:+.2f}] points, vs power_bald_typical {100 * v['mean']:+.2f} "
-              f"[{100 * v['lo']:+.2f}, {100 * v['hi']:+.2f}]")
+        print(
+            f"{arm}: labels to 99% {e['labels_to_99']} vs random {e['labels_to_99_random']}; "
+            f"AULC vs random {100 * d['mean']:+.2f} [{100 * d['lo']:+.2f}, "
+            f"{100 * d['hi']:+.2f}] points, vs power_bald_typical {100 * v['mean']:+.2f} "
+            f"[{100 * v['lo']:+.2f}, {100 * v['hi']:+.2f}]"
+        )
 
 
 if __name__ == "__main__":

@@ -113,11 +113,22 @@ DEFAULT_ARMS = ("typiclust_ssl", "typiclust_ssl_cold", "power_bald_ssl_cold")
 _STATE: dict[str, Any] = {}
 
 
-def _start(data: SimulationData, recipe: ClassificationRecipe | SegmentationRecipe,
-           config: SimulationConfig, workdir: Path, cache: Path) -> None:
+def _start(
+    data: SimulationData,
+    recipe: ClassificationRecipe | SegmentationRecipe,
+    config: SimulationConfig,
+    workdir: Path,
+    cache: Path,
+) -> None:
     simulation_run._start_worker(data, recipe, config, workdir)
-    _STATE.update(data=data, recipe=recipe, config=config, workdir=workdir, cache=cache,
-                  inputs=simulation_run._inputs)
+    _STATE.update(
+        data=data,
+        recipe=recipe,
+        config=config,
+        workdir=workdir,
+        cache=cache,
+        inputs=simulation_run._inputs,
+    )
 
 
 def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
@@ -125,7 +136,8 @@ def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
     this seed's SSL features in place of the model's. Returns it and the seconds the encoder
     took to train (None when cached or not needed; a cold start trains its own)."""
     data, recipe, config, workdir, cache = (
-        _STATE[k] for k in ("data", "recipe", "config", "workdir", "cache"))
+        _STATE[k] for k in ("data", "recipe", "config", "workdir", "cache")
+    )
     strategy, cold_start = ARMS[arm]
     cached = cache / f"{seed}.npy"  # every arm of a seed reads one encoder's features
     start = time.time()
@@ -134,8 +146,9 @@ def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
     if cached.exists():
         feats = np.load(cached)
     elif strategy.startswith("typiclust"):
-        feats = contrastive_features(data.pool_x, seed=seed, steps=config.contrastive_steps,
-                                     device="cpu")
+        feats = contrastive_features(
+            data.pool_x, seed=seed, steps=config.contrastive_steps, device="cpu"
+        )
         ssl_seconds = time.time() - start
         partial = workdir / f"ssl-{seed}.partial.npy"
         np.save(partial, feats)
@@ -144,8 +157,14 @@ def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
     encoder = simulation_run.train_contrastive
     arm_seed = seed
 
-    def same_encoder(x: np.ndarray, *, spatial_dims: int = 2, seed: int = 0,
-                     steps: int = config.contrastive_steps, **kwargs: Any) -> ContrastiveEncoder:
+    def same_encoder(
+        x: np.ndarray,
+        *,
+        spatial_dims: int = 2,
+        seed: int = 0,
+        steps: int = config.contrastive_steps,
+        **kwargs: Any,
+    ) -> ContrastiveEncoder:
         """The cold start's encoder: this seed's features when they are those it would train
         (no trunk weights: these arms start no classifier from them)."""
         wanted = (2, arm_seed, config.contrastive_steps)
@@ -153,8 +172,14 @@ def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
             return ContrastiveEncoder(feats.copy(), {})
         return encoder(x, spatial_dims=spatial_dims, seed=seed, steps=steps, **kwargs)
 
-    def ssl_inputs(strategy: Any, trained: Any, data: SimulationData, positions: np.ndarray,
-                   labelled: np.ndarray, *args: Any) -> dict[str, np.ndarray]:
+    def ssl_inputs(
+        strategy: Any,
+        trained: Any,
+        data: SimulationData,
+        positions: np.ndarray,
+        labelled: np.ndarray,
+        *args: Any,
+    ) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = inputs(strategy, trained, data, positions, labelled, *args)
         if "embeddings" in strategy.needs:
             out["embeddings"] = feats[positions]
@@ -164,8 +189,14 @@ def run_arm(arm: str, seed: int) -> tuple[SeedRun, float | None]:
     simulation_run.train_contrastive = same_encoder  # type: ignore[assignment]
     simulation_run._ENCODERS.clear()  # one arm's encoder is not another's stand-in
     try:
-        run = run_strategy(strategy, seed, data, recipe,
-                           dataclasses.replace(config, cold_start=cold_start), workdir)
+        run = run_strategy(
+            strategy,
+            seed,
+            data,
+            recipe,
+            dataclasses.replace(config, cold_start=cold_start),
+            workdir,
+        )
     finally:
         simulation_run._inputs = inputs
         simulation_run.train_contrastive = encoder
@@ -182,24 +213,36 @@ def main() -> None:
     parser.add_argument("--setup", default="breastmnist_xlong_15seeds_typiclust")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=15)
-    parser.add_argument("--arms", default=",".join(DEFAULT_ARMS),
-                        help=f"comma-separated, of {', '.join(ARMS)}")
-    parser.add_argument("--first-seed", type=int, default=0,
-                        help="run seeds from this one (held-out replicates)")
+    parser.add_argument(
+        "--arms", default=",".join(DEFAULT_ARMS), help=f"comma-separated, of {', '.join(ARMS)}"
+    )
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="run seeds from this one (held-out replicates)"
+    )
     parser.add_argument("--feature-cache", type=Path, default=None)
-    parser.add_argument("--extend", default=None, metavar="REPORT",
-                        help="an earlier report under benchmarks/results: its arms' curves are "
-                        "kept, not run again")
-    parser.add_argument("--ssl-steps", type=int, default=600,
-                        help="training steps of the SSL encoder (cold start and TypiClust)")
-    parser.add_argument("--out", default=None,
-                        help="file stem under benchmarks/results and docs "
-                             "(default ssl_typiclust_<setup>)")
+    parser.add_argument(
+        "--extend",
+        default=None,
+        metavar="REPORT",
+        help="an earlier report under benchmarks/results: its arms' curves are kept, not run again",
+    )
+    parser.add_argument(
+        "--ssl-steps",
+        type=int,
+        default=600,
+        help="training steps of the SSL encoder (cold start and TypiClust)",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="file stem under benchmarks/results and docs (default ssl_typiclust_<setup>)",
+    )
     args = parser.parse_args()
     for name in ("workers", "seeds", "ssl_steps"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, "
-                         f"got {getattr(args, name)}")
+            parser.error(
+                f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}"
+            )
     if args.first_seed < 0:
         parser.error(f"--first-seed must be at least 0, got {args.first_seed}")
     seeds = tuple(range(args.first_seed, args.first_seed + args.seeds))
@@ -211,12 +254,16 @@ def main() -> None:
     if args.setup not in catalogue:
         parser.error(f"--setup: unknown setup {args.setup!r}")
     setup = catalogue[args.setup]
-    if (any(ARMS[a][0].startswith("typiclust") for a in arms)
-            and not isinstance(setup.recipe, ClassificationRecipe)):
-        parser.error("--arms: the typiclust arms read 2D features; on a segmentation setup run "
-                     "the power_bald_* cold-start arms only")
-    stored_path = (RESULTS / f"label_efficiency_{args.setup}"
-                   f"{held_out_suffix(seeds, args.first_seed)}.json")
+    if any(ARMS[a][0].startswith("typiclust") for a in arms) and not isinstance(
+        setup.recipe, ClassificationRecipe
+    ):
+        parser.error(
+            "--arms: the typiclust arms read 2D features; on a segmentation setup run "
+            "the power_bald_* cold-start arms only"
+        )
+    stored_path = (
+        RESULTS / f"label_efficiency_{args.setup}{held_out_suffix(seeds, args.first_seed)}.json"
+    )
     if not stored_path.exists():
         parser.error(f"--setup: no stored run {stored_path} to read random's curves from")
     stored = json.loads(stored_path.read_text())
@@ -224,8 +271,10 @@ def main() -> None:
     data = load_simulation_data(setup.path, seed=0, **setup.load)
     random_runs = [r for r in runs_from_report(stored, "random") if r.seed in seeds]
     if len(random_runs) != len(seeds):
-        parser.error(f"{stored_path} holds random's curves for {len(random_runs)} of the "
-                     f"{len(seeds)} seeds asked for")
+        parser.error(
+            f"{stored_path} holds random's curves for {len(random_runs)} of the "
+            f"{len(seeds)} seeds asked for"
+        )
     earlier_path = RESULTS / (args.extend or "")
     if args.extend and not earlier_path.is_file():
         parser.error(f"--extend: no stored report {earlier_path}")
@@ -242,9 +291,12 @@ def main() -> None:
     runs: list[SeedRun] = []
     ssl_seconds: list[float] = []
     try:
-        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"),
-                                 initializer=_start,
-                                 initargs=(data, setup.recipe, config, workdir, cache)) as pool:
+        with ProcessPoolExecutor(
+            args.workers,
+            mp_context=get_context("spawn"),
+            initializer=_start,
+            initargs=(data, setup.recipe, config, workdir, cache),
+        ) as pool:
             for job, (run, seconds) in zip(jobs, pool.map(_job, jobs), strict=True):
                 runs.append(run)
                 if seconds is not None:
@@ -254,16 +306,23 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     reference = stored["reference"]["per_seed"]
     runs = sorted(kept + runs, key=lambda r: (arms.index(r.strategy), r.seed))
-    report = summarise(data, setup.recipe,
-                       dataclasses.replace(config, strategies=("random", *arms)),
-                       reference, random_runs + runs)
+    report = summarise(
+        data,
+        setup.recipe,
+        dataclasses.replace(config, strategies=("random", *arms)),
+        reference,
+        random_runs + runs,
+    )
     if args.extend:
-        report["kept_from"] = {"report": args.extend,
-                               "arms": sorted({arm for arm, _ in done})}
+        report["kept_from"] = {"report": args.extend, "arms": sorted({arm for arm, _ in done})}
     report["random_from"] = stored_path.name
-    report["ssl"] = {"encoder": "small_cnn trunk + 2-layer projection, SimCLR NT-Xent",
-                     "steps": args.ssl_steps, "batch": 128, "temperature": 0.2,
-                     "seconds_per_encoder": float(np.mean(ssl_seconds)) if ssl_seconds else None}
+    report["ssl"] = {
+        "encoder": "small_cnn trunk + 2-layer projection, SimCLR NT-Xent",
+        "steps": args.ssl_steps,
+        "batch": 128,
+        "temperature": 0.2,
+        "seconds_per_encoder": float(np.mean(ssl_seconds)) if ssl_seconds else None,
+    }
     report["seconds"] = time.time() - start
     report["machine"] = {"cpus": os.cpu_count(), "workers": args.workers, "torch_threads": 1}
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -62,8 +62,12 @@ def write_volumes(folder: Path, n: int) -> list[Path]:
 
 def make_project(folder: Path, scans: list[Path]) -> Path:
     store = create_project(folder, ProjectConfig("ct", Task.SEGMENTATION, ("background", "organ")))
-    store.add_items([NewItem(p.stem, str(p), f"h{k}", "CT", SHAPE, (0.8, 0.8, 1.5))
-                     for k, p in enumerate(scans)])
+    store.add_items(
+        [
+            NewItem(p.stem, str(p), f"h{k}", "CT", SHAPE, (0.8, 0.8, 1.5))
+            for k, p in enumerate(scans)
+        ]
+    )
     store.close()
     return folder
 
@@ -101,12 +105,16 @@ def run(folder: Path, annotator: str, read_ahead: bool, think_s: float) -> dict[
     shown = waits[:-1]
     return {
         "submit_to_next_volume_ms": {
-            "n": len(shown), "p50": round(float(np.median(shown)), 1),
-            "max": round(float(np.max(shown)), 1), "all": [round(v, 1) for v in shown]},
+            "n": len(shown),
+            "p50": round(float(np.median(shown)), 1),
+            "max": round(float(np.max(shown)), 1),
+            "all": [round(v, 1) for v in shown],
+        },
         "main_thread_late_wakeup_ms": {
             "p50": round(float(np.percentile(lateness, 50)), 2),
             "p99": round(float(np.percentile(lateness, 99)), 2),
-            "max": round(float(np.max(lateness)), 1)},
+            "max": round(float(np.max(lateness)), 1),
+        },
     }
 
 
@@ -120,13 +128,18 @@ def main() -> None:
         "benchmark": "volume_next",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": machine_info(),
-        "settings": {"volumes": args.volumes, "shape": list(SHAPE), "format": ".nii.gz int16",
-                     "think_s": args.think_s},
+        "settings": {
+            "volumes": args.volumes,
+            "shape": list(SHAPE),
+            "format": ".nii.gz int16",
+            "think_s": args.think_s,
+        },
     }
     with tempfile.TemporaryDirectory() as tmp:
         scans = write_volumes(Path(tmp) / "scans", args.volumes)
         result["settings"]["file_mb"] = round(
-            sum(p.stat().st_size for p in scans) / len(scans) / 2**20, 1)
+            sum(p.stat().st_size for p in scans) / len(scans) / 2**20, 1
+        )
         # the same files in two projects, one per way of reading
         for name, ahead in (("read_when_needed", False), ("read_ahead", True)):
             folder = make_project(Path(tmp) / name, scans)

@@ -38,13 +38,24 @@ def label_from_truth(store: SQLiteStore, count: int) -> None:
         truth = store.current_label(item.id, include_ground_truth=True)
         assert truth is not None
         mask = store.get_mask(truth.mask_hash) if truth.mask_hash else None
-        store.submit_label(LabelSubmission(item_id=item.id, annotator="gpu-check",
-                                           source=LabelSource.HUMAN,
-                                           class_index=truth.class_index, mask=mask))
+        store.submit_label(
+            LabelSubmission(
+                item_id=item.id,
+                annotator="gpu-check",
+                source=LabelSource.HUMAN,
+                class_index=truth.class_index,
+                mask=mask,
+            )
+        )
 
 
-def one_round(store: SQLiteStore, labels: int, strategy: str,
-              through_model: tuple[str, ...] = (), **recipe_changes: Any) -> dict[str, Any]:
+def one_round(
+    store: SQLiteStore,
+    labels: int,
+    strategy: str,
+    through_model: tuple[str, ...] = (),
+    **recipe_changes: Any,
+) -> dict[str, Any]:
     loop = ActiveLearningLoop(store)
     if recipe_changes:
         loop = ActiveLearningLoop(store, recipe=dataclasses.replace(loop.recipe, **recipe_changes))
@@ -72,9 +83,11 @@ def one_round(store: SQLiteStore, labels: int, strategy: str,
         assert model.params["device"] == "cuda" and model.params["precision"] == "16-mixed"
     return {
         "labels": labels,
-        "model_params": {k: model.params[k] for k in ("network", "device", "precision",
-                                                      "patch_size", "tta", "trunk_from_round")
-                         if k in model.params},
+        "model_params": {
+            k: model.params[k]
+            for k in ("network", "device", "precision", "patch_size", "tta", "trunk_from_round")
+            if k in model.params
+        },
         "val_metrics": model.metrics,
         "train_seconds": round(trained - start, 2),
         "score_seconds": round(done_scoring - trained, 2),
@@ -82,7 +95,8 @@ def one_round(store: SQLiteStore, labels: int, strategy: str,
         "query": {"strategy": chosen.strategy, "selected": len(chosen.selected)},
         "through_model_query_seconds": through_model_seconds,
         "peak_gpu_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1)
-        if cuda else None,
+        if cuda
+        else None,
     }
 
 
@@ -108,29 +122,36 @@ def cold_start_round(store: SQLiteStore, labels: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).resolve().parent / "results" / "gpu_loop.json")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "gpu_loop.json"
+    )
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     report: dict[str, Any] = {
         "what": "one loop round per demo project with the default recipes",
-        "environment": {"torch": torch.__version__, "python": platform.python_version(),
-                        "device": torch.cuda.get_device_name() if cuda else "cpu"},
+        "environment": {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "device": torch.cuda.get_device_name() if cuda else "cpu",
+        },
     }
     with tempfile.TemporaryDirectory() as tmp:
         breast, hippo = create_demo_projects(tmp)
         with open_project(breast) as store:
             report["breastmnist_classification"] = one_round(
-                store, 60, "power_bald", through_model=("badge", "power_epig", "batchbald"))
+                store, 60, "power_bald", through_model=("badge", "power_epig", "batchbald")
+            )
         with open_project(hippo) as store:
             report["hippocampus_whole_scans"] = one_round(store, 3, "power_bald")
         typical = Path(tmp) / "typical-cold-start"
         typical.mkdir()
-        for name, path in zip(("breastmnist", "hippocampus"), create_demo_projects(typical),
-                              strict=True):
+        for name, path in zip(
+            ("breastmnist", "hippocampus"), create_demo_projects(typical), strict=True
+        ):
             with open_project(path) as store:
                 report[f"{name}_typical_cold_start"] = cold_start_round(
-                    store, 20 if name == "breastmnist" else 3)
+                    store, 20 if name == "breastmnist" else 3
+                )
         flips = Path(tmp) / "hippocampus-flips"
         flips.mkdir()
         _, hippo_flips = create_demo_projects(flips)
@@ -140,8 +161,9 @@ def main() -> None:
         patches.mkdir()
         _, hippo_again = create_demo_projects(patches)
         with open_project(hippo_again) as store:
-            report["hippocampus_patches"] = one_round(store, 3, "power_bald",
-                                                      patch_size=(16, 24, 16))
+            report["hippocampus_patches"] = one_round(
+                store, 3, "power_bald", patch_size=(16, 24, 16)
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

@@ -40,12 +40,18 @@ from workbench.recipes import (
 )
 from workbench.strategies import select_cold_start
 
-BUNDLED = Path(__file__).resolve().parents[1] / "workbench" / "demo_data" / "breastmnist" \
+BUNDLED = (
+    Path(__file__).resolve().parents[1]
+    / "workbench"
+    / "demo_data"
+    / "breastmnist"
     / "breastmnist.npz"
+)
 
 
-def timed_encoder(images: np.ndarray, device: str, seed: int, steps: int
-                  ) -> tuple[ContrastiveEncoder, float]:
+def timed_encoder(
+    images: np.ndarray, device: str, seed: int, steps: int
+) -> tuple[ContrastiveEncoder, float]:
     if device == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -60,8 +66,9 @@ def typical_picks(features: np.ndarray, k: int) -> set[int]:
     return {int(i) for i in picked.indices}
 
 
-def trunk_gain(data: Any, encoder: ContrastiveEncoder, picks: list[int], seeds: int
-               ) -> dict[str, Any]:
+def trunk_gain(
+    data: Any, encoder: ContrastiveEncoder, picks: list[int], seeds: int
+) -> dict[str, Any]:
     """Test AUC of classifiers trained on CUDA (16-mixed) from the typical picks' true labels
     (validated on a seeded split of them, as in the loop), starting from the encoder's trunk
     and from fresh weights, per seed."""
@@ -75,15 +82,22 @@ def trunk_gain(data: Any, encoder: ContrastiveEncoder, picks: list[int], seeds: 
             probs = predict_mean(trained, data["test_images"])
             rows[arm].append(round(classification_metrics(probs, data["test_labels"])["auc"], 4))
     gain = np.subtract(rows["trunk"], rows["fresh"])
-    return {"labels": len(picks), "test_auc": rows,
-            "mean_gain_points": round(float(gain.mean()) * 100, 2)}
+    return {
+        "labels": len(picks),
+        "test_auc": rows,
+        "mean_gain_points": round(float(gain.mean()) * 100, 2),
+    }
 
 
 def classifier_repeats(data: Any, encoder: ContrastiveEncoder, picks: list[int]) -> bool:
     """Two CUDA trainings with one seed from the trunk end with bit-identical weights."""
     x, y = data["train_images"][picks], data["train_labels"].reshape(-1)[picks]
-    states = [train_classifier(ClassificationRecipe(), x, y, seed=5,
-                               trunk_state=encoder.trunk_state).state_dict for _ in range(2)]
+    states = [
+        train_classifier(
+            ClassificationRecipe(), x, y, seed=5, trunk_state=encoder.trunk_state
+        ).state_dict
+        for _ in range(2)
+    ]
     return all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
@@ -94,17 +108,33 @@ def volumes_repeat() -> dict[str, bool]:
     volumes = rng.normal(0, 0.1, (12, 1, 16, 16, 16)).astype(np.float32)
     masks = np.zeros((12, 16, 16, 16), np.int64)
     for i, (a, b, c) in enumerate(rng.integers(2, 9, (12, 3))):
-        masks[i, a:a + 6, b:b + 6, c:c + 6] = 1
+        masks[i, a : a + 6, b : b + 6, c : c + 6] = 1
     volumes[:, 0] += masks
-    encoders = [train_contrastive(volumes, spatial_dims=3, seed=0, steps=40, batch_size=8,
-                                  device="cuda").features for _ in range(2)]
-    recipe = SegmentationRecipe(network=UNetFactory((8, 16, 32)), spatial_dims=3, max_epochs=4,
-                                batch_size=4, min_steps_per_epoch=4)
-    states = [train_segmenter(recipe, volumes[:8], masks[:8], volumes[8:], masks[8:],
-                              num_classes=2, seed=0).state_dict for _ in range(2)]
-    return {"volume_encoder_identical_features": bool(np.array_equal(encoders[0], encoders[1])),
-            "segmenter_identical_weights": all(torch.equal(states[0][k], states[1][k])
-                                               for k in states[0])}
+    encoders = [
+        train_contrastive(
+            volumes, spatial_dims=3, seed=0, steps=40, batch_size=8, device="cuda"
+        ).features
+        for _ in range(2)
+    ]
+    recipe = SegmentationRecipe(
+        network=UNetFactory((8, 16, 32)),
+        spatial_dims=3,
+        max_epochs=4,
+        batch_size=4,
+        min_steps_per_epoch=4,
+    )
+    states = [
+        train_segmenter(
+            recipe, volumes[:8], masks[:8], volumes[8:], masks[8:], num_classes=2, seed=0
+        ).state_dict
+        for _ in range(2)
+    ]
+    return {
+        "volume_encoder_identical_features": bool(np.array_equal(encoders[0], encoders[1])),
+        "segmenter_identical_weights": all(
+            torch.equal(states[0][k], states[1][k]) for k in states[0]
+        ),
+    }
 
 
 def pooling_on_cuda() -> dict[str, float]:
@@ -115,8 +145,10 @@ def pooling_on_cuda() -> dict[str, float]:
     (grad_ours,) = torch.autograd.grad(ours, x)
     theirs = (torch.nn.functional.adaptive_avg_pool2d(x, 4) * w).sum()
     (grad_theirs,) = torch.autograd.grad(theirs, x)
-    return {"max_gradient_difference": float((grad_ours - grad_theirs).abs().max()),
-            "sum_difference": float((ours - theirs).detach().abs())}
+    return {
+        "max_gradient_difference": float((grad_ours - grad_theirs).abs().max()),
+        "sum_difference": float((ours - theirs).detach().abs()),
+    }
 
 
 def main() -> None:
@@ -137,19 +169,25 @@ def main() -> None:
         "what": "train_contrastive on CUDA and CPU; the trunk's effect on CUDA classifiers",
         "pool": f"{args.npz.name} train split, {len(images)} images",
         "steps": args.steps,
-        "environment": {"torch": torch.__version__, "python": platform.python_version(),
-                        "device": torch.cuda.get_device_name(), "cpu_threads": args.threads},
+        "environment": {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "device": torch.cuda.get_device_name(),
+            "cpu_threads": args.threads,
+        },
     }
     first, first_s = timed_encoder(images, "cuda", 0, args.steps)
     again, again_s = timed_encoder(images, "cuda", 0, args.steps)
     cpu, cpu_s = timed_encoder(images, "cpu", 0, args.steps)
-    picks = {name: typical_picks(enc.features, args.picks)
-             for name, enc in (("cuda", first), ("cuda_again", again), ("cpu", cpu))}
+    picks = {
+        name: typical_picks(enc.features, args.picks)
+        for name, enc in (("cuda", first), ("cuda_again", again), ("cpu", cpu))
+    }
     report["encoder"] = {
-        "cuda_seconds": [first_s, again_s], "cpu_seconds": cpu_s,
+        "cuda_seconds": [first_s, again_s],
+        "cpu_seconds": cpu_s,
         "cpu_over_cuda": round(cpu_s / again_s, 2),
-        "cuda_repeat_max_feature_difference": float(np.abs(first.features - again.features)
-                                                    .max()),
+        "cuda_repeat_max_feature_difference": float(np.abs(first.features - again.features).max()),
         "cuda_repeat_same_picks": picks["cuda"] == picks["cuda_again"],
         "picks_shared_cuda_cpu": len(picks["cuda"] & picks["cpu"]),
         "picks": args.picks,
@@ -157,7 +195,8 @@ def main() -> None:
     print(json.dumps(report, indent=2), flush=True)
     report["pooling_on_cuda"] = pooling_on_cuda()
     report["classifier_repeat_identical_weights"] = classifier_repeats(
-        data, first, sorted(picks["cuda"]))
+        data, first, sorted(picks["cuda"])
+    )
     report["volumes_repeat"] = volumes_repeat()
     print(json.dumps(report, indent=2), flush=True)
     if args.seeds:

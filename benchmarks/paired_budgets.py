@@ -45,22 +45,26 @@ def _metric_at(run: SeedRun, labels: int, metric: str) -> float:
     raise ValueError(f"seed {run.seed} of {run.strategy!r} has no point at {labels} labels")
 
 
-def paired_budgets(report: dict[str, Any], arm: str, against: str = "random",
-                   target: float = 0.99) -> dict[str, Any]:
+def paired_budgets(
+    report: dict[str, Any], arm: str, against: str = "random", target: float = 0.99
+) -> dict[str, Any]:
     """The comparison described in the module docstring, as a JSON-ready dict (differences in
     points; ``per_budget_metric_units`` keeps `paired_per_budget`'s rows for `plot_curves`).
     Raises ValueError for a target the report has no figures for, or fewer than 2 shared seeds."""
     key = f"{target:.2f}"
     if key not in {f"{t:.2f}" for t in TARGETS}:
-        raise ValueError(f"target {target} is not one of the report's "
-                         f"{', '.join(map(str, TARGETS))}")
+        raise ValueError(
+            f"target {target} is not one of the report's {', '.join(map(str, TARGETS))}"
+        )
     metric = report["reference"]["metric"]
     if not isinstance(metric, (int, float)):
         raise ValueError("the report's reference has no single full-data metric")
     line = target * float(metric)
     name = str(report["metric"])  # "auc" or "dice"
-    runs = {strategy: {r.seed: r for r in runs_from_report(report, strategy)}
-            for strategy in (arm, against)}
+    runs = {
+        strategy: {r.seed: r for r in runs_from_report(report, strategy)}
+        for strategy in (arm, against)
+    }
     seeds = sorted(set(runs[arm]) & set(runs[against]))
     if len(seeds) < 2:
         raise ValueError(f"{arm!r} and {against!r} share {len(seeds)} seeds; need at least 2")
@@ -69,27 +73,46 @@ def paired_budgets(report: dict[str, Any], arm: str, against: str = "random",
     rows = []
     for budget in per_budget:
         labels = budget["labels"]
-        rows.append({
-            "labels": labels,
-            "difference_points": {k: None if budget[k] is None else 100 * budget[k]
-                                  for k in ("mean", "lo", "hi")} | {"n": budget["n"]},
-            f"share_of_seeds_at_{target}": {
-                strategy: sum(_metric_at(r, labels, name) >= line for r in group) / len(seeds)
-                for strategy, group in ((arm, ours), (against, theirs))},
-        })
+        rows.append(
+            {
+                "labels": labels,
+                "difference_points": {
+                    k: None if budget[k] is None else 100 * budget[k] for k in ("mean", "lo", "hi")
+                }
+                | {"n": budget["n"]},
+                f"share_of_seeds_at_{target}": {
+                    strategy: sum(_metric_at(r, labels, name) >= line for r in group) / len(seeds)
+                    for strategy, group in ((arm, ours), (against, theirs))
+                },
+            }
+        )
     reach = {s: report["strategies"][s]["labels_to_reach"][key] for s in (arm, against)}
     at_reach = None
     if reach[arm] is not None and reach[against] is not None:
         at_reach = {
             "labels": reach,
             "ratio": reach[arm] / reach[against],
-            "difference_points": asdict(t_interval([
-                100 * (_metric_at(a, reach[arm], name) - _metric_at(b, reach[against], name))
-                for a, b in zip(ours, theirs, strict=True)])),
+            "difference_points": asdict(
+                t_interval(
+                    [
+                        100
+                        * (_metric_at(a, reach[arm], name) - _metric_at(b, reach[against], name))
+                        for a, b in zip(ours, theirs, strict=True)
+                    ]
+                )
+            ),
         }
-    return {"arm": arm, "against": against, "metric": name, "reference": metric,
-            "target": target, "seeds": len(seeds), "per_budget": rows, "at_reach": at_reach,
-            "per_budget_metric_units": per_budget}
+    return {
+        "arm": arm,
+        "against": against,
+        "metric": name,
+        "reference": metric,
+        "target": target,
+        "seeds": len(seeds),
+        "per_budget": rows,
+        "at_reach": at_reach,
+        "per_budget_metric_units": per_budget,
+    }
 
 
 def main() -> None:
@@ -104,8 +127,10 @@ def main() -> None:
     report = json.loads(args.report.read_text())
     for strategy in (args.arm, args.against):
         if strategy not in report.get("strategies", {}):
-            parser.error(f"{args.report}: no strategy {strategy!r}; it holds "
-                         f"{', '.join(report.get('strategies', {}))}")
+            parser.error(
+                f"{args.report}: no strategy {strategy!r}; it holds "
+                f"{', '.join(report.get('strategies', {}))}"
+            )
     try:
         result = paired_budgets(report, args.arm, args.against, args.target)
     except (ValueError, KeyError) as error:  # a report of another layout, too few seeds
@@ -114,9 +139,13 @@ def main() -> None:
     result["report"] = args.report.name
     out = RESULTS / f"paired_budgets_{args.report.stem}.json"
     out.write_text(json.dumps(result, indent=1))
-    both = {**report, "strategies": {
-        args.against: {**report["strategies"][args.against], "vs_random_per_budget": None},
-        args.arm: {**report["strategies"][args.arm], "vs_random_per_budget": per_budget}}}
+    both = {
+        **report,
+        "strategies": {
+            args.against: {**report["strategies"][args.against], "vs_random_per_budget": None},
+            args.arm: {**report["strategies"][args.arm], "vs_random_per_budget": per_budget},
+        },
+    }
     plot = REPO / "docs" / f"paired_budgets_{args.report.stem}.png"
     own = REPO / "docs" / f"{args.report.stem}.png"  # the run's plot, when the run drew one
     plot_curves(both, plot)
@@ -126,14 +155,18 @@ def main() -> None:
     share = f"share_of_seeds_at_{args.target}"
     for row in result["per_budget"]:
         d = row["difference_points"]
-        print(f"{row['labels']:5d}  {args.arm} - {args.against}: {d['mean']:+.2f} "
-              f"[{d['lo']:+.2f}, {d['hi']:+.2f}] points; seeds at {args.target:.0%}: "
-              f"{row[share][args.arm]:.2f} / {row[share][args.against]:.2f}")
+        print(
+            f"{row['labels']:5d}  {args.arm} - {args.against}: {d['mean']:+.2f} "
+            f"[{d['lo']:+.2f}, {d['hi']:+.2f}] points; seeds at {args.target:.0%}: "
+            f"{row[share][args.arm]:.2f} / {row[share][args.against]:.2f}"
+        )
     if result["at_reach"]:
         r, d = result["at_reach"], result["at_reach"]["difference_points"]
-        print(f"at the budgets where the means reach {args.target:.0%} "
-              f"({r['labels'][args.arm]} vs {r['labels'][args.against]}, ratio {r['ratio']:.0%}): "
-              f"{d['mean']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}] points")
+        print(
+            f"at the budgets where the means reach {args.target:.0%} "
+            f"({r['labels'][args.arm]} vs {r['labels'][args.against]}, ratio {r['ratio']:.0%}): "
+            f"{d['mean']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}] points"
+        )
     print(f"wrote {out}")
 
 

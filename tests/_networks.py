@@ -39,6 +39,5 @@ class RaisingNetwork:
     def __init__(self, error: BaseException) -> None:
         self.error = error
 
-    def __call__(self, *, spatial_dims: int, in_channels: int,
-                 num_classes: int) -> RaisesInForward:
+    def __call__(self, *, spatial_dims: int, in_channels: int, num_classes: int) -> RaisesInForward:
         return RaisesInForward(num_classes, self.error)

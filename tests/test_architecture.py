@@ -1,5 +1,5 @@
 """The code holds its shape: the core never imports widget code (import-linter contracts in
-pyproject), and ruff and mypy are clean."""
+pyproject), ruff and mypy are clean, and the Python is laid out by `ruff format`."""
 
 from __future__ import annotations
 
@@ -27,6 +27,18 @@ def test_import_contracts_hold() -> None:
 def test_ruff_is_clean() -> None:
     result = subprocess.run(
         [_tool("ruff"), "check", "workbench", "tests", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_leaves_the_code_unchanged() -> None:
+    """One layout for every file, so a diff shows what changed and not how it was typed
+    (run `ruff format workbench tests benchmarks` before committing)."""
+    result = subprocess.run(
+        [_tool("ruff"), "format", "--check", "workbench", "tests", "benchmarks"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -27,8 +27,9 @@ from workbench.background import (
 from workbench.store import ProjectConfig, Task, create_project
 
 posix_only = pytest.mark.skipif(not hasattr(os, "nice"), reason="niceness is POSIX only")
-autogroups = pytest.mark.skipif(not Path("/proc/self/autogroup").is_file(),
-                                reason="scheduler autogroups are Linux only")
+autogroups = pytest.mark.skipif(
+    not Path("/proc/self/autogroup").is_file(), reason="scheduler autogroups are Linux only"
+)
 
 
 def autogroup_nice(pid: int) -> int | None:
@@ -42,8 +43,13 @@ def autogroup_nice(pid: int) -> int | None:
 
 def python(code: str, new_session: bool = False) -> str:
     """Run ``code`` in a fresh interpreter (lowering priority there, not in the test run)."""
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                            text=True, timeout=300, start_new_session=new_session)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        start_new_session=new_session,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -75,12 +81,15 @@ def test_lower_priority_sets_niceness_and_torch_threads_once() -> None:
 
 @autogroups
 def test_lower_priority_nices_the_autogroup_of_its_own_session() -> None:
-    out = python("""
+    out = python(
+        """
         import os
         from workbench.background import lower_priority
         p = lower_priority(6, threads=1)
         print(p.niceness, p.autogroup_niceness, open("/proc/self/autogroup").read().split()[-1])
-    """, new_session=True)
+    """,
+        new_session=True,
+    )
     assert out.split() == ["6", "6", "6"]
 
 
@@ -121,8 +130,10 @@ def test_train_in_background_runs_niced_and_logs_to_the_project(project: Path) -
     assert job.log.parent == project / "logs" and job.log.name.startswith("train-")
     text = " ".join(job.log.read_text().split())  # rich wraps lines at 80 columns
     # the child's own report, then the output of `workbench train` (no labels: an error)
-    assert (f"pid {job.pid}, niceness 9, autogroup niceness {group}, 1 torch threads: "
-            f"workbench train {project}") in text
+    assert (
+        f"pid {job.pid}, niceness 9, autogroup niceness {group}, 1 torch threads: "
+        f"workbench train {project}"
+    ) in text
     assert "training needs at least" in text and status == 1
 
 
@@ -166,7 +177,8 @@ def test_wait_while_annotating_waits_for_quiet_and_is_capped(project: Path) -> N
     assert wait_while_annotating(project, quiet=0.4) == 0.0  # quiet now: no wait
     with annotating(project):  # a never-ending session still lets training step
         assert wait_while_annotating(project, quiet=0.5, max_pause=0.3) == pytest.approx(
-            0.3, abs=0.06)
+            0.3, abs=0.06
+        )
 
 
 def test_training_pauses_while_the_project_is_annotated(tmp_path: Path) -> None:
@@ -187,8 +199,7 @@ def test_training_pauses_while_the_project_is_annotated(tmp_path: Path) -> None:
 
     busy = YieldToAnnotators(tmp_path, quiet=0.3, max_pause=0.5)
     with annotating(tmp_path):
-        trained = train_classifier(recipe, x, y, seed=0, root_dir=tmp_path / "b",
-                                   callbacks=[busy])
+        trained = train_classifier(recipe, x, y, seed=0, root_dir=tmp_path / "b", callbacks=[busy])
     assert busy.waited >= 1.0  # at least two steps paused for their 0.5 s
     assert trained.metrics  # and the training still finished
 
@@ -209,8 +220,9 @@ def test_train_in_background_refuses_epochs_below_one(project: Path) -> None:
     assert not (project / "logs").exists()  # nothing started, no log
 
 
-def test_cli_train_refuses_a_negative_niceness(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_train_refuses_a_negative_niceness(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from workbench.cli import main
 
     with pytest.raises(SystemExit) as exit_:

@@ -8,16 +8,21 @@ from workbench._cli_output import ProgressBar
 
 
 def test_progress_prints_plain_lines_when_stderr_is_not_a_terminal(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with ProgressBar("simulating", plain_every_s=0.0) as advance:
         for done in (1, 2, 3):
             advance(done, 3)
     assert capsys.readouterr().err.splitlines() == [
-        "simulating: 1/3", "simulating: 2/3", "simulating: 3/3"]
+        "simulating: 1/3",
+        "simulating: 2/3",
+        "simulating: 3/3",
+    ]
 
 
 def test_plain_lines_are_throttled_but_the_end_is_always_printed(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with ProgressBar("scoring the pool", plain_every_s=3600.0) as advance:
         for done in range(1, 101):
             advance(done, 100)

@@ -37,28 +37,47 @@ def register_simulate_command(commands: argparse._SubParsersAction) -> None:
         "power_bald:beta=4 (default: random,entropy,bald)",
     )
     sim.add_argument("--seeds", type=int, default=5, help="number of seeds 0..N-1 (default 5)")
-    sim.add_argument("--first-seed", type=int, default=0,
-                     help="run seeds FIRST..FIRST+N-1 instead: confirm a strategy or setting "
-                     "chosen on seeds 0..N-1 on seeds it was not chosen on (default 0)")
+    sim.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="run seeds FIRST..FIRST+N-1 instead: confirm a strategy or setting "
+        "chosen on seeds 0..N-1 on seeds it was not chosen on (default 0)",
+    )
     sim.add_argument("--initial", type=int, default=20, help="cold-start labels (default 20)")
     sim.add_argument("--batch", type=int, default=20, help="labels per round (default 20)")
     sim.add_argument("--rounds", type=int, default=5, help="rounds after the cold start")
-    sim.add_argument("--cold-start", choices=["random", "kcenter", "typical"], default="random",
-                     help="how the first --initial labels are picked, the same for every "
-                     "strategy: random (default), kcenter (k-center on pooled pixels) or typical "
-                     "(TypiClust on self-supervised features of the pool)")
-    sim.add_argument("--contrastive-steps", type=int, default=600,
-                     help="training steps of the self-supervised encoder of --cold-start "
-                     "typical and --ssl-init (default 600)")
-    sim.add_argument("--ssl-init", action="store_true",
-                     help="classification: the first training of every curve and the full-data "
-                     "reference start from the trunk of a self-supervised encoder trained on the "
-                     "pool (per seed, no label read) instead of random weights")
-    sim.add_argument("--encoder-cache", type=Path, metavar="DIR",
-                     help="keep the self-supervised encoders of --cold-start typical and "
-                     "--ssl-init in DIR between simulations, so a rerun on the same data trains "
-                     "none (keyed by the pool's content, seed, steps and device; default: kept "
-                     "for one run)")
+    sim.add_argument(
+        "--cold-start",
+        choices=["random", "kcenter", "typical"],
+        default="random",
+        help="how the first --initial labels are picked, the same for every "
+        "strategy: random (default), kcenter (k-center on pooled pixels) or typical "
+        "(TypiClust on self-supervised features of the pool)",
+    )
+    sim.add_argument(
+        "--contrastive-steps",
+        type=int,
+        default=600,
+        help="training steps of the self-supervised encoder of --cold-start "
+        "typical and --ssl-init (default 600)",
+    )
+    sim.add_argument(
+        "--ssl-init",
+        action="store_true",
+        help="classification: the first training of every curve and the full-data "
+        "reference start from the trunk of a self-supervised encoder trained on the "
+        "pool (per seed, no label read) instead of random weights",
+    )
+    sim.add_argument(
+        "--encoder-cache",
+        type=Path,
+        metavar="DIR",
+        help="keep the self-supervised encoders of --cold-start typical and "
+        "--ssl-init in DIR between simulations, so a rerun on the same data trains "
+        "none (keyed by the pool's content, seed, steps and device; default: kept "
+        "for one run)",
+    )
     sim.add_argument("--epochs", type=int, help="max epochs per training (recipe default)")
     sim.add_argument("--mc-samples", type=int, help="MC-dropout samples T (recipe default)")
     sim.add_argument("--max-pool", type=int, help="use a fixed seeded subset of the pool")
@@ -88,8 +107,15 @@ def register_simulate_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    for name in ("seeds", "initial", "batch", "workers", "contrastive_steps", "epochs",
-                 "mc_samples"):  # epochs and MC samples unset: the recipe's default
+    for name in (
+        "seeds",
+        "initial",
+        "batch",
+        "workers",
+        "contrastive_steps",
+        "epochs",
+        "mc_samples",
+    ):  # epochs and MC samples unset: the recipe's default
         value = getattr(args, name)
         if value is not None and value < 1:
             raise SimulateArgumentError(f"--{name.replace('_', '-')} must be >= 1", field=name)
@@ -127,12 +153,18 @@ def _simulate(args: argparse.Namespace) -> int:
         args.data, max_pool=args.max_pool, max_val=args.max_val, max_test=args.max_test
     )
     if args.ssl_init and data.task != "classification":
-        raise SimulateArgumentError(f"--ssl-init starts a classifier's trunk; {args.data} is a "
-                                    f"{data.task} task", field="ssl_init")
-    if args.encoder_cache is not None and args.encoder_cache.exists() \
-            and not args.encoder_cache.is_dir():
-        raise SimulateArgumentError(f"--encoder-cache {args.encoder_cache} is a file, not a "
-                                    "folder", field="encoder_cache")
+        raise SimulateArgumentError(
+            f"--ssl-init starts a classifier's trunk; {args.data} is a {data.task} task",
+            field="ssl_init",
+        )
+    if (
+        args.encoder_cache is not None
+        and args.encoder_cache.exists()
+        and not args.encoder_cache.is_dir()
+    ):
+        raise SimulateArgumentError(
+            f"--encoder-cache {args.encoder_cache} is a file, not a folder", field="encoder_cache"
+        )
     recipe: Any = ClassificationRecipe() if data.task == "classification" else SegmentationRecipe()
     changes = {
         k: v
@@ -166,8 +198,10 @@ def _simulate(args: argparse.Namespace) -> int:
     for name, s in report["strategies"].items():
         d = s["aulc_vs_random"]
         diff = "" if d is None else f", vs random {100 * d['mean']:+.2f} points"
-        console.print(f"{name}: AULC {s['aulc']['mean']:.4f}{diff}, labels to 95/98/99%: "
-                      f"{_reach_text(s)}{_budgets_text(s.get('vs_random_per_budget'))}")
+        console.print(
+            f"{name}: AULC {s['aulc']['mean']:.4f}{diff}, labels to 95/98/99%: "
+            f"{_reach_text(s)}{_budgets_text(s.get('vs_random_per_budget'))}"
+        )
     console.print(f"wrote [bold]{args.out}[/]" + (f" and {args.plot}" if args.plot else ""))
     return 0
 

@@ -119,8 +119,9 @@ def seconds_since_annotator_activity(project_dir: str | Path) -> float | None:
         return None
 
 
-def wait_while_annotating(project_dir: str | Path, *, quiet: float = 1.0,
-                          max_pause: float = 5.0, poll: float = 0.05) -> float:
+def wait_while_annotating(
+    project_dir: str | Path, *, quiet: float = 1.0, max_pause: float = 5.0, poll: float = 0.05
+) -> float:
     """Sleep while someone annotated the project in the last ``quiet`` seconds, for at most
     ``max_pause`` seconds (so a training still progresses during long sessions); returns the
     seconds slept. A trainer calls it between steps: strokes and submits then do not queue
@@ -171,11 +172,17 @@ class BackgroundJob:
         return int(self.process.wait())
 
 
-def train_in_background(project_dir: str | Path, *, seed: int | None = None,
-                        epochs: int | None = None, patience: int | None = None,
-                        fresh: bool = False,
-                        niceness: int = DEFAULT_NICENESS, threads: int | None = None,
-                        log: str | Path | None = None) -> BackgroundJob:
+def train_in_background(
+    project_dir: str | Path,
+    *,
+    seed: int | None = None,
+    epochs: int | None = None,
+    patience: int | None = None,
+    fresh: bool = False,
+    niceness: int = DEFAULT_NICENESS,
+    threads: int | None = None,
+    log: str | Path | None = None,
+) -> BackgroundJob:
     """Start ``workbench train PROJECT_DIR`` in a child process at a lower CPU priority
     (``lower_priority(niceness, threads)``), writing its output to ``log`` (default:
     ``<project>/logs/train-<date>-<time>.log``). Returns at once; the training records its
@@ -198,12 +205,14 @@ def train_in_background(project_dir: str | Path, *, seed: int | None = None,
         args += ["--patience", str(int(patience))]
     if fresh:
         args.append("--fresh")
-    return run_in_background(args, project / LOG_DIR if log is None else Path(log),
-                             niceness=niceness, threads=threads)
+    return run_in_background(
+        args, project / LOG_DIR if log is None else Path(log), niceness=niceness, threads=threads
+    )
 
 
-def run_in_background(args: Sequence[str], log: Path, *, niceness: int = DEFAULT_NICENESS,
-                      threads: int | None = None) -> BackgroundJob:
+def run_in_background(
+    args: Sequence[str], log: Path, *, niceness: int = DEFAULT_NICENESS, threads: int | None = None
+) -> BackgroundJob:
     """Start ``workbench ARGS`` at a lower priority; ``log`` is the log file, or a folder to
     create one in (named after the command and the time)."""
     if niceness < 0:
@@ -212,21 +221,39 @@ def run_in_background(args: Sequence[str], log: Path, *, niceness: int = DEFAULT
     if log.suffix != ".log":
         log = log / f"{args[0] if args else 'workbench'}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = (sys.executable, "-m", "workbench.background", "--niceness", str(niceness),
-               "--threads", str(count), "--", *args)
+    command = (
+        sys.executable,
+        "-m",
+        "workbench.background",
+        "--niceness",
+        str(niceness),
+        "--threads",
+        str(count),
+        "--",
+        *args,
+    )
     env = dict(os.environ)
     env.update({name: str(count) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
     env["PYTHONUNBUFFERED"] = "1"
     posix = hasattr(os, "setpriority")
     with open(log, "ab") as out:
         # its own session (and so its own scheduler autogroup on Linux), see lower_priority
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, env=env, start_new_session=posix)
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=posix,
+        )
     if posix:
         # at once from here too, so that the child's imports already run at low priority
         with contextlib.suppress(ProcessLookupError):
-            os.setpriority(os.PRIO_PROCESS, process.pid, max(niceness, os.getpriority(
-                os.PRIO_PROCESS, process.pid)))
+            os.setpriority(
+                os.PRIO_PROCESS,
+                process.pid,
+                max(niceness, os.getpriority(os.PRIO_PROCESS, process.pid)),
+            )
             nice_autogroup(process.pid, niceness)
     return BackgroundJob(process, log, command)
 
@@ -234,8 +261,9 @@ def run_in_background(args: Sequence[str], log: Path, *, niceness: int = DEFAULT
 def _main(argv: Sequence[str] | None = None) -> int:
     """``python -m workbench.background [--niceness N] [--threads T] -- ARGS``: the
     ``workbench`` command ARGS at a lower priority (what ``run_in_background`` starts)."""
-    parser = argparse.ArgumentParser(prog="python -m workbench.background",
-                                     description=_main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m workbench.background", description=_main.__doc__
+    )
     parser.add_argument("--niceness", type=int, default=DEFAULT_NICENESS)
     parser.add_argument("--threads", type=int)
     parser.add_argument("args", nargs=argparse.REMAINDER)
@@ -244,9 +272,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["--"]:
         args = args[1:]
     priority = lower_priority(options.niceness, options.threads)
-    print(f"[workbench.background] pid {os.getpid()}, niceness {priority.niceness}, "
-          f"autogroup niceness {priority.autogroup_niceness}, {priority.threads} torch "
-          f"threads: workbench {' '.join(args)}", flush=True)
+    print(
+        f"[workbench.background] pid {os.getpid()}, niceness {priority.niceness}, "
+        f"autogroup niceness {priority.autogroup_niceness}, {priority.threads} torch "
+        f"threads: workbench {' '.join(args)}",
+        flush=True,
+    )
     from workbench.cli import main
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop() ends it like Ctrl+C

@@ -77,8 +77,10 @@ def open_lab(demo_root: str | Path, *, port: int = 8888) -> int:
     """Run JupyterLab on 127.0.0.1 with a token (``WORKBENCH_LAB_TOKEN`` or a random one),
     opened on the annotation notebook; returns its exit status."""
     if shutil.which("jupyter", path=str(Path(sys.executable).parent)) is None:
-        raise WorkbenchError("JupyterLab is not installed in this environment: run "
-                             "'bash .ci/setup'", path=sys.executable)
+        raise WorkbenchError(
+            "JupyterLab is not installed in this environment: run 'bash .ci/setup'",
+            path=sys.executable,
+        )
     token = os.environ.get("WORKBENCH_LAB_TOKEN") or secrets.token_urlsafe(24)
     env = dict(os.environ, WORKBENCH_DEMO_DIR=str(Path(demo_root).resolve()))
     command = [

@@ -25,8 +25,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--no-first-run",
 ]
 
@@ -57,26 +62,43 @@ def running_lab(base: Path, app: str = "lab") -> Iterator[Lab]:
     root = base / "root"
     root.mkdir()
     env = dict(os.environ)
-    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR",
-                 "JUPYTERLAB_WORKSPACES_DIR", "IPYTHONDIR"):
+    for name in (
+        "JUPYTER_CONFIG_DIR",
+        "JUPYTER_RUNTIME_DIR",
+        "JUPYTERLAB_SETTINGS_DIR",
+        "JUPYTERLAB_WORKSPACES_DIR",
+        "IPYTHONDIR",
+    ):
         env[name] = str(base / name.lower())
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    settings = (Path(env["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab" / "apputils-extension")
+    settings = Path(env["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
     token, port = secrets.token_hex(16), _free_port()
     log = base / "lab.log"
-    cmd = [sys.executable, "-m", "jupyterlab" if app == "lab" else "notebook", "--no-browser",
-           "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
-           "--allow-root", f"--ServerApp.root_dir={root}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab" if app == "lab" else "notebook",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        "--allow-root",
+        f"--ServerApp.root_dir={root}",
+    ]
     if app == "lab":
-        cmd += ["--LabApp.expose_app_in_browser=True", "--LabApp.news_url=",
-                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        cmd += [
+            "--LabApp.expose_app_in_browser=True",
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
     else:
         cmd += ["--JupyterNotebookApp.expose_app_in_browser=True"]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=root)
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=root
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -87,7 +109,8 @@ def running_lab(base: Path, app: str = "lab") -> Iterator[Lab]:
             except (urllib.error.URLError, OSError):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise LabStartError(
-                        f"Jupyter ({app}) did not start:\n{log.read_text()[-3000:]}") from None
+                        f"Jupyter ({app}) did not start:\n{log.read_text()[-3000:]}"
+                    ) from None
                 time.sleep(0.3)
         yield Lab(url, token, root, proc, log)
     finally:
@@ -114,24 +137,38 @@ def chromium_browser(executable: Path = CHROMIUM) -> Iterator[Any]:
 
 def write_notebook(lab: Lab, name: str, cells: list[str]) -> Path:
     doc = {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": f"c{n}", "metadata": {},
-                   "outputs": [], "source": src} for n, src in enumerate(cells)],
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                    "name": "python3"}},
-        "nbformat": 4, "nbformat_minor": 5,
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": f"c{n}",
+                "metadata": {},
+                "outputs": [],
+                "source": src,
+            }
+            for n, src in enumerate(cells)
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
     }
     path = lab.root / name
     path.write_text(json.dumps(doc))
     return path
 
 
-KERNEL_IDLE = ("() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
-               " const k = w && w.sessionContext && w.sessionContext.session"
-               " && w.sessionContext.session.kernel; return !!k && k.status === 'idle'; }")
+KERNEL_IDLE = (
+    "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+    " const k = w && w.sessionContext && w.sessionContext.session"
+    " && w.sessionContext.session.kernel; return !!k && k.status === 'idle'; }"
+)
 
 
-def open_and_run(page: Any, lab: Lab, notebook: Path, timeout_ms: int = 90_000,
-                 url_path: str = "lab/tree") -> Any:
+def open_and_run(
+    page: Any, lab: Lab, notebook: Path, timeout_ms: int = 90_000, url_path: str = "lab/tree"
+) -> Any:
     """Open a notebook in Lab (``url_path="notebooks"`` for Notebook 7), run all cells, and
     return the annotator's root element."""
     reset = "&reset" if url_path.startswith("lab") else ""
@@ -146,7 +183,9 @@ def wait_widget(page: Any, timeout_ms: int = 60_000) -> Any:
     root.wait_for(state="visible", timeout=timeout_ms)
     page.wait_for_function(
         "() => { const c = [...document.querySelectorAll('.wb-annotator canvas')].pop();"
-        " return c && c.dataset.viewKey && Number(c.dataset.scale) > 0; }", timeout=timeout_ms)
+        " return c && c.dataset.viewKey && Number(c.dataset.scale) > 0; }",
+        timeout=timeout_ms,
+    )
     return root
 
 

@@ -19,9 +19,11 @@ from tests.browser._lab import CHROMIUM, Lab, LabStartError, chromium_browser, r
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     if not CHROMIUM.is_file():
-        pytest.fail(f"browser tests need Chromium at {CHROMIUM}: install it with "
-                    "`apt-get update && apt-get install -y chromium` (CI does this first)",
-                    pytrace=False)
+        pytest.fail(
+            f"browser tests need Chromium at {CHROMIUM}: install it with "
+            "`apt-get update && apt-get install -y chromium` (CI does this first)",
+            pytrace=False,
+        )
     return CHROMIUM
 
 

@@ -35,8 +35,14 @@ from workbench.widgets._drafts import DraftStore
 pytestmark = pytest.mark.browser
 
 
-def make_project(lab: Lab, name: str, task: Task, classes: tuple[str, ...],
-                 arrays: list[np.ndarray], suffix: str = ".png") -> SQLiteStore:
+def make_project(
+    lab: Lab,
+    name: str,
+    task: Task,
+    classes: tuple[str, ...],
+    arrays: list[np.ndarray],
+    suffix: str = ".png",
+) -> SQLiteStore:
     folder = lab.root / name
     store = create_project(folder, ProjectConfig(name, task, classes))
     items = []
@@ -49,16 +55,29 @@ def make_project(lab: Lab, name: str, task: Task, classes: tuple[str, ...],
 
             nib.save(nib.Nifti1Image(array, np.eye(4)), str(path))
         shape = read_uri(str(path)).spatial_shape
-        items.append(NewItem(key=f"img{n}", source_uri=str(path), content_hash=f"h{n}",
-                             modality="OT", shape=shape, spacing=(1.0,) * len(shape)))
+        items.append(
+            NewItem(
+                key=f"img{n}",
+                source_uri=str(path),
+                content_hash=f"h{n}",
+                modality="OT",
+                shape=shape,
+                spacing=(1.0,) * len(shape),
+            )
+        )
     store.add_items(items)
     return store
 
 
 def annotator_notebook(lab: Lab, project: str, extra: str = "") -> Path:
-    return write_notebook(lab, f"{project}.ipynb", [
-        "from workbench.widgets import Annotator\n"
-        f"w = Annotator({str(lab.root / project)!r}, 'alice')\n" + extra + "w"])
+    return write_notebook(
+        lab,
+        f"{project}.ipynb",
+        [
+            "from workbench.widgets import Annotator\n"
+            f"w = Annotator({str(lab.root / project)!r}, 'alice')\n" + extra + "w"
+        ],
+    )
 
 
 def pixel_xy(root: Any, r: float, c: float) -> tuple[float, float]:
@@ -68,8 +87,10 @@ def pixel_xy(root: Any, r: float, c: float) -> tuple[float, float]:
     box = canvas.bounding_box()
     d = canvas.evaluate("c => ({...c.dataset})")
     scale, aspect = float(d["scale"]), float(d["aspect"])
-    return (box["x"] + float(d["ox"]) + (c + 0.5) * scale,
-            box["y"] + float(d["oy"]) + (r + 0.5) * scale * aspect)
+    return (
+        box["x"] + float(d["ox"]) + (c + 0.5) * scale,
+        box["y"] + float(d["oy"]) + (r + 0.5) * scale * aspect,
+    )
 
 
 def drag(page: Any, root: Any, points: list[tuple[int, int]], release: bool = True) -> None:
@@ -79,14 +100,14 @@ def drag(page: Any, root: Any, points: list[tuple[int, int]], release: bool = Tr
     for (r0, c0), (r1, c1) in zip(points, points[1:], strict=False):
         steps = max(abs(r1 - r0), abs(c1 - c0))
         for k in range(1, steps + 1):
-            page.mouse.move(*pixel_xy(root, r0 + (r1 - r0) * k / steps,
-                                      c0 + (c1 - c0) * k / steps))
+            page.mouse.move(*pixel_xy(root, r0 + (r1 - r0) * k / steps, c0 + (c1 - c0) * k / steps))
     if release:
         page.mouse.up()
 
 
-def capsule(shape: tuple[int, int], a: tuple[int, int], b: tuple[int, int],
-            radius: float) -> np.ndarray:
+def capsule(
+    shape: tuple[int, int], a: tuple[int, int], b: tuple[int, int], radius: float
+) -> np.ndarray:
     """Pixels whose centre is within ``radius`` of segment a-b (computed independently)."""
     rr, cc = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
     (ar, ac), (br, bc) = a, b
@@ -98,7 +119,10 @@ def capsule(shape: tuple[int, int], a: tuple[int, int], b: tuple[int, int],
 def item_changed(page: Any, before: str) -> None:
     page.wait_for_function(
         "b => { const s = [...document.querySelectorAll('.wb-status')].pop();"
-        " return s && s.dataset.itemId !== b; }", arg=before, timeout=20_000)
+        " return s && s.dataset.itemId !== b; }",
+        arg=before,
+        timeout=20_000,
+    )
 
 
 def current_item(root: Any) -> str:
@@ -107,8 +131,13 @@ def current_item(root: Any) -> str:
 
 def test_classify_five_items_by_keyboard(page: Any, lab: Lab) -> None:
     rng = np.random.default_rng(1)
-    store = make_project(lab, "kbd", Task.CLASSIFICATION, ("benign", "malignant", "normal"),
-                         [rng.integers(0, 255, (64, 64), dtype=np.uint8) for _ in range(6)])
+    store = make_project(
+        lab,
+        "kbd",
+        Task.CLASSIFICATION,
+        ("benign", "malignant", "normal"),
+        [rng.integers(0, 255, (64, 64), dtype=np.uint8) for _ in range(6)],
+    )
     root = open_and_run(page, lab, annotator_notebook(lab, "kbd"))
     screenshot(root, "classify_first_item")
     root.focus()
@@ -117,23 +146,30 @@ def test_classify_five_items_by_keyboard(page: Any, lab: Lab) -> None:
         before = current_item(root)
         page.keyboard.press(key)
         item_changed(page, before)
-    labels = wait_until(lambda: len(store.current_labels()) == 5 and store.current_labels(),
-                        what="5 labels in the store")
+    labels = wait_until(
+        lambda: len(store.current_labels()) == 5 and store.current_labels(),
+        what="5 labels in the store",
+    )
     assert sorted(lv.class_index for lv in labels) == sorted(int(k) - 1 for k in keys)
     assert {lv.source for lv in labels} == {LabelSource.HUMAN}
     assert {lv.annotator for lv in labels} == {"alice"}
     # the notebook is still there: no key went to JupyterLab (no inserted or changed cells)
-    assert page.evaluate(
-        "window.jupyterapp.shell.currentWidget.content.widgets.length") == 1
+    assert page.evaluate("window.jupyterapp.shell.currentWidget.content.widgets.length") == 1
     screenshot(root, "classify_after_five")
 
 
 def test_accept_a_proposal_with_enter(page: Any, lab: Lab) -> None:
-    store = make_project(lab, "accept", Task.CLASSIFICATION, ("no", "yes"),
-                         [np.full((32, 32), v, np.uint8) for v in (50, 150)])
+    store = make_project(
+        lab,
+        "accept",
+        Task.CLASSIFICATION,
+        ("no", "yes"),
+        [np.full((32, 32), v, np.uint8) for v in (50, 150)],
+    )
     model = store.add_model_version("m")
-    store.add_predictions(model.id, [Prediction(i.id, probs=np.array([0.2, 0.8]))
-                                     for i in store.list_items()])
+    store.add_predictions(
+        model.id, [Prediction(i.id, probs=np.array([0.2, 0.8])) for i in store.list_items()]
+    )
     store.update_model_version(model.id, status=ModelStatus.READY)
     root = open_and_run(page, lab, annotator_notebook(lab, "accept"))
     assert "model v" in root.locator(".wb-status").inner_text()
@@ -148,8 +184,13 @@ def test_accept_a_proposal_with_enter(page: Any, lab: Lab) -> None:
 
 
 def test_brush_eraser_undo_redo_exact_pixels(page: Any, lab: Lab) -> None:
-    store = make_project(lab, "brush", Task.SEGMENTATION, ("background", "lesion"),
-                         [np.tile(np.arange(64, dtype=np.uint8) * 4, (64, 1))] * 2)
+    store = make_project(
+        lab,
+        "brush",
+        Task.SEGMENTATION,
+        ("background", "lesion"),
+        [np.tile(np.arange(64, dtype=np.uint8) * 4, (64, 1))] * 2,
+    )
     root = open_and_run(page, lab, annotator_notebook(lab, "brush", "w.brush_radius = 3\n"))
     item_id = int(current_item(root))
     drafts = DraftStore(lab.root / "brush" / "drafts", "alice")
@@ -159,22 +200,34 @@ def test_brush_eraser_undo_redo_exact_pixels(page: Any, lab: Lab) -> None:
     page.keyboard.press("e")
     drag(page, root, [(10, 25), (30, 25)])
     expected = capsule((64, 64), (20, 10), (20, 40), 3) & ~capsule((64, 64), (10, 25), (30, 25), 3)
-    wait_until(lambda: (d := drafts.load(item_id)) is not None
-               and np.array_equal(d.apply_to(np.zeros((64, 64), np.uint8)) > 0, expected),
-               what="draft with brush minus eraser")
+    wait_until(
+        lambda: (
+            (d := drafts.load(item_id)) is not None
+            and np.array_equal(d.apply_to(np.zeros((64, 64), np.uint8)) > 0, expected)
+        ),
+        what="draft with brush minus eraser",
+    )
     screenshot(root, "brush_and_eraser")
     before_undo = root.get_attribute("data-diffs")
     page.keyboard.press("Control+z")
-    page.wait_for_function("b => [...document.querySelectorAll('.wb-annotator')].pop()"
-                           ".dataset.diffs !== b", arg=before_undo)
+    page.wait_for_function(
+        "b => [...document.querySelectorAll('.wb-annotator')].pop().dataset.diffs !== b",
+        arg=before_undo,
+    )
     brush_only = capsule((64, 64), (20, 10), (20, 40), 3)
-    wait_until(lambda: (d := drafts.load(item_id)) is not None
-               and np.array_equal(d.apply_to(np.zeros((64, 64), np.uint8)) > 0, brush_only),
-               what="draft after undo")
+    wait_until(
+        lambda: (
+            (d := drafts.load(item_id)) is not None
+            and np.array_equal(d.apply_to(np.zeros((64, 64), np.uint8)) > 0, brush_only)
+        ),
+        what="draft after undo",
+    )
     assert int(root.get_attribute("data-mask-sum")) == int(brush_only.sum())
     page.keyboard.press("Control+y")
-    wait_until(lambda: int(root.get_attribute("data-mask-sum")) == int(expected.sum()),
-               what="canvas mask after redo")
+    wait_until(
+        lambda: int(root.get_attribute("data-mask-sum")) == int(expected.sum()),
+        what="canvas mask after redo",
+    )
     before = current_item(root)
     page.keyboard.press("Enter")
     item_changed(page, before)
@@ -187,8 +240,9 @@ def test_brush_eraser_undo_redo_exact_pixels(page: Any, lab: Lab) -> None:
 def test_scroll_volume_and_edit_a_slice(page: Any, lab: Lab) -> None:
     vol = np.zeros((48, 40, 12), np.int16)
     vol[:, :, :] = np.arange(12, dtype=np.int16) * 10
-    store = make_project(lab, "vol", Task.SEGMENTATION, ("background", "organ"), [vol],
-                         suffix=".nii.gz")
+    store = make_project(
+        lab, "vol", Task.SEGMENTATION, ("background", "organ"), [vol], suffix=".nii.gz"
+    )
     root = open_and_run(page, lab, annotator_notebook(lab, "vol", "w.brush_radius = 2\n"))
     canvas = root.locator("canvas")
     assert canvas.get_attribute("data-view-key").endswith("axial:6")
@@ -196,12 +250,16 @@ def test_scroll_volume_and_edit_a_slice(page: Any, lab: Lab) -> None:
     for _ in range(3):
         page.mouse.wheel(0, 100)
         page.wait_for_timeout(150)
-    wait_until(lambda: canvas.get_attribute("data-view-key").endswith("axial:3"),
-               what="slice 3 after three wheel steps")
+    wait_until(
+        lambda: canvas.get_attribute("data-view-key").endswith("axial:3"),
+        what="slice 3 after three wheel steps",
+    )
     root.focus()
     page.keyboard.press("ArrowUp")
-    wait_until(lambda: canvas.get_attribute("data-view-key").endswith("axial:4"),
-               what="slice 4 after ArrowUp")
+    wait_until(
+        lambda: canvas.get_attribute("data-view-key").endswith("axial:4"),
+        what="slice 4 after ArrowUp",
+    )
     page.keyboard.press("b")
     drag(page, root, [(10, 8), (10, 20)])
     item_id = int(current_item(root))
@@ -219,8 +277,13 @@ def test_scroll_volume_and_edit_a_slice(page: Any, lab: Lab) -> None:
 
 
 def test_reload_mid_stroke_recovers_the_draft(page: Any, lab: Lab) -> None:
-    make_project(lab, "reload", Task.SEGMENTATION, ("background", "lesion"),
-                 [np.full((64, 64), 90, np.uint8)] * 2)
+    make_project(
+        lab,
+        "reload",
+        Task.SEGMENTATION,
+        ("background", "lesion"),
+        [np.full((64, 64), 90, np.uint8)] * 2,
+    )
     notebook = annotator_notebook(lab, "reload", "w.brush_radius = 2\n")
     root = open_and_run(page, lab, notebook)
     page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
@@ -229,38 +292,57 @@ def test_reload_mid_stroke_recovers_the_draft(page: Any, lab: Lab) -> None:
     root.focus()
     drag(page, root, [(30, 5), (30, 30)], release=False)
     partial = capsule((64, 64), (30, 5), (30, 30), 2)
-    wait_until(lambda: (d := drafts.load(item_id)) is not None and d.indices.size > 0,
-               what="the stroke's chunks reaching the kernel")
+    wait_until(
+        lambda: (d := drafts.load(item_id)) is not None and d.indices.size > 0,
+        what="the stroke's chunks reaching the kernel",
+    )
     page.wait_for_timeout(300)
     page.reload()
     page.mouse.up()
     # the page shows the kernel's widget again, with the drafted pixels
     root = wait_widget(page)
-    wait_until(lambda: int(root.get_attribute("data-mask-sum") or 0) == int(partial.sum()),
-               what="the drafted stroke on the reloaded page")
+    wait_until(
+        lambda: int(root.get_attribute("data-mask-sum") or 0) == int(partial.sum()),
+        what="the drafted stroke on the reloaded page",
+    )
     # a kernel-side restart of the widget (re-running the cell) also recovers it from disk
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     page.wait_for_timeout(500)
     root = wait_widget(page)
-    wait_until(lambda: int(root.get_attribute("data-mask-sum") or 0) == int(partial.sum()),
-               what="the draft after re-running the cell")
+    wait_until(
+        lambda: int(root.get_attribute("data-mask-sum") or 0) == int(partial.sum()),
+        what="the draft after re-running the cell",
+    )
     assert "draft" in root.locator(".wb-message").inner_text().lower()
     screenshot(root, "reload_recovered_draft")
     # the undo history came back with the draft: undo removes the stroke, redo restores it
     root.focus()
     page.keyboard.press("Control+z")
-    wait_until(lambda: int(root.get_attribute("data-mask-sum") or 0) == 0,
-               what="the recovered stroke undone")
-    wait_until(lambda: (d := drafts.load(item_id)) is not None and d.indices.size == 0
-               and len(d.redo) == 1, what="the draft after undo")
+    wait_until(
+        lambda: int(root.get_attribute("data-mask-sum") or 0) == 0,
+        what="the recovered stroke undone",
+    )
+    wait_until(
+        lambda: (
+            (d := drafts.load(item_id)) is not None and d.indices.size == 0 and len(d.redo) == 1
+        ),
+        what="the draft after undo",
+    )
     page.keyboard.press("Control+y")
-    wait_until(lambda: int(root.get_attribute("data-mask-sum") or 0) == int(partial.sum()),
-               what="the recovered stroke redone")
+    wait_until(
+        lambda: int(root.get_attribute("data-mask-sum") or 0) == int(partial.sum()),
+        what="the recovered stroke redone",
+    )
 
 
 def test_back_to_previous_item_and_change_it_then_flag(page: Any, lab: Lab) -> None:
-    store = make_project(lab, "back", Task.CLASSIFICATION, ("cat", "dog"),
-                         [np.full((24, 24), v, np.uint8) for v in (10, 120, 240)])
+    store = make_project(
+        lab,
+        "back",
+        Task.CLASSIFICATION,
+        ("cat", "dog"),
+        [np.full((24, 24), v, np.uint8) for v in (10, 120, 240)],
+    )
     root = open_and_run(page, lab, annotator_notebook(lab, "back"))
     root.focus()
     first = current_item(root)
@@ -274,8 +356,10 @@ def test_back_to_previous_item_and_change_it_then_flag(page: Any, lab: Lab) -> N
     page.keyboard.press("2")  # change it to "dog": a new label version
     item_changed(page, first)
     assert current_item(root) == second
-    label = wait_until(lambda: (lv := store.current_label(int(first))) and lv.class_index == 1
-                       and lv, what="the changed label")
+    label = wait_until(
+        lambda: (lv := store.current_label(int(first))) and lv.class_index == 1 and lv,
+        what="the changed label",
+    )
     assert label.replaces_id is not None
     # flag the second item with a comment typed into the flag box
     page.keyboard.press("f")
@@ -289,24 +373,38 @@ def test_back_to_previous_item_and_change_it_then_flag(page: Any, lab: Lab) -> N
 
 
 def test_fill_inside_a_drawn_outline(page: Any, lab: Lab) -> None:
-    make_project(lab, "fill", Task.SEGMENTATION, ("background", "lesion"),
-                 [np.full((48, 48), 100, np.uint8)])
+    make_project(
+        lab, "fill", Task.SEGMENTATION, ("background", "lesion"), [np.full((48, 48), 100, np.uint8)]
+    )
     root = open_and_run(page, lab, annotator_notebook(lab, "fill", "w.brush_radius = 0\n"))
     item_id = int(current_item(root))
     root.focus()
     page.keyboard.press("b")
     drag(page, root, [(10, 10), (10, 30), (30, 30), (30, 10), (10, 10)])
-    outline = int(wait_until(lambda: int(root.get_attribute("data-mask-sum") or 0) >= 80
-                             and root.get_attribute("data-mask-sum"), what="the outline"))
+    outline = int(
+        wait_until(
+            lambda: (
+                int(root.get_attribute("data-mask-sum") or 0) >= 80
+                and root.get_attribute("data-mask-sum")
+            ),
+            what="the outline",
+        )
+    )
     page.keyboard.press("g")
     page.mouse.click(*pixel_xy(root, 20, 20))
     expected = np.zeros((48, 48), bool)
     expected[10:31, 10:31] = True
-    wait_until(lambda: int(root.get_attribute("data-mask-sum") or 0) == int(expected.sum()),
-               what="the filled square on the canvas")
+    wait_until(
+        lambda: int(root.get_attribute("data-mask-sum") or 0) == int(expected.sum()),
+        what="the filled square on the canvas",
+    )
     assert outline == 4 * 20
     drafts = DraftStore(lab.root / "fill" / "drafts", "alice")
-    wait_until(lambda: (d := drafts.load(item_id)) is not None
-               and np.array_equal(d.apply_to(np.zeros((48, 48), np.uint8)) > 0, expected),
-               what="the filled draft")
+    wait_until(
+        lambda: (
+            (d := drafts.load(item_id)) is not None
+            and np.array_equal(d.apply_to(np.zeros((48, 48), np.uint8)) > 0, expected)
+        ),
+        what="the filled draft",
+    )
     screenshot(root, "fill")

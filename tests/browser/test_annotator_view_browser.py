@@ -49,8 +49,10 @@ class View:
         self.oy += dy
 
     def page_xy(self, r: float, c: float) -> tuple[float, float]:
-        return (self.left + self.ox + (c + 0.5) * self.scale,
-                self.top + self.oy + (r + 0.5) * self.scale)
+        return (
+            self.left + self.ox + (c + 0.5) * self.scale,
+            self.top + self.oy + (r + 0.5) * self.scale,
+        )
 
     def visible(self, r: float, c: float) -> bool:
         x, y = self.page_xy(r, c)
@@ -86,17 +88,20 @@ def stroke(page: Any, view: View, points: list[tuple[int, int]]) -> None:
         assert r0 == r1 or c0 == c1
         steps = max(abs(r1 - r0), abs(c1 - c0))
         for k in range(1, steps + 1):
-            page.mouse.move(*view.page_xy(r0 + (r1 - r0) * k // steps,
-                                          c0 + (c1 - c0) * k // steps))
+            page.mouse.move(*view.page_xy(r0 + (r1 - r0) * k // steps, c0 + (c1 - c0) * k // steps))
     page.mouse.up()
 
 
 def test_zoom_and_pan_then_brush_lands_on_the_expected_pixels(page: Any, lab: Lab) -> None:
-    store = make_project(lab, "zoom", Task.SEGMENTATION, ("background", "lesion"),
-                         [gradient()] * 2)
-    nb = write_notebook(lab, "zoom.ipynb", [
-        "from workbench.widgets import Annotator\n"
-        f"w = Annotator({str(lab.root / 'zoom')!r}, 'alice')\nw.brush_radius = 1\nw"])
+    store = make_project(lab, "zoom", Task.SEGMENTATION, ("background", "lesion"), [gradient()] * 2)
+    nb = write_notebook(
+        lab,
+        "zoom.ipynb",
+        [
+            "from workbench.widgets import Annotator\n"
+            f"w = Annotator({str(lab.root / 'zoom')!r}, 'alice')\nw.brush_radius = 1\nw"
+        ],
+    )
     root = open_and_run(page, lab, nb)
     item_id = int(current_item(root))
     view = view_of(root)
@@ -143,9 +148,11 @@ def test_zoom_and_pan_then_brush_lands_on_the_expected_pixels(page: Any, lab: La
     page.keyboard.press("b")
     a, corner, b = (20, 12), (20, 30), (34, 30)
     stroke(page, view, [a, corner, b])
-    expected = (capsule((SIZE, SIZE), a, corner, 1) | capsule((SIZE, SIZE), corner, b, 1))
-    wait_until(lambda: int(root.get_attribute("data-mask-sum") or 0) == int(expected.sum()),
-               what=f"the stroke on the canvas ({int(expected.sum())} pixels)")
+    expected = capsule((SIZE, SIZE), a, corner, 1) | capsule((SIZE, SIZE), corner, b, 1)
+    wait_until(
+        lambda: int(root.get_attribute("data-mask-sum") or 0) == int(expected.sum()),
+        what=f"the stroke on the canvas ({int(expected.sum())} pixels)",
+    )
     screenshot(root, "zoom_pan_brush")
     before = current_item(root)
     page.keyboard.press("Enter")
@@ -177,20 +184,29 @@ dump()
 def canvas_grey(root: Any, view: View, r: int, c: int) -> int:
     """The grey value drawn at the centre of image pixel (r, c)."""
     x, y = view.page_xy(r, c)
-    return int(root.locator("canvas").evaluate(
-        "(cv, [x, y]) => { const b = cv.getBoundingClientRect(); const d = devicePixelRatio;"
-        " return cv.getContext('2d').getImageData(Math.floor((x - b.left) * d),"
-        " Math.floor((y - b.top) * d), 1, 1).data[0]; }", [x, y]))
+    return int(
+        root.locator("canvas").evaluate(
+            "(cv, [x, y]) => { const b = cv.getBoundingClientRect(); const d = devicePixelRatio;"
+            " return cv.getContext('2d').getImageData(Math.floor((x - b.left) * d),"
+            " Math.floor((y - b.top) * d), 1, 1).data[0]; }",
+            [x, y],
+        )
+    )
 
 
 def test_window_level_drag_changes_the_window_and_no_stored_data(page: Any, lab: Lab) -> None:
-    store = make_project(lab, "window", Task.SEGMENTATION, ("background", "lesion"),
-                         [gradient()])
+    store = make_project(lab, "window", Task.SEGMENTATION, ("background", "lesion"), [gradient()])
     state_file = lab.root / "window_state.json"
-    nb = write_notebook(lab, "window.ipynb", [
-        "from workbench.widgets import Annotator\n"
-        f"w = Annotator({str(lab.root / 'window')!r}, 'alice')\n"
-        + STATE_CELL.format(path=str(state_file)) + "w"])
+    nb = write_notebook(
+        lab,
+        "window.ipynb",
+        [
+            "from workbench.widgets import Annotator\n"
+            f"w = Annotator({str(lab.root / 'window')!r}, 'alice')\n"
+            + STATE_CELL.format(path=str(state_file))
+            + "w"
+        ],
+    )
     scan = Path(store.list_items()[0].source_uri)
     scan_hash = hashlib.sha256(scan.read_bytes()).hexdigest()
     root = open_and_run(page, lab, nb)
@@ -213,28 +229,42 @@ def test_window_level_drag_changes_the_window_and_no_stored_data(page: Any, lab:
     page.wait_for_timeout(200)
     assert not page.locator(".lm-Menu").is_visible(), "JupyterLab's context menu opened"
     width, center = w0 * np.exp(-40 / 200), c0 - 80 * w0 / 400
-    wait_until(lambda: state()["session"] == pytest.approx([center, width], rel=1e-6)
-               and state()["window_key"] != "127.5,255", what="the new window in the kernel")
+    wait_until(
+        lambda: (
+            state()["session"] == pytest.approx([center, width], rel=1e-6)
+            and state()["window_key"] != "127.5,255"
+        ),
+        what="the new window in the kernel",
+    )
     assert state()["traits"] == pytest.approx([center, width], rel=1e-6)
     window = Window(*state()["session"])
     for col in (5, 20, 40, 60):
-        want = int(to_uint8(gradient()[32:33, col:col + 1], window)[0, 0])
-        wait_until(lambda col=col, want=want: canvas_grey(root, view, 32, col) == want,
-                   what=f"column {col} drawn through the new window ({want})")
+        want = int(to_uint8(gradient()[32:33, col : col + 1], window)[0, 0])
+        wait_until(
+            lambda col=col, want=want: canvas_grey(root, view, 32, col) == want,
+            what=f"column {col} drawn through the new window ({want})",
+        )
     assert canvas_grey(root, view, 32, 20) != 80
     screenshot(root, "window_level_drag")
     # the window tool ("w") does the same with the left button, and paints nothing
     root.focus()
     page.keyboard.press("w")
-    wait_until(lambda: "wb-active" in (root.locator(".wb-tools button", has_text="window")
-                                       .get_attribute("class") or ""), what="the window tool")
+    wait_until(
+        lambda: (
+            "wb-active"
+            in (root.locator(".wb-tools button", has_text="window").get_attribute("class") or "")
+        ),
+        what="the window tool",
+    )
     page.mouse.move(view.left + 300, view.top + 300)
     page.mouse.down()
     page.mouse.move(view.left + 340, view.top + 300, steps=6)
     page.mouse.up()
     width2 = width * np.exp(40 / 200)
-    wait_until(lambda: state()["session"] == pytest.approx([center, width2], rel=1e-6),
-               what="the window tool's window in the kernel")
+    wait_until(
+        lambda: state()["session"] == pytest.approx([center, width2], rel=1e-6),
+        what="the window tool's window in the kernel",
+    )
     page.keyboard.press("w")  # back to the brush
     page.wait_for_timeout(300)
     # no stored data changed: no mask voxel, no draft, no label, the scan file untouched

@@ -21,8 +21,13 @@ pytestmark = pytest.mark.browser
 
 
 def test_notebook7_renders_and_labels_by_keyboard(page: Any, notebook7: Lab) -> None:
-    store = make_project(notebook7, "nb7", Task.CLASSIFICATION, ("normal", "abnormal"),
-                         [np.full((40, 40), v, np.uint8) for v in (30, 200)])
+    store = make_project(
+        notebook7,
+        "nb7",
+        Task.CLASSIFICATION,
+        ("normal", "abnormal"),
+        [np.full((40, 40), v, np.uint8) for v in (30, 200)],
+    )
     notebook = annotator_notebook(notebook7, "nb7")
     page.goto(f"{notebook7.url}/tree?token={notebook7.token}")
     page.get_by_text(notebook.name).first.wait_for(timeout=60_000)

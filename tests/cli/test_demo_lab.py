@@ -31,12 +31,29 @@ def _get(url: str) -> tuple[int, bytes]:
 
 def test_demo_creates_projects_and_serves_lab_with_a_token(tmp_path: Path) -> None:
     port, token = _free_port(), "demo-test-token-123"
-    env = dict(os.environ, WORKBENCH_LAB_TOKEN=token, JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"), JUPYTER_DATA_DIR=str(tmp_path / "data"))
+    env = dict(
+        os.environ,
+        WORKBENCH_LAB_TOKEN=token,
+        JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
+        JUPYTER_DATA_DIR=str(tmp_path / "data"),
+    )
     lab = subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "demo", str(tmp_path / "demo"), "--lab",
-         "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "demo",
+            str(tmp_path / "demo"),
+            "--lab",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     assert lab.stderr is not None  # stderr=PIPE
     try:
         base = f"http://127.0.0.1:{port}"

@@ -15,7 +15,8 @@ def _commands() -> list[str]:
 
 def test_every_command_is_listed() -> None:
     assert {"init", "import", "status", "export", "demo", "train", "query", "simulate"} <= set(
-        _commands())
+        _commands()
+    )
 
 
 @pytest.mark.parametrize("command", _commands())

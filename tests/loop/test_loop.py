@@ -40,14 +40,17 @@ from workbench.store import (
 from workbench.strategies import downsample, get_strategy, select_coreset, select_typiclust
 
 DEMO_NPZ = Path(__file__).resolve().parents[2] / "workbench/demo_data/breastmnist/breastmnist.npz"
-FAST = ClassificationRecipe(max_epochs=3, patience=2, mc_samples=4, min_steps_per_epoch=2,
-                            restarts=0)
+FAST = ClassificationRecipe(
+    max_epochs=3, patience=2, mc_samples=4, min_steps_per_epoch=2, restarts=0
+)
 
 
 @pytest.fixture()
 def project(tmp_path: Path) -> SQLiteStore:
-    store = create_project(tmp_path / "breast", ProjectConfig(
-        "breast", Task.CLASSIFICATION, ("malignant", "normal or benign")))
+    store = create_project(
+        tmp_path / "breast",
+        ProjectConfig("breast", Task.CLASSIFICATION, ("malignant", "normal or benign")),
+    )
     import_sources(store, [DEMO_NPZ], labels=LabelPolicy.GROUND_TRUTH)
     return store
 
@@ -60,9 +63,15 @@ def label_served(store: SQLiteStore, annotator: str, count: int) -> list[int]:
         assert item is not None
         truth = store.current_label(item.id, include_ground_truth=True)
         assert truth is not None and truth.source is LabelSource.GROUND_TRUTH
-        store.submit_label(LabelSubmission(item_id=item.id, annotator=annotator,
-                                           source=LabelSource.HUMAN,
-                                           class_index=truth.class_index, seconds_spent=2.0))
+        store.submit_label(
+            LabelSubmission(
+                item_id=item.id,
+                annotator=annotator,
+                source=LabelSource.HUMAN,
+                class_index=truth.class_index,
+                seconds_spent=2.0,
+            )
+        )
         done.append(item.id)
     return done
 
@@ -84,7 +93,8 @@ def test_cold_start_then_train_score_query_and_serve_in_order(project: SQLiteSto
     assert Path(model.checkpoint or "").is_file()
     labels_used = {label.id for label in project.current_labels(split="train")}
     assert set(model.trained_on) == labels_used | {
-        label.id for label in project.current_labels(split="val")}
+        label.id for label in project.current_labels(split="val")
+    }
 
     scored = loop.score(model)
     pool = loop.pool()
@@ -112,7 +122,8 @@ def test_cold_start_then_train_score_query_and_serve_in_order(project: SQLiteSto
 
 
 def test_a_round_leaves_no_checkpoint_outside_the_project(
-        project: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Lightning's checkpoints of a round are temporary: only the saved weights in the project
     # stay (before, every round left one in the system's temporary folder)
     temporary = tmp_path / "system-tmp"
@@ -159,19 +170,20 @@ def test_model_that_does_not_fit_the_data_fails_clearly(project: SQLiteStore) ->
     assert len(project.current_labels()) == 12
 
 
-def test_out_of_memory_or_ctrl_c_marks_the_version_or_round_failed(
-        project: SQLiteStore) -> None:
+def test_out_of_memory_or_ctrl_c_marks_the_version_or_round_failed(project: SQLiteStore) -> None:
     ActiveLearningLoop(project, recipe=FAST).query("random", 12, seed=0)
     label_served(project, "ann", 12)
     out_of_memory = ActiveLearningLoop(
-        project, recipe=dataclasses.replace(FAST, network=RaisingNetwork(MemoryError())))
+        project, recipe=dataclasses.replace(FAST, network=RaisingNetwork(MemoryError()))
+    )
     with pytest.raises(LoopError, match="out of host memory: lower the batch size"):
         out_of_memory.train()
     failed = project.list_model_versions()[-1]
     assert failed.status is ModelStatus.FAILED and "out of host memory" in (failed.error or "")
 
     interrupted = ActiveLearningLoop(
-        project, recipe=dataclasses.replace(FAST, network=RaisingNetwork(KeyboardInterrupt())))
+        project, recipe=dataclasses.replace(FAST, network=RaisingNetwork(KeyboardInterrupt()))
+    )
     with pytest.raises((KeyboardInterrupt, SystemExit)):  # Lightning may turn it into an exit
         interrupted.train()
     stopped = project.list_model_versions()[-1]
@@ -180,10 +192,13 @@ def test_out_of_memory_or_ctrl_c_marks_the_version_or_round_failed(
     assert len(project.current_labels()) == 12
     assert ActiveLearningLoop(project, recipe=FAST).train().status is ModelStatus.READY
 
-    expected = {MemoryError: "out of host memory: score fewer",
-                KeyboardInterrupt: "interrupted (KeyboardInterrupt)",
-                RuntimeError: "RuntimeError"}  # an error without a message is named
+    expected = {
+        MemoryError: "out of host memory: score fewer",
+        KeyboardInterrupt: "interrupted (KeyboardInterrupt)",
+        RuntimeError: "RuntimeError",
+    }  # an error without a message is named
     for error in (MemoryError(), KeyboardInterrupt(), RuntimeError()):
+
         def fail(item: Item, error: BaseException = error) -> np.ndarray:
             raise error  # a query reading the pool fails too
 
@@ -209,7 +224,8 @@ def test_successive_versions_validate_on_the_same_held_out_labels(project: SQLit
     held_first = set(first.params["val_item_ids"])  # type: ignore[call-overload]
     held_second = set(second.params["val_item_ids"])  # type: ignore[call-overload]
     labelled_first = {label.item_id for label in project.current_labels()} - set(
-        project.list_rounds()[-1].selected)
+        project.list_rounds()[-1].selected
+    )
     assert held_first and held_first <= labelled_first
     assert held_first < held_second  # the same items, and new ones
     assert held_second - held_first <= set(project.list_rounds()[-1].selected)
@@ -240,8 +256,7 @@ def test_a_query_through_the_model_streams_the_pool_in_chunks(project: SQLiteSto
 
 
 @pytest.mark.parametrize("name", ["coreset", "typiclust"])
-def test_diversity_picks_are_placed_relative_to_the_labels(project: SQLiteStore,
-                                                           name: str) -> None:
+def test_diversity_picks_are_placed_relative_to_the_labels(project: SQLiteStore, name: str) -> None:
     loop = ActiveLearningLoop(project, recipe=FAST)
     loop.query("random", 24, seed=0)
     label_served(project, "ann", 24)
@@ -255,8 +270,9 @@ def test_diversity_picks_are_placed_relative_to_the_labels(project: SQLiteStore,
     features = embed(trained, loop._images([*pool, *labelled]))
     mask = np.arange(len(features)) >= len(pool)
     strategy = get_strategy(name)
-    by_hand = strategy(k=6, embeddings=features, labelled_mask=mask,
-                       rng=np.random.default_rng(5)).indices
+    by_hand = strategy(
+        k=6, embeddings=features, labelled_mask=mask, rng=np.random.default_rng(5)
+    ).indices
     assert list(picks) == [pool[int(i)].id for i in by_hand]
     # the labels change the picks: the same pool alone would be covered otherwise
     alone = strategy(k=6, embeddings=features[: len(pool)], rng=np.random.default_rng(5)).indices
@@ -264,7 +280,8 @@ def test_diversity_picks_are_placed_relative_to_the_labels(project: SQLiteStore,
 
 
 def test_typiclust_bald_picks_the_most_uncertain_of_the_uncovered_clusters(
-        project: SQLiteStore) -> None:
+    project: SQLiteStore,
+) -> None:
     loop = ActiveLearningLoop(project, recipe=FAST)
     loop.query("random", 24, seed=0)
     label_served(project, "ann", 24)
@@ -280,11 +297,13 @@ def test_typiclust_bald_picks_the_most_uncertain_of_the_uncovered_clusters(
     features = embed(trained, images)
     probs = predict_probs(trained, images, ids=np.array([item.id for item in items]))
     mask = np.arange(len(items)) >= len(pool)
-    by_hand = get_strategy("typiclust_bald")(k=6, probs=probs, embeddings=features,
-                                             labelled_mask=mask, rng=np.random.default_rng(5))
+    by_hand = get_strategy("typiclust_bald")(
+        k=6, probs=probs, embeddings=features, labelled_mask=mask, rng=np.random.default_rng(5)
+    )
     assert list(picks) == [pool[int(i)].id for i in by_hand.indices]
-    typical = get_strategy("typiclust")(k=6, embeddings=features, labelled_mask=mask,
-                                        rng=np.random.default_rng(5)).indices
+    typical = get_strategy("typiclust")(
+        k=6, embeddings=features, labelled_mask=mask, rng=np.random.default_rng(5)
+    ).indices
     assert sorted(by_hand.indices) != sorted(typical)  # BALD, not typicality, chose
 
 
@@ -297,8 +316,9 @@ def test_cold_start_kcenter_covers_what_the_labels_do_not(project: SQLiteStore) 
     labelled = [project.get_item(label.item_id) for label in project.current_labels(split="train")]
     pixels = downsample(loop._images([*pool, *labelled]).mean(axis=1), 2)
     mask = np.arange(len(pixels)) >= len(pool)
-    by_hand = select_coreset(pixels.reshape(len(pixels), -1), 5, labelled_mask=mask,
-                             rng=np.random.default_rng(2)).indices
+    by_hand = select_coreset(
+        pixels.reshape(len(pixels), -1), 5, labelled_mask=mask, rng=np.random.default_rng(2)
+    ).indices
     assert list(picks) == [pool[int(i)].id for i in by_hand]
 
 
@@ -328,8 +348,10 @@ def test_a_seed_repeats_the_picks_on_a_fresh_project(tmp_path: Path) -> None:
     picks (one process, so one torch thread count)."""
     picks = []
     for copy in ("a", "b"):
-        store = create_project(tmp_path / copy, ProjectConfig(
-            "breast", Task.CLASSIFICATION, ("malignant", "normal or benign")))
+        store = create_project(
+            tmp_path / copy,
+            ProjectConfig("breast", Task.CLASSIFICATION, ("malignant", "normal or benign")),
+        )
         import_sources(store, [DEMO_NPZ], labels=LabelPolicy.GROUND_TRUTH)
         loop = ActiveLearningLoop(store, recipe=FAST, contrastive_steps=20)
         first = loop.query("power_bald", 16, seed=4)
@@ -349,14 +371,19 @@ def _four_times_larger(item: Item) -> ScanImage:
 
 
 @pytest.mark.parametrize("method", ["typical", "kcenter"])
-def test_a_cold_start_streams_large_images_as_thumbnails(project: SQLiteStore,
-                                                         method: str) -> None:
-    chunked = _CountingLoop(project, recipe=FAST, contrastive_steps=10, score_chunk=100,
-                            image_loader=_four_times_larger)
+def test_a_cold_start_streams_large_images_as_thumbnails(project: SQLiteStore, method: str) -> None:
+    chunked = _CountingLoop(
+        project, recipe=FAST, contrastive_steps=10, score_chunk=100, image_loader=_four_times_larger
+    )
     picks = chunked.query("bald", 6, seed=4, cold_start=method).selected
     assert chunked.largest == 100  # of a pool of 546 images, each held at full size
-    whole = _CountingLoop(project, recipe=FAST, contrastive_steps=10, score_chunk=10_000,
-                          image_loader=_four_times_larger)
+    whole = _CountingLoop(
+        project,
+        recipe=FAST,
+        contrastive_steps=10,
+        score_chunk=10_000,
+        image_loader=_four_times_larger,
+    )
     assert whole.query("bald", 6, seed=4, cold_start=method).selected == picks
     # by hand: every image area-resized to 64x64 (the loop's 2D cold-start side), then as before
     pool = whole.pool()
@@ -369,8 +396,9 @@ def test_a_cold_start_streams_large_images_as_thumbnails(project: SQLiteStore,
         by_hand = select_typiclust(features, 6, rng=np.random.default_rng(4)).indices
     else:
         pixels = downsample(small.mean(axis=1), 2)
-        by_hand = select_coreset(pixels.reshape(len(pixels), -1), 6,
-                                 rng=np.random.default_rng(4)).indices
+        by_hand = select_coreset(
+            pixels.reshape(len(pixels), -1), 6, rng=np.random.default_rng(4)
+        ).indices
     assert list(picks) == [pool[int(i)].id for i in by_hand]
 
 
@@ -385,12 +413,25 @@ def test_thumbnails_area_resize_only_what_is_larger() -> None:
 
 
 def test_item_images_area_averages_images_of_any_shape_to_one_size() -> None:
-    arrays = {1: np.arange(4 * 6, dtype=np.uint8).reshape(4, 6),  # area means of 2x3 blocks
-              2: np.full((2, 2), 7, np.uint8),  # already the size: as it is
-              3: np.array([[10, 20]], np.uint8)}  # one row: repeated
-    items = [Item(id=i, key=str(i), source_uri="", content_hash="", modality="OT",
-                  shape=a.shape, spacing=(1.0, 1.0), split="train", created_at=0.0)
-             for i, a in arrays.items()]
+    arrays = {
+        1: np.arange(4 * 6, dtype=np.uint8).reshape(4, 6),  # area means of 2x3 blocks
+        2: np.full((2, 2), 7, np.uint8),  # already the size: as it is
+        3: np.array([[10, 20]], np.uint8),
+    }  # one row: repeated
+    items = [
+        Item(
+            id=i,
+            key=str(i),
+            source_uri="",
+            content_hash="",
+            modality="OT",
+            shape=a.shape,
+            spacing=(1.0, 1.0),
+            split="train",
+            created_at=0.0,
+        )
+        for i, a in arrays.items()
+    ]
 
     def loader(item: Item) -> ScanImage:
         return ScanImage(arrays[item.id], (1.0, 1.0), np.eye(3))
@@ -404,22 +445,27 @@ def test_item_images_area_averages_images_of_any_shape_to_one_size() -> None:
 def test_stopping_criteria() -> None:
     criteria = StoppingCriteria(label_budget=100, plateau_rounds=2, min_mean_uncertainty=0.05)
     assert criteria.reason_to_stop(labels=100, val_history=[], mean_uncertainty=None)
-    assert criteria.reason_to_stop(labels=10, val_history=[0.8, 0.9, 0.85, 0.9],
-                                   mean_uncertainty=None)
-    assert not criteria.reason_to_stop(labels=10, val_history=[0.8, 0.85, 0.9],
-                                       mean_uncertainty=0.2)
-    assert "uncertainty" in (criteria.reason_to_stop(labels=10, val_history=[0.9],
-                                                     mean_uncertainty=0.01) or "")
+    assert criteria.reason_to_stop(
+        labels=10, val_history=[0.8, 0.9, 0.85, 0.9], mean_uncertainty=None
+    )
+    assert not criteria.reason_to_stop(
+        labels=10, val_history=[0.8, 0.85, 0.9], mean_uncertainty=0.2
+    )
+    assert "uncertainty" in (
+        criteria.reason_to_stop(labels=10, val_history=[0.9], mean_uncertainty=0.01) or ""
+    )
 
 
 def test_a_recipe_for_the_other_task_is_refused_with_a_clear_error(
-        project: SQLiteStore, tmp_path: Path) -> None:
+    project: SQLiteStore, tmp_path: Path
+) -> None:
     from workbench.recipes import SegmentationRecipe
 
     with pytest.raises(LoopError, match="SegmentationRecipe cannot train a classification"):
         ActiveLearningLoop(project, recipe=SegmentationRecipe())
-    store = create_project(tmp_path / "seg", ProjectConfig(
-        "seg", Task.SEGMENTATION, ("background", "organ")))
+    store = create_project(
+        tmp_path / "seg", ProjectConfig("seg", Task.SEGMENTATION, ("background", "organ"))
+    )
     assert isinstance(ActiveLearningLoop(store).recipe, SegmentationRecipe)
 
 
@@ -429,11 +475,26 @@ def test_cli_query_train_query(tmp_path: Path, capsys: pytest.CaptureFixture[str
     from workbench.store import open_project
 
     project = tmp_path / "p"
-    assert main(["init", str(project), "--task", "classification",
-                 "--classes", "malignant", "benign"]) == 0
+    assert (
+        main(["init", str(project), "--task", "classification", "--classes", "malignant", "benign"])
+        == 0
+    )
     assert main(["import", str(project), str(DEMO_NPZ), "--labels-as-ground-truth"]) == 0
-    assert main(["query", str(project), "--strategy", "entropy", "--batch", "16",
-                 "--contrastive-steps", "10"]) == 0  # the typical cold start, by default
+    assert (
+        main(
+            [
+                "query",
+                str(project),
+                "--strategy",
+                "entropy",
+                "--batch",
+                "16",
+                "--contrastive-steps",
+                "10",
+            ]
+        )
+        == 0
+    )  # the typical cold start, by default
     assert "self-supervised features: 10/10" in capsys.readouterr().err  # its progress
     with open_project(project) as store:
         assert store.list_rounds()[0].strategy == "cold_start_typical"
@@ -445,23 +506,29 @@ def test_cli_query_train_query(tmp_path: Path, capsys: pytest.CaptureFixture[str
             main(["train", str(project), flag, "-1"])
         assert exit_.value.code == 2
         assert f"argument {flag}: -1: must be 1 or more" in capsys.readouterr().err
-    assert main(["train", str(project), "--epochs", "2", "--patience", "3",
-                 "--label-budget", "16"]) == 0
+    assert (
+        main(["train", str(project), "--epochs", "2", "--patience", "3", "--label-budget", "16"])
+        == 0
+    )
     err = capsys.readouterr().err
     assert "training on cpu (32-true)" in err  # where it trains (no GPU)
     assert "the loop can stop: label budget reached (16 >= 16)" in err
     assert "training (epochs): 2/2" in err  # progress, as plain lines outside a terminal
-    assert ("trunk started from the self-supervised encoder of cold-start round 1"
-            in " ".join(err.split()))  # rich wraps
+    assert "trunk started from the self-supervised encoder of cold-start round 1" in " ".join(
+        err.split()
+    )  # rich wraps
     assert main(["query", str(project), "--strategy", "power_bald", "--batch", "8"]) == 0
     assert main(["query", str(project), "--batch", "8"]) == 0  # the default strategy
-    assert main(["query", str(project), "--strategy", "class_balanced_power_bald",
-                 "--batch", "8"]) == 0  # through the model: MC probabilities of the pool
+    assert (
+        main(["query", str(project), "--strategy", "class_balanced_power_bald", "--batch", "8"])
+        == 0
+    )  # through the model: MC probabilities of the pool
     assert main(["query", str(project), "--strategy", "power_bald:beta=4", "--batch", "8"]) == 0
     assert main(["query", str(project), "--strategy", "no_such", "--batch", "8"]) == 1
     assert main(["query", str(project), "--strategy", "power_bald:beta=-1", "--batch", "8"]) == 1
     assert "beta must be a finite number >= 0, got -1" in " ".join(
-        capsys.readouterr().err.split())  # rich wraps
+        capsys.readouterr().err.split()
+    )  # rich wraps
     with open_project(project) as store:
         rounds = store.list_rounds()
         assert [r.status for r in rounds] == [RoundStatus.DONE] * 5 + [RoundStatus.FAILED] * 2
@@ -481,7 +548,8 @@ def test_cli_query_train_query(tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert loop.stop_reason(StoppingCriteria(plateau_rounds=None)) is None
         above = StoppingCriteria(plateau_rounds=None, min_mean_uncertainty=float(mean) + 1e-3)
         assert loop.stop_reason(above) == (
-            f"mean pool uncertainty {mean:.4f} is below {float(mean) + 1e-3}")
+            f"mean pool uncertainty {mean:.4f} is below {float(mean) + 1e-3}"
+        )
         below = StoppingCriteria(plateau_rounds=None, min_mean_uncertainty=float(mean) - 1e-3)
         assert loop.stop_reason(below) is None
 
@@ -493,26 +561,32 @@ def test_cli_train_nice_trains_at_that_niceness(project: SQLiteStore) -> None:
     import sys
 
     label_served(project, "ann", 12)
-    code = ("import os, sys; from workbench.cli import main; rc = main(sys.argv[1:]); "
-            "print('NICENESS', os.nice(0)); sys.exit(rc)")
-    done = subprocess.run([sys.executable, "-c", code, "train", str(project.root), "--epochs",
-                           "1", "--nice", "7"], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    code = (
+        "import os, sys; from workbench.cli import main; rc = main(sys.argv[1:]); "
+        "print('NICENESS', os.nice(0)); sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "train", str(project.root), "--epochs", "1", "--nice", "7"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"NICENESS {max(7, os.nice(0))}" in done.stdout
     assert [m.status for m in project.list_model_versions()] == [ModelStatus.READY]
 
 
-def test_a_spatial_reduction_is_refused_on_a_classification_project(
-        project: SQLiteStore) -> None:
+def test_a_spatial_reduction_is_refused_on_a_classification_project(project: SQLiteStore) -> None:
     with pytest.raises(LoopError, match="'reduction'.*classification project"):
         ActiveLearningLoop(project, recipe=FAST).query("entropy", 3, reduction="mean")
     assert project.list_rounds() == []  # nothing recorded for a refused request
 
 
 def test_a_degenerate_model_is_flagged_and_the_user_warned(project: SQLiteStore) -> None:
-    loop = ActiveLearningLoop(project, recipe=dataclasses.replace(FAST, network=one_class_network,
-                                                                  restarts=1))
+    loop = ActiveLearningLoop(
+        project, recipe=dataclasses.replace(FAST, network=one_class_network, restarts=1)
+    )
     loop.query("random", 24, seed=0)
     label_served(project, "ann", 24)
     with pytest.warns(UserWarning, match="no better than chance .* after 2 training"):
@@ -523,7 +597,8 @@ def test_a_degenerate_model_is_flagged_and_the_user_warned(project: SQLiteStore)
 
 
 def test_the_first_classifier_starts_from_the_typical_cold_starts_encoder(
-        project: SQLiteStore) -> None:
+    project: SQLiteStore,
+) -> None:
     """The typical cold start keeps its encoder; the project's first model starts its trunk
     there (with a zero learning rate it stays there), says so in its params, and the next
     model warm-starts from the first instead."""
@@ -540,27 +615,29 @@ def test_the_first_classifier_starts_from_the_typical_cold_starts_encoder(
     assert model.params["trunk_from_round"] == first.id
     weights = torch.load(model.checkpoint or "", weights_only=True)["state_dict"]
     learned = [k for k in saved["trunk_state"] if k.endswith(("weight", "bias"))]
-    assert learned and all(torch.equal(weights[f"trunk.{k}"], saved["trunk_state"][k])
-                           for k in learned)
+    assert learned and all(
+        torch.equal(weights[f"trunk.{k}"], saved["trunk_state"][k]) for k in learned
+    )
     assert "trunk_from_round" not in loop.train(seed=1).params  # warm start from model 1
 
-    fresh = ActiveLearningLoop(project, recipe=dataclasses.replace(frozen, warm_start=False),
-                               ssl_init=False)
+    fresh = ActiveLearningLoop(
+        project, recipe=dataclasses.replace(frozen, warm_start=False), ssl_init=False
+    )
     scratch = fresh.train(seed=0)
     assert "trunk_from_round" not in scratch.params
     weights = torch.load(scratch.checkpoint or "", weights_only=True)["state_dict"]
     assert not torch.equal(weights[f"trunk.{learned[0]}"], saved["trunk_state"][learned[0]])
 
 
-def test_any_network_whose_trunk_takes_the_encoder_starts_from_it(
-        project: SQLiteStore) -> None:
+def test_any_network_whose_trunk_takes_the_encoder_starts_from_it(project: SQLiteStore) -> None:
     """Not only `small_cnn` itself: a variant with the same trunk starts from the encoder, one
     whose trunk differs trains from random weights, with no error."""
     loop = ActiveLearningLoop(project, recipe=FAST, contrastive_steps=5)
     first = loop.query("power_bald", 12, seed=2)
     label_served(project, "ann", 12)
-    same_trunk = dataclasses.replace(FAST, network=functools.partial(small_cnn, dropout=0.3),
-                                     warm_start=False)
+    same_trunk = dataclasses.replace(
+        FAST, network=functools.partial(small_cnn, dropout=0.3), warm_start=False
+    )
     model = ActiveLearningLoop(project, recipe=same_trunk).train(seed=0)
     assert model.params["trunk_from_round"] == first.id
     wider = dataclasses.replace(same_trunk, network=functools.partial(small_cnn, hidden=64))

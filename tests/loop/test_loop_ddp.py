@@ -26,17 +26,36 @@ def _train(project: Path, devices: int) -> subprocess.CompletedProcess[str]:
     for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "WORLD_SIZE"):
         env.pop(name, None)
     return subprocess.run(
-        [str(WORKBENCH), "train", str(project), "--devices", str(devices), "--accelerator",
-         "cpu", "--epochs", "3", "--mc-samples", "4", "--fresh"],
-        cwd=project.parent, env=env, capture_output=True, text=True, timeout=600)
+        [
+            str(WORKBENCH),
+            "train",
+            str(project),
+            "--devices",
+            str(devices),
+            "--accelerator",
+            "cpu",
+            "--epochs",
+            "3",
+            "--mc-samples",
+            "4",
+            "--fresh",
+        ],
+        cwd=project.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
 def test_train_on_two_processes_records_one_model_and_selects_as_one_process(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     one = tmp_path / "one"
-    with create_project(one, ProjectConfig(
-            "breast", Task.CLASSIFICATION, ("malignant", "normal or benign"))) as store:
+    with create_project(
+        one, ProjectConfig("breast", Task.CLASSIFICATION, ("malignant", "normal or benign"))
+    ) as store:
         import_sources(store, [DEMO_NPZ], labels=LabelPolicy.GROUND_TRUTH)
         label_served(store, "ann", 40)
     two = tmp_path / "two"
@@ -54,7 +73,8 @@ def test_train_on_two_processes_records_one_model_and_selects_as_one_process(
             versions = store.list_model_versions()
             assert [(v.id, v.status) for v in versions] == [(1, ModelStatus.READY)]
             pool = {item.id for item in store.list_items(split="train")} - {
-                label.item_id for label in store.current_labels()}
+                label.item_id for label in store.current_labels()
+            }
             bald = store.get_scores(1, "bald")
             assert set(bald) == pool  # every pool item scored, once
             scores.append(np.array([bald[i] for i in sorted(pool)]))
@@ -64,16 +84,20 @@ def test_train_on_two_processes_records_one_model_and_selects_as_one_process(
     assert top_one == top_two
 
 
-@pytest.mark.parametrize(("variables", "records"), [
-    ({}, True),
-    ({"RANK": "0", "LOCAL_RANK": "0"}, True),
-    ({"LOCAL_RANK": "1"}, False),  # Lightning's launcher: the second process of this node
-    ({"NODE_RANK": "1", "LOCAL_RANK": "0"}, False),  # the first process of the second node
-    ({"RANK": "3"}, False),  # torchrun
-    ({"SLURM_PROCID": "2"}, False),
-])
-def test_only_the_first_process_records(monkeypatch: pytest.MonkeyPatch,
-                                        variables: dict[str, str], records: bool) -> None:
+@pytest.mark.parametrize(
+    ("variables", "records"),
+    [
+        ({}, True),
+        ({"RANK": "0", "LOCAL_RANK": "0"}, True),
+        ({"LOCAL_RANK": "1"}, False),  # Lightning's launcher: the second process of this node
+        ({"NODE_RANK": "1", "LOCAL_RANK": "0"}, False),  # the first process of the second node
+        ({"RANK": "3"}, False),  # torchrun
+        ({"SLURM_PROCID": "2"}, False),
+    ],
+)
+def test_only_the_first_process_records(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], records: bool
+) -> None:
     from workbench.loop import records_to_store
 
     for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID"):

@@ -53,10 +53,17 @@ class Built:
         return sum(self.forwards.values())
 
 
-def counted_unet(built: Built, *, spatial_dims: int, in_channels: int,
-                 num_classes: int) -> nn.Module:
-    net = build_segmenter("unet", spatial_dims=spatial_dims, in_channels=in_channels,
-                          num_classes=num_classes, dropout=0.1, features=(4, 8, 16))
+def counted_unet(
+    built: Built, *, spatial_dims: int, in_channels: int, num_classes: int
+) -> nn.Module:
+    net = build_segmenter(
+        "unet",
+        spatial_dims=spatial_dims,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        dropout=0.1,
+        features=(4, 8, 16),
+    )
     net.register_forward_hook(built.count)
     built.nets.append(net)
     return net
@@ -69,9 +76,15 @@ def built() -> Built:
 
 def tiny(built: Built, spatial_dims: int = 3) -> SegmentationRecipe:
     """A 4-8-16 residual U-Net, one epoch of one step, two MC samples."""
-    return SegmentationRecipe(network=functools.partial(counted_unet, built),
-                              spatial_dims=spatial_dims, flip_axes=tuple(range(spatial_dims)),
-                              max_epochs=1, min_steps_per_epoch=1, batch_size=2, mc_samples=2)
+    return SegmentationRecipe(
+        network=functools.partial(counted_unet, built),
+        spatial_dims=spatial_dims,
+        flip_axes=tuple(range(spatial_dims)),
+        max_epochs=1,
+        min_steps_per_epoch=1,
+        batch_size=2,
+        mc_samples=2,
+    )
 
 
 def label_from_truth(store: SQLiteStore, item_ids: list[int]) -> None:
@@ -79,16 +92,23 @@ def label_from_truth(store: SQLiteStore, item_ids: list[int]) -> None:
     for item_id in item_ids:
         truth = store.current_label(item_id, include_ground_truth=True)
         assert truth is not None and truth.mask_hash is not None
-        store.submit_label(LabelSubmission(item_id=item_id, annotator="ann",
-                                           source=LabelSource.HUMAN,
-                                           mask=store.get_mask(truth.mask_hash)))
+        store.submit_label(
+            LabelSubmission(
+                item_id=item_id,
+                annotator="ann",
+                source=LabelSource.HUMAN,
+                mask=store.get_mask(truth.mask_hash),
+            )
+        )
 
 
 @pytest.fixture()
 def hippo(tmp_path: Path) -> SQLiteStore:
     """Six real hippocampus MRI volumes (35x51x35 to 36x48x40), labels hidden as ground truth."""
-    store = create_project(tmp_path / "hippo", ProjectConfig(
-        "hippo", Task.SEGMENTATION, ("background", "anterior", "posterior")))
+    store = create_project(
+        tmp_path / "hippo",
+        ProjectConfig("hippo", Task.SEGMENTATION, ("background", "anterior", "posterior")),
+    )
     import_sources(store, [HIPPO], labels=LabelPolicy.GROUND_TRUTH)
     assert len({item.shape for item in store.list_items()}) == 6
     return store
@@ -110,7 +130,8 @@ def test_padding_to_one_shape_maps_back_voxel_for_voxel(hippo: SQLiteStore) -> N
 
 
 def test_3d_train_score_query_and_the_annotator_sees_the_proposal(
-        hippo: SQLiteStore, built: Built) -> None:
+    hippo: SQLiteStore, built: Built
+) -> None:
     from workbench.widgets import AnnotationSession
 
     loop = ActiveLearningLoop(hippo, recipe=tiny(built), contrastive_steps=3)
@@ -139,7 +160,8 @@ def test_3d_train_score_query_and_the_annotator_sees_the_proposal(
     for name in SEGMENTATION_SCORES:
         assert set(hippo.get_scores(model.id, name)) == {item.id for item in pool}, name
     assert {"bald_mean", "entropy_foreground_weighted", "bald_top_percentile"} <= set(
-        SEGMENTATION_SCORES)
+        SEGMENTATION_SCORES
+    )
 
     passes = built.total()
     top = loop.query("bald", 2, seed=0, reduction="top_percentile")
@@ -168,15 +190,15 @@ def test_3d_train_score_query_and_the_annotator_sees_the_proposal(
 
 @pytest.mark.parametrize("tta", [False, True], ids=["mc", "mc-under-flips"])
 def test_stored_masks_maps_and_scores_are_those_of_every_mc_sample(
-        hippo: SQLiteStore, built: Built, tta: bool) -> None:
+    hippo: SQLiteStore, built: Built, tta: bool
+) -> None:
     """Scoring reduces the MC samples as they come (mean and mean entropy, flip by flip) and
     never holds them all; what it stores is what the samples themselves give."""
     from workbench.loop._segment import BACKGROUND, TOP_PERCENT, iter_item_probs
     from workbench.strategies import margin, reduce_map, uncertainty_map
 
     label_from_truth(hippo, [item.id for item in hippo.list_items()[:3]])
-    loop = ActiveLearningLoop(hippo, recipe=dataclasses.replace(tiny(built), tta=tta,
-                                                                mc_samples=3))
+    loop = ActiveLearningLoop(hippo, recipe=dataclasses.replace(tiny(built), tta=tta, mc_samples=3))
     model = loop.train(seed=0)
     assert loop.score(model) == 3
     trained = loop.load(model)
@@ -186,32 +208,36 @@ def test_stored_masks_maps_and_scores_are_those_of_every_mc_sample(
     assert isinstance(loop.recipe, SegmentationRecipe)
     margins = {}
     for item, probs in iter_item_probs(trained, pool, images, loop.recipe.divisible_by):
-        margins[item.id] = float(margin(probs[None], spatial_dims=3, reduction="top_percentile",
-                                        q=25.0)[0])
+        margins[item.id] = float(
+            margin(probs[None], spatial_dims=3, reduction="top_percentile", q=25.0)[0]
+        )
         assert probs.shape == (3 * (4 if tta else 1), 3, *item.shape)  # [T', C, *S]
         stored = hippo.get_prediction(model.id, item.id)
         assert stored is not None and stored.mask is not None
         assert stored.uncertainty_map is not None
         mean = probs.mean(0)
         assert (stored.mask == mean.argmax(0)).mean() > 0.999  # ties may round either way
-        maps = {kind: uncertainty_map(probs[None], kind, spatial_dims=3)
-                for kind in ("entropy", "bald")}
-        np.testing.assert_allclose(stored.uncertainty_map.astype(np.float32),
-                                   maps["entropy"][0], atol=2e-3)  # float16 storage
+        maps = {
+            kind: uncertainty_map(probs[None], kind, spatial_dims=3) for kind in ("entropy", "bald")
+        }
+        np.testing.assert_allclose(
+            stored.uncertainty_map.astype(np.float32), maps["entropy"][0], atol=2e-3
+        )  # float16 storage
         foreground = 1.0 - mean[BACKGROUND][None]
         for kind, umap in maps.items():
             for reduction in ("mean", "foreground_weighted", "top_percentile"):
                 expected = reduce_map(umap, reduction, foreground=foreground, q=TOP_PERCENT)
                 got = hippo.get_scores(model.id, f"{kind}_{reduction}")[item.id]
                 assert got == pytest.approx(float(expected[0]), rel=1e-4, abs=1e-6), (
-                    kind, reduction)
+                    kind,
+                    reduction,
+                )
     # a score the store does not keep goes through the model, also reduced as it comes
     picked = loop.query("margin", 1, reduction="top_percentile", q=25.0)
     assert list(picked.selected) == [max(margins, key=margins.__getitem__)]
 
 
-def test_run_round_predicts_the_pool_once_and_warm_starts(hippo: SQLiteStore,
-                                                          built: Built) -> None:
+def test_run_round_predicts_the_pool_once_and_warm_starts(hippo: SQLiteStore, built: Built) -> None:
     label_from_truth(hippo, [item.id for item in hippo.list_items()[:3]])
     loop = ActiveLearningLoop(hippo, recipe=tiny(built))
     loop.train(seed=0)
@@ -236,7 +262,7 @@ def nuclei_crops(shared_data: Path, folder: Path) -> Path:
     sizes = [(44, 52), (48, 40), (40, 40), (52, 44), (36, 48), (48, 48)]
     for (h, w), image in zip(sizes, sorted((source / "images").iterdir())[:6], strict=True):
         pixels = np.asarray(Image.open(image))[:h, :w]
-        mask = (np.asarray(Image.open(source / "labels" / image.name))[:h, :w] > 0)
+        mask = np.asarray(Image.open(source / "labels" / image.name))[:h, :w] > 0
         Image.fromarray(pixels).save(folder / "images" / image.name)
         Image.fromarray(mask.astype(np.uint8)).save(folder / "masks" / image.name)
         rows.append(f"images/{image.name},masks/{image.name}")
@@ -245,14 +271,23 @@ def nuclei_crops(shared_data: Path, folder: Path) -> Path:
 
 
 def test_2d_project_trains_and_a_3d_recipe_fails_clearly_leaving_the_rest_intact(
-        tmp_path: Path, shared_data: Path, built: Built) -> None:
-    store = create_project(tmp_path / "nuclei", ProjectConfig(
-        "nuclei", Task.SEGMENTATION, ("background", "nucleus")))
-    import_sources(store, [nuclei_crops(shared_data, tmp_path / "crops")],
-                   labels=LabelPolicy.GROUND_TRUTH)
+    tmp_path: Path, shared_data: Path, built: Built
+) -> None:
+    store = create_project(
+        tmp_path / "nuclei", ProjectConfig("nuclei", Task.SEGMENTATION, ("background", "nucleus"))
+    )
+    import_sources(
+        store, [nuclei_crops(shared_data, tmp_path / "crops")], labels=LabelPolicy.GROUND_TRUTH
+    )
     label_from_truth(store, [item.id for item in store.list_items()[:4]])
-    recipe = default_recipe(store, network=functools.partial(counted_unet, built),
-                            max_epochs=1, min_steps_per_epoch=1, batch_size=2, mc_samples=2)
+    recipe = default_recipe(
+        store,
+        network=functools.partial(counted_unet, built),
+        max_epochs=1,
+        min_steps_per_epoch=1,
+        batch_size=2,
+        mc_samples=2,
+    )
     assert isinstance(recipe, SegmentationRecipe) and recipe.spatial_dims == 2
     loop = ActiveLearningLoop(store, recipe=recipe)
     model = loop.train()
@@ -266,8 +301,9 @@ def test_2d_project_trains_and_a_3d_recipe_fails_clearly_leaving_the_rest_intact
 
     labels = store.current_labels()
     wrong = ActiveLearningLoop(store, recipe=dataclasses.replace(recipe, spatial_dims=3))
-    with pytest.raises(LoopError, match="images have 2 spatial dimensions but the recipe's "
-                                        "network takes 3"):
+    with pytest.raises(
+        LoopError, match="images have 2 spatial dimensions but the recipe's network takes 3"
+    ):
         wrong.train()
     versions = store.list_model_versions()
     assert [v.status for v in versions] == [ModelStatus.READY, ModelStatus.FAILED]
@@ -281,12 +317,15 @@ def test_2d_project_trains_and_a_3d_recipe_fails_clearly_leaving_the_rest_intact
 
 
 @pytest.mark.parametrize("method", ["typical", "kcenter"])
-def test_cold_start_on_2d_scans_of_different_shapes(tmp_path: Path, shared_data: Path,
-                                                    built: Built, method: str) -> None:
-    store = create_project(tmp_path / "nuclei", ProjectConfig(
-        "nuclei", Task.SEGMENTATION, ("background", "nucleus")))
-    import_sources(store, [nuclei_crops(shared_data, tmp_path / "crops")],
-                   labels=LabelPolicy.GROUND_TRUTH)
+def test_cold_start_on_2d_scans_of_different_shapes(
+    tmp_path: Path, shared_data: Path, built: Built, method: str
+) -> None:
+    store = create_project(
+        tmp_path / "nuclei", ProjectConfig("nuclei", Task.SEGMENTATION, ("background", "nucleus"))
+    )
+    import_sources(
+        store, [nuclei_crops(shared_data, tmp_path / "crops")], labels=LabelPolicy.GROUND_TRUTH
+    )
     label_from_truth(store, [item.id for item in store.list_items()[:2]])  # no model yet
     recipe = default_recipe(store, network=functools.partial(counted_unet, built))
     loop = ActiveLearningLoop(store, recipe=recipe, contrastive_steps=3)
@@ -303,8 +342,9 @@ def store_models(project: Path) -> list[Any]:
         return store.list_model_versions()
 
 
-def test_cli_segmentation_query_train_query(tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_segmentation_query_train_query(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`workbench query` (cold start), labels, `workbench train` (default U-Net), then a
     `workbench query` that ranks by the scores the training run wrote."""
     from workbench.cli import main
@@ -313,23 +353,51 @@ def test_cli_segmentation_query_train_query(tmp_path: Path,
     project = tmp_path / "hippo"
     data = tmp_path / "data"
     shutil.copytree(HIPPO, data)
-    assert main(["init", str(project), "--task", "segmentation",
-                 "--classes", "anterior", "posterior"]) == 0
+    assert (
+        main(["init", str(project), "--task", "segmentation", "--classes", "anterior", "posterior"])
+        == 0
+    )
     assert main(["import", str(project), str(data), "--labels-as-ground-truth"]) == 0
     assert main(["query", str(project), "--strategy", "bald", "--batch", "3"]) == 0
     with open_project(project) as store:
         assert store.list_rounds()[-1].strategy == "cold_start_typical"  # the default
         label_from_truth(store, list(store.list_rounds()[-1].selected))
-    tiny_args = ["--epochs", "1", "--features", "4", "8", "16", "--batch-size", "1",
-                 "--mc-samples", "2"]
+    tiny_args = [
+        "--epochs",
+        "1",
+        "--features",
+        "4",
+        "8",
+        "16",
+        "--batch-size",
+        "1",
+        "--mc-samples",
+        "2",
+    ]
     assert main(["train", str(project), *tiny_args, "--patch-size", "16", "18", "16"]) != 0
     assert "patch_size" in capsys.readouterr().err and not store_models(project)
-    assert main(["train", str(project), *tiny_args, "--patch-size", "16", "24", "16",
-                 "--tta"]) == 0  # scored under flips too, over sliding windows
-    assert main(["query", str(project), "--strategy", "power_bald", "--batch", "2",
-                 "--reduction", "foreground_weighted"]) == 0
-    assert main(["query", str(project), "--strategy", "margin", "--batch", "1",
-                 "--reduction", "mean"]) == 0  # not stored: the pool goes through the model
+    assert (
+        main(["train", str(project), *tiny_args, "--patch-size", "16", "24", "16", "--tta"]) == 0
+    )  # scored under flips too, over sliding windows
+    assert (
+        main(
+            [
+                "query",
+                str(project),
+                "--strategy",
+                "power_bald",
+                "--batch",
+                "2",
+                "--reduction",
+                "foreground_weighted",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(["query", str(project), "--strategy", "margin", "--batch", "1", "--reduction", "mean"])
+        == 0
+    )  # not stored: the pool goes through the model
     assert main(["query", str(project), "--strategy", "badge", "--batch", "2"]) == 1
     with open_project(project) as store:
         model = store.list_model_versions()[-1]
@@ -338,8 +406,12 @@ def test_cli_segmentation_query_train_query(tmp_path: Path,
         loaded = ActiveLearningLoop(store).load(model)  # scored as it was trained to be
         assert isinstance(loaded, TrainedSegmenter) and loaded.flips == default_flips(3)
         rounds = store.list_rounds()
-        assert [r.status for r in rounds] == [RoundStatus.DONE, RoundStatus.DONE,
-                                              RoundStatus.DONE, RoundStatus.FAILED]
+        assert [r.status for r in rounds] == [
+            RoundStatus.DONE,
+            RoundStatus.DONE,
+            RoundStatus.DONE,
+            RoundStatus.FAILED,
+        ]
         assert rounds[1].params["reduction"] == "foreground_weighted"
         pool = [i for i in store.list_items() if store.current_label(i.id) is None]
         assert set(rounds[1].selected) <= {i.id for i in pool}
@@ -351,8 +423,9 @@ def test_cli_segmentation_query_train_query(tmp_path: Path,
 
 def patch_round(store: SQLiteStore, built: Built) -> tuple[ActiveLearningLoop, ModelVersion]:
     """Label 3 random scans, train on (16, 24, 16) patches and score the other 3."""
-    loop = ActiveLearningLoop(store, recipe=dataclasses.replace(tiny(built),
-                                                                patch_size=(16, 24, 16)))
+    loop = ActiveLearningLoop(
+        store, recipe=dataclasses.replace(tiny(built), patch_size=(16, 24, 16))
+    )
     label_from_truth(store, list(loop.query("random", 3, seed=0).selected))
     model = loop.train(seed=0)
     assert loop.score(model) == 3  # with the weights loaded back from the project
@@ -360,7 +433,8 @@ def patch_round(store: SQLiteStore, built: Built) -> tuple[ActiveLearningLoop, M
 
 
 def test_patches_train_and_sliding_windows_score_each_scan_in_its_own_shape(
-        hippo: SQLiteStore, built: Built) -> None:
+    hippo: SQLiteStore, built: Built
+) -> None:
     loop, model = patch_round(hippo, built)
     assert model.status is ModelStatus.READY and "val_dice" in model.metrics
     assert model.params["patch_size"] == [16, 24, 16]  # provenance names the patch
@@ -376,7 +450,8 @@ def test_patches_train_and_sliding_windows_score_each_scan_in_its_own_shape(
 
 
 def test_patch_projects_window_each_scan_once_into_a_memory_mapped_cache(
-        hippo: SQLiteStore, built: Built) -> None:
+    hippo: SQLiteStore, built: Built
+) -> None:
     from workbench.loop._images import item_arrays
 
     loop, _ = patch_round(hippo, built)
@@ -403,16 +478,18 @@ def test_patch_projects_window_each_scan_once_into_a_memory_mapped_cache(
     assert {p: p.stat().st_mtime_ns for p in scans[1:]} == stamp
 
 
-def test_a_cache_that_cannot_be_written_costs_memory_not_the_round(hippo: SQLiteStore,
-                                                                    built: Built) -> None:
+def test_a_cache_that_cannot_be_written_costs_memory_not_the_round(
+    hippo: SQLiteStore, built: Built
+) -> None:
     (hippo.root / "cache").write_text("not a folder")  # as a read-only or full disk would fail
     with pytest.warns(UserWarning, match="scan cache not written"):
         loop, model = patch_round(hippo, built)
     assert model.status is ModelStatus.READY and (hippo.root / "cache").is_file()
 
 
-def test_whole_scan_projects_and_custom_loaders_cache_nothing(hippo: SQLiteStore,
-                                                               built: Built) -> None:
+def test_whole_scan_projects_and_custom_loaders_cache_nothing(
+    hippo: SQLiteStore, built: Built
+) -> None:
     assert ActiveLearningLoop(hippo, recipe=tiny(built))._cache is None
     patches = dataclasses.replace(tiny(built), patch_size=(16, 24, 16))
     assert ActiveLearningLoop(hippo, recipe=patches)._cache is not None
@@ -430,8 +507,9 @@ def test_typical_cold_start_on_scans(hippo: SQLiteStore, built: Built) -> None:
     assert again.query("bald", 3, seed=1, cold_start="typical").selected == first.selected
 
 
-def test_kcenter_cold_start_on_scans_compares_small_grey_copies(hippo: SQLiteStore,
-                                                                built: Built) -> None:
+def test_kcenter_cold_start_on_scans_compares_small_grey_copies(
+    hippo: SQLiteStore, built: Built
+) -> None:
     from workbench.loop._images import item_arrays
     from workbench.strategies import downsample, select_coreset
 
@@ -442,17 +520,19 @@ def test_kcenter_cold_start_on_scans_compares_small_grey_copies(hippo: SQLiteSto
     # axis, rounded to uint8, grey, average-pooled by 2, k-center greedy
     pool = loop.pool()
     size = tuple(min(int(side), 32) for side in np.median([i.shape[:3] for i in pool], axis=0))
-    resized = [F.interpolate(torch.from_numpy(a).float()[None], size=size, mode="area")[0]
-               for a in item_arrays(pool)]
+    resized = [
+        F.interpolate(torch.from_numpy(a).float()[None], size=size, mode="area")[0]
+        for a in item_arrays(pool)
+    ]
     grey = torch.stack(resized).round().clamp(0, 255).to(torch.uint8).numpy()
     pixels = downsample(grey.mean(axis=1), 2)
-    by_hand = select_coreset(pixels.reshape(len(pixels), -1), 3,
-                             rng=np.random.default_rng(2)).indices
+    by_hand = select_coreset(
+        pixels.reshape(len(pixels), -1), 3, rng=np.random.default_rng(2)
+    ).indices
     assert list(first.selected) == [pool[int(i)].id for i in by_hand]
 
 
-def test_scoring_chunks_hold_a_bounded_number_of_voxels(hippo: SQLiteStore,
-                                                         built: Built) -> None:
+def test_scoring_chunks_hold_a_bounded_number_of_voxels(hippo: SQLiteStore, built: Built) -> None:
     from workbench.loop._loop import SCORE_CHUNK_VOXELS
     from workbench.store import Item
 
@@ -495,8 +575,9 @@ def test_a_large_ct_project_gets_patches_by_default(tmp_path: Path, hippo: SQLit
     assert patch_of(hippo) is None  # small scans train whole
     volume = np.zeros((180, 170, 90), np.int16)  # 2.75 M voxels, over 128^3
     nib.save(nib.Nifti1Image(volume, np.eye(4)), str(tmp_path / "ct.nii.gz"))
-    store = create_project(tmp_path / "ct", ProjectConfig(
-        "ct", Task.SEGMENTATION, ("background", "organ")))
+    store = create_project(
+        tmp_path / "ct", ProjectConfig("ct", Task.SEGMENTATION, ("background", "organ"))
+    )
     import_sources(store, [tmp_path / "ct.nii.gz"])
     assert store.list_items()[0].shape == (180, 170, 90)
     assert patch_of(store) == (96, 96, 96)
@@ -513,10 +594,21 @@ def test_the_loop_feeds_a_nifti_ct_in_the_ct_window_its_item_names(tmp_path: Pat
     hu[4, 4, 2] = 50.0
     path = tmp_path / "ct.nii.gz"
     nib.save(nib.Nifti1Image(hu, np.eye(4)), path)
-    store = create_project(tmp_path / "proj", ProjectConfig("ct", Task.SEGMENTATION,
-                                                            ("background", "organ")))
-    store.add_items([NewItem(key="ct", source_uri=str(path), content_hash="h", modality="CT",
-                             shape=hu.shape, spacing=(1.0, 1.0, 1.0))])
+    store = create_project(
+        tmp_path / "proj", ProjectConfig("ct", Task.SEGMENTATION, ("background", "organ"))
+    )
+    store.add_items(
+        [
+            NewItem(
+                key="ct",
+                source_uri=str(path),
+                content_hash="h",
+                modality="CT",
+                shape=hu.shape,
+                spacing=(1.0, 1.0, 1.0),
+            )
+        ]
+    )
     try:
         (array,) = item_arrays(store.list_items())
     finally:

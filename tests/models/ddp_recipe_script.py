@@ -37,13 +37,16 @@ def main() -> None:
     parallel = {"accelerator": "cpu", "devices": args.devices}
     parallel["strategy"] = "ddp" if args.devices > 1 else "auto"
     # 300 items, batch 31: 9 global batches an epoch (21 items left out), shares of 16 and 15
-    recipe = ClassificationRecipe(max_epochs=3, patience=3, batch_size=31, mc_samples=10,
-                                  **parallel)
-    trained = train_classifier(recipe, x, y, xv, yv, seed=0, num_classes=2,
-                               root_dir=args.out / f"fit_{args.devices}")
+    recipe = ClassificationRecipe(
+        max_epochs=3, patience=3, batch_size=31, mc_samples=10, **parallel
+    )
+    trained = train_classifier(
+        recipe, x, y, xv, yv, seed=0, num_classes=2, root_dir=args.out / f"fit_{args.devices}"
+    )
     ids = np.arange(101) + 5000
-    scores = predict_scores(trained, pool, bald_scores, ids=ids, root_dir=args.out / "scores",
-                            **parallel)
+    scores = predict_scores(
+        trained, pool, bald_scores, ids=ids, root_dir=args.out / "scores", **parallel
+    )
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     weights = torch.cat([v.flatten().float() for v in trained.state_dict.values()])

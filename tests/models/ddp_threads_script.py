@@ -37,22 +37,44 @@ def main() -> None:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (64, 28, 28), dtype=np.uint8)
     y = np.arange(64) % 2
-    recipe = ClassificationRecipe(max_epochs=1, min_steps_per_epoch=1, batch_size=16,
-                                  mc_samples=2, restarts=0, accelerator="cpu", devices=2,
-                                  strategy="ddp")
-    trained = train_classifier(recipe, x, y, x[:16], y[:16], seed=0, num_classes=2,
-                               root_dir=out / "fit")
+    recipe = ClassificationRecipe(
+        max_epochs=1,
+        min_steps_per_epoch=1,
+        batch_size=16,
+        mc_samples=2,
+        restarts=0,
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+    )
+    trained = train_classifier(
+        recipe, x, y, x[:16], y[:16], seed=0, num_classes=2, root_dir=out / "fit"
+    )
     after_training = torch.get_num_threads()
-    predict_scores(trained, x[:20], lambda p: torch.from_numpy(bald(p.numpy())),
-                   ids=np.arange(20), root_dir=out / "scores", accelerator="cpu", devices=2,
-                   strategy="ddp")
+    predict_scores(
+        trained,
+        x[:20],
+        lambda p: torch.from_numpy(bald(p.numpy())),
+        ids=np.arange(20),
+        root_dir=out / "scores",
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+    )
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    (out / f"threads_rank{rank}.json").write_text(json.dumps({
-        "before": before[0], "omp_before": before[1], "after_training": after_training,
-        "after_scoring": torch.get_num_threads(),
-        "omp_after": os.environ.get("OMP_NUM_THREADS"),
-        "world_size": torch.distributed.get_world_size(), "set": calls,
-    }))
+    (out / f"threads_rank{rank}.json").write_text(
+        json.dumps(
+            {
+                "before": before[0],
+                "omp_before": before[1],
+                "after_training": after_training,
+                "after_scoring": torch.get_num_threads(),
+                "omp_after": os.environ.get("OMP_NUM_THREADS"),
+                "world_size": torch.distributed.get_world_size(),
+                "set": calls,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -56,13 +56,16 @@ def test_deterministic_for_a_seed_and_the_global_state_is_kept() -> None:
 def test_large_images_and_volumes_are_resized_first() -> None:
     rng = np.random.default_rng(0)
     volumes = rng.normal(size=(5, 1, 40, 36, 44)).astype(np.float32)
-    features = contrastive_features(volumes, spatial_dims=3, seed=0, steps=2, batch_size=4,
-                                    max_side=16)
+    features = contrastive_features(
+        volumes, spatial_dims=3, seed=0, steps=2, batch_size=4, max_side=16
+    )
     assert features.shape == (5, 128) and np.isfinite(features).all()
     by_default = contrastive_features(volumes, spatial_dims=3, seed=0, steps=2, batch_size=4)
     np.testing.assert_array_equal(by_default, features)  # volumes train at 16 per axis
-    assert not np.array_equal(features, contrastive_features(
-        volumes, spatial_dims=3, seed=0, steps=2, batch_size=4, max_side=32))
+    assert not np.array_equal(
+        features,
+        contrastive_features(volumes, spatial_dims=3, seed=0, steps=2, batch_size=4, max_side=32),
+    )
     slices = rng.integers(0, 255, size=(3, 300, 200), dtype=np.uint8)  # [N, H, W], no channel
     assert contrastive_features(slices, seed=0, steps=1, batch_size=3).shape == (3, 128)
 
@@ -96,8 +99,9 @@ def test_the_trunk_weights_are_those_that_made_the_features() -> None:
 
     images, _ = disks_and_rings(6, side=16)
     encoder = train_contrastive(images, seed=4, steps=4, batch_size=6)
-    np.testing.assert_array_equal(encoder.features,
-                                  contrastive_features(images, seed=4, steps=4, batch_size=6))
+    np.testing.assert_array_equal(
+        encoder.features, contrastive_features(images, seed=4, steps=4, batch_size=6)
+    )
     trunk = small_cnn(spatial_dims=2, in_channels=1).trunk
     trunk.load_state_dict(encoder.trunk_state)
     with torch.no_grad():

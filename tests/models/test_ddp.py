@@ -52,8 +52,9 @@ def _run(*args: str, script: Path = SCRIPT) -> None:
     assert done.returncode == 0, done.stderr[-4000:]
 
 
-def _one_and_two_processes(script: Path, name: str, shared_data: Path, tmp_path: Path
-                           ) -> tuple[dict[str, Any], ...]:
+def _one_and_two_processes(
+    script: Path, name: str, shared_data: Path, tmp_path: Path
+) -> tuple[dict[str, Any], ...]:
     """Run ``script`` with 1 process, then 2: the results of process 0 of each, then of
     process 1 of the 2 (``<name>_<devices>_rank<r>.json``)."""
     _run("1", str(tmp_path), str(shared_data), script=script)
@@ -93,10 +94,12 @@ def test_recipe_trained_with_two_processes_equals_one(shared_data: Path, tmp_pat
 
 @pytest.mark.shared_data
 @pytest.mark.slow
-def test_segmentation_recipe_trained_with_two_processes_equals_one(shared_data: Path,
-                                                                    tmp_path: Path) -> None:
-    one, two, other = _one_and_two_processes(SEGMENTATION_SCRIPT, "segmentation", shared_data,
-                                             tmp_path)
+def test_segmentation_recipe_trained_with_two_processes_equals_one(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    one, two, other = _one_and_two_processes(
+        SEGMENTATION_SCRIPT, "segmentation", shared_data, tmp_path
+    )
     assert (one["world_size"], two["world_size"], other["world_size"]) == (1, 2, 2)
     for variant in ("whole", "patches"):
         a, b, c = one[variant], two[variant], other[variant]
@@ -113,13 +116,20 @@ def test_segmentation_recipe_trained_with_two_processes_equals_one(shared_data: 
 
 @pytest.mark.slow
 def test_training_and_scoring_with_two_processes_leave_the_threads_as_they_were(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """Lightning's launch on CPU sets the launching process to its share of the cores: without
     `keep_torch_threads` a notebook kernel would run at that share from then on."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env["PYTHONPATH"] = str(ROOT)
-    done = subprocess.run([sys.executable, str(THREADS_SCRIPT), str(tmp_path)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(THREADS_SCRIPT), str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     launcher = json.loads((tmp_path / "threads_rank0.json").read_text())
     assert launcher["world_size"] == 2

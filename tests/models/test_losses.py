@@ -12,8 +12,7 @@ from workbench.models._losses import DiceCELoss, cross_entropy_from_one_hot
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 6, 5), (2, 2, 4, 3, 5)])
-def test_one_hot_cross_entropy_equals_pytorchs_value_and_gradient(
-        shape: tuple[int, ...]) -> None:
+def test_one_hot_cross_entropy_equals_pytorchs_value_and_gradient(shape: tuple[int, ...]) -> None:
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(shape, dtype=torch.float64, generator=generator)
     labels = torch.randint(shape[1], (shape[0], *shape[2:]), generator=generator)
@@ -33,7 +32,11 @@ def test_on_the_cpu_it_is_monais_loss_bit_for_bit() -> None:
     logits = torch.randn(2, 3, 8, 8, 4, generator=generator)
     labels = torch.randint(3, (2, 1, 8, 8, 4), generator=generator)
     ours = DiceCELoss(to_onehot_y=True, softmax=True)(logits, labels)
-    assert torch.equal(ours, monai.losses.DiceCELoss(to_onehot_y=True, softmax=True)(logits,
-                                                                                      labels))
-    assert torch.isclose(ours, monai.losses.DiceLoss(to_onehot_y=True, softmax=True)(
-        logits, labels) + cross_entropy_from_one_hot(logits, labels[:, 0]))
+    assert torch.equal(
+        ours, monai.losses.DiceCELoss(to_onehot_y=True, softmax=True)(logits, labels)
+    )
+    assert torch.isclose(
+        ours,
+        monai.losses.DiceLoss(to_onehot_y=True, softmax=True)(logits, labels)
+        + cross_entropy_from_one_hot(logits, labels[:, 0]),
+    )

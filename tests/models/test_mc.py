@@ -165,9 +165,14 @@ def test_tta_alone_is_the_eval_pass_averaged_over_flipped_back_flips() -> None:
     out = next(iter_tta_predict(net, [{"image": x, "id": np.array([1, 2])}], device="cpu"))
     net.eval()
     with torch.no_grad():
-        expected = torch.stack([
-            torch.flip(torch.softmax(net(torch.flip(x, flip) if flip else x), 1), flip)
-            if flip else torch.softmax(net(x), 1) for flip in default_flips(3)]).mean(0)
+        expected = torch.stack(
+            [
+                torch.flip(torch.softmax(net(torch.flip(x, flip) if flip else x), 1), flip)
+                if flip
+                else torch.softmax(net(x), 1)
+                for flip in default_flips(3)
+            ]
+        ).mean(0)
     torch.testing.assert_close(out.mean, expected, atol=1e-5, rtol=1e-5)
     assert net.training is False  # modes restored as they were
     net.train()
@@ -188,14 +193,15 @@ def test_mc_samples_under_flips_are_the_flipped_back_samples_of_flipped_scans() 
     for f, flip in enumerate(flips[1:], start=1):
         flipped = [{"image": torch.flip(volumes, flip), "id": ids}]
         direct = np.flip(mc_predict(net, flipped, 3, seed=1).values, flip[0] + 1)
-        np.testing.assert_allclose(both[:, 3 * f:3 * (f + 1)], direct, atol=1e-6)
-        assert np.abs(both[:, 3 * f:3 * (f + 1)] - plain).max() > 1e-3  # flips change them
+        np.testing.assert_allclose(both[:, 3 * f : 3 * (f + 1)], direct, atol=1e-6)
+        assert np.abs(both[:, 3 * f : 3 * (f + 1)] - plain).max() > 1e-3  # flips change them
 
 
 @pytest.mark.parametrize("flips", [None, default_flips(3)], ids=["mc", "mc-under-flips"])
 @pytest.mark.parametrize("max_rows", [None, 2], ids=["one-pass", "pass-by-pass"])
 def test_moments_are_the_mean_and_mean_entropy_of_every_sample(
-        flips: list[tuple[int, ...]] | None, max_rows: int | None) -> None:
+    flips: list[tuple[int, ...]] | None, max_rows: int | None
+) -> None:
     """Scoring with ``moments=True`` (samples summed pass by pass and flip by flip) gives what
     the samples themselves give: mean probabilities, the mean per-sample entropy, and from them
     the entropy and BALD maps of `uncertainty_map`."""
@@ -204,19 +210,24 @@ def test_moments_are_the_mean_and_mean_entropy_of_every_sample(
     loader = [{"image": volumes, "id": np.array([4, 9])}]
     # on the CPU: under CUDA's 16-mixed, batches of other sizes round differently
     samples = mc_predict(net, loader, 4, seed=1, flips=flips, device="cpu").values
-    moments = mc_predict(net, loader, 4, seed=1, flips=flips, moments=True, device="cpu",
-                         max_rows=max_rows).values  # [2, T', 3, 16, 8, 16] -> [2, 4, 16, 8, 16]
+    moments = mc_predict(
+        net, loader, 4, seed=1, flips=flips, moments=True, device="cpu", max_rows=max_rows
+    ).values  # [2, T', 3, 16, 8, 16] -> [2, 4, 16, 8, 16]
     assert moments.shape == (2, 4, 16, 8, 16)
     p = samples.astype(np.float64)
     np.testing.assert_allclose(moments[:, :3], p.mean(1), atol=1e-6)
     mean_entropy = -(p * np.log(np.maximum(p, 1e-300))).sum(2).mean(1)
     np.testing.assert_allclose(moments[:, 3], mean_entropy, atol=1e-5)
     for kind in ("entropy", "bald", "margin", "least_confidence"):
-        np.testing.assert_allclose(moment_uncertainty_map(moments, kind, spatial_dims=3),
-                                   uncertainty_map(samples, kind, spatial_dims=3), atol=1e-5)
+        np.testing.assert_allclose(
+            moment_uncertainty_map(moments, kind, spatial_dims=3),
+            uncertainty_map(samples, kind, spatial_dims=3),
+            atol=1e-5,
+        )
     assert moment_uncertainty_map(moments, "bald", spatial_dims=3).max() > 1e-3  # they differ
-    torch.testing.assert_close(sample_moments(torch.from_numpy(samples)),
-                               torch.from_numpy(moments), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        sample_moments(torch.from_numpy(samples)), torch.from_numpy(moments), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_moments_over_sliding_windows_are_those_of_the_windowed_samples() -> None:
@@ -224,13 +235,14 @@ def test_moments_over_sliding_windows_are_those_of_the_windowed_samples() -> Non
     loader = [{"image": torch.randn(1, 1, 20, 28, 18), "id": np.array([3])}]
     window = SlidingWindow((16, 16, 16), overlap=0.25)
     flips = default_flips(3)
-    samples = mc_predict(net, loader, 3, seed=2, window=window, flips=flips,
-                         device="cpu").values
-    moments = mc_predict(net, loader, 3, seed=2, window=window, flips=flips, moments=True,
-                         device="cpu").values
+    samples = mc_predict(net, loader, 3, seed=2, window=window, flips=flips, device="cpu").values
+    moments = mc_predict(
+        net, loader, 3, seed=2, window=window, flips=flips, moments=True, device="cpu"
+    ).values
     assert samples.shape == (1, 12, 2, 20, 28, 18) and moments.shape == (1, 3, 20, 28, 18)
-    np.testing.assert_allclose(moments, sample_moments(torch.from_numpy(samples)).numpy(),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        moments, sample_moments(torch.from_numpy(samples)).numpy(), atol=1e-5
+    )
 
 
 def test_embeddings_are_penultimate_features() -> None:
@@ -269,8 +281,9 @@ def test_mixed_precision_scores_close_to_full_precision_and_bad_names_are_refuse
     assert info.value.field == "precision"
 
 
-def test_cpu_passes_are_capped_by_voxels_and_score_the_same(monkeypatch: pytest.MonkeyPatch
-                                                             ) -> None:
+def test_cpu_passes_are_capped_by_voxels_and_score_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """On the CPU a segmentation forward pass takes at most `PASS_VOXELS` of samples x scans:
     one sample of a 128^3 scan at a time, more of a small one; the moments do not change."""
     from pathlib import Path
@@ -280,9 +293,17 @@ def test_cpu_passes_are_capped_by_voxels_and_score_the_same(monkeypatch: pytest.
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the CPU rule, anywhere
     net = build_segmenter("unet", num_classes=2, features=(8, 16, 32), dropout=0.2)
-    trained = TrainedSegmenter(module=net, metrics={}, checkpoint_path=Path("."), state_dict={},
-                               spatial_dims=3, num_classes=2, seed=3, mc_samples=6,
-                               predict_batch_size=2)
+    trained = TrainedSegmenter(
+        module=net,
+        metrics={},
+        checkpoint_path=Path("."),
+        state_dict={},
+        spatial_dims=3,
+        num_classes=2,
+        seed=3,
+        mc_samples=6,
+        predict_batch_size=2,
+    )
     rows = segmentation._rows_per_pass  # noqa: SLF001 - the cap itself is under test
     assert rows(trained, np.zeros((1, 1, 128, 128, 128), np.uint8)) == 1
     assert rows(trained, np.zeros((1, 1, 96, 96, 64), np.uint8)) == 3

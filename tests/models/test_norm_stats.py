@@ -23,8 +23,11 @@ def test_running_statistics_become_those_of_the_data_seen_with_dropout_off() -> 
     net.train()
     bn = net[2]
     assert isinstance(bn, nn.BatchNorm2d)
-    weights = {k: v.clone() for k, v in net.state_dict().items() if "running" not in k
-               and "num_batches" not in k}
+    weights = {
+        k: v.clone()
+        for k, v in net.state_dict().items()
+        if "running" not in k and "num_batches" not in k
+    }
     batches = _batches()
     assert recalibrate_batch_norm(net, batches) == 1
     with torch.no_grad():  # what the BN layer sees: conv output, dropout off

@@ -17,8 +17,9 @@ from workbench.recipes._scans import PatchDraws, ScanList
 ROI = (8, 8, 8)
 
 
-def scans(shapes: list[tuple[int, int, int]], seed: int = 0
-          ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def scans(
+    shapes: list[tuple[int, int, int]], seed: int = 0
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Random uint8 images (a patch of noise occurs once, so it can be located) and one small
     blob of foreground each."""
     rng = np.random.default_rng(seed)
@@ -34,10 +35,13 @@ def scans(shapes: list[tuple[int, int, int]], seed: int = 0
 
 def locate(image: np.ndarray, patch: np.ndarray) -> tuple[int, ...]:
     """Where ``patch`` [*roi] sits inside ``image`` [*S] (the unique exact match)."""
-    found = [start for start in np.ndindex(*(s - r + 1 for s, r in zip(image.shape, patch.shape,
-                                                                        strict=True)))
-             if np.array_equal(image[tuple(slice(a, a + r) for a, r in
-                                           zip(start, patch.shape, strict=True))], patch)]
+    found = [
+        start
+        for start in np.ndindex(*(s - r + 1 for s, r in zip(image.shape, patch.shape, strict=True)))
+        if np.array_equal(
+            image[tuple(slice(a, a + r) for a, r in zip(start, patch.shape, strict=True))], patch
+        )
+    ]
     assert len(found) == 1
     return found[0]
 
@@ -64,8 +68,7 @@ def test_a_draw_is_the_same_in_any_batch_and_draws_differ() -> None:
     assert together["id"].tolist() == [0, 1] and together["draw"].tolist() == [6, 7]
     again = PatchDraws(ScanList(images, masks, 3), ROI, seed=3).__getitems__([(1, 7)])
     assert torch.equal(alone["image"], again["image"])  # keyed, not drawn from a global RNG
-    places = {locate(images[0][0], draws.patch(0, d)[0][0].numpy())
-              for d in range(10)}
+    places = {locate(images[0][0], draws.patch(0, d)[0][0].numpy()) for d in range(10)}
     assert len(places) > 3
     other_seed = PatchDraws(ScanList(images, masks, 3), ROI, seed=4).patch(1, 7)[0]
     assert not torch.equal(other_seed, alone["image"][0])
@@ -112,17 +115,32 @@ def test_bad_scans_name_the_field() -> None:
 def test_train_segmenter_on_scans_of_different_shapes_without_padding(tmp_path: Path) -> None:
     images, masks = scans([(20, 16, 12), (14, 18, 10), (16, 16, 16), (12, 20, 14)])
     seen: list[tuple[int, ...]] = []
-    recipe = SegmentationRecipe(network=UNetFactory((4, 8)), divisible_by=2, patch_size=ROI,
-                                max_epochs=1, min_steps_per_epoch=2, batch_size=2,
-                                predict_batch_size=2, mc_samples=2)
-    trained = train_segmenter(recipe, images[:3], masks[:3], images[3:], masks[3:],
-                              num_classes=2, seed=0, root_dir=tmp_path)
+    recipe = SegmentationRecipe(
+        network=UNetFactory((4, 8)),
+        divisible_by=2,
+        patch_size=ROI,
+        max_epochs=1,
+        min_steps_per_epoch=2,
+        batch_size=2,
+        predict_batch_size=2,
+        mc_samples=2,
+    )
+    trained = train_segmenter(
+        recipe,
+        images[:3],
+        masks[:3],
+        images[3:],
+        masks[3:],
+        num_classes=2,
+        seed=0,
+        root_dir=tmp_path,
+    )
     net = trained.module.net
     assert isinstance(net, torch.nn.Module)
     net.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[2:])))
     from workbench.recipes import iter_segmentation_probs
 
-    (_, probs), = iter_segmentation_probs(trained, images[3][None].astype(np.float32) / 255)
+    ((_, probs),) = iter_segmentation_probs(trained, images[3][None].astype(np.float32) / 255)
     assert probs.shape == (1, 2, 2, 12, 20, 14) and seen and set(seen) == {ROI}
     assert np.isfinite(trained.metrics["val_dice"])
 
@@ -135,8 +153,16 @@ def test_worker_processes_cut_the_same_batches_and_train_the_same_model(tmp_path
     val = ScanList(images[3:], masks[3:], 3)
 
     def epoch(workers: int) -> list[dict[str, torch.Tensor]]:
-        data = SplitDataModule(draws, val, batch_size=2, min_steps=3, predict_batch_size=1,
-                               seed=5, draws_per_item=2, workers=workers)
+        data = SplitDataModule(
+            draws,
+            val,
+            batch_size=2,
+            min_steps=3,
+            predict_batch_size=1,
+            seed=5,
+            draws_per_item=2,
+            workers=workers,
+        )
         return list(data.train_dataloader())
 
     alone, with_workers = epoch(0), epoch(2)
@@ -144,13 +170,28 @@ def test_worker_processes_cut_the_same_batches_and_train_the_same_model(tmp_path
     for a, b in zip(alone, with_workers, strict=True):
         assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
 
-    recipe = SegmentationRecipe(network=UNetFactory((4, 8)), divisible_by=2, patch_size=ROI,
-                                max_epochs=2, min_steps_per_epoch=2, batch_size=2,
-                                predict_batch_size=2, mc_samples=2, loader_workers=0)
+    recipe = SegmentationRecipe(
+        network=UNetFactory((4, 8)),
+        divisible_by=2,
+        patch_size=ROI,
+        max_epochs=2,
+        min_steps_per_epoch=2,
+        batch_size=2,
+        predict_batch_size=2,
+        mc_samples=2,
+        loader_workers=0,
+    )
     weights = [
-        train_segmenter(dataclasses.replace(recipe, loader_workers=workers), images[:3],
-                        masks[:3], images[3:], masks[3:], num_classes=2, seed=0,
-                        root_dir=tmp_path / str(workers)).state_dict
+        train_segmenter(
+            dataclasses.replace(recipe, loader_workers=workers),
+            images[:3],
+            masks[:3],
+            images[3:],
+            masks[3:],
+            num_classes=2,
+            seed=0,
+            root_dir=tmp_path / str(workers),
+        ).state_dict
         for workers in (0, 2)
     ]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
@@ -175,9 +216,11 @@ def test_uint8_patches_become_the_floats_as_images_makes_in_the_training_step() 
     from workbench.recipes._data import as_images
 
     raw = np.random.default_rng(0).integers(0, 256, (2, 1, 8, 8, 8), dtype=np.uint8)
-    module = SegmentationModule(UNetFactory((4, 8))(spatial_dims=3, in_channels=1,
-                                                    num_classes=2), num_classes=2)
-    batch = module.training_batch({"image": torch.from_numpy(raw),
-                                   "label": torch.zeros(2, 1, 8, 8, 8, dtype=torch.uint8)})
+    module = SegmentationModule(
+        UNetFactory((4, 8))(spatial_dims=3, in_channels=1, num_classes=2), num_classes=2
+    )
+    batch = module.training_batch(
+        {"image": torch.from_numpy(raw), "label": torch.zeros(2, 1, 8, 8, 8, dtype=torch.uint8)}
+    )
     assert batch["image"].dtype == torch.float32
     assert torch.equal(batch["image"], as_images(raw, 3))  # one scaling rule, [0, 1]

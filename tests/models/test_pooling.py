@@ -22,17 +22,25 @@ from workbench.models._rng import deterministic_kernels
 
 def test_averaging_matrix_by_hand() -> None:
     # 7 cells into 4: PyTorch's windows are [0, 2), [1, 4), [3, 6), [5, 7)
-    expected = torch.tensor([[1 / 2, 1 / 2, 0, 0, 0, 0, 0],
-                             [0, 1 / 3, 1 / 3, 1 / 3, 0, 0, 0],
-                             [0, 0, 0, 1 / 3, 1 / 3, 1 / 3, 0],
-                             [0, 0, 0, 0, 0, 1 / 2, 1 / 2]])
+    expected = torch.tensor(
+        [
+            [1 / 2, 1 / 2, 0, 0, 0, 0, 0],
+            [0, 1 / 3, 1 / 3, 1 / 3, 0, 0, 0],
+            [0, 0, 0, 1 / 3, 1 / 3, 1 / 3, 0],
+            [0, 0, 0, 0, 0, 1 / 2, 1 / 2],
+        ]
+    )
     torch.testing.assert_close(averaging_matrix(7, 4), expected)
-    torch.testing.assert_close(averaging_matrix(2, 4),  # fewer cells than outputs: repeats
-                               torch.tensor([[1.0, 0], [1, 0], [0, 1], [0, 1]]))
+    torch.testing.assert_close(
+        averaging_matrix(2, 4),  # fewer cells than outputs: repeats
+        torch.tensor([[1.0, 0], [1, 0], [0, 1], [0, 1]]),
+    )
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 7, 7), (1, 2, 14, 9), (2, 1, 4, 4), (1, 1, 3, 5),
-                                   (2, 2, 7, 5, 6), (1, 1, 4, 9, 2)])
+@pytest.mark.parametrize(
+    "shape",
+    [(2, 3, 7, 7), (1, 2, 14, 9), (2, 1, 4, 4), (1, 1, 3, 5), (2, 2, 7, 5, 6), (1, 1, 4, 9, 2)],
+)
 def test_matrix_pooling_equals_pytorchs_values_and_gradients(shape: tuple[int, ...]) -> None:
     x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     pool = F.adaptive_avg_pool2d if len(shape) == 4 else F.adaptive_avg_pool3d
@@ -58,8 +66,7 @@ def test_matrices_first_made_under_inference_mode_still_train() -> None:
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 8, 6, 4), (1, 2, 7, 5, 9), (2, 1, 6, 6)])
-def test_reshaped_max_pooling_equals_pytorchs_values_and_gradients(
-        shape: tuple[int, ...]) -> None:
+def test_reshaped_max_pooling_equals_pytorchs_values_and_gradients(shape: tuple[int, ...]) -> None:
     x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     pool = F.max_pool2d if len(shape) == 4 else F.max_pool3d
     ours = x.clone().requires_grad_(True)
@@ -104,13 +111,17 @@ def test_small_cnn_on_the_cpu_is_pytorchs_pooling_bit_for_bit(spatial_dims: int)
 
 
 def test_deterministic_kernels_are_restored_also_after_an_error() -> None:
-    before = (torch.are_deterministic_algorithms_enabled(),
-              torch.is_deterministic_algorithms_warn_only_enabled(),
-              torch.backends.cudnn.benchmark)
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+    )
     with pytest.raises(RuntimeError, match="inside"), deterministic_kernels():
         assert torch.are_deterministic_algorithms_enabled()
         assert not torch.backends.cudnn.benchmark
         raise RuntimeError("inside")
-    assert (torch.are_deterministic_algorithms_enabled(),
-            torch.is_deterministic_algorithms_warn_only_enabled(),
-            torch.backends.cudnn.benchmark) == before
+    assert (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+    ) == before

@@ -47,7 +47,7 @@ def _blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     images = rng.normal(0, 0.1, (n, 1, 16, 16)).astype(np.float32)
     masks = np.zeros((n, 16, 16), np.int64)
     for i, corner in enumerate(rng.integers(2, 10, (n, 2))):
-        masks[i, corner[0]:corner[0] + 5, corner[1]:corner[1] + 5] = 1
+        masks[i, corner[0] : corner[0] + 5, corner[1] : corner[1] + 5] = 1
     images[:, 0] += masks
     return images, masks
 
@@ -56,8 +56,14 @@ def test_a_seeded_segmenter_training_keeps_the_callers_draws_and_stays_seeded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
-    recipe = SegmentationRecipe(network=UNetFactory((4, 8)), spatial_dims=2, max_epochs=1,
-                                min_steps_per_epoch=2, batch_size=2, mc_samples=2)
+    recipe = SegmentationRecipe(
+        network=UNetFactory((4, 8)),
+        spatial_dims=2,
+        max_epochs=1,
+        min_steps_per_epoch=2,
+        batch_size=2,
+        mc_samples=2,
+    )
     x, y = _blobs(8, 0)
     _seed_all(11)
     expected = _draws()

@@ -56,8 +56,12 @@ def test_lightning_advances_the_epoch_of_the_draws(tmp_path: Path) -> None:
     g = torch.Generator().manual_seed(0)
     images, labels = torch.rand(40, 1, 28, 28, generator=g), torch.arange(40) % 2
     data = SplitDataModule(
-        TensorItems(images, labels), TensorItems(images[:8], labels[:8]),
-        batch_size=8, min_steps=2, predict_batch_size=8, seed=0,
+        TensorItems(images, labels),
+        TensorItems(images[:8], labels[:8]),
+        batch_size=8,
+        min_steps=2,
+        predict_batch_size=8,
+        seed=0,
     )
     seen: list[list[int]] = []
 
@@ -66,9 +70,15 @@ def test_lightning_advances_the_epoch_of_the_draws(tmp_path: Path) -> None:
             seen.append(batch["draw"].tolist())
 
     module = ClassificationModule(small_cnn(), mc_samples=2)
-    trainer = L.Trainer(max_epochs=2, logger=False, enable_progress_bar=False,
-                        enable_checkpointing=False, accelerator="cpu",
-                        use_distributed_sampler=False, callbacks=[Record()])
+    trainer = L.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        accelerator="cpu",
+        use_distributed_sampler=False,
+        callbacks=[Record()],
+    )
     trainer.fit(module, datamodule=data)
     # 40 items, batch 8: a permutation of 40 a epoch, 5 batches, draws numbered across epochs
     assert [d for b in seen for d in b] == list(range(80))
@@ -78,13 +88,18 @@ def test_keyed_augmentation_does_not_depend_on_the_batch() -> None:
     x = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(1))
     keys = draw_keys(torch.arange(6) + 100, torch.arange(6), seed=0)
     kwargs: dict[str, Any] = {
-        "flip_axes": (0, 1), "rotate": 0.3, "shift": 0.1, "scale": 0.1, "intensity": 0.1
+        "flip_axes": (0, 1),
+        "rotate": 0.3,
+        "shift": 0.1,
+        "scale": 0.1,
+        "intensity": 0.1,
     }
     whole = augment_images(x, keys=keys, **kwargs)
     parts = torch.cat([augment_images(x[i::2], keys=keys[i::2], **kwargs) for i in (0, 1)])
     torch.testing.assert_close(parts, torch.cat([whole[0::2], whole[1::2]]))
-    other = augment_images(x, keys=draw_keys(torch.arange(6) + 100, torch.arange(6) + 6, 0),
-                           **kwargs)
+    other = augment_images(
+        x, keys=draw_keys(torch.arange(6) + 100, torch.arange(6) + 6, 0), **kwargs
+    )
     assert not torch.allclose(other, whole)  # a later draw of the same items differs
     u = keyed_uniform(draw_keys(torch.arange(20000), torch.zeros(20000), 0), 3)
     assert float(u.min()) >= 0.0 and float(u.max()) < 1.0
@@ -104,8 +119,9 @@ def test_keyed_scan_augmentation_flips_mask_with_image_whatever_the_batch() -> N
     parts = [augment_scans(x[i::2], y[i::2], keys=keys[i::2], **kwargs) for i in (0, 1)]
     torch.testing.assert_close(torch.cat([p[0] for p in parts]), torch.cat([xa[0::2], xa[1::2]]))
     assert torch.equal(torch.cat([p[1] for p in parts]), torch.cat([ya[0::2], ya[1::2]]))
-    later = augment_scans(x, y, keys=draw_keys(torch.arange(6) + 100, torch.arange(6) + 6, 0),
-                          **kwargs)[0]
+    later = augment_scans(
+        x, y, keys=draw_keys(torch.arange(6) + 100, torch.arange(6) + 6, 0), **kwargs
+    )[0]
     assert not torch.allclose(later, xa)  # a later draw of the same scans differs
 
 

@@ -48,8 +48,16 @@ class ScriptedMetrics(L.LightningModule):
 
 
 def _epochs_run(tmp_path: Path, loss: list[float] = LOSS, **stopping: object) -> int:
-    trainer = make_trainer(len(DICE), root_dir=tmp_path, monitor="val_dice", mode="max",
-                           patience=3, accelerator="cpu", devices=1, **stopping)  # type: ignore[arg-type]
+    trainer = make_trainer(
+        len(DICE),
+        root_dir=tmp_path,
+        monitor="val_dice",
+        mode="max",
+        patience=3,
+        accelerator="cpu",
+        devices=1,
+        **stopping,  # type: ignore[arg-type]
+    )
     loader = DataLoader(TensorDataset(torch.ones(4, 1)), batch_size=2)
     trainer.fit(ScriptedMetrics(loss), train_dataloaders=loader, val_dataloaders=loader)
     return trainer.current_epoch
@@ -97,30 +105,52 @@ class _SeenStopping(L.Callback):
         self.monitors: list[dict[str, str]] = []
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.monitors = [dict(c.monitors) for c in trainer.callbacks  # type: ignore[attr-defined]
-                         if isinstance(c, EarlyStoppingOnAny)]
+        self.monitors = [
+            dict(c.monitors)
+            for c in trainer.callbacks  # type: ignore[attr-defined]
+            if isinstance(c, EarlyStoppingOnAny)
+        ]
 
 
 def test_segmentation_trainings_stop_only_when_neither_val_dice_nor_val_loss_improves(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     images, masks = _blob_volumes()
     seen = _SeenStopping()
-    recipe = SegmentationRecipe(network=UNetFactory((4, 8)), divisible_by=2, max_epochs=1,
-                                min_steps_per_epoch=1, batch_size=2, mc_samples=2)
-    trained = train_segmenter(recipe, images[:3], masks[:3], images[3:], masks[3:],
-                              num_classes=2, seed=0, root_dir=tmp_path, callbacks=[seen])
+    recipe = SegmentationRecipe(
+        network=UNetFactory((4, 8)),
+        divisible_by=2,
+        max_epochs=1,
+        min_steps_per_epoch=1,
+        batch_size=2,
+        mc_samples=2,
+    )
+    trained = train_segmenter(
+        recipe,
+        images[:3],
+        masks[:3],
+        images[3:],
+        masks[3:],
+        num_classes=2,
+        seed=0,
+        root_dir=tmp_path,
+        callbacks=[seen],
+    )
     assert seen.monitors == [{"val_dice": "max", "val_loss": "min"}]
     assert trained.metrics["epochs"] == 1
 
 
 def test_a_segmentation_module_fitted_directly_stops_by_the_same_rule(tmp_path: Path) -> None:
     images, masks = _blob_volumes()
-    data = ArrayDataModule(images, masks, task="segmentation", spatial_dims=3, val_fraction=0.25,
-                           batch_size=2)
+    data = ArrayDataModule(
+        images, masks, task="segmentation", spatial_dims=3, val_fraction=0.25, batch_size=2
+    )
     seen = _SeenStopping()
-    module = SegmentationModule(build_segmenter("unet", num_classes=2, features=(4, 8)),
-                                num_classes=2, mc_samples=2)
-    result = fit_and_checkpoint(module, data, max_epochs=2, root_dir=tmp_path,
-                                accelerator="cpu", callbacks=[seen])
+    module = SegmentationModule(
+        build_segmenter("unet", num_classes=2, features=(4, 8)), num_classes=2, mc_samples=2
+    )
+    result = fit_and_checkpoint(
+        module, data, max_epochs=2, root_dir=tmp_path, accelerator="cpu", callbacks=[seen]
+    )
     assert seen.monitors == [{"val_dice": "max", "val_loss": "min"}]
     assert result.metrics["epochs"] == 2

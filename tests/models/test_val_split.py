@@ -16,8 +16,9 @@ def test_an_item_stays_on_its_side_as_items_are_added() -> None:
     np.testing.assert_array_equal(after[:200], before)
     assert 0.15 < after.mean() < 0.25
     shuffled = rng.permutation(1000)  # nor does it depend on the order of the items
-    np.testing.assert_array_equal(stable_val_mask(ids[shuffled], 0.2, 0, labels[shuffled]),
-                                  after[shuffled])
+    np.testing.assert_array_equal(
+        stable_val_mask(ids[shuffled], 0.2, 0, labels[shuffled]), after[shuffled]
+    )
     assert (stable_val_mask(ids, 0.2, 1, labels) != after).any()  # the seed picks another part
 
 

@@ -23,8 +23,9 @@ from workbench.recipes._data import SplitDataModule, TensorItems
 
 def unet(dropout: float = 0.2) -> nn.Module:
     torch.manual_seed(0)
-    return build_segmenter("unet", spatial_dims=3, in_channels=1, num_classes=3,
-                           dropout=dropout, features=(4, 8, 16))
+    return build_segmenter(
+        "unet", spatial_dims=3, in_channels=1, num_classes=3, dropout=dropout, features=(4, 8, 16)
+    )
 
 
 def test_pointwise_network_over_overlapping_windows_equals_the_whole_image() -> None:
@@ -72,7 +73,7 @@ def test_random_patches_cut_image_and_mask_at_the_same_place() -> None:
         start = int(xp[b, 0, 0, 0, 0])
         z, rest = divmod(start - b * 20 * 24 * 18, 24 * 18)
         r, c = divmod(rest, 18)
-        assert torch.equal(xp[b, 0], x[b, 0, z:z + 8, r:r + 16, c:c + 8])
+        assert torch.equal(xp[b, 0], x[b, 0, z : z + 8, r : r + 16, c : c + 8])
 
 
 def test_keyed_patches_depend_on_the_key_only() -> None:
@@ -115,8 +116,9 @@ def test_mc_over_one_window_equals_the_whole_scan_pass() -> None:
     ids = np.array([7, 3, 11])
     batch = [{"image": x, "id": torch.as_tensor(ids)}]
     whole = next(iter_mc_predict(net, batch, 4, seed=5)).values
-    windowed = next(iter_mc_predict(net, batch, 4, seed=5,
-                                    window=SlidingWindow((16, 16, 16), mode="constant"))).values
+    windowed = next(
+        iter_mc_predict(net, batch, 4, seed=5, window=SlidingWindow((16, 16, 16), mode="constant"))
+    ).values
     assert windowed.shape == whole.shape == (3, 4, 3, 16, 16, 16)
     torch.testing.assert_close(windowed, whole, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(whole[:, 0], whole[:, 1])  # the samples do differ
@@ -128,8 +130,14 @@ def test_mc_over_windows_is_a_distribution_and_independent_of_batching() -> None
     ids = torch.tensor([4, 9])
     window = SlidingWindow((16, 16, 16), overlap=0.25, batch_size=2)
     both = next(iter_mc_predict(net, [{"image": x, "id": ids}], 3, seed=1, window=window))
-    single = [next(iter_mc_predict(net, [{"image": x[i:i + 1], "id": ids[i:i + 1]}], 3, seed=1,
-                                   window=window)).values for i in (1, 0)]
+    single = [
+        next(
+            iter_mc_predict(
+                net, [{"image": x[i : i + 1], "id": ids[i : i + 1]}], 3, seed=1, window=window
+            )
+        ).values
+        for i in (1, 0)
+    ]
     probs = both.values
     assert probs.shape == (2, 3, 3, 20, 28, 18)
     torch.testing.assert_close(probs.sum(2), torch.ones(2, 3, 20, 28, 18))
@@ -154,16 +162,28 @@ class _Shapes(nn.Module):
 def test_module_trains_on_patches_and_validates_whole_scans_over_windows(blobs_3d) -> None:
     images, labels = blobs_3d(6, (24, 24, 24))
     net = _Shapes(unet(dropout=0.0))
-    module = SegmentationModule(net, num_classes=3, spatial_dims=3, patch_size=(16, 16, 16),
-                                sw_batch_size=2)
+    module = SegmentationModule(
+        net, num_classes=3, spatial_dims=3, patch_size=(16, 16, 16), sw_batch_size=2
+    )
     data = SplitDataModule(
         TensorItems(torch.from_numpy(images[:4, None]), torch.from_numpy(labels[:4, None])),
         TensorItems(torch.from_numpy(images[4:, None]), torch.from_numpy(labels[4:, None])),
-        batch_size=2, min_steps=2, predict_batch_size=2, seed=0, draws_per_item=3)
-    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, use_distributed_sampler=False,
-                        num_sanity_val_steps=0)
+        batch_size=2,
+        min_steps=2,
+        predict_batch_size=2,
+        seed=0,
+        draws_per_item=3,
+    )
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, data)
     assert trainer.global_step == 4 * 3 // 2  # each scan drawn 3 times, batches of 2
     assert net.seen[True] == {(16, 16, 16)}  # training: random patches only
@@ -180,11 +200,19 @@ def test_patches_hold_with_a_data_module_that_has_its_own_batch_hook(blobs_3d, t
     images, labels = blobs_3d(6, (24, 24, 24))
     net = _Shapes(unet(dropout=0.0))
     module = SegmentationModule(net, num_classes=3, spatial_dims=3, patch_size=(16, 16, 16))
-    data = ArrayDataModule(images, labels, task="segmentation", spatial_dims=3,
-                           val_fraction=0.34, batch_size=2)
-    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, default_root_dir=tmp_path,
-                        enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0)
+    data = ArrayDataModule(
+        images, labels, task="segmentation", spatial_dims=3, val_fraction=0.34, batch_size=2
+    )
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        default_root_dir=tmp_path,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, data)
     assert trainer.global_step > 0 and net.seen[True] == {(16, 16, 16)}
 
@@ -199,8 +227,10 @@ class _Cramped(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[0] > 1:
-            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: "
-                               "can't allocate memory: you tried to allocate 4294967296 bytes.")
+            raise RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: "
+                "can't allocate memory: you tried to allocate 4294967296 bytes."
+            )
         self.widest = max(self.widest, x.shape[0])
         out: Tensor = self.net(x)
         return out
@@ -220,8 +250,9 @@ def test_out_of_memory_over_windows_halves_samples_then_windows_per_pass() -> No
 def test_out_of_memory_with_nothing_left_to_halve_names_the_remedy() -> None:
     class Full(nn.Module):
         def forward(self, x: Tensor) -> Tensor:
-            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to "
-                               "allocate 8 bytes.")
+            raise RuntimeError(
+                "DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes."
+            )
 
     batch = [{"image": torch.zeros(1, 1, 16, 16, 16), "id": torch.tensor([0])}]
     with pytest.raises(ModelError, match="out of memory.*smaller patch size"):
@@ -239,8 +270,7 @@ def test_tta_over_windows_matches_tta_over_the_whole_scan_and_covers_every_voxel
         whole = next(iter_tta_predict(net, batch, samples=samples, seed=0))
         windowed = next(iter_tta_predict(net, batch, samples=samples, seed=0, window=one))
         torch.testing.assert_close(windowed.mean, whole.mean, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(windowed.uncertainty, whole.uncertainty, atol=1e-5,
-                                   rtol=1e-5)
+        torch.testing.assert_close(windowed.uncertainty, whole.uncertainty, atol=1e-5, rtol=1e-5)
     big = torch.randn(1, 1, 20, 28, 20)
     out = next(iter_tta_predict(net, [big], window=SlidingWindow((16, 16, 16))))
     assert out.mean.shape == (1, 3, 20, 28, 20) and out.uncertainty.shape == (1, 20, 28, 20)

@@ -15,8 +15,12 @@ def test_annotate_notebook_runs_on_the_demo_data(tmp_path: Path) -> None:
     notebook = nbformat.read(NOTEBOOKS / "01_annotate.ipynb", as_version=4)
     os.environ["WORKBENCH_DEMO_DIR"] = str(tmp_path / "demo")
     try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+        NotebookClient(
+            notebook,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(NOTEBOOKS)}},
+        ).execute()
     finally:
         del os.environ["WORKBENCH_DEMO_DIR"]
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
@@ -30,8 +34,12 @@ def test_annotate_notebook_runs_on_the_demo_data(tmp_path: Path) -> None:
 
 def test_active_learning_notebook_runs_simulation_and_loop(tmp_path: Path) -> None:
     notebook = nbformat.read(NOTEBOOKS / "02_active_learning.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=900,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert (tmp_path / "curves.png").stat().st_size > 10_000  # the learning curves were drawn

@@ -14,8 +14,9 @@ from workbench.simulation import SimulationData, load_simulation_data
 @pytest.fixture(scope="session")
 def tiny_recipe() -> ClassificationRecipe:
     """One epoch of two steps, three MC samples."""
-    return ClassificationRecipe(max_epochs=1, min_steps_per_epoch=2, batch_size=16, mc_samples=3,
-                                restarts=0)
+    return ClassificationRecipe(
+        max_epochs=1, min_steps_per_epoch=2, batch_size=16, mc_samples=3, restarts=0
+    )
 
 
 @pytest.fixture(scope="session")

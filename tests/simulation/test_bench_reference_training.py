@@ -27,12 +27,13 @@ def _curve(values: dict[int, float]) -> dict[str, Any]:
     return {"mean_curve": [{"labels": n, "mean": v} for n, v in values.items()]}
 
 
-def test_a_stronger_reference_is_read_further_along_each_mean_curve(
-        script: ModuleType) -> None:
-    report = {"strategies": {
-        "random": _curve({20: 0.70, 40: 0.80, 60: 0.85, 80: 0.86}),
-        "power_bald_typical": _curve({20: 0.70, 40: 0.83, 60: 0.86, 80: 0.87}),
-    }}
+def test_a_stronger_reference_is_read_further_along_each_mean_curve(script: ModuleType) -> None:
+    report = {
+        "strategies": {
+            "random": _curve({20: 0.70, 40: 0.80, 60: 0.85, 80: 0.86}),
+            "power_bald_typical": _curve({20: 0.70, 40: 0.83, 60: 0.86, 80: 0.87}),
+        }
+    }
     # 99% lines: 0.7920 (weak reference 0.80) and 0.8613 (strong reference 0.87)
     got = script.reread(report, {"weak": 0.80, "strong": 0.87})
     assert got["weak"]["labels_to_99"] == {"random": 40, "power_bald_typical": 40}

@@ -34,19 +34,35 @@ def script() -> ModuleType:
 
 def test_a_plain_name_and_a_spec_with_options_become_separate_arms(script: ModuleType) -> None:
     arms = script.arms_with(("batchbald", "power_bald:beta=4", "power_bald:beta=0.5"))
-    assert list(arms) == ["random", "power_bald_typical", "batchbald_typical",
-                          "power_bald_beta4_typical", "power_bald_beta0.5_typical"]
+    assert list(arms) == [
+        "random",
+        "power_bald_typical",
+        "batchbald_typical",
+        "power_bald_beta4_typical",
+        "power_bald_beta0.5_typical",
+    ]
     assert arms["power_bald_beta4_typical"] == ("power_bald:beta=4", "typical")
     assert arms["batchbald_typical"] == ("batchbald", "typical")
     assert arms["random"] == ("random", "random")
 
 
 def _report(curves: dict[str, dict[int, float]]) -> dict[str, Any]:
-    return {"metric": "auc", "strategies": {
-        arm: {"runs": [{"seed": seed, "picks": [[0]],
-                        "curve": [{"labels": 10, "metrics": {"auc": value}}]}
-                       for seed, value in by_seed.items()]}
-        for arm, by_seed in curves.items()}}
+    return {
+        "metric": "auc",
+        "strategies": {
+            arm: {
+                "runs": [
+                    {
+                        "seed": seed,
+                        "picks": [[0]],
+                        "curve": [{"labels": 10, "metrics": {"auc": value}}],
+                    }
+                    for seed, value in by_seed.items()
+                ]
+            }
+            for arm, by_seed in curves.items()
+        },
+    }
 
 
 def test_kept_runs_take_each_arm_and_seed_from_the_first_report_that_holds_it() -> None:
@@ -59,21 +75,27 @@ def test_kept_runs_take_each_arm_and_seed_from_the_first_report_that_holds_it() 
 
 
 def test_fresh_weight_curves_are_compared_only_when_stored_for_every_seed(
-        script: ModuleType) -> None:
+    script: ModuleType,
+) -> None:
     stored_random = _report({"random": {0: 0.6, 1: 0.7}})
     stored_default = _report({script.STORED_DEFAULT_ARM: {0: 0.65, 1: 0.72, 2: 0.8}})
     runs = script.stored_fresh_runs(stored_random, stored_default, (0, 1))
     assert sorted((r.strategy, r.seed) for r in runs) == [
-        (script.STORED_DEFAULT_ARM, 0), (script.STORED_DEFAULT_ARM, 1), ("random", 0),
-        ("random", 1)]
+        (script.STORED_DEFAULT_ARM, 0),
+        (script.STORED_DEFAULT_ARM, 1),
+        ("random", 0),
+        ("random", 1),
+    ]
     # held-out seeds (--first-seed): random has no stored curve for seed 2
     assert script.stored_fresh_runs(stored_random, stored_default, (1, 2)) is None
     assert script.stored_fresh_runs(stored_random, stored_default, (30, 31)) is None
 
 
 def test_an_earlier_reference_is_kept_only_for_the_same_seeds(script: ModuleType) -> None:
-    earlier = {"config": {"seeds": [0, 1, 2, 3]},
-               "reference": {"per_seed": [{"auc": 0.80}, {"auc": 0.81}, {"auc": 0.82}]}}
+    earlier = {
+        "config": {"seeds": [0, 1, 2, 3]},
+        "reference": {"per_seed": [{"auc": 0.80}, {"auc": 0.81}, {"auc": 0.82}]},
+    }
     assert script.kept_reference(earlier, (0, 1)) == [{"auc": 0.80}, {"auc": 0.81}]
     # a 5-training reference: the 3 stored are kept, seeds 3 and 4 still to train
     assert len(script.kept_reference(earlier, (0, 1, 2, 3, 4))) == 3

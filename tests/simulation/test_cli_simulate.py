@@ -49,7 +49,10 @@ def test_cli_simulate_writes_report_and_plot(shared_data: Path, tmp_path: Path) 
     assert set(report["strategies"]) == {"random", "entropy", "power_bald:beta=4"}
     assert [p["labels"] for p in report["strategies"]["entropy"]["mean_curve"]] == [6, 11, 16]
     assert [p["labels"] for p in report["strategies"]["power_bald:beta=4"]["mean_curve"]] == [
-        6, 11, 16]  # an arm with options
+        6,
+        11,
+        16,
+    ]  # an arm with options
     assert png.stat().st_size > 0
 
 
@@ -60,15 +63,27 @@ def test_cli_simulate_rejects_unknown_strategy(tmp_path: Path) -> None:
     assert not (tmp_path / "r.json").exists()
 
 
-@pytest.mark.parametrize(("spec", "reason"), [
-    ("power_bald:beta=-1", "beta must be a finite number >= 0"),
-    ("power_bald:gamma=2", "unexpected keyword argument 'gamma'"),
-    ("power_bald:beta", "option 'beta' is not key=value"),
-])
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ("power_bald:beta=-1", "beta must be a finite number >= 0"),
+        ("power_bald:gamma=2", "unexpected keyword argument 'gamma'"),
+        ("power_bald:beta", "option 'beta' is not key=value"),
+    ],
+)
 def test_cli_simulate_refuses_a_bad_strategy_option_by_name(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str, reason: str) -> None:
-    code = main(["simulate", str(tmp_path / "none.npz"), "--strategies", f"random,{spec}",
-                 "--out", str(tmp_path / "r.json")])
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str, reason: str
+) -> None:
+    code = main(
+        [
+            "simulate",
+            str(tmp_path / "none.npz"),
+            "--strategies",
+            f"random,{spec}",
+            "--out",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert code == 1
     err = " ".join(capsys.readouterr().err.split())
     assert reason in err and spec in err  # before any data is read
@@ -81,8 +96,9 @@ def test_cli_simulate_reports_missing_data(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("flag", ["--workers", "--contrastive-steps", "--epochs", "--mc-samples"])
-def test_cli_simulate_rejects_zero(tmp_path: Path, flag: str,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_simulate_rejects_zero(
+    tmp_path: Path, flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(
         ["simulate", str(tmp_path / "any.npz"), flag, "0", "--out", str(tmp_path / "r.json")]
     )
@@ -91,10 +107,19 @@ def test_cli_simulate_rejects_zero(tmp_path: Path, flag: str,
     assert not (tmp_path / "r.json").exists()
 
 
-def test_cli_simulate_rejects_a_negative_first_seed(tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["simulate", str(tmp_path / "any.npz"), "--first-seed", "-1",
-                 "--out", str(tmp_path / "r.json")])
+def test_cli_simulate_rejects_a_negative_first_seed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "simulate",
+            str(tmp_path / "any.npz"),
+            "--first-seed",
+            "-1",
+            "--out",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert code == 1
     assert "--first-seed must be >= 0" in " ".join(capsys.readouterr().err.split())
     assert not (tmp_path / "r.json").exists()
@@ -105,14 +130,42 @@ def test_cli_simulate_on_a_project_with_hidden_ground_truth(tmp_path: Path) -> N
     them (windowed uint8, channels first), the oracle reveals the ground truth."""
     demo = Path(__file__).resolve().parents[2] / "workbench/demo_data/breastmnist/breastmnist.npz"
     project = tmp_path / "breast"
-    assert main(["init", str(project), "--task", "classification",
-                 "--classes", "malignant", "benign"]) == 0
+    assert (
+        main(["init", str(project), "--task", "classification", "--classes", "malignant", "benign"])
+        == 0
+    )
     assert main(["import", str(project), str(demo), "--labels-as-ground-truth"]) == 0
     out = tmp_path / "results.json"
-    code = main(["simulate", str(project), "--strategies", "random,power_bald", "--seeds", "1",
-                 "--first-seed", "7", "--initial", "10", "--batch", "10", "--rounds", "1",
-                 "--epochs", "1", "--mc-samples", "2", "--max-pool", "120", "--max-val", "40",
-                 "--max-test", "60", "--out", str(out)])
+    code = main(
+        [
+            "simulate",
+            str(project),
+            "--strategies",
+            "random,power_bald",
+            "--seeds",
+            "1",
+            "--first-seed",
+            "7",
+            "--initial",
+            "10",
+            "--batch",
+            "10",
+            "--rounds",
+            "1",
+            "--epochs",
+            "1",
+            "--mc-samples",
+            "2",
+            "--max-pool",
+            "120",
+            "--max-val",
+            "40",
+            "--max-test",
+            "60",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     report = json.loads(out.read_text())
     assert report["config"]["seeds"] == [7]  # a held-out seed, for the reference too
@@ -134,8 +187,10 @@ def test_cli_simulate_on_a_segmentation_project_sees_what_the_loop_sees(tmp_path
 
     demo = Path(__file__).resolve().parents[2] / "workbench/demo_data/hippocampus"
     project = tmp_path / "hippo"
-    assert main(["init", str(project), "--task", "segmentation",
-                 "--classes", "anterior", "posterior"]) == 0
+    assert (
+        main(["init", str(project), "--task", "segmentation", "--classes", "anterior", "posterior"])
+        == 0
+    )
     assert main(["import", str(project), str(demo), "--labels-as-ground-truth"]) == 0
     data = load_simulation_data(project, shape=(40, 56, 40))
     assert data.spatial_dims == 3 and data.num_classes == 3
@@ -148,9 +203,33 @@ def test_cli_simulate_on_a_segmentation_project_sees_what_the_loop_sees(tmp_path
         assert any(np.array_equal(_centre(x, array.shape), array) for x in every)
 
     out = tmp_path / "results.json"
-    assert main(["simulate", str(project), "--strategies", "random,power_bald", "--seeds", "1",
-                 "--initial", "2", "--batch", "1", "--rounds", "1", "--epochs", "1",
-                 "--mc-samples", "2", "--reference-seeds", "0", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                str(project),
+                "--strategies",
+                "random,power_bald",
+                "--seeds",
+                "1",
+                "--initial",
+                "2",
+                "--batch",
+                "1",
+                "--rounds",
+                "1",
+                "--epochs",
+                "1",
+                "--mc-samples",
+                "2",
+                "--reference-seeds",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     assert "windowed uint8" in report["dataset"]["notes"]
     curve = report["strategies"]["power_bald"]["mean_curve"]
@@ -160,8 +239,9 @@ def test_cli_simulate_on_a_segmentation_project_sees_what_the_loop_sees(tmp_path
 
 def _centre(padded: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """The centred ``shape`` box of ``padded`` (a scan that fits in it, as `_pad_crop` put it)."""
-    box = tuple(slice((p - s) // 2, (p - s) // 2 + s) for p, s in zip(padded.shape, shape,
-                                                                        strict=True))
+    box = tuple(
+        slice((p - s) // 2, (p - s) // 2 + s) for p, s in zip(padded.shape, shape, strict=True)
+    )
     return padded[box]
 
 
@@ -193,7 +273,8 @@ def test_cli_simulate_names_the_budgets_where_a_strategy_differs_from_random() -
 
 
 def test_cli_simulate_refuses_ssl_init_on_segmentation_data(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     demo = Path(__file__).resolve().parents[2] / "workbench/demo_data/hippocampus"
     out = tmp_path / "r.json"
     code = main(["simulate", str(demo), "--ssl-init", "--seeds", "1", "--out", str(out)])
@@ -204,13 +285,15 @@ def test_cli_simulate_refuses_ssl_init_on_segmentation_data(
 
 
 def test_cli_simulate_refuses_an_encoder_cache_that_is_a_file(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     demo = Path(__file__).resolve().parents[2] / "workbench/demo_data/breastmnist/breastmnist.npz"
     a_file = tmp_path / "cache"
     a_file.write_text("mine")
     out = tmp_path / "r.json"
-    code = main(["simulate", str(demo), "--encoder-cache", str(a_file), "--seeds", "1",
-                 "--out", str(out)])
+    code = main(
+        ["simulate", str(demo), "--encoder-cache", str(a_file), "--seeds", "1", "--out", str(out)]
+    )
     assert code == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "is a file, not a folder" in err and "encoder_cache" in err and not out.exists()
@@ -234,14 +317,41 @@ def test_ctrl_c_stops_a_two_process_simulation_and_leaves_nothing(
     temporary = tmp_path / "system-tmp"
     temporary.mkdir()
     out = tmp_path / "results.json"
-    command = [str(Path(sys.executable).with_name("workbench")), "simulate",
-               str(shared_data / "medmnist" / "breastmnist.npz"), "--strategies", "random",
-               "--seeds", "2", "--initial", "20", "--batch", "20", "--rounds", "8",
-               "--epochs", "50", "--max-pool", "200", "--max-val", "20", "--max-test", "40",
-               "--workers", "2", "--out", str(out)]
-    proc = subprocess.Popen(command, env={**os.environ, "TMPDIR": str(temporary)},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # its own group, as a terminal's job
+    command = [
+        str(Path(sys.executable).with_name("workbench")),
+        "simulate",
+        str(shared_data / "medmnist" / "breastmnist.npz"),
+        "--strategies",
+        "random",
+        "--seeds",
+        "2",
+        "--initial",
+        "20",
+        "--batch",
+        "20",
+        "--rounds",
+        "8",
+        "--epochs",
+        "50",
+        "--max-pool",
+        "200",
+        "--max-val",
+        "20",
+        "--max-test",
+        "40",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        command,
+        env={**os.environ, "TMPDIR": str(temporary)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )  # its own group, as a terminal's job
     workers: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 120
@@ -249,8 +359,11 @@ def test_ctrl_c_stops_a_two_process_simulation_and_leaves_nothing(
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
             time.sleep(0.5)  # until a curve is training in the work folder
         assert any(temporary.glob("wb-simulate-*/*")), "no curve started training"
-        workers = [c for c in psutil.Process(proc.pid).children(recursive=True)
-                   if "spawn_main" in " ".join(c.cmdline())]
+        workers = [
+            c
+            for c in psutil.Process(proc.pid).children(recursive=True)
+            if "spawn_main" in " ".join(c.cmdline())
+        ]
         assert len(workers) == 2
         os.killpg(proc.pid, signal.SIGINT)
         output, _ = proc.communicate(timeout=120)

@@ -21,10 +21,16 @@ def _script() -> ModuleType:
 
 
 def _runs(curves: dict[int, list[float]]) -> list[dict[str, Any]]:
-    return [{"seed": seed, "picks": [],
-             "curve": [{"labels": n, "metrics": {"auc": v}} for n, v in zip((10, 20), values,
-                                                                            strict=True)]}
-            for seed, values in curves.items()]
+    return [
+        {
+            "seed": seed,
+            "picks": [],
+            "curve": [
+                {"labels": n, "metrics": {"auc": v}} for n, v in zip((10, 20), values, strict=True)
+            ],
+        }
+        for seed, values in curves.items()
+    ]
 
 
 def test_differences_shares_and_the_budgets_where_the_means_reach_the_line() -> None:
@@ -32,10 +38,14 @@ def test_differences_shares_and_the_budgets_where_the_means_reach_the_line() -> 
         "metric": "auc",
         "reference": {"metric": 1.0},
         "strategies": {
-            "random": {"runs": _runs({0: [0.90, 0.99], 1: [0.94, 0.99]}),
-                       "labels_to_reach": {"0.99": 20}},
-            "smart": {"runs": _runs({0: [0.99, 0.995], 1: [0.99, 0.985]}),
-                      "labels_to_reach": {"0.99": 10}},
+            "random": {
+                "runs": _runs({0: [0.90, 0.99], 1: [0.94, 0.99]}),
+                "labels_to_reach": {"0.99": 20},
+            },
+            "smart": {
+                "runs": _runs({0: [0.99, 0.995], 1: [0.99, 0.985]}),
+                "labels_to_reach": {"0.99": 10},
+            },
         },
     }
     out = _script().paired_budgets(report, "smart")
@@ -52,16 +62,26 @@ def test_differences_shares_and_the_budgets_where_the_means_reach_the_line() -> 
 
 
 def test_a_report_without_a_shared_seed_is_refused() -> None:
-    report = {"metric": "auc", "reference": {"metric": 1.0}, "strategies": {
-        "random": {"runs": _runs({0: [0.9, 0.9]}), "labels_to_reach": {"0.99": None}},
-        "smart": {"runs": _runs({1: [0.9, 0.9]}), "labels_to_reach": {"0.99": None}}}}
+    report = {
+        "metric": "auc",
+        "reference": {"metric": 1.0},
+        "strategies": {
+            "random": {"runs": _runs({0: [0.9, 0.9]}), "labels_to_reach": {"0.99": None}},
+            "smart": {"runs": _runs({1: [0.9, 0.9]}), "labels_to_reach": {"0.99": None}},
+        },
+    }
     with pytest.raises(ValueError, match="share 0 seeds"):
         _script().paired_budgets(report, "smart")
 
 
 def test_a_target_the_report_has_no_figures_for_is_refused() -> None:
-    report = {"metric": "auc", "reference": {"metric": 1.0}, "strategies": {
-        "random": {"runs": _runs({0: [0.9, 0.9], 1: [0.9, 0.9]}), "labels_to_reach": {}},
-        "smart": {"runs": _runs({0: [0.9, 0.9], 1: [0.9, 0.9]}), "labels_to_reach": {}}}}
+    report = {
+        "metric": "auc",
+        "reference": {"metric": 1.0},
+        "strategies": {
+            "random": {"runs": _runs({0: [0.9, 0.9], 1: [0.9, 0.9]}), "labels_to_reach": {}},
+            "smart": {"runs": _runs({0: [0.9, 0.9], 1: [0.9, 0.9]}), "labels_to_reach": {}},
+        },
+    }
     with pytest.raises(ValueError, match="target 0.9 is not one of the report's"):
         _script().paired_budgets(report, "smart", target=0.9)

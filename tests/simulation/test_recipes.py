@@ -42,8 +42,14 @@ def test_train_predict_embed_and_warm_start(
     breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, tmp_path: Path
 ) -> None:
     x, y = breast_tiny.pool_x[:30], breast_tiny.pool_y[:30]
-    trained = train_classifier(tiny_recipe, x, y, seed=0, num_classes=2,  # val split from x
-                               root_dir=tmp_path)
+    trained = train_classifier(
+        tiny_recipe,
+        x,
+        y,
+        seed=0,
+        num_classes=2,  # val split from x
+        root_dir=tmp_path,
+    )
     assert trained.checkpoint_path is not None and trained.checkpoint_path.is_file()
     assert trained.checkpoint_path.is_relative_to(tmp_path)
     pool = breast_tiny.test_x[:12]
@@ -63,8 +69,10 @@ def test_train_predict_embed_and_warm_start(
 
 
 def test_training_without_a_folder_leaves_nothing_on_disk(
-    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch
+    breast_tiny: SimulationData,
+    tiny_recipe: ClassificationRecipe,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # weights trained from patient images stay in memory unless the caller gives a folder
     # (before, every such training left a checkpoint in the system's temporary folder)
@@ -83,8 +91,7 @@ def test_batch_norm_statistics_are_recomputed_on_the_training_images(
 ) -> None:
     x, y = breast_tiny.pool_x[:40], breast_tiny.pool_y[:40]
     xv, yv = breast_tiny.val_x, breast_tiny.val_y
-    trained = train_classifier(tiny_recipe, x, y, xv, yv, seed=0, num_classes=2,
-                               root_dir=tmp_path)
+    trained = train_classifier(tiny_recipe, x, y, xv, yv, seed=0, num_classes=2, root_dir=tmp_path)
     assert trained.checkpoint_path is not None
     plain = dataclasses.replace(tiny_recipe, recalibrate_batch_norm=False)
     as_fitted = train_classifier(plain, x, y, xv, yv, seed=0, num_classes=2)
@@ -94,8 +101,9 @@ def test_batch_norm_statistics_are_recomputed_on_the_training_images(
     for key in keys:
         # the recipe returns new statistics (and the module holds them), not the checkpoint's
         assert not torch.allclose(trained.state_dict[key], as_fitted.state_dict[key])
-        torch.testing.assert_close(as_fitted.state_dict[key],
-                                   checkpoint["state_dict"][f"net.{key}"])
+        torch.testing.assert_close(
+            as_fitted.state_dict[key], checkpoint["state_dict"][f"net.{key}"]
+        )
         net = trained.module.net
         assert isinstance(net, torch.nn.Module)
         torch.testing.assert_close(net.state_dict()[key], trained.state_dict[key])
@@ -140,8 +148,9 @@ def test_a_degenerate_training_is_restarted_and_flagged(
     assert trained.seed == 0  # all equally bad (val AUC 0.5): the first is kept
     # a network that can learn: one training, not flagged
     plain = dataclasses.replace(tiny_recipe, max_epochs=3, restarts=2)
-    good = train_classifier(plain, breast_tiny.pool_x, breast_tiny.pool_y, xv, yv, seed=0,
-                            num_classes=2)
+    good = train_classifier(
+        plain, breast_tiny.pool_x, breast_tiny.pool_y, xv, yv, seed=0, num_classes=2
+    )
     assert good.metrics["degenerate"] == 0.0 and good.metrics["attempts"] == 1.0
     assert good.metrics["val_auc"] > 0.5
 
@@ -166,12 +175,14 @@ def test_uint8_pools_are_scored_as_their_scaled_float_images(
     assert held.dtype == torch.uint8 and held.shape == (13, 1, 28, 28)
     assert as_pixels(scaled, 2).dtype == torch.float32
     # the same arithmetic (uint8 -> float32, / 255) on the device: the same bits
-    np.testing.assert_array_equal(predict_probs(trained, pool, 4, ids=ids),
-                                  predict_probs(trained, scaled, 4, ids=ids))
+    np.testing.assert_array_equal(
+        predict_probs(trained, pool, 4, ids=ids), predict_probs(trained, scaled, 4, ids=ids)
+    )
     np.testing.assert_array_equal(predict_mean(trained, pool), predict_mean(trained, scaled))
     np.testing.assert_array_equal(
         predict_scores(trained, pool, _entropy, ids=ids, accelerator="cpu").values,
-        predict_scores(trained, scaled, _entropy, ids=ids, accelerator="cpu").values)
+        predict_scores(trained, scaled, _entropy, ids=ids, accelerator="cpu").values,
+    )
 
 
 def test_a_seeded_classifier_training_keeps_the_callers_random_draws(
@@ -215,10 +226,12 @@ def test_a_training_starts_from_a_pretrained_trunk_and_a_fresh_head(
     heads = [k for k in started.state_dict if k.startswith("head.")]
     assert heads and all(torch.equal(started.state_dict[k], fresh.state_dict[k]) for k in heads)
     # a warm start wins over the trunk: the previous round's weights are the better start
-    warm = train_classifier(frozen, x, y, seed=3, init_state=fresh.state_dict,
-                            trunk_state=encoder.trunk_state)
-    assert all(torch.equal(warm.state_dict[f"trunk.{k}"], fresh.state_dict[f"trunk.{k}"])
-               for k in learned)
+    warm = train_classifier(
+        frozen, x, y, seed=3, init_state=fresh.state_dict, trunk_state=encoder.trunk_state
+    )
+    assert all(
+        torch.equal(warm.state_dict[f"trunk.{k}"], fresh.state_dict[f"trunk.{k}"]) for k in learned
+    )
 
 
 def test_a_trunk_that_does_not_fit_is_refused_by_name(

@@ -89,7 +89,8 @@ def test_two_worker_processes_give_the_same_report(
 
 
 def test_a_simulation_in_this_process_leaves_its_settings_as_they_were(
-    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe,
+    breast_tiny: SimulationData,
+    tiny_recipe: ClassificationRecipe,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """As in a notebook kernel: one thread and silenced warnings for the simulation only."""
@@ -111,8 +112,9 @@ def test_a_simulation_in_this_process_leaves_its_settings_as_they_were(
 
     try:
         monkeypatch.setattr(torch, "get_num_threads", counted)
-        config = SimulationConfig(strategies=("random",), seeds=(0,), initial=6, batch=5,
-                                  rounds=1, reference=False)
+        config = SimulationConfig(
+            strategies=("random",), seeds=(0,), initial=6, batch=5, rounds=1, reference=False
+        )
         simulate(breast_tiny, tiny_recipe, config)
         monkeypatch.undo()
         assert 1 in seen  # the simulation ran at its one thread ...
@@ -128,8 +130,15 @@ def test_a_failing_curve_in_a_worker_raises_its_error(
 ) -> None:
     from workbench.strategies import StrategyError
 
-    config = SimulationConfig(strategies=("random", "no_such_strategy"), seeds=(3,), initial=6,
-                              batch=5, rounds=1, reference=False, workers=2)
+    config = SimulationConfig(
+        strategies=("random", "no_such_strategy"),
+        seeds=(3,),
+        initial=6,
+        batch=5,
+        rounds=1,
+        reference=False,
+        workers=2,
+    )
     for workers in (2, 1):  # the error names its curve, from a worker process or this one
         with pytest.raises(StrategyError, match="no_such_strategy") as caught:
             simulate(breast_tiny, tiny_recipe, dataclasses.replace(config, workers=workers))
@@ -138,7 +147,9 @@ def test_a_failing_curve_in_a_worker_raises_its_error(
 
 
 def test_a_failing_curve_stops_the_other_workers_and_leaves_no_work_folder(
-    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, tmp_path: Path,
+    breast_tiny: SimulationData,
+    tiny_recipe: ClassificationRecipe,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """When one curve fails, the curve training in the other worker must not go on for
@@ -150,8 +161,15 @@ def test_a_failing_curve_stops_the_other_workers_and_leaves_no_work_folder(
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the work folder goes
     long_recipe = dataclasses.replace(tiny_recipe, max_epochs=50, patience=50)
-    config = SimulationConfig(strategies=("random", "no_such_strategy"), seeds=(0,), initial=6,
-                              batch=5, rounds=20, reference=False, workers=2)
+    config = SimulationConfig(
+        strategies=("random", "no_such_strategy"),
+        seeds=(0,),
+        initial=6,
+        batch=5,
+        rounds=20,
+        reference=False,
+        workers=2,
+    )
     with pytest.raises(StrategyError, match="no_such_strategy"):
         simulate(breast_tiny, long_recipe, config)
     assert _spawned_workers(os.getpid()) == [], "a worker is still training"
@@ -201,9 +219,14 @@ def test_report_schema_is_complete_and_consistent(report: dict[str, Any], tmp_pa
             # where the mean reaches the target lies between where its interval's upper and
             # lower ends do
             span = s["labels_to_reach_range"][key]
-            assert span == list(labels_to_reach_range(
-                [p["labels"] for p in mean_curve], [p["lo"] for p in mean_curve],
-                [p["hi"] for p in mean_curve], float(key) * ref))
+            assert span == list(
+                labels_to_reach_range(
+                    [p["labels"] for p in mean_curve],
+                    [p["lo"] for p in mean_curve],
+                    [p["hi"] for p in mean_curve],
+                    float(key) * ref,
+                )
+            )
             rank = [np.inf if v is None else v for v in (span[0], n, span[1])]
             assert rank == sorted(rank)
         if name == "random":
@@ -217,8 +240,10 @@ def test_report_schema_is_complete_and_consistent(report: dict[str, Any], tmp_pa
             assert [b["labels"] for b in by_budget] == [6, 11, 16]
             for j, budget in enumerate(by_budget):  # seed by seed, this budget's test AUC
                 ours = [run["curve"][j]["metrics"]["auc"] for run in s["runs"]]
-                theirs = [run["curve"][j]["metrics"]["auc"]
-                          for run in report["strategies"]["random"]["runs"]]
+                theirs = [
+                    run["curve"][j]["metrics"]["auc"]
+                    for run in report["strategies"]["random"]["runs"]
+                ]
                 assert budget["mean"] == pytest.approx(np.mean(np.subtract(ours, theirs)))
                 assert budget["n"] == 2 and budget["lo"] <= budget["mean"] <= budget["hi"]
     # strategies share the cold-start set under a seed (paired comparison)
@@ -254,30 +279,46 @@ def test_segmentation_simulation_one_round(
 def test_diversity_picks_are_placed_relative_to_the_labels(
     breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, tmp_path: Path, name: str
 ) -> None:
-    config = SimulationConfig(strategies=(name,), seeds=(0,), initial=6, batch=5, rounds=1,
-                              reference=False)
+    config = SimulationConfig(
+        strategies=(name,), seeds=(0,), initial=6, batch=5, rounds=1, reference=False
+    )
     picks = simulate(breast_tiny, tiny_recipe, config)["strategies"][name]["runs"][0]["picks"]
     # by hand: the first model (same training seed), every unlabelled and labelled pool item
     # through it, the labelled ones flagged
     first = np.asarray(picks[0])
-    trained = _train(tiny_recipe, breast_tiny, breast_tiny.pool_x[first],
-                     breast_tiny.pool_y[first], 0, tmp_path, None)
+    trained = _train(
+        tiny_recipe,
+        breast_tiny,
+        breast_tiny.pool_x[first],
+        breast_tiny.pool_y[first],
+        0,
+        tmp_path,
+        None,
+    )
     unlabelled = np.setdiff1d(np.arange(len(breast_tiny.pool_x)), first)
     positions = np.concatenate([unlabelled, first])
     features = embed(trained, breast_tiny.pool_x[positions])
     strategy = get_strategy(name)
     flagged = np.arange(len(positions)) >= len(unlabelled)
-    by_hand = strategy(k=5, embeddings=features, labelled_mask=flagged,
-                       rng=np.random.default_rng([0, 0, 0x5E1EC7]))
+    by_hand = strategy(
+        k=5, embeddings=features, labelled_mask=flagged, rng=np.random.default_rng([0, 0, 0x5E1EC7])
+    )
     assert picks[1] == positions[by_hand.indices].tolist()
 
 
 def test_typical_cold_start_is_shared_by_every_strategy(
     breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe
 ) -> None:
-    config = SimulationConfig(strategies=("random", "bald"), seeds=(2,), initial=6, batch=5,
-                              rounds=1, reference=False, cold_start="typical",
-                              contrastive_steps=15)
+    config = SimulationConfig(
+        strategies=("random", "bald"),
+        seeds=(2,),
+        initial=6,
+        batch=5,
+        rounds=1,
+        reference=False,
+        cold_start="typical",
+        contrastive_steps=15,
+    )
     report = simulate(breast_tiny, tiny_recipe, config)
     assert report["config"]["cold_start"] == "typical"
     assert report["config"]["contrastive_steps"] == 15
@@ -293,8 +334,7 @@ def test_embedding_strategies_are_refused_on_segmentation_before_any_training(
     hippocampus_tiny: Path, tiny_seg_recipe: SegmentationRecipe, name: str
 ) -> None:
     data = load_simulation_data(hippocampus_tiny, shape=(24, 32, 24))
-    config = SimulationConfig(strategies=("random", name), seeds=(0,), initial=2, batch=1,
-                              rounds=1)
+    config = SimulationConfig(strategies=("random", name), seeds=(0,), initial=2, batch=1, rounds=1)
     with pytest.raises(StrategyError, match=f"strategy '{name}' reads a classifier's embeddings"):
         simulate(data, tiny_seg_recipe, config)
 
@@ -371,8 +411,15 @@ def test_ssl_init_starts_every_curve_and_the_reference_from_the_seeds_encoder(
     and the report is the same with one process or two (which share the encoders on disk)."""
     from workbench.simulation._run import evaluate, pool_encoder
 
-    config = SimulationConfig(strategies=("random",), seeds=(0, 1), initial=6, batch=5,
-                              rounds=1, ssl_init=True, contrastive_steps=10)
+    config = SimulationConfig(
+        strategies=("random",),
+        seeds=(0, 1),
+        initial=6,
+        batch=5,
+        rounds=1,
+        ssl_init=True,
+        contrastive_steps=10,
+    )
     alone = simulate(breast_tiny, tiny_recipe, config)
     shared = simulate(breast_tiny, tiny_recipe, dataclasses.replace(config, workers=2))
     assert alone["config"]["ssl_init"] is True and alone["config"]["contrastive_steps"] == 10
@@ -381,12 +428,27 @@ def test_ssl_init_starts_every_curve_and_the_reference_from_the_seeds_encoder(
     for run in runs_from_report(alone, "random"):
         trunk = pool_encoder(breast_tiny, run.seed, 10).trunk_state
         first = np.asarray(run.picks[0])
-        by_hand = _train(tiny_recipe, breast_tiny, breast_tiny.pool_x[first],
-                         breast_tiny.pool_y[first], run.seed * 1000, tmp_path / str(run.seed),
-                         None, trunk)
+        by_hand = _train(
+            tiny_recipe,
+            breast_tiny,
+            breast_tiny.pool_x[first],
+            breast_tiny.pool_y[first],
+            run.seed * 1000,
+            tmp_path / str(run.seed),
+            None,
+            trunk,
+        )
         assert evaluate(by_hand, breast_tiny) == run.curve[0].metrics
-    reference = _train(tiny_recipe, breast_tiny, breast_tiny.pool_x, breast_tiny.pool_y, 999,
-                       tmp_path / "ref", None, pool_encoder(breast_tiny, 0, 10).trunk_state)
+    reference = _train(
+        tiny_recipe,
+        breast_tiny,
+        breast_tiny.pool_x,
+        breast_tiny.pool_y,
+        999,
+        tmp_path / "ref",
+        None,
+        pool_encoder(breast_tiny, 0, 10).trunk_state,
+    )
     assert alone["reference"]["per_seed"] == [evaluate(reference, breast_tiny)]
     without = simulate(breast_tiny, tiny_recipe, dataclasses.replace(config, ssl_init=False))
     assert "ssl_init" not in without["config"]
@@ -397,8 +459,9 @@ def test_ssl_init_is_refused_for_segmentation_before_any_training(
     hippocampus_tiny: Path, tiny_seg_recipe: SegmentationRecipe
 ) -> None:
     data = load_simulation_data(hippocampus_tiny, shape=(24, 32, 24))
-    config = SimulationConfig(strategies=("random",), seeds=(0,), initial=2, batch=1, rounds=1,
-                              ssl_init=True)
+    config = SimulationConfig(
+        strategies=("random",), seeds=(0,), initial=2, batch=1, rounds=1, ssl_init=True
+    )
     with pytest.raises(ValueError, match="segmentation networks have none"):
         simulate(data, tiny_seg_recipe, config)
 
@@ -417,7 +480,9 @@ def test_a_process_keeps_only_the_newest_few_pool_encoders(breast_tiny: Simulati
 
 
 def test_an_encoder_cache_lets_a_rerun_train_no_encoder(
-    breast_tiny: SimulationData, tiny_recipe: ClassificationRecipe, tmp_path: Path,
+    breast_tiny: SimulationData,
+    tiny_recipe: ClassificationRecipe,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With ``encoder_cache`` a second simulation on the same data (a fresh process's memory:
@@ -434,9 +499,18 @@ def test_an_encoder_cache_lets_a_rerun_train_no_encoder(
 
     monkeypatch.setattr(_run, "train_contrastive", counted)
     cache = tmp_path / "encoders"
-    config = SimulationConfig(strategies=("random",), seeds=(0, 1), initial=6, batch=5,
-                              rounds=1, cold_start="typical", ssl_init=True,
-                              contrastive_steps=5, encoder_cache=cache, reference=False)
+    config = SimulationConfig(
+        strategies=("random",),
+        seeds=(0, 1),
+        initial=6,
+        batch=5,
+        rounds=1,
+        cold_start="typical",
+        ssl_init=True,
+        contrastive_steps=5,
+        encoder_cache=cache,
+        reference=False,
+    )
     _run._ENCODERS.clear()
     first = simulate(breast_tiny, tiny_recipe, config)
     assert sorted(trainings) == [0, 1] and len(list(cache.glob("encoder-*.pt"))) == 2
@@ -459,8 +533,15 @@ def test_an_encoder_cache_that_is_a_file_is_refused_before_any_training(
 ) -> None:
     a_file = tmp_path / "encoders"
     a_file.write_text("mine")
-    config = SimulationConfig(strategies=("random",), seeds=(0,), initial=6, batch=5, rounds=1,
-                              ssl_init=True, encoder_cache=a_file)
+    config = SimulationConfig(
+        strategies=("random",),
+        seeds=(0,),
+        initial=6,
+        batch=5,
+        rounds=1,
+        ssl_init=True,
+        encoder_cache=a_file,
+    )
     with pytest.raises(ValueError, match="encoder_cache .*encoders cannot be a folder"):
         simulate(breast_tiny, tiny_recipe, config)
     assert a_file.read_text() == "mine"

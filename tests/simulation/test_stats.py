@@ -67,8 +67,9 @@ def test_labels_to_reach_range_reads_the_interval_ends() -> None:
 
 
 def _run(seed: int, values: list[float], labels: tuple[int, ...] = (10, 20)) -> SeedRun:
-    return SeedRun("s", seed, [CurvePoint(n, {"auc": v}) for n, v in zip(labels, values,
-                                                                         strict=True)], [])
+    return SeedRun(
+        "s", seed, [CurvePoint(n, {"auc": v}) for n, v in zip(labels, values, strict=True)], []
+    )
 
 
 def test_paired_per_budget_pairs_by_seed_not_by_position() -> None:

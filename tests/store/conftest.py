@@ -22,7 +22,8 @@ def cls_store(tmp_path: Path) -> Iterator[SQLiteStore]:
 @pytest.fixture
 def seg_store(tmp_path: Path) -> Iterator[SQLiteStore]:
     """A segmentation project (background, tumour) with no items."""
-    store = create_project(tmp_path / "seg",
-                           ProjectConfig("seg", Task.SEGMENTATION, ("background", "tumour")))
+    store = create_project(
+        tmp_path / "seg", ProjectConfig("seg", Task.SEGMENTATION, ("background", "tumour"))
+    )
     yield store
     store.close()

@@ -1,11 +1,11 @@
 """A child process for the crash and concurrency tests (run as a script, never imported by them).
 
-    python store_worker.py crash PROJECT ACK_FILE FIRST_SEQ
-        submit mask labels forever; after each submit_label returns, append
-        "label_id item_id seq" to ACK_FILE and fsync it. The parent SIGKILLs us.
-    python store_worker.py label PROJECT ANNOTATOR GO_FILE
-        once GO_FILE exists, next_item + submit_label until the queue is empty; print the
-        served (item_id, label_id) pairs as JSON.
+python store_worker.py crash PROJECT ACK_FILE FIRST_SEQ
+    submit mask labels forever; after each submit_label returns, append
+    "label_id item_id seq" to ACK_FILE and fsync it. The parent SIGKILLs us.
+python store_worker.py label PROJECT ANNOTATOR GO_FILE
+    once GO_FILE exists, next_item + submit_label until the queue is empty; print the
+    served (item_id, label_id) pairs as JSON.
 """
 
 from __future__ import annotations
@@ -33,9 +33,15 @@ def _crash(store: SQLiteStore, ack_file: Path, seq: int) -> None:
         while True:
             served = store.next_item("crasher", lease_seconds=60.0)
             item = served if served is not None else items[seq % len(items)]
-            label = store.submit_label(LabelSubmission(
-                item.id, "crasher", LabelSource.HUMAN, mask=crash_mask(seq, item.shape),
-                comment=str(seq)))
+            label = store.submit_label(
+                LabelSubmission(
+                    item.id,
+                    "crasher",
+                    LabelSource.HUMAN,
+                    mask=crash_mask(seq, item.shape),
+                    comment=str(seq),
+                )
+            )
             ack.write(f"{label.id} {item.id} {seq}\n")
             ack.flush()
             os.fsync(ack.fileno())
@@ -48,9 +54,14 @@ def _label(store: SQLiteStore, annotator: str, go_file: Path) -> None:
         time.sleep(0.002)
     done: list[tuple[int, int]] = []
     while (item := store.next_item(annotator)) is not None:
-        label = store.submit_label(LabelSubmission(
-            item.id, annotator, LabelSource.HUMAN,
-            class_index=item.id % len(store.config.classes)))
+        label = store.submit_label(
+            LabelSubmission(
+                item.id,
+                annotator,
+                LabelSource.HUMAN,
+                class_index=item.id % len(store.config.classes),
+            )
+        )
         done.append((item.id, label.id))
         time.sleep(0.002)  # a (very fast) annotator's pause: others get the lock in between
     print(json.dumps(done), flush=True)

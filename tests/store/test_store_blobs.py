@@ -21,8 +21,9 @@ def _blob_count(store: SQLiteStore) -> int:
 
 @pytest.mark.parametrize("shape", [(64, 48), (5, 32, 24)])
 @pytest.mark.parametrize("dtype", [np.uint8, np.bool_, np.uint16, np.int32])
-def test_mask_round_trip_is_exact(seg_store: SQLiteStore, shape: tuple[int, ...],
-                                  dtype: type) -> None:
+def test_mask_round_trip_is_exact(
+    seg_store: SQLiteStore, shape: tuple[int, ...], dtype: type
+) -> None:
     (item,) = seg_store.add_items(new_items(1, shape=shape))
     rng = np.random.default_rng(0)
     mask: np.ndarray = (rng.random(shape) > 0.7).astype(dtype)

@@ -16,8 +16,12 @@ from workbench.store import LabelSource, LabelSubmission, NewItem, SQLiteStore
 
 def _table_counts(store: SQLiteStore) -> dict[str, int]:
     with closing(sqlite3.connect(store.path)) as conn, conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
         return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
 
 
@@ -57,8 +61,11 @@ def test_item_ids_are_never_reused(cls_store: SQLiteStore) -> None:
 
 
 def test_unknown_item(cls_store: SQLiteStore) -> None:
-    for call in (lambda: cls_store.get_item(99), lambda: cls_store.current_label(99),
-                 lambda: cls_store.label_history(99)):
+    for call in (
+        lambda: cls_store.get_item(99),
+        lambda: cls_store.current_label(99),
+        lambda: cls_store.label_history(99),
+    ):
         with pytest.raises(StoreError) as caught:
             call()
         assert caught.value.field == "item_id"
@@ -68,11 +75,20 @@ def test_unknown_item(cls_store: SQLiteStore) -> None:
 def test_versions_history_and_current(cls_store: SQLiteStore) -> None:
     a, b = cls_store.add_items(new_items(2))
     assert cls_store.current_label(a) is None
-    first = cls_store.submit_label(LabelSubmission(a, "ann", LabelSource.HUMAN, class_index=1,
-                                                   started_at=10.0, seconds_spent=4.5,
-                                                   comment="looks benign"))
-    second = cls_store.submit_label(LabelSubmission(a, "rev", LabelSource.HUMAN, class_index=2,
-                                                    replaces_id=first.id))
+    first = cls_store.submit_label(
+        LabelSubmission(
+            a,
+            "ann",
+            LabelSource.HUMAN,
+            class_index=1,
+            started_at=10.0,
+            seconds_spent=4.5,
+            comment="looks benign",
+        )
+    )
+    second = cls_store.submit_label(
+        LabelSubmission(a, "rev", LabelSource.HUMAN, class_index=2, replaces_id=first.id)
+    )
     assert second.id > first.id and second.replaces_id == first.id
     assert cls_store.current_label(a) == second
     assert cls_store.label_history(a) == [first, second]
@@ -94,10 +110,13 @@ def test_label_versions_are_immutable_in_the_database(cls_store: SQLiteStore) ->
 
 
 def test_ground_truth_is_hidden(cls_store: SQLiteStore) -> None:
-    a, b = cls_store.add_items(new_items(2, split="train") )
-    truth = cls_store.submit_labels([
-        LabelSubmission(a, "oracle", LabelSource.GROUND_TRUTH, class_index=2),
-        LabelSubmission(b, "oracle", LabelSource.GROUND_TRUTH, class_index=0)])
+    a, b = cls_store.add_items(new_items(2, split="train"))
+    truth = cls_store.submit_labels(
+        [
+            LabelSubmission(a, "oracle", LabelSource.GROUND_TRUTH, class_index=2),
+            LabelSubmission(b, "oracle", LabelSource.GROUND_TRUTH, class_index=0),
+        ]
+    )
     assert cls_store.current_label(a) is None
     assert cls_store.current_labels() == []
     assert cls_store.current_label(a, include_ground_truth=True) == truth[0]
@@ -111,34 +130,40 @@ def test_ground_truth_is_hidden(cls_store: SQLiteStore) -> None:
 def test_current_labels_by_split(cls_store: SQLiteStore) -> None:
     (t,) = cls_store.add_items(new_items(1))
     (v,) = cls_store.add_items(new_items(1, split="val", prefix="v"))
-    cls_store.submit_labels([LabelSubmission(i, "ann", LabelSource.HUMAN, class_index=0)
-                             for i in (t, v)])
+    cls_store.submit_labels(
+        [LabelSubmission(i, "ann", LabelSource.HUMAN, class_index=0) for i in (t, v)]
+    )
     assert [lv.item_id for lv in cls_store.current_labels(split="val")] == [v]
     assert [lv.item_id for lv in cls_store.current_labels(split="train")] == [t]
 
 
 def test_numpy_class_index_is_accepted(cls_store: SQLiteStore) -> None:
     (a,) = cls_store.add_items(new_items(1))
-    label = cls_store.submit_label(LabelSubmission(a, "ann", LabelSource.HUMAN,
-                                                   class_index=np.int64(2)))  # type: ignore[arg-type]
+    label = cls_store.submit_label(
+        LabelSubmission(a, "ann", LabelSource.HUMAN, class_index=np.int64(2))  # type: ignore[arg-type]
+    )
     assert label.class_index == 2 and type(label.class_index) is int
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"class_index": 3}, "class_index"),
-    ({"class_index": -1}, "class_index"),
-    ({"class_index": None}, "class_index"),
-    ({"class_index": True}, "class_index"),
-    ({"class_index": 1.5}, "class_index"),
-    ({"class_index": None, "mask": np.zeros((8, 8), np.uint8)}, "mask"),
-    ({"item_id": 999}, "item_id"),
-    ({"annotator": ""}, "annotator"),
-    ({"source": "robot"}, "source"),
-    ({"model_version_id": 42}, "model_version_id"),
-    ({"replaces_id": 42}, "replaces_id"),
-])
-def test_bad_classification_label_writes_nothing(cls_store: SQLiteStore, change: dict[str, object],
-                                                 field: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"class_index": 3}, "class_index"),
+        ({"class_index": -1}, "class_index"),
+        ({"class_index": None}, "class_index"),
+        ({"class_index": True}, "class_index"),
+        ({"class_index": 1.5}, "class_index"),
+        ({"class_index": None, "mask": np.zeros((8, 8), np.uint8)}, "mask"),
+        ({"item_id": 999}, "item_id"),
+        ({"annotator": ""}, "annotator"),
+        ({"source": "robot"}, "source"),
+        ({"model_version_id": 42}, "model_version_id"),
+        ({"replaces_id": 42}, "replaces_id"),
+    ],
+)
+def test_bad_classification_label_writes_nothing(
+    cls_store: SQLiteStore, change: dict[str, object], field: str
+) -> None:
     a, b = cls_store.add_items(new_items(2))
     good = LabelSubmission(a, "ann", LabelSource.HUMAN, class_index=1)
     cls_store.next_item("ann")
@@ -157,22 +182,27 @@ def test_replaces_id_must_belong_to_the_same_item(cls_store: SQLiteStore) -> Non
     a, b = cls_store.add_items(new_items(2))
     label = cls_store.submit_label(LabelSubmission(a, "ann", LabelSource.HUMAN, class_index=1))
     with pytest.raises(StoreError) as caught:
-        cls_store.submit_label(LabelSubmission(b, "ann", LabelSource.HUMAN, class_index=1,
-                                               replaces_id=label.id))
+        cls_store.submit_label(
+            LabelSubmission(b, "ann", LabelSource.HUMAN, class_index=1, replaces_id=label.id)
+        )
     assert caught.value.field == "replaces_id"
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"mask": np.zeros((8, 9), np.uint8)}, "mask"),
-    ({"mask": np.zeros((8, 8, 1), np.uint8)}, "mask"),
-    ({"mask": np.zeros((8, 8), np.float32)}, "mask"),
-    ({"mask": np.full((8, 8), -1, np.int16)}, "mask"),
-    ({"mask": None}, "mask"),
-    ({"mask": [[0] * 8] * 8}, "mask"),
-    ({"class_index": 1}, "class_index"),
-])
-def test_bad_segmentation_label_writes_nothing(seg_store: SQLiteStore, change: dict[str, object],
-                                               field: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"mask": np.zeros((8, 9), np.uint8)}, "mask"),
+        ({"mask": np.zeros((8, 8, 1), np.uint8)}, "mask"),
+        ({"mask": np.zeros((8, 8), np.float32)}, "mask"),
+        ({"mask": np.full((8, 8), -1, np.int16)}, "mask"),
+        ({"mask": None}, "mask"),
+        ({"mask": [[0] * 8] * 8}, "mask"),
+        ({"class_index": 1}, "class_index"),
+    ],
+)
+def test_bad_segmentation_label_writes_nothing(
+    seg_store: SQLiteStore, change: dict[str, object], field: str
+) -> None:
     (a,) = seg_store.add_items(new_items(1, shape=(8, 8)))
     good = LabelSubmission(a, "ann", LabelSource.HUMAN, mask=np.ones((8, 8), np.uint8))
     before = _table_counts(seg_store)
@@ -185,8 +215,11 @@ def test_bad_segmentation_label_writes_nothing(seg_store: SQLiteStore, change: d
 
 def test_bad_items(cls_store: SQLiteStore) -> None:
     base = new_items(1)[0]
-    for change, field in (({"key": ""}, "key"), ({"shape": (0, 4)}, "shape"),
-                          ({"metadata": {"a": 1}}, "metadata")):
+    for change, field in (
+        ({"key": ""}, "key"),
+        ({"shape": (0, 4)}, "shape"),
+        ({"metadata": {"a": 1}}, "metadata"),
+    ):
         with pytest.raises(StoreError) as caught:
             cls_store.add_items([replace(base, **change)])
         assert caught.value.field == field

@@ -19,16 +19,21 @@ from workbench.store import (
 
 def test_model_version_lifecycle(cls_store: SQLiteStore) -> None:
     a, b = cls_store.add_items(new_items(2))
-    labels = cls_store.submit_labels([LabelSubmission(i, "ann", LabelSource.HUMAN, class_index=0)
-                                      for i in (a, b)])
-    model = cls_store.add_model_version("resnet18", {"lr": 0.001, "epochs": 3},
-                                        trained_on=[lv.id for lv in labels])
+    labels = cls_store.submit_labels(
+        [LabelSubmission(i, "ann", LabelSource.HUMAN, class_index=0) for i in (a, b)]
+    )
+    model = cls_store.add_model_version(
+        "resnet18", {"lr": 0.001, "epochs": 3}, trained_on=[lv.id for lv in labels]
+    )
     assert model.status is ModelStatus.TRAINING and model.checkpoint is None
     assert model.trained_on == tuple(sorted(lv.id for lv in labels))
     assert model.params == {"lr": 0.001, "epochs": 3} and model.metrics == {}
-    ready = cls_store.update_model_version(model.id, status=ModelStatus.READY,
-                                           checkpoint="checkpoints/m1.ckpt",
-                                           metrics={"accuracy": 0.75})
+    ready = cls_store.update_model_version(
+        model.id,
+        status=ModelStatus.READY,
+        checkpoint="checkpoints/m1.ckpt",
+        metrics={"accuracy": 0.75},
+    )
     assert ready.status is ModelStatus.READY and ready.checkpoint == "checkpoints/m1.ckpt"
     assert ready.metrics == {"accuracy": 0.75} and ready.trained_on == model.trained_on
     again = cls_store.update_model_version(model.id, status=ModelStatus.READY)
@@ -36,7 +41,9 @@ def test_model_version_lifecycle(cls_store: SQLiteStore) -> None:
     failed = cls_store.add_model_version("broken")
     cls_store.update_model_version(failed.id, status=ModelStatus.FAILED, error="CUDA OOM")
     assert [(m.name, m.status, m.error) for m in cls_store.list_model_versions()] == [
-        ("resnet18", ModelStatus.READY, None), ("broken", ModelStatus.FAILED, "CUDA OOM")]
+        ("resnet18", ModelStatus.READY, None),
+        ("broken", ModelStatus.FAILED, "CUDA OOM"),
+    ]
 
 
 def test_model_version_errors(cls_store: SQLiteStore) -> None:
@@ -58,8 +65,10 @@ def test_predictions_round_trip(seg_store: SQLiteStore) -> None:
     probs = np.random.default_rng(1).random((2, 6, 7)).astype(np.float32)
     mask = (probs[1] > 0.5).astype(np.uint8)
     unc = probs.std(axis=0)
-    seg_store.add_predictions(model.id, [Prediction(a, probs=probs, mask=mask, uncertainty_map=unc),
-                                         Prediction(b, mask=mask)])
+    seg_store.add_predictions(
+        model.id,
+        [Prediction(a, probs=probs, mask=mask, uncertainty_map=unc), Prediction(b, mask=mask)],
+    )
     got = seg_store.get_prediction(model.id, a)
     assert got is not None and got.item_id == a
     for sent, back in ((probs, got.probs), (mask, got.mask), (unc, got.uncertainty_map)):
@@ -80,8 +89,9 @@ def test_prediction_errors(cls_store: SQLiteStore) -> None:
         cls_store.add_predictions(99, [Prediction(a, probs=np.ones(3))])
     assert caught.value.field == "model_version_id"
     with pytest.raises(StoreError) as caught:
-        cls_store.add_predictions(model.id, [Prediction(a, probs=np.ones(3)), Prediction(42,
-                                                                                    probs=np.ones(3))])
+        cls_store.add_predictions(
+            model.id, [Prediction(a, probs=np.ones(3)), Prediction(42, probs=np.ones(3))]
+        )
     assert caught.value.field == "item_id"
     with pytest.raises(StoreError) as caught:
         cls_store.add_predictions(model.id, [Prediction(a)])
@@ -122,9 +132,11 @@ def test_rounds(cls_store: SQLiteStore) -> None:
 def test_round_errors(cls_store: SQLiteStore) -> None:
     (a,) = cls_store.add_items(new_items(1))
     run = cls_store.start_round("entropy", {}, None)
-    cases = [({"status": RoundStatus.DONE, "selected": [a, a]}, "selected"),
-             ({"status": RoundStatus.DONE, "selected": [77]}, "selected"),
-             ({"status": RoundStatus.RUNNING}, "status")]
+    cases = [
+        ({"status": RoundStatus.DONE, "selected": [a, a]}, "selected"),
+        ({"status": RoundStatus.DONE, "selected": [77]}, "selected"),
+        ({"status": RoundStatus.RUNNING}, "status"),
+    ]
     for kwargs, field in cases:
         with pytest.raises(StoreError) as caught:
             cls_store.finish_round(run.id, **kwargs)  # type: ignore[arg-type]

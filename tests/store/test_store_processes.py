@@ -25,8 +25,12 @@ KILLS = 30
 
 def _spawn(*args: str) -> subprocess.Popen[str]:
     """Start a worker and wait for its 'ready' line (imports and opening done)."""
-    proc = subprocess.Popen([sys.executable, str(WORKER), *args], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKER), *args],
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if line != "ready\n":

@@ -103,12 +103,14 @@ def test_store_refuses_a_file_that_is_not_a_project(tmp_path: Path) -> None:
 
 def test_status_counts(cls_store: SQLiteStore) -> None:
     ids = cls_store.add_items(new_items(4) + new_items(2, split="test", prefix="t"))
-    cls_store.submit_labels([
-        LabelSubmission(ids[0], "ann", LabelSource.HUMAN, class_index=0),
-        LabelSubmission(ids[1], "ann", LabelSource.IMPORTED, class_index=2),
-        LabelSubmission(ids[4], "ann", LabelSource.HUMAN, class_index=2),
-        LabelSubmission(ids[2], "oracle", LabelSource.GROUND_TRUTH, class_index=1),
-    ])
+    cls_store.submit_labels(
+        [
+            LabelSubmission(ids[0], "ann", LabelSource.HUMAN, class_index=0),
+            LabelSubmission(ids[1], "ann", LabelSource.IMPORTED, class_index=2),
+            LabelSubmission(ids[4], "ann", LabelSource.HUMAN, class_index=2),
+            LabelSubmission(ids[2], "oracle", LabelSource.GROUND_TRUTH, class_index=1),
+        ]
+    )
     cls_store.flag_item(ids[3], "ann", "unclear")
     model = cls_store.add_model_version("resnet")
     cls_store.update_model_version(model.id, status=ModelStatus.READY, metrics={"acc": 0.8})
@@ -120,9 +122,11 @@ def test_status_counts(cls_store: SQLiteStore) -> None:
     json.dumps(status)  # JSON-ready
     assert status["items"] == {"total": 6, "by_split": {"test": 2, "train": 4}}
     assert status["labelled"] == {
-        "total": 3, "by_split": {"test": 1, "train": 2},
+        "total": 3,
+        "by_split": {"test": 1, "train": 2},
         "by_class": {"normal": 1, "benign": 0, "malignant": 2},
-        "by_source": {"human": 2, "imported": 1}}
+        "by_source": {"human": 2, "imported": 1},
+    }
     assert status["unlabelled"] == 3
     assert status["ground_truth_pending"] == 1
     assert status["flags"] == {"total": 1, "by_kind": {"unclear": 1}}
@@ -132,8 +136,9 @@ def test_status_counts(cls_store: SQLiteStore) -> None:
     assert status["assignments"] == {"live": 1}
 
 
-def test_migration_hook_upgrades_an_older_schema(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_migration_hook_upgrades_an_older_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     create_project(tmp_path, ProjectConfig("p", Task.CLASSIFICATION, CLASSES)).close()
     with closing(sqlite3.connect(tmp_path / "workbench.db")) as conn, conn:
         conn.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")

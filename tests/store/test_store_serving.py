@@ -146,9 +146,19 @@ def test_excluded_items_are_passed_over_and_served_again_later(tmp_path) -> None
     from workbench.store import NewItem, ProjectConfig, Task, create_project
 
     store = create_project(tmp_path / "p", ProjectConfig("p", Task.CLASSIFICATION, ("a", "b")))
-    ids = store.add_items([NewItem(key=f"k{n}", source_uri=f"/x/{n}.png", content_hash=str(n),
-                                   modality="OT", shape=(4, 4), spacing=(1.0, 1.0))
-                           for n in range(3)])
+    ids = store.add_items(
+        [
+            NewItem(
+                key=f"k{n}",
+                source_uri=f"/x/{n}.png",
+                content_hash=str(n),
+                modality="OT",
+                shape=(4, 4),
+                spacing=(1.0, 1.0),
+            )
+            for n in range(3)
+        ]
+    )
     first = store.next_item("ann")
     assert first is not None and first.id == ids[0]
     store.release(first.id, "ann")
@@ -166,9 +176,19 @@ def test_peek_next_reserves_nothing(tmp_path) -> None:
     from workbench.store import NewItem, ProjectConfig, Task, create_project
 
     store = create_project(tmp_path / "p", ProjectConfig("p", Task.CLASSIFICATION, ("a", "b")))
-    ids = store.add_items([NewItem(key=f"k{n}", source_uri=f"/x/{n}.png", content_hash=str(n),
-                                   modality="OT", shape=(4, 4), spacing=(1.0, 1.0))
-                           for n in range(3)])
+    ids = store.add_items(
+        [
+            NewItem(
+                key=f"k{n}",
+                source_uri=f"/x/{n}.png",
+                content_hash=str(n),
+                modality="OT",
+                shape=(4, 4),
+                spacing=(1.0, 1.0),
+            )
+            for n in range(3)
+        ]
+    )
     held = store.next_item("ann")
     assert held is not None and held.id == ids[0]
     peeked = store.peek_next("ann", exclude=[held.id])

@@ -67,9 +67,7 @@ def test_top_k_order_matches_baal_ranking() -> None:
     [("PowerSampling", "power"), ("GibbsSampling", "softmax"), ("RankBasedSampling", "softrank")],
 )
 @pytest.mark.parametrize("beta", [0.5, 1.0, 4.0])
-def test_stochastic_distributions_match_baal(
-    name: str, mode: StochasticMode, beta: float
-) -> None:
+def test_stochastic_distributions_match_baal(name: str, mode: StochasticMode, beta: float) -> None:
     scores = bald(mc_probs(40, 10, 3, seed=13))
     theirs = getattr(stochastics, name)(heuristics.BALD(), query_size=5, temperature=1 / beta)
     expected = theirs._make_distribution(scores.copy())

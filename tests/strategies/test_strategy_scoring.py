@@ -171,17 +171,31 @@ def moments_of(p: np.ndarray) -> np.ndarray:
 def test_scores_from_moments_equal_scores_from_the_samples(kind: str, reduction: str) -> None:
     p = mc_probs(4, 6, 3, 5, 7, seed=3)  # [N, T, C, H, W]
     m = moments_of(p)
-    expected = {"entropy": entropy, "bald": bald, "margin": margin,
-                "least_confidence": least_confidence}[kind](
-        p, spatial_dims=2, reduction=reduction, q=20.0, background_class=1)  # type: ignore[arg-type]
-    got = moment_scores(m, kind, spatial_dims=2, reduction=reduction,  # type: ignore[arg-type]
-                        q=20.0, background_class=1)
+    expected = {
+        "entropy": entropy,
+        "bald": bald,
+        "margin": margin,
+        "least_confidence": least_confidence,
+    }[kind](p, spatial_dims=2, reduction=reduction, q=20.0, background_class=1)  # type: ignore[arg-type]
+    got = moment_scores(
+        m,
+        kind,  # type: ignore[arg-type]
+        spatial_dims=2,
+        reduction=reduction,  # type: ignore[arg-type]
+        q=20.0,
+        background_class=1,
+    )
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
     strategy: Any = get_strategy(kind, spatial_dims=2, reduction="top_percentile", q=20.0)
     np.testing.assert_allclose(strategy.scores_from_moments(m), strategy.scores(p), rtol=1e-6)
     if kind == "bald":  # the samples disagree, so BALD is no entropy
-        assert np.abs(moment_uncertainty_map(m, "bald", spatial_dims=2)
-                      - uncertainty_map(p, "entropy", spatial_dims=2)).max() > 1e-2
+        assert (
+            np.abs(
+                moment_uncertainty_map(m, "bald", spatial_dims=2)
+                - uncertainty_map(p, "entropy", spatial_dims=2)
+            ).max()
+            > 1e-2
+        )
 
 
 def test_bad_moments_are_refused_by_field() -> None:

@@ -213,18 +213,26 @@ def spatial_pool() -> tuple[np.ndarray, np.ndarray]:
 
 def test_every_score_strategy_takes_a_spatial_reduction() -> None:
     names = {name for name, _ in SPATIAL}
-    assert {"entropy", "bald", "margin", "least_confidence", "power_bald",
-            "softrank_entropy"} <= names
+    assert {
+        "entropy",
+        "bald",
+        "margin",
+        "least_confidence",
+        "power_bald",
+        "softrank_entropy",
+    } <= names
 
 
 @pytest.mark.parametrize(("name", "reduction"), SPATIAL)
 def test_the_template_holds_for_spatial_maps(
-        name: str, reduction: str, spatial_pool: tuple[np.ndarray, np.ndarray]) -> None:
+    name: str, reduction: str, spatial_pool: tuple[np.ndarray, np.ndarray]
+) -> None:
     probs, mask = spatial_pool
     strategy = get_strategy(name, spatial_dims=2, reduction=reduction)
     a = strategy(k=8, probs=probs, labelled_mask=mask, rng=11)
-    b = strategy(k=8, probs=torch.from_numpy(probs), labelled_mask=mask,
-                 rng=np.random.default_rng(11))
+    b = strategy(
+        k=8, probs=torch.from_numpy(probs), labelled_mask=mask, rng=np.random.default_rng(11)
+    )
     assert a.indices.shape == (8,) and a.indices.dtype == np.int64
     assert not mask[a.indices].any() and np.unique(a.indices).size == 8
     np.testing.assert_array_equal(a.indices, b.indices)

@@ -31,8 +31,9 @@ def test_typicality_by_hand() -> None:
     # nearest neighbour in the cluster: 0 -> 1 (1), 1 -> 0 (1), 3 -> 1 (2); 10 and 20 alone
     np.testing.assert_allclose(typicality(x, clusters, neighbours=1), [1, 1, 0.5, 0, 0])
     # both others: 0 -> (1 + 3) / 2, 1 -> (1 + 2) / 2, 3 -> (3 + 2) / 2
-    np.testing.assert_allclose(typicality(x, clusters, neighbours=5),
-                               [1 / 2, 1 / 1.5, 1 / 2.5, 0, 0])
+    np.testing.assert_allclose(
+        typicality(x, clusters, neighbours=5), [1 / 2, 1 / 1.5, 1 / 2.5, 0, 0]
+    )
 
 
 def test_one_typical_pick_per_blob_largest_first() -> None:
@@ -130,7 +131,7 @@ def test_priority_picks_within_the_clusters_typicality_would_take() -> None:
     priority = np.random.default_rng(9).random(50)
     r = select_typiclust(x, 3, neighbours=50, priority=priority, rng=0)
     # the clusters' order is TypiClust's (by size); within each, the highest priority
-    expected = [starts[b] + int(np.argmax(priority[starts[b]:starts[b + 1]])) for b in (1, 2, 0)]
+    expected = [starts[b] + int(np.argmax(priority[starts[b] : starts[b + 1]])) for b in (1, 2, 0)]
     assert r.indices.tolist() == expected
     np.testing.assert_allclose(r.scores, priority[expected])
     assert r.pool_scores is not None

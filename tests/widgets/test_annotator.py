@@ -55,8 +55,16 @@ def test_segmentation_strokes_cross_as_diffs(seg_store: SQLiteStore) -> None:
     w._handle({"type": "ready"})
     content, buffers = w.last("mask")
     assert len(buffers[0]) == 40 * 40 and content["key"] == f"{w.view_key}|{w.window_key}"
-    w._handle({"type": "stroke", "stroke_id": "s", "points": [[5, 5], [5, 9]], "radius": 1,
-               "value": 1, "seq": 12.5})
+    w._handle(
+        {
+            "type": "stroke",
+            "stroke_id": "s",
+            "points": [[5, 5], [5, 9]],
+            "radius": 1,
+            "value": 1,
+            "seq": 12.5,
+        }
+    )
     content, (idx, values) = w.sent[-1]
     assert content["type"] == "diff" and content["seq"] == 12.5
     flat = np.frombuffer(idx, "<u4")
@@ -77,16 +85,16 @@ def test_volume_slice_traits(vol_store: SQLiteStore) -> None:
     item = vol_store.list_items()[0]
     unc = np.zeros((20, 24, 10), np.float32)
     unc[:, :, 8] = 1
-    ready_model(vol_store, [Prediction(item.id, mask=np.zeros((20, 24, 10), np.uint8),
-                                       uncertainty_map=unc)])
+    ready_model(
+        vol_store, [Prediction(item.id, mask=np.zeros((20, 24, 10), np.uint8), uncertainty_map=unc)]
+    )
     w = Recorder(vol_store, "ann", image_loader=npy_loader)
     assert (w.axis, w.n_slices, w.slice_index) == ("axial", 10, 5)
     # the first view got slices 0..9 (5 +- 8, clipped) ahead, with their masks
     slab, (images, masks) = w.last("slab")
     assert (slab["start"], slab["count"], slab["shape"]) == (0, 10, [24, 20, 1])
     assert len(images) == len(masks) == 10 * 24 * 20
-    assert np.array_equal(np.frombuffer(images, np.uint8).reshape(10, 24, 20)[2],
-                          _plane_at(w, 2))
+    assert np.array_equal(np.frombuffer(images, np.uint8).reshape(10, 24, 20)[2], _plane_at(w, 2))
     n_sent = len(w.sent)
     w.slice_index = 2
     assert w.session.plane is not None and w.session.plane.index == 2
@@ -130,7 +138,8 @@ def test_next_item_is_sent_ahead_and_not_resent(cls_store: SQLiteStore) -> None:
 
 
 def test_a_large_next_item_is_read_ahead_in_a_thread_not_sent(
-        cls_store: SQLiteStore, monkeypatch: Any) -> None:
+    cls_store: SQLiteStore, monkeypatch: Any
+) -> None:
     """Items over AHEAD_MAX_VOXELS (volumes) are not sent ahead to the page; only their scan is
     read, in a thread, and the next item is shown from it."""
     monkeypatch.setattr(_annotator, "AHEAD_MAX_VOXELS", 100)  # the 32x48 test images count
@@ -147,7 +156,8 @@ def test_a_large_next_item_is_read_ahead_in_a_thread_not_sent(
     w._handle({"type": "action", "name": "choose", "index": 0})
     assert w.status["item_id"] == upcoming
     assert [name for item_id, name in loads if item_id == upcoming][0].startswith(
-        "workbench-read-ahead")
+        "workbench-read-ahead"
+    )
     assert len([1 for item_id, _ in loads if item_id == upcoming]) == 1
     w.close()
 

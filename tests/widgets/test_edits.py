@@ -46,8 +46,9 @@ def test_eraser_records_only_changed_pixels() -> None:
 
 def test_polygon_fills_pixel_centres_inside() -> None:
     mask = np.zeros((10, 10), np.uint8)
-    apply_edit(mask, Plane(mask.shape), Polygon(((1.5, 1.5), (1.5, 5.5), (4.5, 5.5), (4.5, 1.5)),
-                                                1))
+    apply_edit(
+        mask, Plane(mask.shape), Polygon(((1.5, 1.5), (1.5, 5.5), (4.5, 5.5), (4.5, 1.5)), 1)
+    )
     expected = np.zeros((10, 10), bool)
     expected[2:5, 2:6] = True
     assert np.array_equal(mask == 1, expected)

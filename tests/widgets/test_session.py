@@ -18,8 +18,9 @@ from workbench.widgets import AnnotationSession, SessionError, Stroke
 from workbench.widgets._edits import Fill
 
 
-def session(store: SQLiteStore, clock: Callable[[], float] | None = None,
-            name: str = "ann") -> AnnotationSession:
+def session(
+    store: SQLiteStore, clock: Callable[[], float] | None = None, name: str = "ann"
+) -> AnnotationSession:
     kwargs: dict[str, Any] = {"clock": clock} if clock else {}
     s = AnnotationSession(store, name, image_loader=npy_loader, **kwargs)
     s.next()
@@ -33,8 +34,9 @@ def saved_mask(store: SQLiteStore, version: LabelVersion) -> np.ndarray:
 
 
 # classification -----------------------------------------------------------------------------
-def test_choose_class_without_proposal_is_human_and_advances(cls_store: SQLiteStore,
-                                                             clock: Callable[[], float]) -> None:
+def test_choose_class_without_proposal_is_human_and_advances(
+    cls_store: SQLiteStore, clock: Callable[[], float]
+) -> None:
     s = session(cls_store, clock)
     first = s.item
     assert first is not None and s.status().position == 1
@@ -48,8 +50,9 @@ def test_choose_class_without_proposal_is_human_and_advances(cls_store: SQLiteSt
 
 def test_accept_and_correct_proposals(cls_store: SQLiteStore) -> None:
     items = cls_store.list_items()
-    model = ready_model(cls_store, [Prediction(i.id, probs=np.array([0.1, 0.7, 0.2]))
-                                    for i in items])
+    model = ready_model(
+        cls_store, [Prediction(i.id, probs=np.array([0.1, 0.7, 0.2])) for i in items]
+    )
     s = session(cls_store)
     assert s.proposal_class == 1 and s.status().model_version_id == model
     accepted = s.accept()
@@ -139,9 +142,15 @@ def proposal_mask() -> np.ndarray:
 
 
 def seg_model(store: SQLiteStore) -> int:
-    return ready_model(store, [Prediction(i.id, mask=proposal_mask(),
-                                          uncertainty_map=np.full((40, 40), 0.2, np.float32))
-                               for i in store.list_items()])
+    return ready_model(
+        store,
+        [
+            Prediction(
+                i.id, mask=proposal_mask(), uncertainty_map=np.full((40, 40), 0.2, np.float32)
+            )
+            for i in store.list_items()
+        ],
+    )
 
 
 def test_unchanged_proposal_is_accepted_edited_is_corrected(seg_store: SQLiteStore) -> None:
@@ -265,20 +274,37 @@ def test_draft_history_is_compact_and_old_drafts_still_load(seg_store: SQLiteSto
     assert path.stat().st_size < 6 * int(sizes.sum()) + 9 * int(s.mask.sum()) + 4096
     # a draft file written before histories were kept restores its mask, with no history
     store = DraftStore(s.drafts.folder.parent, "old")
-    old = Draft.from_masks(s.item.id, "empty", np.zeros_like(s.mask), s.mask,
-                           model_version_id=None, rejected=False, started_at=0.0)
-    meta = {"item_id": old.item_id, "base": "empty", "model_version_id": None,
-            "rejected": False, "started_at": 0.0}
+    old = Draft.from_masks(
+        s.item.id,
+        "empty",
+        np.zeros_like(s.mask),
+        s.mask,
+        model_version_id=None,
+        rejected=False,
+        started_at=0.0,
+    )
+    meta = {
+        "item_id": old.item_id,
+        "base": "empty",
+        "model_version_id": None,
+        "rejected": False,
+        "started_at": 0.0,
+    }
     store.folder.mkdir(parents=True)
-    np.savez(store.folder / f"{s.item.id}.npz", indices=old.indices, values=old.values,
-             meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    np.savez(
+        store.folder / f"{s.item.id}.npz",
+        indices=old.indices,
+        values=old.values,
+        meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+    )
     loaded = store.load(s.item.id)
     assert loaded is not None and loaded.undo == () and loaded.redo == ()
     assert np.array_equal(loaded.apply_to(np.zeros_like(s.mask)), s.mask)
 
 
 def test_saved_history_keeps_the_newest_edits_within_the_limit(
-        seg_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    seg_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from workbench.widgets import _drafts
 
     monkeypatch.setattr(_drafts, "HISTORY_LIMIT", 250)
@@ -367,7 +393,8 @@ def test_prefetch_loads_the_next_item_without_reserving_it(cls_store: SQLiteStor
 
 
 def test_read_ahead_reads_the_next_scan_in_a_thread_and_next_uses_it(
-        cls_store: SQLiteStore) -> None:
+    cls_store: SQLiteStore,
+) -> None:
     loads: list[tuple[int, str]] = []
     release = threading.Event()
 
@@ -399,8 +426,7 @@ def test_read_ahead_reads_the_next_scan_in_a_thread_and_next_uses_it(
     s.close()
 
 
-def test_a_failed_read_ahead_is_read_again_when_the_item_is_shown(
-        cls_store: SQLiteStore) -> None:
+def test_a_failed_read_ahead_is_read_again_when_the_item_is_shown(cls_store: SQLiteStore) -> None:
     failures = []
 
     def flaky_loader(item: Item) -> ScanImage:
@@ -443,8 +469,9 @@ def test_rgb_scan_gets_a_2d_mask_and_its_proposal(shared_data: Path, tmp_path: P
     folder.mkdir()
     for png in sorted((shared_data / "nuclei-bbbc038" / "images").glob("*.png"))[:2]:
         (folder / png.name).write_bytes(png.read_bytes())
-    store = create_project(tmp_path / "proj", ProjectConfig("nuclei", Task.SEGMENTATION,
-                                                            ("background", "nucleus")))
+    store = create_project(
+        tmp_path / "proj", ProjectConfig("nuclei", Task.SEGMENTATION, ("background", "nucleus"))
+    )
     try:
         import_sources(store, [folder])
         items = store.list_items()
@@ -482,13 +509,24 @@ def test_a_nifti_ct_opens_in_soft_tissue_with_the_default_loader(tmp_path: Path)
     from workbench.store import NewItem, ProjectConfig, Task, create_project
 
     # NIfTI says nothing of the modality; the project knows it (e.g. from MSD's dataset.json)
-    vol = (np.arange(20 * 24 * 10, dtype=np.int16).reshape(20, 24, 10) - 1000)
+    vol = np.arange(20 * 24 * 10, dtype=np.int16).reshape(20, 24, 10) - 1000
     path = tmp_path / "ct.nii.gz"
     nib.save(nib.Nifti1Image(vol, np.diag([1.0, 1.0, 2.5, 1.0])), path)
-    store = create_project(tmp_path / "proj", ProjectConfig("ct", Task.SEGMENTATION,
-                                                            ("background", "organ")))
-    store.add_items([NewItem(key="ct", source_uri=str(path), content_hash="h", modality="CT",
-                             shape=vol.shape, spacing=(1.0, 1.0, 2.5))])
+    store = create_project(
+        tmp_path / "proj", ProjectConfig("ct", Task.SEGMENTATION, ("background", "organ"))
+    )
+    store.add_items(
+        [
+            NewItem(
+                key="ct",
+                source_uri=str(path),
+                content_hash="h",
+                modality="CT",
+                shape=vol.shape,
+                spacing=(1.0, 1.0, 2.5),
+            )
+        ]
+    )
     try:
         s = AnnotationSession(store, "ann")
         assert s.next() is not None and s.window is not None

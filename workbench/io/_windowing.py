@@ -43,8 +43,9 @@ WINDOW_PRESETS: Mapping[str, Window] = MappingProxyType(
 )
 
 
-def percentile_window(array: np.ndarray, low: float = 1.0, high: float = 99.0, *,
-                      max_samples: int = 1_000_000) -> Window:
+def percentile_window(
+    array: np.ndarray, low: float = 1.0, high: float = 99.0, *, max_samples: int = 1_000_000
+) -> Window:
     """A window spanning the ``low``..``high`` percentiles of the finite values.
 
     Arrays of more than ``max_samples`` values are sampled on a regular grid (every k-th voxel

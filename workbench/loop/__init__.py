@@ -14,6 +14,18 @@ from workbench.loop._segment import SCORE_NAMES as SEGMENTATION_SCORES
 from workbench.loop._stopping import StoppingCriteria
 from workbench.loop._yielding import YieldToAnnotators
 
-__all__ = ["SCORED_STRATEGIES", "SEGMENTATION_SCORES", "ActiveLearningLoop", "LoopError",
-           "StoppingCriteria", "YieldToAnnotators", "default_recipe", "global_rank",
-           "item_arrays", "item_images", "project_spatial_dims", "records_to_store", "runs_on"]
+__all__ = [
+    "SCORED_STRATEGIES",
+    "SEGMENTATION_SCORES",
+    "ActiveLearningLoop",
+    "LoopError",
+    "StoppingCriteria",
+    "YieldToAnnotators",
+    "default_recipe",
+    "global_rank",
+    "item_arrays",
+    "item_images",
+    "project_spatial_dims",
+    "records_to_store",
+    "runs_on",
+]

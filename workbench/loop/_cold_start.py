@@ -22,9 +22,14 @@ COLD_START_SIDE = {2: 64, 3: 32}  # cold starts read images / volumes at most th
 COLD_STARTS = {"cold_start_kcenter": "kcenter", "cold_start_typical": "typical"}  # round name
 
 
-def cold_start_images(items: Sequence[Item], *, segmentation: bool,
-                      read: Callable[[Sequence[Item]], np.ndarray], chunk: int,
-                      loader: ImageLoader) -> np.ndarray:
+def cold_start_images(
+    items: Sequence[Item],
+    *,
+    segmentation: bool,
+    read: Callable[[Sequence[Item]], np.ndarray],
+    chunk: int,
+    loader: ImageLoader,
+) -> np.ndarray:
     """uint8 ``[N, C, *spatial]`` of ``items`` at the cold start's size.
 
     Images (``read``, `chunk` items at a time) are area-resized to at most 64 per side; scans,
@@ -38,29 +43,40 @@ def cold_start_images(items: Sequence[Item], *, segmentation: bool,
         return item_images(items, size=size, area=True, loader=loader)
     out: np.ndarray | None = None
     for start in range(0, len(items), chunk):
-        small = thumbnails(read(items[start:start + chunk]), COLD_START_SIDE[2])
+        small = thumbnails(read(items[start : start + chunk]), COLD_START_SIDE[2])
         if out is None:
             out = np.empty((len(items), *small.shape[1:]), np.uint8)
-        out[start:start + len(small)] = small
+        out[start : start + len(small)] = small
     if out is None:
         raise ValueError("a cold start needs at least one item")
     return out
 
 
-def cold_start_picks(images: np.ndarray, k: int, *, method: str, labelled: np.ndarray,
-                     rng: np.random.Generator, seed: int, contrastive_steps: int,
-                     progress: Progress | None = None,
-                     ) -> tuple[np.ndarray, ContrastiveEncoder | None]:
+def cold_start_picks(
+    images: np.ndarray,
+    k: int,
+    *,
+    method: str,
+    labelled: np.ndarray,
+    rng: np.random.Generator,
+    seed: int,
+    contrastive_steps: int,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, ContrastiveEncoder | None]:
     """Positions of ``k`` picks among ``images`` ``[N, C, *spatial]`` (``labelled`` ``[N]``
     flags those already labelled: picks are placed relative to them, never on them), and the
     self-supervised encoder a ``typical`` start trained (None for ``kcenter``)."""
     encoder = None
     if method == "typical":  # trained at the encoder's default size for 2D / 3D
-        encoder = train_contrastive(images, spatial_dims=images.ndim - 2, seed=seed,
-                                    steps=contrastive_steps, progress=progress)
+        encoder = train_contrastive(
+            images,
+            spatial_dims=images.ndim - 2,
+            seed=seed,
+            steps=contrastive_steps,
+            progress=progress,
+        )
         features = encoder.features
     else:  # grey level [N, *spatial], pooled
         features = downsample(images.mean(axis=1, dtype=np.float32), 2)
-    picks = select_cold_start(features, k, method=method, labelled_mask=labelled,
-                              rng=rng).indices
+    picks = select_cold_start(features, k, method=method, labelled_mask=labelled, rng=rng).indices
     return np.asarray(picks), encoder

@@ -23,13 +23,25 @@ def encoder_path(store: SQLiteStore, round_id: int) -> Path:
     return checkpoints_dir(store) / f"encoder-round-{round_id}.pt"
 
 
-def save_encoder(store: SQLiteStore, round_id: int, encoder: ContrastiveEncoder, *,
-                 spatial_dims: int, in_channels: int) -> Path:
+def save_encoder(
+    store: SQLiteStore,
+    round_id: int,
+    encoder: ContrastiveEncoder,
+    *,
+    spatial_dims: int,
+    in_channels: int,
+) -> Path:
     """Write the encoder's trunk weights for round ``round_id``, atomically."""
     path = encoder_path(store, round_id)
     partial = path.with_suffix(".partial")
-    torch.save({"trunk_state": encoder.trunk_state, "spatial_dims": spatial_dims,
-                "in_channels": in_channels}, partial)
+    torch.save(
+        {
+            "trunk_state": encoder.trunk_state,
+            "spatial_dims": spatial_dims,
+            "in_channels": in_channels,
+        },
+        partial,
+    )
     with open(partial, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(partial, path)
@@ -48,8 +60,11 @@ def latest_encoder(store: SQLiteStore, *, spatial_dims: int) -> KeptEncoder | No
     """The newest finished typical cold start's encoder that is on disk and takes images of
     ``spatial_dims``; None when there is none. An unreadable file is skipped with a warning,
     as a warm start's is."""
-    rounds = [r for r in store.list_rounds()
-              if r.strategy == TYPICAL_ROUND and r.status is RoundStatus.DONE]
+    rounds = [
+        r
+        for r in store.list_rounds()
+        if r.strategy == TYPICAL_ROUND and r.status is RoundStatus.DONE
+    ]
     for round_ in reversed(rounds):
         path = encoder_path(store, round_.id)
         if not path.is_file():
@@ -57,10 +72,13 @@ def latest_encoder(store: SQLiteStore, *, spatial_dims: int) -> KeptEncoder | No
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, OSError, EOFError) as error:
-            warnings.warn(f"pretrained trunk skipped: {path} cannot be read "
-                          f"({type(error).__name__})", stacklevel=3)
+            warnings.warn(
+                f"pretrained trunk skipped: {path} cannot be read ({type(error).__name__})",
+                stacklevel=3,
+            )
             continue
         if saved.get("spatial_dims") == spatial_dims:
-            return KeptEncoder(round_.id, dict(saved["trunk_state"]),
-                               int(saved.get("in_channels", 1)))
+            return KeptEncoder(
+                round_.id, dict(saved["trunk_state"]), int(saved.get("in_channels", 1))
+            )
     return None

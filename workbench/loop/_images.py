@@ -19,8 +19,13 @@ def load_item(item: Item) -> ScanImage:
     return read_uri(item.source_uri, modality=item.modality)
 
 
-def item_images(items: Sequence[Item], *, size: tuple[int, ...] | None = None,
-                loader: ImageLoader = load_item, area: bool = False) -> np.ndarray:
+def item_images(
+    items: Sequence[Item],
+    *,
+    size: tuple[int, ...] | None = None,
+    loader: ImageLoader = load_item,
+    area: bool = False,
+) -> np.ndarray:
     """Images as uint8 ``[N, C, *spatial]``, windowed (modality default) and, where shapes
     differ, resized to ``size`` (default: the first item's spatial shape): bilinear /
     trilinear, or with ``area`` averaged (repeated along an axis shorter than ``size``), as a
@@ -57,8 +62,9 @@ def thumbnails(images: np.ndarray, max_side: int) -> np.ndarray:
 
 def _area(images: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     """uint8 ``[N, C, *spatial]`` area-resized to ``size``, rounded back to uint8."""
-    resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(images)).float(), size=size,
-                            mode="area")
+    resized = F.interpolate(
+        torch.from_numpy(np.ascontiguousarray(images)).float(), size=size, mode="area"
+    )
     return resized.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
@@ -86,17 +92,24 @@ def _match_channels(array: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(array[:1], channels, axis=0)
 
 
-def item_arrays(items: Sequence[Item], *, channels: int | None = None,
-                loader: ImageLoader = load_item,
-                cache: ScanCache | None = None) -> list[np.ndarray]:
+def item_arrays(
+    items: Sequence[Item],
+    *,
+    channels: int | None = None,
+    loader: ImageLoader = load_item,
+    cache: ScanCache | None = None,
+) -> list[np.ndarray]:
     """Each item's image as windowed uint8 ``[C, *spatial]`` in its own, original shape
     (segmentation: a prediction must map back voxel for voxel). ``channels`` forces the channel
     count (default: the first item's). With a ``cache`` the arrays are read-only memory maps of
     its files, built on first use."""
     out = []
     for item in items:
-        array = (cache.scan(item, lambda i: _channels_first(loader(i))) if cache is not None
-                 else _channels_first(loader(item)))
+        array = (
+            cache.scan(item, lambda i: _channels_first(loader(i)))
+            if cache is not None
+            else _channels_first(loader(item))
+        )
         channels = channels or array.shape[0]
         if array.shape[0] != channels:
             array = _match_channels(array, channels)

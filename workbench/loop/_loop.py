@@ -102,10 +102,13 @@ class _Labelled:
 
     def split(self, in_val: np.ndarray) -> tuple[_Labelled, _Labelled]:
         """(the items outside ``in_val`` ``[N]`` bool, those inside)."""
+
         def part(keep: np.ndarray) -> _Labelled:
             where = np.flatnonzero(keep)
-            return _Labelled([self.items[i] for i in where], [self.labels[i] for i in where],
-                             self.classes[where])
+            return _Labelled(
+                [self.items[i] for i in where], [self.labels[i] for i in where], self.classes[where]
+            )
+
         return part(~in_val), part(in_val)
 
 
@@ -134,8 +137,11 @@ def default_recipe(store: SQLiteStore, **changes: Any) -> Recipe:
     if store.config.task is Task.SEGMENTATION:
         items = store.list_items()
         dims = _spatial_dims(items[0]) if items else 3
-        settings: dict[str, Any] = {"spatial_dims": dims, "flip_axes": tuple(range(dims)),
-                                    **changes}
+        settings: dict[str, Any] = {
+            "spatial_dims": dims,
+            "flip_axes": tuple(range(dims)),
+            **changes,
+        }
         if "patch_size" not in settings:
             divisible_by = int(settings.get("divisible_by", SegmentationRecipe.divisible_by))
             shapes = [item.shape for item in items]
@@ -153,16 +159,26 @@ class ActiveLearningLoop:
     when the recipe's network has a trunk that takes it (`small_cnn` does;
     docs/label-efficiency.md, "Starting the classifier from the cold start's encoder")."""
 
-    def __init__(self, store: SQLiteStore, *, recipe: Recipe | None = None,
-                 image_loader: ImageLoader | None = None, score_chunk: int | None = None,
-                 yield_to_annotators: bool = True, contrastive_steps: int = 600,
-                 ssl_init: bool = True) -> None:
+    def __init__(
+        self,
+        store: SQLiteStore,
+        *,
+        recipe: Recipe | None = None,
+        image_loader: ImageLoader | None = None,
+        score_chunk: int | None = None,
+        yield_to_annotators: bool = True,
+        contrastive_steps: int = 600,
+        ssl_init: bool = True,
+    ) -> None:
         self.store = store
         self.recipe: Recipe = recipe if recipe is not None else default_recipe(store)
         self.segmentation = store.config.task is Task.SEGMENTATION
         if self.segmentation != isinstance(self.recipe, SegmentationRecipe):
-            raise LoopError(f"a {type(self.recipe).__name__} cannot train a "
-                            f"{store.config.task.value} project", path=store.root, field="recipe")
+            raise LoopError(
+                f"a {type(self.recipe).__name__} cannot train a {store.config.task.value} project",
+                path=store.root,
+                field="recipe",
+            )
         self._score_chunk = score_chunk
         self._loader: ImageLoader = image_loader or load_item
         # labelled large scans (patch recipes) are windowed once and read back memory-mapped;
@@ -188,9 +204,11 @@ class ActiveLearningLoop:
         (``cold_start``, else `default_cold_start`) while there is no model and the strategy is
         not ``random``, the one a ``cold_start_*`` strategy names, or None (no cold start)."""
         if cold_start is not None and cold_start not in COLD_STARTS.values():
-            raise LoopError(f"unknown cold start {cold_start!r}; use "
-                            f"{' or '.join(COLD_STARTS.values())}", path=self.store.root,
-                            field="cold_start")
+            raise LoopError(
+                f"unknown cold start {cold_start!r}; use {' or '.join(COLD_STARTS.values())}",
+                path=self.store.root,
+                field="cold_start",
+            )
         if strategy in COLD_STARTS:
             return COLD_STARTS[strategy]
         if strategy == "random" or self.latest_model() is not None:
@@ -203,8 +221,9 @@ class ActiveLearningLoop:
         self._size = self._size or tuple(images.shape[2:])
         return images
 
-    def _arrays(self, items: Sequence[Item], channels: int | None = None, *,
-                cached: bool = False) -> list[np.ndarray]:
+    def _arrays(
+        self, items: Sequence[Item], channels: int | None = None, *, cached: bool = False
+    ) -> list[np.ndarray]:
         """Windowed scans; ``cached`` (labelled scans, read every round) through the project's
         scan cache where it has one. The pool is read from its files: caching it would put a
         second copy of every scan on disk to save one decode per round."""
@@ -212,11 +231,16 @@ class ActiveLearningLoop:
         return item_arrays(items, channels=channels, cache=cache, loader=self._loader)
 
     def _labelled(self, split: str) -> _Labelled:
-        pairs = [(self.store.get_item(label.item_id), label)
-                 for label in self.store.current_labels(split=split)]
+        pairs = [
+            (self.store.get_item(label.item_id), label)
+            for label in self.store.current_labels(split=split)
+        ]
         classes = [-1 if label.class_index is None else label.class_index for _, label in pairs]
-        return _Labelled(items=[item for item, _ in pairs], labels=[label for _, label in pairs],
-                         classes=np.array(classes, np.int64))  # -1: a mask, not a class
+        return _Labelled(
+            items=[item for item, _ in pairs],
+            labels=[label for _, label in pairs],
+            classes=np.array(classes, np.int64),
+        )  # -1: a mask, not a class
 
     def _masks(self, labels: Sequence[LabelVersion]) -> list[np.ndarray]:
         dtype = np.uint8 if len(self.store.config.classes) <= 256 else np.int32
@@ -226,9 +250,14 @@ class ActiveLearningLoop:
         if self._cache is None:
             return [self.store.get_mask(str(label.mask_hash)).astype(dtype) for label in labels]
         cache = self._cache
-        return [cache.mask(str(label.mask_hash), np.dtype(dtype),
-                           partial(self._read_mask, str(label.mask_hash), np.dtype(dtype)))
-                for label in labels]
+        return [
+            cache.mask(
+                str(label.mask_hash),
+                np.dtype(dtype),
+                partial(self._read_mask, str(label.mask_hash), np.dtype(dtype)),
+            )
+            for label in labels
+        ]
 
     def _read_mask(self, mask_hash: str, dtype: np.dtype) -> np.ndarray:
         return self.store.get_mask(mask_hash).astype(dtype)
@@ -254,26 +283,36 @@ class ActiveLearningLoop:
         val = self._labelled("val")
         if self.segmentation:
             if len(train.labels) < MIN_MASKS:
-                raise LoopError(f"training needs at least {MIN_MASKS} labelled train items "
-                                f"(masks); the project has {len(train.labels)}",
-                                path=self.store.root)
+                raise LoopError(
+                    f"training needs at least {MIN_MASKS} labelled train items "
+                    f"(masks); the project has {len(train.labels)}",
+                    path=self.store.root,
+                )
             use_val = len(val.labels) >= 1
         else:
             if len(train.labels) < MIN_LABELS or len(np.unique(train.classes)) < 2:
-                raise LoopError(f"training needs at least {MIN_LABELS} labelled train items of "
-                                f"two classes; the project has {len(train.labels)} "
-                                f"({len(np.unique(train.classes))} classes)",
-                                path=self.store.root)
+                raise LoopError(
+                    f"training needs at least {MIN_LABELS} labelled train items of "
+                    f"two classes; the project has {len(train.labels)} "
+                    f"({len(np.unique(train.classes))} classes)",
+                    path=self.store.root,
+                )
             use_val = len(val.labels) >= 10 and len(np.unique(val.classes)) >= 2
         trained_on = [label.id for label in train.labels + (val.labels if use_val else [])]
         recipe = self.recipe
         params: dict[str, object] = {
             "task": self.store.config.task.value,
-            "network": _network_name(recipe.network), "seed": seed,
-            "max_epochs": recipe.max_epochs, "patience": recipe.patience, "lr": recipe.lr,
-            "weight_decay": recipe.weight_decay, "warm_start": recipe.warm_start,
-            "spatial_dims": recipe.spatial_dims, "mc_samples": recipe.mc_samples,
-            "labels": len(trained_on)}
+            "network": _network_name(recipe.network),
+            "seed": seed,
+            "max_epochs": recipe.max_epochs,
+            "patience": recipe.patience,
+            "lr": recipe.lr,
+            "weight_decay": recipe.weight_decay,
+            "warm_start": recipe.warm_start,
+            "spatial_dims": recipe.spatial_dims,
+            "mc_samples": recipe.mc_samples,
+            "labels": len(trained_on),
+        }
         params["device"], params["precision"] = runs_on(recipe)
         if isinstance(recipe, SegmentationRecipe):
             params["tta"] = recipe.tta
@@ -294,46 +333,63 @@ class ActiveLearningLoop:
             self._fit(fit_train, fit_val, seed)
             return self.store.list_model_versions()[-1]  # process 0 added it before training
         version = self.store.add_model_version(
-            f"{params['network']}-{len(self.store.list_model_versions()) + 1}", params,
-            trained_on=trained_on)
+            f"{params['network']}-{len(self.store.list_model_versions()) + 1}",
+            params,
+            trained_on=trained_on,
+        )
+
         def mark_failed(message: str) -> None:
-            self.store.update_model_version(version.id, status=ModelStatus.FAILED,
-                                            error=message)
+            self.store.update_model_version(version.id, status=ModelStatus.FAILED, error=message)
 
         with self._recorded_failure(
-                mark_failed, f"training model version {version.id}",
-                "lower the batch size (workbench train --batch-size), or train on patches "
-                "for large scans (--patch-size)"):
+            mark_failed,
+            f"training model version {version.id}",
+            "lower the batch size (workbench train --batch-size), or train on patches "
+            "for large scans (--patch-size)",
+        ):
             trained, channels = self._fit(fit_train, fit_val, seed)
-            path = save_weights(trained, checkpoints_dir(self.store) / f"model-{version.id}.pt",
-                                in_channels=channels)
+            path = save_weights(
+                trained,
+                checkpoints_dir(self.store) / f"model-{version.id}.pt",
+                in_channels=channels,
+            )
         metrics = {k: v for k, v in trained.metrics.items() if np.isfinite(v)}
         if metrics.get("degenerate"):
             warnings.warn(
                 f"model version {version.id} ranks the validation images no better than chance "
                 f"or gives all of them one class, after {int(metrics.get('attempts', 1))} "
                 "training(s): treat its proposals with care and label more images of each class",
-                stacklevel=2)
-        return self.store.update_model_version(version.id, status=ModelStatus.READY,
-                                               checkpoint=str(path), metrics=metrics)
+                stacklevel=2,
+            )
+        return self.store.update_model_version(
+            version.id, status=ModelStatus.READY, checkpoint=str(path), metrics=metrics
+        )
 
-    def _train_and_val(self, train: _Labelled, val: _Labelled,
-                       use_val: bool) -> tuple[_Labelled, _Labelled]:
+    def _train_and_val(
+        self, train: _Labelled, val: _Labelled, use_val: bool
+    ) -> tuple[_Labelled, _Labelled]:
         """The val split when it has enough labels; else a part of the train labels chosen by
         hashed item id (`stable_val_mask`), so an item stays on its side from round to round
         and the validation metric of successive model versions is measured on the same items
         plus the new ones."""
         if use_val:
             return train, val
-        in_val = stable_val_mask([item.id for item in train.items], self.recipe.val_fraction,
-                                 VAL_SPLIT_SEED, None if self.segmentation else train.classes)
+        in_val = stable_val_mask(
+            [item.id for item in train.items],
+            self.recipe.val_fraction,
+            VAL_SPLIT_SEED,
+            None if self.segmentation else train.classes,
+        )
         return train.split(in_val)
 
     def _fit(self, train: _Labelled, val: _Labelled, seed: int) -> tuple[Trained, int]:
         """Train (the recipes' Lightning files go to a temporary folder removed afterwards);
         the weights the round keeps are saved into the project (`save_weights`)."""
-        return (self._fit_segmenter(train, val, seed) if self.segmentation
-                else self._fit_classifier(train, val, seed))
+        return (
+            self._fit_segmenter(train, val, seed)
+            if self.segmentation
+            else self._fit_classifier(train, val, seed)
+        )
 
     def _callbacks(self) -> list[Callback]:
         """Training pauses between steps while someone annotates this project (one core on a
@@ -345,32 +401,45 @@ class ActiveLearningLoop:
             callbacks.append(EpochProgress(self._progress))
         return callbacks
 
-    def _fit_classifier(self, train: _Labelled, val: _Labelled,
-                        seed: int) -> tuple[Trained, int]:
+    def _fit_classifier(self, train: _Labelled, val: _Labelled, seed: int) -> tuple[Trained, int]:
         assert isinstance(self.recipe, ClassificationRecipe)
         x = self._images(train.items)
         if x.ndim - 2 != self.recipe.spatial_dims:
-            raise ModelError(f"the project's images have {x.ndim - 2} spatial dimensions "
-                             f"but the recipe's network takes {self.recipe.spatial_dims}",
-                             field="spatial_dims")
+            raise ModelError(
+                f"the project's images have {x.ndim - 2} spatial dimensions "
+                f"but the recipe's network takes {self.recipe.spatial_dims}",
+                field="spatial_dims",
+            )
         trained = train_classifier(
-            self.recipe, x, train.classes, self._images(val.items), val.classes,
-            seed=seed, num_classes=len(self.store.config.classes),
-            init_state=self._warm_start_state(), trunk_state=self._trunk,
-            callbacks=self._callbacks())
+            self.recipe,
+            x,
+            train.classes,
+            self._images(val.items),
+            val.classes,
+            seed=seed,
+            num_classes=len(self.store.config.classes),
+            init_state=self._warm_start_state(),
+            trunk_state=self._trunk,
+            callbacks=self._callbacks(),
+        )
         return trained, int(x.shape[1])
 
-    def _fit_segmenter(self, train: _Labelled, val: _Labelled,
-                       seed: int) -> tuple[Trained, int]:
+    def _fit_segmenter(self, train: _Labelled, val: _Labelled, seed: int) -> tuple[Trained, int]:
         assert isinstance(self.recipe, SegmentationRecipe)
         images = self._arrays(train.items, cached=True)
         channels = int(images[0].shape[0])
         val_images = self._arrays(val.items, channels, cached=True)
         trained = seg.train_padded(
-            self.recipe, images, self._masks(train.labels), val_images,
+            self.recipe,
+            images,
+            self._masks(train.labels),
+            val_images,
             self._masks(val.labels),
-            num_classes=len(self.store.config.classes), seed=seed,
-            init_state=self._warm_start_state(), callbacks=self._callbacks())
+            num_classes=len(self.store.config.classes),
+            seed=seed,
+            init_state=self._warm_start_state(),
+            callbacks=self._callbacks(),
+        )
         return trained, channels
 
     def _pretrained_trunk(self) -> KeptEncoder | None:
@@ -378,14 +447,20 @@ class ActiveLearningLoop:
         when ``ssl_init``, there is no ready model to warm-start from and the recipe's network
         has a trunk that takes it (`trunk_fits`: `small_cnn` does)."""
         recipe = self.recipe
-        if (not isinstance(recipe, ClassificationRecipe) or not self.ssl_init
-                or (recipe.warm_start and self.latest_model() is not None)):
+        if (
+            not isinstance(recipe, ClassificationRecipe)
+            or not self.ssl_init
+            or (recipe.warm_start and self.latest_model() is not None)
+        ):
             return None
         kept = latest_encoder(self.store, spatial_dims=recipe.spatial_dims)
-        if kept is None or not trunk_fits(recipe.network, kept.trunk_state,
-                                          spatial_dims=recipe.spatial_dims,
-                                          in_channels=kept.in_channels,
-                                          num_classes=len(self.store.config.classes)):
+        if kept is None or not trunk_fits(
+            recipe.network,
+            kept.trunk_state,
+            spatial_dims=recipe.spatial_dims,
+            in_channels=kept.in_channels,
+            num_classes=len(self.store.config.classes),
+        ):
             return None
         return kept
 
@@ -407,8 +482,10 @@ class ActiveLearningLoop:
 
     def _checkpoint(self, model: ModelVersion) -> Path:
         if model.checkpoint is None or not Path(model.checkpoint).is_file():
-            raise LoopError(f"the weights of model version {model.id} are missing",
-                            path=model.checkpoint or self.store.root)
+            raise LoopError(
+                f"the weights of model version {model.id} are missing",
+                path=model.checkpoint or self.store.root,
+            )
         return Path(model.checkpoint)
 
     def load(self, model: ModelVersion) -> Trained:
@@ -435,8 +512,7 @@ class ActiveLearningLoop:
         return replace(recipe, **changes)
 
     # score --------------------------------------------------------------------------------
-    def score(self, model: ModelVersion | None = None, *,
-              progress: Progress | None = None) -> int:
+    def score(self, model: ModelVersion | None = None, *, progress: Progress | None = None) -> int:
         """Write predictions and scores for every pool item, streaming the pool in chunks
         (memory does not grow with the pool). Returns the count.
 
@@ -450,7 +526,7 @@ class ActiveLearningLoop:
         pool = self.pool()
         step = self.score_chunk_for(pool)
         for start in range(0, len(pool), step):
-            chunk = pool[start:start + step]
+            chunk = pool[start : start + step]
             if isinstance(trained, TrainedSegmenter):
                 self._score_segmentation(model, trained, chunk)
             else:
@@ -470,52 +546,81 @@ class ActiveLearningLoop:
         largest = max((int(np.prod(item.shape)) for item in pool), default=1)
         return int(min(32, max(1, SCORE_CHUNK_VOXELS // max(largest, 1))))
 
-    def _score_classification(self, model: ModelVersion, trained: TrainedModel,
-                              chunk: Sequence[Item]) -> None:
+    def _score_classification(
+        self, model: ModelVersion, trained: TrainedModel, chunk: Sequence[Item]
+    ) -> None:
         ids = np.array([item.id for item in chunk], np.int64)
         probs = predict_probs(trained, self._images(chunk), ids=ids)  # [n, T, C]
         mean = probs.mean(axis=1)
-        self.store.add_predictions(model.id, [Prediction(item_id=item.id, probs=p)
-                                              for item, p in zip(chunk, mean, strict=True)])
-        for name, values in (("entropy", entropy(probs)), ("bald", bald(probs)),
-                             ("margin", margin(probs)),
-                             ("least_confidence", least_confidence(probs))):
-            self.store.add_scores(model.id, name, {
-                item.id: float(v) for item, v in zip(chunk, values, strict=True)})
+        self.store.add_predictions(
+            model.id,
+            [Prediction(item_id=item.id, probs=p) for item, p in zip(chunk, mean, strict=True)],
+        )
+        for name, values in (
+            ("entropy", entropy(probs)),
+            ("bald", bald(probs)),
+            ("margin", margin(probs)),
+            ("least_confidence", least_confidence(probs)),
+        ):
+            self.store.add_scores(
+                model.id, name, {item.id: float(v) for item, v in zip(chunk, values, strict=True)}
+            )
 
-    def _score_segmentation(self, model: ModelVersion, trained: TrainedSegmenter,
-                            chunk: Sequence[Item]) -> None:
-        outcomes = [seg.item_outcome(item, moments) for item, moments in self._item_probs(
-            trained, chunk, moments=True)]
-        self.store.add_predictions(model.id, [
-            Prediction(item_id=o.item_id, mask=o.mask, uncertainty_map=o.uncertainty)
-            for o in outcomes])
+    def _score_segmentation(
+        self, model: ModelVersion, trained: TrainedSegmenter, chunk: Sequence[Item]
+    ) -> None:
+        outcomes = [
+            seg.item_outcome(item, moments)
+            for item, moments in self._item_probs(trained, chunk, moments=True)
+        ]
+        self.store.add_predictions(
+            model.id,
+            [
+                Prediction(item_id=o.item_id, mask=o.mask, uncertainty_map=o.uncertainty)
+                for o in outcomes
+            ],
+        )
         for name in seg.SCORE_NAMES:
             self.store.add_scores(model.id, name, {o.item_id: o.scores[name] for o in outcomes})
 
-    def _item_probs(self, trained: TrainedSegmenter, items: Sequence[Item], *,
-                    moments: bool = False) -> Iterator[tuple[Item, np.ndarray]]:
+    def _item_probs(
+        self, trained: TrainedSegmenter, items: Sequence[Item], *, moments: bool = False
+    ) -> Iterator[tuple[Item, np.ndarray]]:
         """``(item, probs [T, C, *spatial_i])`` one item at a time (one batch in memory), or
         with ``moments`` ``(item, moments [C + 1, *spatial_i])`` (`seg.iter_item_probs`)."""
         assert isinstance(self.recipe, SegmentationRecipe)
         try:
-            yield from seg.iter_item_probs(trained, items,
-                                           self._arrays(items, trained.in_channels),
-                                           self.recipe.divisible_by, moments=moments)
+            yield from seg.iter_item_probs(
+                trained,
+                items,
+                self._arrays(items, trained.in_channels),
+                self.recipe.divisible_by,
+                moments=moments,
+            )
         except ModelError as error:
-            raise LoopError(f"the pool does not fit the model: {error}",
-                            path=self.store.root) from error
+            raise LoopError(
+                f"the pool does not fit the model: {error}", path=self.store.root
+            ) from error
 
     def _require_model(self) -> ModelVersion:
         model = self.latest_model()
         if model is None:
-            raise LoopError("no trained model yet: run 'workbench train' first",
-                            path=self.store.root)
+            raise LoopError(
+                "no trained model yet: run 'workbench train' first", path=self.store.root
+            )
         return model
 
     # select -------------------------------------------------------------------------------
-    def query(self, strategy: str, k: int, *, seed: int = 0, cold_start: str | None = None,
-              progress: Progress | None = None, **params: object) -> Round:
+    def query(
+        self,
+        strategy: str,
+        k: int,
+        *,
+        seed: int = 0,
+        cold_start: str | None = None,
+        progress: Progress | None = None,
+        **params: object,
+    ) -> Round:
         """Select ``k`` pool items with ``strategy`` (any name of
         `workbench.strategies.available_strategies`; segmentation: ``random`` and the score
         strategies, with ``reduction`` one of mean / foreground_weighted / top_percentile);
@@ -534,30 +639,42 @@ class ActiveLearningLoop:
         strategy, params = with_spec_options(strategy, params)
         method = self.cold_start_method(strategy, cold_start)
         if not records_to_store():
-            raise LoopError(f"this is process {global_rank()} of a data-parallel run: rounds "
-                            "are selected and recorded by process 0 only", path=self.store.root)
+            raise LoopError(
+                f"this is process {global_rank()} of a data-parallel run: rounds "
+                "are selected and recorded by process 0 only",
+                path=self.store.root,
+            )
         if "reduction" in params and not self.segmentation:
-            raise LoopError("'reduction' turns per-voxel uncertainty into one score per scan; "
-                            "this is a classification project", path=self.store.root,
-                            field="reduction")
+            raise LoopError(
+                "'reduction' turns per-voxel uncertainty into one score per scan; "
+                "this is a classification project",
+                path=self.store.root,
+                field="reduction",
+            )
         model = self.latest_model()
         name = strategy if method is None else f"cold_start_{method}"
         # the thread count is recorded because float sums, and so the picks, depend on it
         round_ = self.store.start_round(
-            name, {"k": k, "seed": seed, **params, "torch_threads": torch.get_num_threads()},
-            None if model is None else model.id)
+            name,
+            {"k": k, "seed": seed, **params, "torch_threads": torch.get_num_threads()},
+            None if model is None else model.id,
+        )
+
         def mark_failed(message: str) -> None:
             self.store.finish_round(round_.id, status=RoundStatus.FAILED, error=message)
 
         with self._recorded_failure(
-                mark_failed, f"round {round_.id}",
-                "score fewer pool items at once (ActiveLearningLoop(score_chunk=...))"):
+            mark_failed,
+            f"round {round_.id}",
+            "score fewer pool items at once (ActiveLearningLoop(score_chunk=...))",
+        ):
             selected = self._select(name, k, seed, model, params, progress, round_.id)
         return self.store.finish_round(round_.id, status=RoundStatus.DONE, selected=selected)
 
     @contextmanager
-    def _recorded_failure(self, mark_failed: Callable[[str], None], step: str,
-                          memory_hint: str) -> Iterator[None]:
+    def _recorded_failure(
+        self, mark_failed: Callable[[str], None], step: str, memory_hint: str
+    ) -> Iterator[None]:
         """Run a step whose record (a model version, a round) is open: if it fails, mark the
         record failed with the reason, then raise a `LoopError` naming ``step`` (host out of
         memory: with ``memory_hint``), or let Ctrl-C / SystemExit through once recorded."""
@@ -583,9 +700,16 @@ class ActiveLearningLoop:
                 pass  # strategies without a spatial reduction (random) take no spatial_dims
         return get_strategy(name, **params)
 
-    def _select(self, name: str, k: int, seed: int, model: ModelVersion | None,
-                params: dict[str, object], progress: Progress | None = None,
-                round_id: int | None = None) -> list[int]:
+    def _select(
+        self,
+        name: str,
+        k: int,
+        seed: int,
+        model: ModelVersion | None,
+        params: dict[str, object],
+        progress: Progress | None = None,
+        round_id: int | None = None,
+    ) -> list[int]:
         pool = self.pool()
         rng = np.random.default_rng(seed)
         if not pool:
@@ -593,8 +717,9 @@ class ActiveLearningLoop:
         if name in COLD_STARTS:  # placed relative to the labels imported so far
             items = [*pool, *self._labelled("train").items]
             mask = np.arange(len(items)) >= len(pool)
-            picks = self._cold_start(items, mask, k, rng, COLD_STARTS[name], seed, progress,
-                                     round_id)
+            picks = self._cold_start(
+                items, mask, k, rng, COLD_STARTS[name], seed, progress, round_id
+            )
             return [items[int(i)].id for i in picks]
         chosen = self._strategy(name, params)
         labelled_mask: np.ndarray = np.zeros(len(pool), bool)  # the pool: unlabelled items
@@ -616,15 +741,16 @@ class ActiveLearningLoop:
         result = chosen(k=k, rng=rng, labelled_mask=labelled_mask, **inputs)
         return [pool[int(i)].id for i in result.indices]
 
-    def _strategy_inputs(self, chosen: Strategy, trained: TrainedModel,
-                         pool: Sequence[Item]) -> dict[str, np.ndarray]:
+    def _strategy_inputs(
+        self, chosen: Strategy, trained: TrainedModel, pool: Sequence[Item]
+    ) -> dict[str, np.ndarray]:
         """MC probabilities ``[N, T, C]`` and/or embeddings ``[N, D]`` of the pool, as
         ``chosen`` needs them, computed chunk by chunk (`score_chunk_for`): only one chunk's
         images are in memory at a time."""
         parts: dict[str, list[np.ndarray]] = {}
         step = self.score_chunk_for(pool)
         for start in range(0, len(pool), step):
-            chunk = pool[start:start + step]
+            chunk = pool[start : start + step]
             images = self._images(chunk)
             if {"probs", "mc_probs"} & set(chosen.needs):
                 ids = np.array([item.id for item in chunk], np.int64)
@@ -633,23 +759,49 @@ class ActiveLearningLoop:
                 parts.setdefault("embeddings", []).append(embed(trained, images))
         return {name: np.concatenate(values) for name, values in parts.items()}
 
-    def _cold_start(self, pool: Sequence[Item], labelled: np.ndarray, k: int,
-                    rng: np.random.Generator, method: str, seed: int,
-                    progress: Progress | None, round_id: int | None) -> np.ndarray:
+    def _cold_start(
+        self,
+        pool: Sequence[Item],
+        labelled: np.ndarray,
+        k: int,
+        rng: np.random.Generator,
+        method: str,
+        seed: int,
+        progress: Progress | None,
+        round_id: int | None,
+    ) -> np.ndarray:
         """The cold start's picks; a classification project keeps a typical start's encoder
         (`save_encoder`) for its first model to start from."""
-        images = cold_start_images(pool, segmentation=self.segmentation, read=self._images,
-                                   chunk=self.score_chunk_for(pool), loader=self._loader)
+        images = cold_start_images(
+            pool,
+            segmentation=self.segmentation,
+            read=self._images,
+            chunk=self.score_chunk_for(pool),
+            loader=self._loader,
+        )
         picks, encoder = cold_start_picks(
-            images, k, method=method, labelled=labelled, rng=rng, seed=seed,
-            contrastive_steps=self.contrastive_steps, progress=progress)
+            images,
+            k,
+            method=method,
+            labelled=labelled,
+            rng=rng,
+            seed=seed,
+            contrastive_steps=self.contrastive_steps,
+            progress=progress,
+        )
         if encoder is not None and round_id is not None and not self.segmentation:
-            save_encoder(self.store, round_id, encoder, spatial_dims=images.ndim - 2,
-                         in_channels=int(images.shape[1]))
+            save_encoder(
+                self.store,
+                round_id,
+                encoder,
+                spatial_dims=images.ndim - 2,
+                in_channels=int(images.shape[1]),
+            )
         return picks
 
-    def _stored_scores(self, chosen: Strategy, model: ModelVersion,
-                       pool: Sequence[Item]) -> np.ndarray | None:
+    def _stored_scores(
+        self, chosen: Strategy, model: ModelVersion, pool: Sequence[Item]
+    ) -> np.ndarray | None:
         """``[N]`` the model's stored scores that ``chosen`` ranks by, in pool order, when the
         store has them for every pool item (else None: the pool must go through the model)."""
         name = self._score_name(chosen)
@@ -669,24 +821,33 @@ class ActiveLearningLoop:
         if not self.segmentation:
             return kind if kind in SCORED_STRATEGIES else None
         reduction = getattr(chosen, "reduction", None)
-        if (kind not in seg.SCORE_KINDS or reduction not in seg.REDUCTIONS
-                or getattr(chosen, "background_class", seg.BACKGROUND) != seg.BACKGROUND
-                or (reduction == "top_percentile"
-                    and getattr(chosen, "q", seg.TOP_PERCENT) != seg.TOP_PERCENT)):
+        if (
+            kind not in seg.SCORE_KINDS
+            or reduction not in seg.REDUCTIONS
+            or getattr(chosen, "background_class", seg.BACKGROUND) != seg.BACKGROUND
+            or (
+                reduction == "top_percentile"
+                and getattr(chosen, "q", seg.TOP_PERCENT) != seg.TOP_PERCENT
+            )
+        ):
             return None
         return seg.score_name(str(kind), str(reduction))
 
-    def _segmentation_scores(self, chosen: Strategy, model: ModelVersion,
-                             pool: Sequence[Item]) -> np.ndarray:
+    def _segmentation_scores(
+        self, chosen: Strategy, model: ModelVersion, pool: Sequence[Item]
+    ) -> np.ndarray:
         """``[N]`` ``chosen``'s score of every pool item, streaming the pool through the model
         (for scores the store does not hold, e.g. margin or another percentile)."""
         score = getattr(chosen, "scores", None)
         if not callable(score) or not hasattr(chosen, "mode"):
-            raise LoopError(f"strategy {getattr(chosen, 'name', chosen)!r} does not apply to "
-                            "segmentation projects: use random or a score strategy (entropy, "
-                            "bald, margin, least_confidence, or their power_/softmax_/softrank_ "
-                            "forms) with reduction mean, foreground_weighted or top_percentile",
-                            path=self.store.root, field="strategy")
+            raise LoopError(
+                f"strategy {getattr(chosen, 'name', chosen)!r} does not apply to "
+                "segmentation projects: use random or a score strategy (entropy, "
+                "bald, margin, least_confidence, or their power_/softmax_/softrank_ "
+                "forms) with reduction mean, foreground_weighted or top_percentile",
+                path=self.store.root,
+                field="strategy",
+            )
         from_moments = getattr(chosen, "scores_from_moments", None)
         trained = self.load(model)
         assert isinstance(trained, TrainedSegmenter)
@@ -694,16 +855,19 @@ class ActiveLearningLoop:
         step = self.score_chunk_for(pool)
         for start in range(0, len(pool), step):
             # the samples reduced as they come where the score allows (every built-in one)
-            for item, values in self._item_probs(trained, pool[start:start + step],
-                                                 moments=callable(from_moments)):
-                scored = from_moments(values[None]) if callable(from_moments) else score(
-                    values[None])
+            for item, values in self._item_probs(
+                trained, pool[start : start + step], moments=callable(from_moments)
+            ):
+                scored = (
+                    from_moments(values[None]) if callable(from_moments) else score(values[None])
+                )
                 by_id[item.id] = float(np.asarray(scored)[0])
         return np.array([by_id[item.id] for item in pool], np.float64)
 
     # the whole step -------------------------------------------------------------------------
-    def run_round(self, strategy: str, k: int, *, seed: int = 0,
-                  progress: Progress | None = None) -> Round:
+    def run_round(
+        self, strategy: str, k: int, *, seed: int = 0, progress: Progress | None = None
+    ) -> Round:
         """Train a new model, score the pool once, and select the next ``k`` items (score
         strategies select from the scores just written)."""
         model = self.train(seed=seed)
@@ -712,12 +876,12 @@ class ActiveLearningLoop:
 
     def stop_reason(self, criteria: StoppingCriteria) -> str | None:
         """Why the loop should stop now (budget, plateau, low uncertainty), or None."""
-        human = [label for label in self.store.current_labels()
-                 if label.source.value != "imported"]
+        human = [label for label in self.store.current_labels() if label.source.value != "imported"]
         models = [m for m in self.store.list_model_versions() if m.status is ModelStatus.READY]
         metric = "val_dice" if self.segmentation else "val_auc"
-        history = [float(m.metrics.get(f"best_{metric}", m.metrics.get(metric, 0.0)))
-                   for m in models]
+        history = [
+            float(m.metrics.get(f"best_{metric}", m.metrics.get(metric, 0.0))) for m in models
+        ]
         mean_uncertainty = None
         if models:
             name = seg.score_name("entropy", "mean") if self.segmentation else "entropy"
@@ -725,23 +889,32 @@ class ActiveLearningLoop:
             pool_ids = {item.id for item in self.pool()}
             values = [v for item_id, v in scores.items() if item_id in pool_ids]
             mean_uncertainty = float(np.mean(values)) if values else None
-        return criteria.reason_to_stop(labels=len(human), val_history=history,
-                                       mean_uncertainty=mean_uncertainty)
+        return criteria.reason_to_stop(
+            labels=len(human), val_history=history, mean_uncertainty=mean_uncertainty
+        )
 
 
-def _select_by_score(chosen: Strategy, scores: np.ndarray, k: int,
-                     rng: np.random.Generator) -> Any:
+def _select_by_score(chosen: Strategy, scores: np.ndarray, k: int, rng: np.random.Generator) -> Any:
     """What a score strategy selects given its scores ``[N]`` (top-k or stochastic, as its
     ``mode`` says), without the probabilities it would compute them from."""
     mode: Any = getattr(chosen, "mode", None)
     unlabelled = np.zeros(len(scores), bool)
     if mode not in ("power", "softmax", "softrank"):
         return select_top_k(scores, k, labelled_mask=unlabelled, rng=rng)
-    return select_stochastic(scores, k, mode=mode, beta=float(getattr(chosen, "beta", 1.0)),
-                             labelled_mask=unlabelled, rng=rng)
+    return select_stochastic(
+        scores,
+        k,
+        mode=mode,
+        beta=float(getattr(chosen, "beta", 1.0)),
+        labelled_mask=unlabelled,
+        rng=rng,
+    )
 
 
 def _network_name(factory: object) -> str:
     """A network factory's name for the model version: its ``name`` or function name."""
-    return str(getattr(factory, "name", None) or getattr(factory, "__name__", None)
-               or type(factory).__name__)
+    return str(
+        getattr(factory, "name", None)
+        or getattr(factory, "__name__", None)
+        or type(factory).__name__
+    )

@@ -25,9 +25,17 @@ def save_weights(trained: Trained, path: Path, *, in_channels: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     task = "segmentation" if isinstance(trained, TrainedSegmenter) else "classification"
-    torch.save({"state_dict": trained.state_dict, "num_classes": trained.num_classes,
-                "spatial_dims": trained.spatial_dims, "seed": trained.seed,
-                "in_channels": in_channels, "task": task}, partial)
+    torch.save(
+        {
+            "state_dict": trained.state_dict,
+            "num_classes": trained.num_classes,
+            "spatial_dims": trained.spatial_dims,
+            "seed": trained.seed,
+            "in_channels": in_channels,
+            "task": task,
+        },
+        partial,
+    )
     with open(partial, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(partial, path)
@@ -41,30 +49,58 @@ def load_weights(path: Path, recipe: Recipe) -> Trained:
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, OSError, EOFError) as error:
-        raise ModelError(f"the model weights cannot be read ({error.__class__.__name__}); "
-                         "retrain with 'workbench train'", path=path) from error
+        raise ModelError(
+            f"the model weights cannot be read ({error.__class__.__name__}); "
+            "retrain with 'workbench train'",
+            path=path,
+        ) from error
     segmentation = isinstance(recipe, SegmentationRecipe)
-    if saved.get("task", "classification") != ("segmentation" if segmentation else
-                                                "classification"):
-        raise ModelError(f"the weights are of a {saved.get('task')} model, the recipe is a "
-                         f"{type(recipe).__name__}", path=path, field="task")
-    net = recipe.network(spatial_dims=saved["spatial_dims"], in_channels=saved["in_channels"],
-                         num_classes=saved["num_classes"])
+    if saved.get("task", "classification") != (
+        "segmentation" if segmentation else "classification"
+    ):
+        raise ModelError(
+            f"the weights are of a {saved.get('task')} model, the recipe is a "
+            f"{type(recipe).__name__}",
+            path=path,
+            field="task",
+        )
+    net = recipe.network(
+        spatial_dims=saved["spatial_dims"],
+        in_channels=saved["in_channels"],
+        num_classes=saved["num_classes"],
+    )
     try:
         net.load_state_dict(saved["state_dict"])
     except RuntimeError as error:
-        raise ModelError(f"the saved weights do not fit the recipe's network: {error}",
-                         path=path, field="network") from error
+        raise ModelError(
+            f"the saved weights do not fit the recipe's network: {error}",
+            path=path,
+            field="network",
+        ) from error
     net.eval()
     if isinstance(recipe, SegmentationRecipe):
         return TrainedSegmenter(
-            module=net, metrics={}, checkpoint_path=path, state_dict=saved["state_dict"],
-            spatial_dims=saved["spatial_dims"], num_classes=saved["num_classes"],
-            seed=saved["seed"], mc_samples=recipe.mc_samples,
-            predict_batch_size=recipe.predict_batch_size, in_channels=saved["in_channels"],
-            window=recipe.window, tta=recipe.tta)
-    return TrainedModel(module=net, metrics={}, checkpoint_path=path,
-                        state_dict=saved["state_dict"], spatial_dims=saved["spatial_dims"],
-                        num_classes=saved["num_classes"], seed=saved["seed"],
-                        mc_samples=recipe.mc_samples,
-                        predict_batch_size=recipe.predict_batch_size)
+            module=net,
+            metrics={},
+            checkpoint_path=path,
+            state_dict=saved["state_dict"],
+            spatial_dims=saved["spatial_dims"],
+            num_classes=saved["num_classes"],
+            seed=saved["seed"],
+            mc_samples=recipe.mc_samples,
+            predict_batch_size=recipe.predict_batch_size,
+            in_channels=saved["in_channels"],
+            window=recipe.window,
+            tta=recipe.tta,
+        )
+    return TrainedModel(
+        module=net,
+        metrics={},
+        checkpoint_path=path,
+        state_dict=saved["state_dict"],
+        spatial_dims=saved["spatial_dims"],
+        num_classes=saved["num_classes"],
+        seed=saved["seed"],
+        mc_samples=recipe.mc_samples,
+        predict_batch_size=recipe.predict_batch_size,
+    )

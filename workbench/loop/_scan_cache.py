@@ -38,8 +38,7 @@ class ScanCache:
         key = hashlib.sha256(f"{FORMAT}|{item.content_hash}|{item.modality}".encode()).hexdigest()
         return self._mapped(self.folder / "scans" / f"{key[:32]}.npy", lambda: make(item))
 
-    def mask(self, mask_hash: str, dtype: np.dtype, make: Callable[[], np.ndarray]
-             ) -> np.ndarray:
+    def mask(self, mask_hash: str, dtype: np.dtype, make: Callable[[], np.ndarray]) -> np.ndarray:
         """The mask the store keeps under ``mask_hash`` (content-addressed, so an entry never
         goes stale) as ``dtype``, mapped; ``make()`` reads it the first time."""
         key = hashlib.sha256(f"{FORMAT}|{mask_hash}|{np.dtype(dtype).str}".encode()).hexdigest()

@@ -68,8 +68,9 @@ class ItemOutcome:
     scores: dict[str, float]
 
 
-def default_patch_size(shapes: Sequence[tuple[int, ...]], spatial_dims: int,
-                       divisible_by: int) -> tuple[int, ...] | None:
+def default_patch_size(
+    shapes: Sequence[tuple[int, ...]], spatial_dims: int, divisible_by: int
+) -> tuple[int, ...] | None:
     """None (whole scans) while every scan has at most ``WHOLE_SCAN_VOXELS`` voxels; else a
     patch of ``DEFAULT_PATCH_SIDE`` per axis, shorter along axes where every scan is shorter,
     rounded up to a multiple of ``divisible_by``. ``shapes`` are the scans' array shapes (spatial
@@ -89,16 +90,26 @@ def check_dims(arrays: Sequence[np.ndarray], spatial_dims: int) -> None:
     found = {a.ndim - 1 for a in arrays}
     if found != {spatial_dims}:
         dims = " and ".join(str(d) for d in sorted(found))
-        raise ModelError(f"the project's images have {dims} spatial dimensions but the "
-                         f"recipe's network takes {spatial_dims}", field="spatial_dims")
+        raise ModelError(
+            f"the project's images have {dims} spatial dimensions but the "
+            f"recipe's network takes {spatial_dims}",
+            field="spatial_dims",
+        )
 
 
-def train_padded(recipe: SegmentationRecipe, images: Sequence[np.ndarray],
-                 masks: Sequence[np.ndarray], val_images: Sequence[np.ndarray] | None,
-                 val_masks: Sequence[np.ndarray] | None, *, num_classes: int, seed: int,
-                 init_state: Mapping[str, Tensor] | None,
-                 root_dir: Path | None = None,
-                 callbacks: Sequence[Callback] = ()) -> TrainedSegmenter:
+def train_padded(
+    recipe: SegmentationRecipe,
+    images: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    val_images: Sequence[np.ndarray] | None,
+    val_masks: Sequence[np.ndarray] | None,
+    *,
+    num_classes: int,
+    seed: int,
+    init_state: Mapping[str, Tensor] | None,
+    root_dir: Path | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> TrainedSegmenter:
     """Train on images ``[C, *spatial_i]`` and masks ``[*spatial_i]`` of any shapes, padded
     (centred, zeros) to the smallest shape divisible by ``recipe.divisible_by`` that holds all;
     padding is labelled background, which the images' zero (darkest) value matches. With a
@@ -107,22 +118,45 @@ def train_padded(recipe: SegmentationRecipe, images: Sequence[np.ndarray],
     check_masks(images, masks)
     if recipe.patch_size is not None:  # patches are cut from each scan as it is: no padding
         val = (list(val_images), list(val_masks)) if val_images and val_masks else (None, None)
-        return train_segmenter(recipe, list(images), list(masks), *val, num_classes=num_classes,
-                               seed=seed, init_state=init_state, root_dir=root_dir,
-                               callbacks=callbacks)
+        return train_segmenter(
+            recipe,
+            list(images),
+            list(masks),
+            *val,
+            num_classes=num_classes,
+            seed=seed,
+            init_state=init_state,
+            root_dir=root_dir,
+            callbacks=callbacks,
+        )
     shapes = [tuple(a.shape[1:]) for a in [*images, *(val_images or [])]]
     shape = padded_shape(shapes, recipe.divisible_by)
     x, y = pad_stack(images, shape), pad_stack(masks, shape)
     xv = yv = None
     if val_images and val_masks:
         xv, yv = pad_stack(val_images, shape), pad_stack(val_masks, shape)
-    return train_segmenter(recipe, x, y, xv, yv, num_classes=num_classes, seed=seed,
-                           init_state=init_state, root_dir=root_dir, callbacks=callbacks)
+    return train_segmenter(
+        recipe,
+        x,
+        y,
+        xv,
+        yv,
+        num_classes=num_classes,
+        seed=seed,
+        init_state=init_state,
+        root_dir=root_dir,
+        callbacks=callbacks,
+    )
 
 
-def iter_item_probs(trained: TrainedSegmenter, items: Sequence[Item],
-                    images: Sequence[np.ndarray], divisible_by: int, *, moments: bool = False
-                    ) -> Iterator[tuple[Item, np.ndarray]]:
+def iter_item_probs(
+    trained: TrainedSegmenter,
+    items: Sequence[Item],
+    images: Sequence[np.ndarray],
+    divisible_by: int,
+    *,
+    moments: bool = False,
+) -> Iterator[tuple[Item, np.ndarray]]:
     """MC-dropout probabilities per item, cropped back to the item's shape:
     ``(item, probs [T, C, *spatial_i])``, or with ``moments`` the samples reduced as they come
     (`iter_segmentation_moments`): ``(item, moments [C + 1, *spatial_i])``. The items are padded
@@ -151,14 +185,22 @@ def item_outcome(item: Item, moments: np.ndarray) -> ItemOutcome:
     """Mask, entropy map and every ``SCORE_NAMES`` score of one item, from the `sample_moments`
     of its MC samples.  # moments [C + 1, *S] -> mask [*S] uint8, uncertainty [*S] float16"""
     m = moments[None]  # [1, C + 1, *S]
-    maps = {kind: moment_uncertainty_map(m, kind, spatial_dims=moments.ndim - 1)
-            for kind in SCORE_KINDS}  # [1, *S]
+    maps = {
+        kind: moment_uncertainty_map(m, kind, spatial_dims=moments.ndim - 1) for kind in SCORE_KINDS
+    }  # [1, *S]
     mean = m[:, :-1]  # [1, C, *S]
     foreground = 1.0 - mean[:, BACKGROUND]  # [1, *S]
-    scores = {score_name(kind, reduction): float(reduce_map(maps[kind], reduction,
-                                                            foreground=foreground,
-                                                            q=TOP_PERCENT)[0])
-              for kind in SCORE_KINDS for reduction in REDUCTIONS}
+    scores = {
+        score_name(kind, reduction): float(
+            reduce_map(maps[kind], reduction, foreground=foreground, q=TOP_PERCENT)[0]
+        )
+        for kind in SCORE_KINDS
+        for reduction in REDUCTIONS
+    }
     mask_dtype = np.uint8 if mean.shape[1] <= 256 else np.uint16
-    return ItemOutcome(item_id=item.id, mask=mean[0].argmax(axis=0).astype(mask_dtype),
-                       uncertainty=maps["entropy"][0].astype(MAP_DTYPE), scores=scores)
+    return ItemOutcome(
+        item_id=item.id,
+        mask=mean[0].argmax(axis=0).astype(mask_dtype),
+        uncertainty=maps["entropy"][0].astype(MAP_DTYPE),
+        scores=scores,
+    )

@@ -20,8 +20,9 @@ class StoppingCriteria:
     min_improvement: float = 0.002
     min_mean_uncertainty: float | None = None
 
-    def reason_to_stop(self, *, labels: int, val_history: list[float],
-                       mean_uncertainty: float | None) -> str | None:
+    def reason_to_stop(
+        self, *, labels: int, val_history: list[float], mean_uncertainty: float | None
+    ) -> str | None:
         """Why the loop should stop now, or None to go on."""
         if self.label_budget is not None and labels >= self.label_budget:
             return f"label budget reached ({labels} >= {self.label_budget})"
@@ -29,10 +30,13 @@ class StoppingCriteria:
         if window is not None and len(val_history) > window:
             best_before = max(val_history[:-window])
             if max(val_history[-window:]) < best_before + self.min_improvement:
-                return (f"validation metric plateaued for {window} rounds "
-                        f"(best {best_before:.4f})")
-        if (self.min_mean_uncertainty is not None and mean_uncertainty is not None
-                and mean_uncertainty < self.min_mean_uncertainty):
-            return (f"mean pool uncertainty {mean_uncertainty:.4f} is below "
-                    f"{self.min_mean_uncertainty}")
+                return f"validation metric plateaued for {window} rounds (best {best_before:.4f})"
+        if (
+            self.min_mean_uncertainty is not None
+            and mean_uncertainty is not None
+            and mean_uncertainty < self.min_mean_uncertainty
+        ):
+            return (
+                f"mean pool uncertainty {mean_uncertainty:.4f} is below {self.min_mean_uncertainty}"
+            )
         return None

@@ -16,14 +16,17 @@ class YieldToAnnotators(Callback):
     active in the last ``quiet`` seconds (at most ``max_pause`` per step); ``waited`` sums the
     pauses."""
 
-    def __init__(self, project_dir: str | Path, *, quiet: float = 1.0,
-                 max_pause: float = 5.0) -> None:
+    def __init__(
+        self, project_dir: str | Path, *, quiet: float = 1.0, max_pause: float = 5.0
+    ) -> None:
         self.project_dir = Path(project_dir)
         self.quiet = quiet
         self.max_pause = max_pause
         self.waited = 0.0
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                             batch: Any, batch_idx: int) -> None:
-        self.waited += wait_while_annotating(self.project_dir, quiet=self.quiet,
-                                             max_pause=self.max_pause)
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self.waited += wait_while_annotating(
+            self.project_dir, quiet=self.quiet, max_pause=self.max_pause
+        )

@@ -83,8 +83,11 @@ class ArrayDataset(Dataset[dict[str, Any]]):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item: dict[str, Any] = {
-            "image": _as_image(np.asarray(self.images[index]), self.spatial_dims,
-                               self.scale_uint8 or self.transform is not None)
+            "image": _as_image(
+                np.asarray(self.images[index]),
+                self.spatial_dims,
+                self.scale_uint8 or self.transform is not None,
+            )
         }
         if self.labels is not None:
             label = np.asarray(self.labels[index])
@@ -125,7 +128,7 @@ class ArrayDataset(Dataset[dict[str, Any]]):
         if self.labels is not None:
             labels = np.asarray(self.labels)[idx]
             if labels.ndim - 1 >= self.spatial_dims:  # masks [B, (1,) *S] -> [B, 1, *S]
-                shape = (len(idx), 1, *labels.shape[-self.spatial_dims:])
+                shape = (len(idx), 1, *labels.shape[-self.spatial_dims :])
                 out["label"] = torch.from_numpy(labels.astype(np.int64)).reshape(shape)
             else:
                 out["label"] = torch.from_numpy(labels.reshape(len(idx), -1)[:, 0])
@@ -186,8 +189,11 @@ def stable_val_mask(
     item (those with the lowest / highest value); a class of one item trains."""
     value = split_fraction(ids, seed)
     mask = value < fraction
-    groups = [np.arange(len(value))] if labels is None else [
-        np.flatnonzero(np.asarray(labels).reshape(-1) == c) for c in np.unique(labels)]
+    groups = (
+        [np.arange(len(value))]
+        if labels is None
+        else [np.flatnonzero(np.asarray(labels).reshape(-1) == c) for c in np.unique(labels)]
+    )
     for group in groups:
         if len(group) < 2:
             mask[group] = False

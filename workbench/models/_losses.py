@@ -27,8 +27,11 @@ class DiceCELoss(monai.losses.DiceCELoss):
     `cross_entropy_from_one_hot` (unweighted, no label smoothing: the settings used here)."""
 
     def ce(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002 (MONAI's names)
-        plain = (self.cross_entropy.weight is None and self.cross_entropy.label_smoothing == 0
-                 and self.cross_entropy.ignore_index < 0)
+        plain = (
+            self.cross_entropy.weight is None
+            and self.cross_entropy.label_smoothing == 0
+            and self.cross_entropy.ignore_index < 0
+        )
         if input.is_cuda and plain and target.shape[1] == 1 and input.shape[1] > 1:
             return cross_entropy_from_one_hot(input, target[:, 0].long())
         return super().ce(input, target)

@@ -89,8 +89,10 @@ def _autocast(device: torch.device, precision: str) -> Any:
     if precision in ("32", "32-true"):
         return nullcontext()
     if precision not in ("16-mixed", "bf16-mixed"):
-        raise ModelError(f"precision must be auto, 32, 16-mixed or bf16-mixed, got {precision!r}",
-                         field="precision")
+        raise ModelError(
+            f"precision must be auto, 32, 16-mixed or bf16-mixed, got {precision!r}",
+            field="precision",
+        )
     dtype = torch.float16 if precision == "16-mixed" else torch.bfloat16
     return torch.autocast(device.type, dtype=dtype)
 
@@ -191,11 +193,13 @@ def _mc_probs(
         total: Tensor | None = None
         for first, count in sweeps:
 
-            def patches(p: Tensor, key: Tensor = key, first: int = first,
-                        count: int = count) -> Tensor:  # [w, C, *roi] -> [w, count*K, *roi]
+            def patches(
+                p: Tensor, key: Tensor = key, first: int = first, count: int = count
+            ) -> Tensor:  # [w, C, *roi] -> [w, count*K, *roi]
                 k = key.expand(p.shape[0]) if key.numel() else key
-                return _mc_batch(net, p, k, count, min(per_pass, count), keyed, activation,
-                                 first=first).flatten(1, 2)
+                return _mc_batch(
+                    net, p, k, count, min(per_pass, count), keyed, activation, first=first
+                ).flatten(1, 2)
 
             out = window_predict(patches, x[b : b + 1], window)  # [1, count*K, *spatial]
             probs = out.view(1, count, -1, *out.shape[2:])
@@ -211,7 +215,9 @@ def _mc_probs(
 
 
 def _under_flips(
-    predict: Callable[[Tensor], Tensor], x: Tensor, flips: Sequence[tuple[int, ...]],
+    predict: Callable[[Tensor], Tensor],
+    x: Tensor,
+    flips: Sequence[tuple[int, ...]],
     moments: bool = False,
 ) -> Tensor:
     """``predict`` (MC probabilities) under each flip of ``flips`` (dims of ``x``; ``()`` is the
@@ -311,8 +317,9 @@ def iter_mc_predict(
     with ExitStack() as stack:
         stack.enter_context(torch.inference_mode())
         stack.enter_context(mc_dropout(net) if dropout else _eval_mode(net))
-        keyed = (stack.enter_context(KeyedDropout(net, seed))
-                 if seed is not None and dropout else None)
+        keyed = (
+            stack.enter_context(KeyedDropout(net, seed)) if seed is not None and dropout else None
+        )
         for batch in loader:
             x, ids = split_batch(batch, offset)
             offset += len(ids)
@@ -322,10 +329,17 @@ def iter_mc_predict(
             while True:
                 try:
                     with _autocast(dev, precision):
-                        predict = partial(_mc_probs, net, keys=keys, samples=samples,
-                                          per_pass=per_pass, keyed=keyed,
-                                          activation=activation, window=window,
-                                          moments=moments)
+                        predict = partial(
+                            _mc_probs,
+                            net,
+                            keys=keys,
+                            samples=samples,
+                            per_pass=per_pass,
+                            keyed=keyed,
+                            activation=activation,
+                            window=window,
+                            moments=moments,
+                        )
                         probs = _under_flips(predict, x, flips or [()], moments)
                     break
                 except RuntimeError as exc:
@@ -336,8 +350,11 @@ def iter_mc_predict(
                     elif window is not None and window.batch_size > 1:
                         window = replace(window, batch_size=window.batch_size // 2)
                     else:
-                        hint = ("a smaller patch size" if window
-                                else "a smaller predict batch size, or sliding windows")
+                        hint = (
+                            "a smaller patch size"
+                            if window
+                            else "a smaller predict batch size, or sliding windows"
+                        )
                         raise ModelError(
                             f"out of memory scoring a batch of {x.shape[0]} items even one MC "
                             f"sample at a time: use {hint}"
@@ -431,9 +448,18 @@ def iter_tta_predict(
     x, _ = split_batch(first, 0)
     axes = list(flips) if flips is not None else default_flips(x.ndim - 2)
     mc = samples > 1
-    for part in iter_mc_predict(model, chain([first], batches), samples,
-                                seed=seed if mc else None, device=device, precision=precision,
-                                window=window, flips=axes, moments=True, dropout=mc):
+    for part in iter_mc_predict(
+        model,
+        chain([first], batches),
+        samples,
+        seed=seed if mc else None,
+        device=device,
+        precision=precision,
+        window=window,
+        flips=axes,
+        moments=True,
+        dropout=mc,
+    ):
         mean = part.values[:, :-1].contiguous()  # [B, C, *spatial]
         entropy = -torch.special.xlogy(mean, mean).sum(1)  # [B, *spatial]
         yield TTABatch(ids=part.ids, mean=mean, uncertainty=entropy)

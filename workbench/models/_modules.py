@@ -66,8 +66,9 @@ class _MCPredictMixin(L.LightningModule):
             stack.enter_context(mc_dropout(self.net))
             keyed = stack.enter_context(KeyedDropout(self.net, seed)) if seed is not None else None
             keys = item_keys(ids) if keyed is not None else torch.empty(0, dtype=torch.int64)
-            probs = _mc_probs(self.net, pixels_as_float(x), keys, samples, samples, keyed,
-                              "softmax", self.window)
+            probs = _mc_probs(
+                self.net, pixels_as_float(x), keys, samples, samples, keyed, "softmax", self.window
+            )
         return {"id": ids, "probs": probs}
 
     @property
@@ -237,9 +238,7 @@ class ClassificationModule(_MCPredictMixin):
         self._val_labels.clear()
         self._val_keys = []
         self.log("val_acc", (probs.argmax(1) == labels).float().mean(), sync_dist=True)
-        self.log(
-            "val_auc", torch.tensor(auc(probs, labels), device=self.device), sync_dist=True
-        )
+        self.log("val_auc", torch.tensor(auc(probs, labels), device=self.device), sync_dist=True)
 
 
 def auc(probs: Tensor, labels: Tensor) -> float:
@@ -292,11 +291,17 @@ class SegmentationModule(_MCPredictMixin):
         if patch_size is not None:
             patch_size = tuple(int(s) for s in patch_size)
             if len(patch_size) != spatial_dims:
-                raise ModelError(f"patch size {patch_size} has {len(patch_size)} axes but the "
-                                 f"model is {spatial_dims}D", field="patch_size")
+                raise ModelError(
+                    f"patch size {patch_size} has {len(patch_size)} axes but the "
+                    f"model is {spatial_dims}D",
+                    field="patch_size",
+                )
         self.save_hyperparameters(ignore=["net"])
-        self._window = (None if patch_size is None else
-                        SlidingWindow(tuple(patch_size), sw_overlap, sw_batch_size))
+        self._window = (
+            None
+            if patch_size is None
+            else SlidingWindow(tuple(patch_size), sw_overlap, sw_batch_size)
+        )
         self.net = net
         self.loss = DiceCELoss(to_onehot_y=True, softmax=True)
         self.dice = DiceMetric(include_background=include_background, reduction="mean")
@@ -324,8 +329,9 @@ class SegmentationModule(_MCPredictMixin):
         x, y = random_patches(batch["image"], y, window.roi_size, keys=keys)
         return {**batch, "image": x, "label": y}
 
-    def _step(self, batch: dict[str, Tensor], window: SlidingWindow | None = None,
-              training: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    def _step(
+        self, batch: dict[str, Tensor], window: SlidingWindow | None = None, training: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
         x, y = pixels_as_float(batch["image"]), batch["label"].long()
         dims = self.hparams["spatial_dims"]
         _check_images(x, dims, self.hparams["in_channels"])

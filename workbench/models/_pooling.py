@@ -17,8 +17,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def averaging_matrix(size_in: int, size_out: int, *, dtype: torch.dtype = torch.float32,
-                     device: torch.device | str | None = None) -> Tensor:
+def averaging_matrix(
+    size_in: int,
+    size_out: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """Row ``i`` averages input cells ``floor(i * n / m)`` to ``ceil((i + 1) * n / m) - 1``,
     PyTorch's adaptive pooling windows.  # -> [size_out, size_in]"""
     out = torch.arange(size_out)
@@ -31,8 +36,7 @@ def averaging_matrix(size_in: int, size_out: int, *, dtype: torch.dtype = torch.
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_matrix(size_in: int, size_out: int, dtype: torch.dtype,
-                   device: torch.device) -> Tensor:
+def _cached_matrix(size_in: int, size_out: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """`averaging_matrix`, made once per shape, dtype and device (not per forward pass), and
     never as an inference tensor, which a later training could not use."""
     with torch.inference_mode(False):

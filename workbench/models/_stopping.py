@@ -42,8 +42,7 @@ class EarlyStoppingOnAny(Callback):
                 self.best[name] = v
                 improved = True
         self.wait_count = 0 if improved else self.wait_count + 1
-        stop = trainer.strategy.reduce_boolean_decision(self.wait_count >= self.patience,
-                                                        all=False)
+        stop = trainer.strategy.reduce_boolean_decision(self.wait_count >= self.patience, all=False)
         trainer.should_stop = trainer.should_stop or stop
 
     def state_dict(self) -> dict[str, Any]:

@@ -136,11 +136,17 @@ def fit_and_checkpoint(
     mode: Literal["min", "max"] = (
         "max" if getattr(module, "monitor_mode", "min") == "max" else "min"
     )
-    trainer = trainer or make_trainer(max_epochs, monitor=monitor, mode=mode,
-                                      also_improving=getattr(module, "also_improving", None),
-                                      **trainer_kwargs)
-    with (out_of_memory_as_model_error("training", datamodule.hparams.get("batch_size")),
-          keep_torch_threads()):
+    trainer = trainer or make_trainer(
+        max_epochs,
+        monitor=monitor,
+        mode=mode,
+        also_improving=getattr(module, "also_improving", None),
+        **trainer_kwargs,
+    )
+    with (
+        out_of_memory_as_model_error("training", datamodule.hparams.get("batch_size")),
+        keep_torch_threads(),
+    ):
         trainer.fit(module, datamodule=datamodule)
     checkpoint = trainer.checkpoint_callback
     if not isinstance(checkpoint, ModelCheckpoint) or not checkpoint.best_model_path:

@@ -32,14 +32,17 @@ class SlidingWindow:
 
     def __post_init__(self) -> None:
         if not self.roi_size or any(int(s) < 1 for s in self.roi_size):
-            raise ModelError(f"patch size must be positive per axis, got {self.roi_size}",
-                             field="patch_size")
+            raise ModelError(
+                f"patch size must be positive per axis, got {self.roi_size}", field="patch_size"
+            )
         if not 0.0 <= self.overlap < 1.0:
-            raise ModelError(f"window overlap must be in [0, 1), got {self.overlap}",
-                             field="sw_overlap")
+            raise ModelError(
+                f"window overlap must be in [0, 1), got {self.overlap}", field="sw_overlap"
+            )
         if self.batch_size < 1:
-            raise ModelError(f"window batch size must be >= 1, got {self.batch_size}",
-                             field="sw_batch_size")
+            raise ModelError(
+                f"window batch size must be >= 1, got {self.batch_size}", field="sw_batch_size"
+            )
 
 
 def window_predict(fn: Callable[[Tensor], Tensor], x: Tensor, window: SlidingWindow) -> Tensor:
@@ -47,18 +50,33 @@ def window_predict(fn: Callable[[Tensor], Tensor], x: Tensor, window: SlidingWin
     than a patch are padded for ``fn`` and cropped back.  # [B, C, *S] -> [B, K, *S]"""
     dims = x.ndim - 2
     if len(window.roi_size) != dims:
-        raise ModelError(f"patch size {window.roi_size} has {len(window.roi_size)} axes but the "
-                         f"images have {dims} spatial dimensions", field="patch_size")
+        raise ModelError(
+            f"patch size {window.roi_size} has {len(window.roi_size)} axes but the "
+            f"images have {dims} spatial dimensions",
+            field="patch_size",
+        )
     device = window.output_device or x.device
-    out = sliding_window_inference(x, window.roi_size, window.batch_size, fn,
-                                   overlap=window.overlap, mode=window.mode, device=device)
+    out = sliding_window_inference(
+        x,
+        window.roi_size,
+        window.batch_size,
+        fn,
+        overlap=window.overlap,
+        mode=window.mode,
+        device=device,
+    )
     assert isinstance(out, Tensor)
     return out
 
 
-def patch_start(shape: Sequence[int], roi: Sequence[int], *,
-                foreground: Callable[[], Tensor], foreground_fraction: float,
-                generator: torch.Generator | None) -> list[int]:
+def patch_start(
+    shape: Sequence[int],
+    roi: Sequence[int],
+    *,
+    foreground: Callable[[], Tensor],
+    foreground_fraction: float,
+    generator: torch.Generator | None,
+) -> list[int]:
     """Where a random ``roi`` patch of a ``shape`` image starts: uniform, or, with probability
     ``foreground_fraction`` and when the image has foreground (``foreground()``: its voxels
     ``[F, dims]``, asked for only then), centred on one of them, clipped to the image.
@@ -68,15 +86,21 @@ def patch_start(shape: Sequence[int], roi: Sequence[int], *,
     voxels = foreground() if u[0] < foreground_fraction else None
     if voxels is not None and len(voxels):
         centre = voxels[min(int(u[1] * len(voxels)), len(voxels) - 1)].tolist()
-        start = [min(max(int(c) - r // 2, 0), s - r)
-                 for c, s, r in zip(centre, shape, roi, strict=True)]
+        start = [
+            min(max(int(c) - r // 2, 0), s - r) for c, s, r in zip(centre, shape, roi, strict=True)
+        ]
     return start
 
 
-def random_patches(x: Tensor, y: Tensor, roi_size: Sequence[int], *,
-                   foreground_fraction: float = 1 / 3,
-                   generator: torch.Generator | None = None,
-                   keys: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def random_patches(
+    x: Tensor,
+    y: Tensor,
+    roi_size: Sequence[int],
+    *,
+    foreground_fraction: float = 1 / 3,
+    generator: torch.Generator | None = None,
+    keys: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """One random ``roi_size`` patch per image and the same patch of its mask. With probability
     ``foreground_fraction`` the patch is centred on a random foreground voxel (mask > 0) of the
     image, as nnU-Net oversamples foreground; images smaller than a patch are zero-padded first
@@ -86,8 +110,10 @@ def random_patches(x: Tensor, y: Tensor, roi_size: Sequence[int], *,
     roi = tuple(int(s) for s in roi_size)
     dims = x.ndim - 2
     if len(roi) != dims:
-        raise ModelError(f"patch size {roi} has {len(roi)} axes but the images have {dims} "
-                         "spatial dimensions", field="patch_size")
+        raise ModelError(
+            f"patch size {roi} has {len(roi)} axes but the images have {dims} spatial dimensions",
+            field="patch_size",
+        )
     x, y = pad_to(x, roi), pad_to(y, roi)
     shape = tuple(x.shape[2:])
     if shape == roi:
@@ -98,8 +124,13 @@ def random_patches(x: Tensor, y: Tensor, roi_size: Sequence[int], *,
     for b in range(x.shape[0]):
         if keys is not None:
             generator = torch.Generator().manual_seed(int(keys[b]))
-        start = patch_start(shape, roi, foreground=partial(torch.nonzero, y[b, 0] > 0),
-                            foreground_fraction=foreground_fraction, generator=generator)
+        start = patch_start(
+            shape,
+            roi,
+            foreground=partial(torch.nonzero, y[b, 0] > 0),
+            foreground_fraction=foreground_fraction,
+            generator=generator,
+        )
         box = (slice(None), *(slice(a, a + r) for a, r in zip(start, roi, strict=True)))
         xs.append(x[b][box])
         ys.append(y[b][box])

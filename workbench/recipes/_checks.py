@@ -7,8 +7,15 @@ import numbers
 from workbench.models import ModelError
 
 # the integer settings of a recipe and the least each may be
-COUNT_MINIMUMS = {"max_epochs": 1, "patience": 1, "min_steps_per_epoch": 0, "batch_size": 1,
-                  "mc_samples": 1, "predict_batch_size": 1, "num_nodes": 1}
+COUNT_MINIMUMS = {
+    "max_epochs": 1,
+    "patience": 1,
+    "min_steps_per_epoch": 0,
+    "batch_size": 1,
+    "mc_samples": 1,
+    "predict_batch_size": 1,
+    "num_nodes": 1,
+}
 
 
 def require_counts(recipe: object, minimums: dict[str, int]) -> None:
@@ -18,5 +25,4 @@ def require_counts(recipe: object, minimums: dict[str, int]) -> None:
     for field, minimum in minimums.items():
         value = getattr(recipe, field)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-            raise ModelError(f"{field} must be an integer >= {minimum}, got {value!r}",
-                             field=field)
+            raise ModelError(f"{field} must be an integer >= {minimum}, got {value!r}", field=field)

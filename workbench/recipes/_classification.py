@@ -185,9 +185,19 @@ def train_classifier(
         where = root_dir
         if attempt and root_dir is not None:
             where = Path(root_dir) / f"restart-{attempt}"
-        trained = _train_once(recipe, x, y, xv, yv, seed=_restart_seed(seed, attempt),
-                              n_cls=n_cls, root_dir=where, init_state=init_state,
-                              trunk_state=trunk_state, callbacks=callbacks)
+        trained = _train_once(
+            recipe,
+            x,
+            y,
+            xv,
+            yv,
+            seed=_restart_seed(seed, attempt),
+            n_cls=n_cls,
+            root_dir=where,
+            init_state=init_state,
+            trunk_state=trunk_state,
+            callbacks=callbacks,
+        )
         if best is None or _val_auc(trained) > _val_auc(best):
             best = trained
         if not trained.metrics["degenerate"]:
@@ -203,21 +213,27 @@ def _trunk_of(net: nn.Module) -> nn.Module | None:
     return trunk if isinstance(trunk, nn.Module) else None
 
 
-def trunk_fits(network: NetworkFactory, trunk_state: StateDict, *, spatial_dims: int,
-               in_channels: int, num_classes: int) -> bool:
+def trunk_fits(
+    network: NetworkFactory,
+    trunk_state: StateDict,
+    *,
+    spatial_dims: int,
+    in_channels: int,
+    num_classes: int,
+) -> bool:
     """Whether the networks ``network`` builds have a trunk that takes ``trunk_state``: the
     same parameter and buffer names, of the same shapes (`small_cnn` and, say, a
     ``functools.partial`` of it with another dropout). Builds one network, leaving the global
     random state as it was."""
     with torch.random.fork_rng(devices=[]):
-        net = network(spatial_dims=spatial_dims, in_channels=in_channels,
-                      num_classes=num_classes)
+        net = network(spatial_dims=spatial_dims, in_channels=in_channels, num_classes=num_classes)
     trunk = _trunk_of(net)
     if trunk is None:
         return False
     own = trunk.state_dict()
     return own.keys() == trunk_state.keys() and all(
-        own[name].shape == trunk_state[name].shape for name in own)
+        own[name].shape == trunk_state[name].shape for name in own
+    )
 
 
 def load_trunk(net: nn.Module, trunk_state: StateDict) -> None:
@@ -225,15 +241,19 @@ def load_trunk(net: nn.Module, trunk_state: StateDict) -> None:
     without one or weights of another shape."""
     trunk = _trunk_of(net)
     if trunk is None:
-        raise ModelError(f"trunk_state needs a network with a trunk (TrunkHeadNet), got "
-                         f"{type(net).__name__}", field="trunk_state")
+        raise ModelError(
+            f"trunk_state needs a network with a trunk (TrunkHeadNet), got {type(net).__name__}",
+            field="trunk_state",
+        )
     try:
         trunk.load_state_dict(dict(trunk_state))
     except RuntimeError as error:
         first = str(error).strip().splitlines()
-        raise ModelError(f"trunk_state does not fit the network's trunk: "
-                         f"{first[-1].strip() if first else error}",
-                         field="trunk_state") from error
+        raise ModelError(
+            f"trunk_state does not fit the network's trunk: "
+            f"{first[-1].strip() if first else error}",
+            field="trunk_state",
+        ) from error
 
 
 def _restart_seed(seed: int, attempt: int) -> int:
@@ -249,10 +269,20 @@ def _val_auc(trained: TrainedModel) -> float:
     return value if np.isfinite(value) else float("-inf")
 
 
-def _train_once(recipe: ClassificationRecipe, x: np.ndarray, y: np.ndarray, xv: np.ndarray,
-                yv: np.ndarray, *, seed: int, n_cls: int, root_dir: str | Path | None,
-                init_state: StateDict | None, trunk_state: StateDict | None,
-                callbacks: Sequence[Callback]) -> TrainedModel:
+def _train_once(
+    recipe: ClassificationRecipe,
+    x: np.ndarray,
+    y: np.ndarray,
+    xv: np.ndarray,
+    yv: np.ndarray,
+    *,
+    seed: int,
+    n_cls: int,
+    root_dir: str | Path | None,
+    init_state: StateDict | None,
+    trunk_state: StateDict | None,
+    callbacks: Sequence[Callback],
+) -> TrainedModel:
     """One training of `train_classifier`, its metrics with ``degenerate`` (0 or 1)."""
     images = as_images(x, recipe.spatial_dims)
     torch.manual_seed(seed)
@@ -285,19 +315,31 @@ def _train_once(recipe: ClassificationRecipe, x: np.ndarray, y: np.ndarray, xv: 
         predict_batch_size=recipe.predict_batch_size,
         seed=seed,
     )
-    best = fit_best(module, data, max_epochs=recipe.max_epochs, patience=recipe.patience,
-                    monitor="val_auc", seed=seed, root_dir=root_dir,
-                    accelerator=recipe.accelerator, devices=recipe.devices,
-                    strategy=recipe.strategy, num_nodes=recipe.num_nodes,
-                    callbacks=callbacks)
+    best = fit_best(
+        module,
+        data,
+        max_epochs=recipe.max_epochs,
+        patience=recipe.patience,
+        monitor="val_auc",
+        seed=seed,
+        root_dir=root_dir,
+        accelerator=recipe.accelerator,
+        devices=recipe.devices,
+        strategy=recipe.strategy,
+        num_nodes=recipe.num_nodes,
+        callbacks=callbacks,
+    )
     metrics, state = dict(best.metrics), best.net_state
     batches = (b["image"] for b in loader(train_items, recipe.predict_batch_size))
     if recipe.recalibrate_batch_norm and recalibrate_batch_norm(module.net, batches):
         # the best weights with BatchNorm statistics of their own (see recalibrate_batch_norm)
         state = {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}
     # the kept model's own val metrics (Lightning's ``val_auc`` is the last epoch's)
-    metrics = {**metrics, "degenerate": 0.0,
-               **_val_metrics(module, val_items, recipe.predict_batch_size)}
+    metrics = {
+        **metrics,
+        "degenerate": 0.0,
+        **_val_metrics(module, val_items, recipe.predict_batch_size),
+    }
     return TrainedModel(
         module=module,
         metrics=metrics,
@@ -311,8 +353,9 @@ def _train_once(recipe: ClassificationRecipe, x: np.ndarray, y: np.ndarray, xv: 
     )
 
 
-def _val_metrics(module: ClassificationModule, val_set: TensorItems,
-                 batch_size: int) -> dict[str, float]:
+def _val_metrics(
+    module: ClassificationModule, val_set: TensorItems, batch_size: int
+) -> dict[str, float]:
     """``val_auc``, ``val_acc`` and ``degenerate`` (1.0 when, with two classes or more in the
     val set, the AUC is at or below chance or every val image gets the same predicted class)
     of the module as it now is (eval mode, dropout off)."""

@@ -33,8 +33,10 @@ def _standardised(images: np.ndarray, spatial_dims: int, max_side: int) -> Tenso
     if x.ndim == spatial_dims + 1:
         x = x.unsqueeze(1)
     if x.ndim != spatial_dims + 2:
-        raise ValueError(f"images must be [N, (C,) *spatial] with {spatial_dims} spatial axes, "
-                         f"got shape {tuple(images.shape)}")
+        raise ValueError(
+            f"images must be [N, (C,) *spatial] with {spatial_dims} spatial axes, "
+            f"got shape {tuple(images.shape)}"
+        )
     size = [min(int(side), max_side) for side in x.shape[2:]]
     if size != list(x.shape[2:]):
         x = F.interpolate(x, size=tuple(size), mode="area")
@@ -44,8 +46,9 @@ def _standardised(images: np.ndarray, spatial_dims: int, max_side: int) -> Tenso
 def _view(x: Tensor, spatial_dims: int) -> Tensor:
     """One strongly augmented view per image: a left-right flip, for 2D rotation / shift /
     zoom, intensity jitter and noise.  # [B, C, *spatial] -> same"""
-    v = augment_images(x, flip_axes=(spatial_dims - 1,), rotate=0.5, shift=0.15, scale=0.25,
-                       intensity=0.4)
+    v = augment_images(
+        x, flip_axes=(spatial_dims - 1,), rotate=0.5, shift=0.15, scale=0.25, intensity=0.4
+    )
     return v + 0.1 * torch.randn_like(v)
 
 
@@ -82,9 +85,17 @@ def contrastive_features(
     progress: Progress | None = None,
 ) -> np.ndarray:
     """`train_contrastive`'s features alone.  # images [N, (C,) *spatial] -> [N, D] float32"""
-    return train_contrastive(images, spatial_dims=spatial_dims, seed=seed, steps=steps,
-                             batch_size=batch_size, temperature=temperature,
-                             max_side=max_side, device=device, progress=progress).features
+    return train_contrastive(
+        images,
+        spatial_dims=spatial_dims,
+        seed=seed,
+        steps=steps,
+        batch_size=batch_size,
+        temperature=temperature,
+        max_side=max_side,
+        device=device,
+        progress=progress,
+    ).features
 
 
 def train_contrastive(
@@ -114,20 +125,25 @@ def train_contrastive(
     if max_side is None:
         max_side = DEFAULT_MAX_SIDE.get(spatial_dims, 16)
     if steps < 1 or batch_size < 2 or temperature <= 0 or max_side < 8:
-        raise ValueError(f"need steps >= 1, batch_size >= 2, temperature > 0 and max_side >= 8, "
-                         f"got {steps}, {batch_size}, {temperature} and {max_side}")
+        raise ValueError(
+            f"need steps >= 1, batch_size >= 2, temperature > 0 and max_side >= 8, "
+            f"got {steps}, {batch_size}, {temperature} and {max_side}"
+        )
     x = _standardised(images, spatial_dims, max_side)
     if len(x) < 2:
         raise ValueError(f"contrastive features need at least 2 images, got {len(x)}")
     dev = resolve_device(device)
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), \
-            deterministic_kernels():
+    with (
+        torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []),
+        deterministic_kernels(),
+    ):
         torch.manual_seed(seed * 1000 + _SEED_SALT)
         trunk = small_cnn(spatial_dims=spatial_dims, in_channels=x.shape[1]).trunk.to(dev)
         with torch.no_grad():  # eval: probing the width must not move BatchNorm statistics
             width = int(trunk.eval()(x[:2].to(dev)).shape[1])
-        projection = nn.Sequential(nn.Linear(width, width), nn.ReLU(),
-                                   nn.Linear(width, _PROJECTION)).to(dev)
+        projection = nn.Sequential(
+            nn.Linear(width, width), nn.ReLU(), nn.Linear(width, _PROJECTION)
+        ).to(dev)
         params = [*trunk.parameters(), *projection.parameters()]
         optimiser = torch.optim.AdamW(params, lr=2e-3, weight_decay=1e-4)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
@@ -145,7 +161,8 @@ def train_contrastive(
                 progress("self-supervised features", step, steps)
         trunk.eval()
         with torch.no_grad():
-            features = torch.cat([trunk(x[i:i + 512].to(dev)).cpu()
-                                  for i in range(0, len(x), 512)])
+            features = torch.cat(
+                [trunk(x[i : i + 512].to(dev)).cpu() for i in range(0, len(x), 512)]
+            )
         state = {k: v.detach().cpu().clone() for k, v in trunk.state_dict().items()}
     return ContrastiveEncoder(F.normalize(features, dim=1).numpy().astype(np.float32), state)

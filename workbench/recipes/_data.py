@@ -79,8 +79,7 @@ def _identity(batch: Any) -> Any:
     return batch
 
 
-def loader(items: Dataset[dict[str, Any]], batch_size: int, sampler: Any = None
-           ) -> DataLoader[Any]:
+def loader(items: Dataset[dict[str, Any]], batch_size: int, sampler: Any = None) -> DataLoader[Any]:
     """A DataLoader whose batches are fetched in one call each."""
     return DataLoader(items, batch_size=batch_size, sampler=sampler, collate_fn=_identity)
 
@@ -129,8 +128,13 @@ class SplitDataModule(L.LightningDataModule):
         rank, world = rank_and_world(self.trainer)
         batches = GlobalBatchSampler(draws, batch, rank=rank, world_size=world)
         items = self.train if getattr(self.train, "serves_draws", False) else DrawnItems(self.train)
-        return DataLoader(items, batch_sampler=batches, collate_fn=_identity,
-                          num_workers=self.workers, persistent_workers=self.workers > 0)
+        return DataLoader(
+            items,
+            batch_sampler=batches,
+            collate_fn=_identity,
+            num_workers=self.workers,
+            persistent_workers=self.workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader[Any]:
         return loader(self.val, self.predict_batch_size)

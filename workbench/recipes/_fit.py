@@ -28,11 +28,22 @@ class BestFit:
     net_state: dict[str, Tensor]
 
 
-def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, max_epochs: int,
-             patience: int, monitor: str, seed: int, root_dir: str | Path | None,
-             mode: Literal["min", "max"] = "max", accelerator: str = "auto",
-             devices: int | str = 1, strategy: str = "auto", num_nodes: int = 1,
-             callbacks: Sequence[Callback] = ()) -> BestFit:
+def fit_best(
+    module: L.LightningModule,
+    data: L.LightningDataModule,
+    *,
+    max_epochs: int,
+    patience: int,
+    monitor: str,
+    seed: int,
+    root_dir: str | Path | None,
+    mode: Literal["min", "max"] = "max",
+    accelerator: str = "auto",
+    devices: int | str = 1,
+    strategy: str = "auto",
+    num_nodes: int = 1,
+    callbacks: Sequence[Callback] = (),
+) -> BestFit:
     """Fit ``module`` with early stopping on ``monitor``; load the best weights back into it
     (left in eval mode). ``devices`` x ``num_nodes`` processes (``strategy``, e.g. "ddp") keep
     the data module's own samplers (``use_distributed_sampler=False``, see `SplitDataModule`)
@@ -44,16 +55,27 @@ def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, max_epoc
     removed once the weights are loaded (nothing trained from the images is left on disk), and
     ``checkpoint_path`` is None."""
     with _training_folder(root_dir) as root:
-        trainer = make_trainer(max_epochs, root_dir=root, monitor=monitor, mode=mode,
-                               patience=patience, seed=seed, accelerator=accelerator,
-                               devices=devices, strategy=strategy, num_nodes=num_nodes,
-                               use_distributed_sampler=False, callbacks=callbacks,
-                               also_improving=getattr(module, "also_improving", None))
+        trainer = make_trainer(
+            max_epochs,
+            root_dir=root,
+            monitor=monitor,
+            mode=mode,
+            patience=patience,
+            seed=seed,
+            accelerator=accelerator,
+            devices=devices,
+            strategy=strategy,
+            num_nodes=num_nodes,
+            use_distributed_sampler=False,
+            callbacks=callbacks,
+            also_improving=getattr(module, "also_improving", None),
+        )
         with warnings.catch_warnings():  # batch augmentation lives on the module, on purpose
             warnings.filterwarnings("ignore", message=".*on_after_batch_transfer.*")
             fit = fit_and_checkpoint(module, data, trainer=trainer)
-        state = torch.load(fit.checkpoint_path, map_location="cpu",
-                           weights_only=False)["state_dict"]
+        state = torch.load(fit.checkpoint_path, map_location="cpu", weights_only=False)[
+            "state_dict"
+        ]
         trainer.strategy.barrier("fit_best")  # every process has read rank 0's checkpoint
     module.load_state_dict(state)
     module.eval()

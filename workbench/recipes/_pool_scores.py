@@ -61,8 +61,10 @@ def predict_scores(
     data = PoolDataModule(items, batch_size=1 if window else trained.predict_batch_size)
     module = trained.module
     if not isinstance(module, L.LightningModule):
-        raise ModelError("predict_scores needs the trained LightningModule (that of "
-                         "train_classifier or train_segmenter)")
+        raise ModelError(
+            "predict_scores needs the trained LightningModule (that of "
+            "train_classifier or train_segmenter)"
+        )
     with keep_torch_threads():
         trainer.predict(module, datamodule=data, return_predictions=False)
     trainer.strategy.barrier("predict_scores: files written")

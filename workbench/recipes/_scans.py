@@ -22,8 +22,11 @@ def check_masks(images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> No
     """ModelError naming the first mask whose shape is not its image's ``[C, *spatial]``."""
     for n, (image, mask) in enumerate(zip(images, masks, strict=True)):
         if tuple(image.shape[1:]) != tuple(mask.shape):
-            raise ModelError(f"label mask {n} has shape {tuple(mask.shape)} but its image "
-                             f"{tuple(image.shape[1:])}", field="mask")
+            raise ModelError(
+                f"label mask {n} has shape {tuple(mask.shape)} but its image "
+                f"{tuple(image.shape[1:])}",
+                field="mask",
+            )
 
 
 def mask_tensor(mask: np.ndarray) -> Tensor:
@@ -37,16 +40,20 @@ class ScanList(Dataset[dict[str, Any]]):
     """Images ``[C, *S_i]`` and masks ``[*S_i]`` of per-scan shapes, batches of one scan each
     (``{"image" [1, C, *S], "label" [1, 1, *S], "id" [1]}``): validation over sliding windows."""
 
-    def __init__(self, images: Sequence[np.ndarray], labels: Sequence[np.ndarray],
-                 spatial_dims: int) -> None:
+    def __init__(
+        self, images: Sequence[np.ndarray], labels: Sequence[np.ndarray], spatial_dims: int
+    ) -> None:
         if len(images) != len(labels):
             raise ModelError(f"{len(images)} images but {len(labels)} masks", field="mask")
         self.images = [a if a.ndim == spatial_dims + 1 else a[None] for a in images]
         self.labels = list(labels)
         for n, image in enumerate(self.images):
             if image.ndim != spatial_dims + 1:
-                raise ModelError(f"image {n} has shape {image.shape}; expected [(C,) *spatial] "
-                                 f"with {spatial_dims} spatial dims", field="spatial_dims")
+                raise ModelError(
+                    f"image {n} has shape {image.shape}; expected [(C,) *spatial] "
+                    f"with {spatial_dims} spatial dims",
+                    field="spatial_dims",
+                )
         check_masks(self.images, self.labels)
         self.spatial_dims = spatial_dims
 
@@ -64,9 +71,11 @@ class ScanList(Dataset[dict[str, Any]]):
         if len(indices) != 1:
             raise ModelError("scans of different shapes are served one per batch")
         (n,) = indices
-        return {"image": as_images(self.images[n][None], self.spatial_dims),
-                "label": mask_tensor(self.labels[n])[None, None],
-                "id": torch.tensor([n], dtype=torch.int64)}
+        return {
+            "image": as_images(self.images[n][None], self.spatial_dims),
+            "label": mask_tensor(self.labels[n])[None, None],
+            "id": torch.tensor([n], dtype=torch.int64),
+        }
 
 
 class PatchDraws(Dataset[dict[str, Any]]):
@@ -80,12 +89,16 @@ class PatchDraws(Dataset[dict[str, Any]]):
 
     serves_draws = True
 
-    def __init__(self, scans: ScanList, roi: Sequence[int], *, seed: int,
-                 foreground_fraction: float = 1 / 3) -> None:
+    def __init__(
+        self, scans: ScanList, roi: Sequence[int], *, seed: int, foreground_fraction: float = 1 / 3
+    ) -> None:
         self.scans, self.roi = scans, tuple(int(r) for r in roi)
         if len(self.roi) != scans.spatial_dims:
-            raise ModelError(f"patch size {self.roi} has {len(self.roi)} axes but the images "
-                             f"have {scans.spatial_dims} spatial dimensions", field="patch_size")
+            raise ModelError(
+                f"patch size {self.roi} has {len(self.roi)} axes but the images "
+                f"have {scans.spatial_dims} spatial dimensions",
+                field="patch_size",
+            )
         self.seed, self.foreground_fraction = seed, foreground_fraction
         self._foreground: dict[int, Tensor] = {}
 
@@ -109,13 +122,17 @@ class PatchDraws(Dataset[dict[str, Any]]):
         state = np.random.SeedSequence([self.seed & 0xFFFFFFFF, n, draw]).generate_state(2)
         generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
         fits = tuple(min(s, r) for s, r in zip(shape, self.roi, strict=True))
-        start = patch_start(shape, fits, foreground=lambda: self._voxels(n),
-                            foreground_fraction=self.foreground_fraction, generator=generator)
+        start = patch_start(
+            shape,
+            fits,
+            foreground=lambda: self._voxels(n),
+            foreground_fraction=self.foreground_fraction,
+            generator=generator,
+        )
         box = tuple(slice(a, a + r) for a, r in zip(start, fits, strict=True))
         cut = image[(None, slice(None), *box)]  # [1, C, *fits]
         # uint8 stays uint8 until the training step (`pixels_as_float`): 4x less to hand over
-        x = (torch.from_numpy(np.array(cut)) if cut.dtype == np.uint8
-             else as_images(cut, len(box)))
+        x = torch.from_numpy(np.array(cut)) if cut.dtype == np.uint8 else as_images(cut, len(box))
         y = mask_tensor(mask[box])[None, None]
         if fits != self.roi:  # a scan smaller than the patch: pad, centred, with background
             x, y = pad_to(x, self.roi), pad_to(y, self.roi)
@@ -123,8 +140,9 @@ class PatchDraws(Dataset[dict[str, Any]]):
 
     def __getitems__(self, pairs: list[tuple[int, int]]) -> dict[str, Any]:
         patches = [self.patch(n, draw) for n, draw in pairs]
-        return {"image": torch.stack([x for x, _ in patches]),
-                "label": torch.stack([y for _, y in patches]),
-                "id": torch.tensor([n for n, _ in pairs], dtype=torch.int64),
-                "draw": torch.tensor([d for _, d in pairs], dtype=torch.int64)}
-
+        return {
+            "image": torch.stack([x for x, _ in patches]),
+            "label": torch.stack([y for _, y in patches]),
+            "id": torch.tensor([n for n, _ in pairs], dtype=torch.int64),
+            "draw": torch.tensor([d for _, d in pairs], dtype=torch.int64),
+        }

@@ -73,8 +73,11 @@ class UNetFactory:
 
     def __post_init__(self) -> None:
         if len(self.features) < 2 or any(int(f) < 1 for f in self.features):
-            raise ModelError(f"a U-Net needs 2 or more levels of 1 or more channels, got "
-                             f"features {tuple(self.features)}", field="features")
+            raise ModelError(
+                f"a U-Net needs 2 or more levels of 1 or more channels, got "
+                f"features {tuple(self.features)}",
+                field="features",
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ModelError(f"dropout must be in [0, 1), got {self.dropout}", field="dropout")
 
@@ -83,9 +86,14 @@ class UNetFactory:
         return "unet_" + "-".join(str(f) for f in self.features)
 
     def __call__(self, *, spatial_dims: int, in_channels: int, num_classes: int) -> nn.Module:
-        return build_segmenter("unet", spatial_dims=spatial_dims, in_channels=in_channels,
-                               num_classes=num_classes, dropout=self.dropout,
-                               features=self.features)
+        return build_segmenter(
+            "unet",
+            spatial_dims=spatial_dims,
+            in_channels=in_channels,
+            num_classes=num_classes,
+            dropout=self.dropout,
+            features=self.features,
+        )
 
 
 @dataclass(frozen=True)
@@ -144,12 +152,17 @@ class SegmentationRecipe:
         if patch is None:
             return
         if len(patch) != self.spatial_dims:
-            raise ModelError(f"patch size {tuple(patch)} has {len(patch)} axes but the recipe is "
-                             f"{self.spatial_dims}D", field="patch_size")
+            raise ModelError(
+                f"patch size {tuple(patch)} has {len(patch)} axes but the recipe is "
+                f"{self.spatial_dims}D",
+                field="patch_size",
+            )
         if any(int(s) < 1 or int(s) % self.divisible_by for s in patch):
-            raise ModelError(f"every side of patch size {tuple(patch)} must be a positive "
-                             f"multiple of {self.divisible_by} (the network's down-sampling)",
-                             field="patch_size")
+            raise ModelError(
+                f"every side of patch size {tuple(patch)} must be a positive "
+                f"multiple of {self.divisible_by} (the network's down-sampling)",
+                field="patch_size",
+            )
 
     @property
     def window(self) -> SlidingWindow | None:
@@ -207,8 +220,13 @@ class _AugmentedSegmenter(SegmentationModule):
         r = self.recipe
         if r is not None and r.augment:
             keys = self.batch_draw_keys(batch, _AUGMENT_SALT)
-            x, y = augment_scans(batch["image"], batch["label"], flip_axes=r.flip_axes,
-                                 intensity=r.intensity, keys=keys)
+            x, y = augment_scans(
+                batch["image"],
+                batch["label"],
+                flip_axes=r.flip_axes,
+                intensity=r.intensity,
+                keys=keys,
+            )
             batch = {**batch, "image": x, "label": y}
         return batch
 
@@ -253,11 +271,11 @@ def train_segmenter(
     train_set: Dataset[dict[str, Any]]
     val_set: Dataset[dict[str, Any]]
     if recipe.patch_size is not None:
-        train_set, val_set, in_channels, draws = _patch_sets(recipe, x_train, y_train, x_val,
-                                                             y_val, seed)
+        train_set, val_set, in_channels, draws = _patch_sets(
+            recipe, x_train, y_train, x_val, y_val, seed
+        )
     else:
-        train_set, val_set, in_channels = _whole_sets(recipe, x_train, y_train, x_val, y_val,
-                                                      seed)
+        train_set, val_set, in_channels = _whole_sets(recipe, x_train, y_train, x_val, y_val, seed)
         draws = 1
     torch.manual_seed(seed)
     net = recipe.network(spatial_dims=dims, in_channels=in_channels, num_classes=num_classes)
@@ -288,10 +306,20 @@ def train_segmenter(
         draws_per_item=draws,
         workers=patch_workers(recipe) if recipe.patch_size else 0,
     )
-    best = fit_best(module, data, max_epochs=recipe.max_epochs, patience=recipe.patience,
-                    monitor="val_dice", seed=seed, root_dir=root_dir,
-                    accelerator=recipe.accelerator, devices=recipe.devices,
-                    strategy=recipe.strategy, num_nodes=recipe.num_nodes, callbacks=callbacks)
+    best = fit_best(
+        module,
+        data,
+        max_epochs=recipe.max_epochs,
+        patience=recipe.patience,
+        monitor="val_dice",
+        seed=seed,
+        root_dir=root_dir,
+        accelerator=recipe.accelerator,
+        devices=recipe.devices,
+        strategy=recipe.strategy,
+        num_nodes=recipe.num_nodes,
+        callbacks=callbacks,
+    )
     return TrainedSegmenter(
         module=module,
         metrics=best.metrics,
@@ -318,8 +346,9 @@ def patch_workers(recipe: SegmentationRecipe) -> int:
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
-def _whole_sets(recipe: SegmentationRecipe, x_train: Any, y_train: Any, x_val: Any, y_val: Any,
-                seed: int) -> tuple[TensorItems, TensorItems, int]:
+def _whole_sets(
+    recipe: SegmentationRecipe, x_train: Any, y_train: Any, x_val: Any, y_val: Any, seed: int
+) -> tuple[TensorItems, TensorItems, int]:
     """Whole-scan training: one stacked float tensor per set."""
     x, y = np.asarray(x_train), np.asarray(y_train)
     if x_val is None or y_val is None:
@@ -333,8 +362,9 @@ def _whole_sets(recipe: SegmentationRecipe, x_train: Any, y_train: Any, x_val: A
     return TensorItems(images, _masks(y, dims)), val, int(images.shape[1])
 
 
-def _patch_sets(recipe: SegmentationRecipe, x_train: Any, y_train: Any, x_val: Any, y_val: Any,
-                seed: int) -> tuple[PatchDraws, ScanList, int, int]:
+def _patch_sets(
+    recipe: SegmentationRecipe, x_train: Any, y_train: Any, x_val: Any, y_val: Any, seed: int
+) -> tuple[PatchDraws, ScanList, int, int]:
     """Patch training: the scans as they are, patches cut per draw; validation scan by scan.
     The last value is the draws per scan and epoch (patches covering the mean scan once)."""
     assert recipe.patch_size is not None
@@ -386,8 +416,11 @@ def _rows_per_pass(trained: TrainedSegmenter, x: np.ndarray) -> int | None:
     if torch.cuda.is_available():
         return None
     window = trained.window
-    voxels = (math.prod(window.roi_size) * window.batch_size if window is not None
-              else math.prod(x.shape[-trained.spatial_dims:]))
+    voxels = (
+        math.prod(window.roi_size) * window.batch_size
+        if window is not None
+        else math.prod(x.shape[-trained.spatial_dims :])
+    )
     return max(1, PASS_VOXELS // max(1, voxels))
 
 
@@ -420,13 +453,23 @@ def iter_segmentation_moments(
     return _iter_scored(trained, x, T, ids, moments=True)
 
 
-def _iter_scored(trained: TrainedSegmenter, x: np.ndarray, T: int | None,
-                 ids: np.ndarray | None, *, moments: bool
-                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _iter_scored(
+    trained: TrainedSegmenter,
+    x: np.ndarray,
+    T: int | None,
+    ids: np.ndarray | None,
+    *,
+    moments: bool,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     samples = trained.mc_samples if T is None else T
     for part in iter_mc_predict(
-        trained.module, _items(trained, x, ids), samples, seed=trained.seed,
-        window=trained.window, flips=trained.flips, moments=moments,
+        trained.module,
+        _items(trained, x, ids),
+        samples,
+        seed=trained.seed,
+        window=trained.window,
+        flips=trained.flips,
+        moments=moments,
         max_rows=_rows_per_pass(trained, x),
     ):
         yield part.ids, part.values.numpy()
@@ -489,8 +532,11 @@ def predict_labels(trained: TrainedSegmenter, x: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         for batch in _items(trained, x):
             x_batch = pixels_as_float(batch["image"])
-            logits = (module(x_batch) if trained.window is None
-                      else window_predict(module, x_batch, trained.window))
+            logits = (
+                module(x_batch)
+                if trained.window is None
+                else window_predict(module, x_batch, trained.window)
+            )
             out.append(logits.argmax(1).to(torch.uint8).cpu().numpy())
     return np.concatenate(out)
 

@@ -263,8 +263,16 @@ def _from_project(p: Path, seed: int, shape: Sequence[int] | None) -> Simulation
         notes = f"fixed seeded split (seed {seed}): 70% pool, 10% val, 20% test"
     pool, val, test = split
     if task is StoreTask.SEGMENTATION:
-        return _segmentation(p.name, images, masks, (pool, val, test), shape, notes,
-                             [i.key for i in items], windowed=True)
+        return _segmentation(
+            p.name,
+            images,
+            masks,
+            (pool, val, test),
+            shape,
+            notes,
+            [i.key for i in items],
+            windowed=True,
+        )
     # as the loop feeds its classifier: windowed uint8 [N, C, *spatial], one shape
     x = item_images(items, size=tuple(shape) if shape else None)
     y = np.array([labels[i.id].class_index for i in items], np.int64)

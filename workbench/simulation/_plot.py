@@ -15,8 +15,11 @@ def plot_curves(report: dict[str, Any], path: str | Path, *, title: str | None =
     from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
 
     metric = report["metric"]
-    paired = {name: s["vs_random_per_budget"] for name, s in report["strategies"].items()
-              if s.get("vs_random_per_budget")}
+    paired = {
+        name: s["vs_random_per_budget"]
+        for name, s in report["strategies"].items()
+        if s.get("vs_random_per_budget")
+    }
     if paired:
         fig = Figure(figsize=(6.4, 6.0), dpi=120)
         ax, below = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
@@ -48,12 +51,16 @@ def plot_curves(report: dict[str, Any], path: str | Path, *, title: str | None =
         below.axhline(0, color=colours.get("random", "k"), lw=1)
         for name, budgets in paired.items():
             x = [b["labels"] for b in budgets]
-            below.plot(x, [100 * b["mean"] for b in budgets], marker="o", ms=3,
-                       color=colours[name])
+            below.plot(x, [100 * b["mean"] for b in budgets], marker="o", ms=3, color=colours[name])
             if all(b["lo"] is not None for b in budgets):
-                below.fill_between(x, [100 * b["lo"] for b in budgets],
-                                   [100 * b["hi"] for b in budgets], color=colours[name],
-                                   alpha=0.15, lw=0)
+                below.fill_between(
+                    x,
+                    [100 * b["lo"] for b in budgets],
+                    [100 * b["hi"] for b in budgets],
+                    color=colours[name],
+                    alpha=0.15,
+                    lw=0,
+                )
         below.set_ylabel("minus random (points)", fontsize=8)
         below.grid(alpha=0.3)
     (below or ax).set_xlabel("labelled items")

@@ -205,8 +205,9 @@ _KEPT_ENCODERS = 4  # the newest few: a process runs a seed's strategies one aft
 _ENCODER_FORMAT = 2  # part of the cache key: raise it when the encoder's training changes
 
 
-def pool_encoder(data: SimulationData, seed: int, contrastive_steps: int = 600,
-                 cache_dir: Path | None = None) -> ContrastiveEncoder:
+def pool_encoder(
+    data: SimulationData, seed: int, contrastive_steps: int = 600, cache_dir: Path | None = None
+) -> ContrastiveEncoder:
     """The self-supervised encoder of ``seed`` trained on the pool (volumes at most 16 per
     axis): kept for the process's next strategy and, under ``cache_dir``, for the other worker
     processes of the simulation (or later ones: `SimulationConfig.encoder_cache`). A cached
@@ -214,8 +215,16 @@ def pool_encoder(data: SimulationData, seed: int, contrastive_steps: int = 600,
     pool = np.ascontiguousarray(data.pool_x)
     digest = hashlib.blake2b(pool.data, digest_size=16).hexdigest()  # content, not id()
     device = resolve_device(None).type  # where `train_contrastive` runs: CPU and CUDA differ
-    key = (_ENCODER_FORMAT, digest, pool.shape, str(pool.dtype), data.spatial_dims, seed,
-           contrastive_steps, device)
+    key = (
+        _ENCODER_FORMAT,
+        digest,
+        pool.shape,
+        str(pool.dtype),
+        data.spatial_dims,
+        seed,
+        contrastive_steps,
+        device,
+    )
     if key in _ENCODERS:
         return _ENCODERS[key]
     stored = None
@@ -224,13 +233,19 @@ def pool_encoder(data: SimulationData, seed: int, contrastive_steps: int = 600,
         stored = cache_dir / f"encoder-{name}.pt"
     encoder = _read_encoder(stored) if stored is not None and stored.is_file() else None
     if encoder is None:
-        encoder = train_contrastive(data.pool_x, spatial_dims=data.spatial_dims, seed=seed,
-                                    steps=contrastive_steps)
+        encoder = train_contrastive(
+            data.pool_x, spatial_dims=data.spatial_dims, seed=seed, steps=contrastive_steps
+        )
         if stored is not None:  # written whole, then renamed: a reader never sees half
             stored.parent.mkdir(parents=True, exist_ok=True)
             partial = stored.with_suffix(f".{os.getpid()}.partial")
-            torch.save({"features": torch.from_numpy(encoder.features),
-                        "trunk_state": encoder.trunk_state}, partial)
+            torch.save(
+                {
+                    "features": torch.from_numpy(encoder.features),
+                    "trunk_state": encoder.trunk_state,
+                },
+                partial,
+            )
             os.replace(partial, stored)
     while len(_ENCODERS) >= _KEPT_ENCODERS:  # a pool's features are N x 128 floats each
         _ENCODERS.pop(next(iter(_ENCODERS)))
@@ -242,10 +257,19 @@ def _read_encoder(path: Path) -> ContrastiveEncoder | None:
     try:
         saved = torch.load(path, weights_only=True)
         return ContrastiveEncoder(saved["features"].numpy(), dict(saved["trunk_state"]))
-    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, KeyError,
-            AttributeError) as error:
-        warnings.warn(f"cached encoder {path} cannot be read ({type(error).__name__}): "
-                      "training it again", RuntimeWarning, stacklevel=3)  # `quiet` keeps these
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        OSError,
+        EOFError,
+        KeyError,
+        AttributeError,
+    ) as error:
+        warnings.warn(
+            f"cached encoder {path} cannot be read ({type(error).__name__}): training it again",
+            RuntimeWarning,
+            stacklevel=3,
+        )  # `quiet` keeps these
         return None
 
 
@@ -254,8 +278,14 @@ def encoder_dir(config: SimulationConfig, workdir: Path) -> Path:
     return config.encoder_cache if config.encoder_cache is not None else workdir
 
 
-def initial_picks(data: SimulationData, n: int, how: str, seed: int,
-                  contrastive_steps: int = 600, cache_dir: Path | None = None) -> np.ndarray:
+def initial_picks(
+    data: SimulationData,
+    n: int,
+    how: str,
+    seed: int,
+    contrastive_steps: int = 600,
+    cache_dir: Path | None = None,
+) -> np.ndarray:
     """The cold-start set: uniform random, k-center on pooled raw pixels, or typical items
     (TypiClust) of self-supervised features trained on the pool (`pool_encoder`)."""
     rng = np.random.default_rng([seed, 0xC01D])
@@ -270,8 +300,9 @@ def initial_picks(data: SimulationData, n: int, how: str, seed: int,
     return np.sort(rng.choice(len(data.pool_x), min(n, len(data.pool_x)), replace=False))
 
 
-def _pretrained_trunk(data: SimulationData, seed: int, config: SimulationConfig,
-                      cache_dir: Path | None) -> Mapping[str, torch.Tensor] | None:
+def _pretrained_trunk(
+    data: SimulationData, seed: int, config: SimulationConfig, cache_dir: Path | None
+) -> Mapping[str, torch.Tensor] | None:
     if not config.ssl_init:
         return None
     return pool_encoder(data, seed, config.contrastive_steps, cache_dir).trunk_state
@@ -290,8 +321,14 @@ def run_strategy(
     seed only, so strategies are paired under a seed."""
     strategy = build_strategy(name, data, config.strategy_params.get(name, {}))
     oracle = Oracle(data.pool_y)
-    first = initial_picks(data, config.initial, config.cold_start, seed, config.contrastive_steps,
-                          encoder_dir(config, workdir))
+    first = initial_picks(
+        data,
+        config.initial,
+        config.cold_start,
+        seed,
+        config.contrastive_steps,
+        encoder_dir(config, workdir),
+    )
     trunk = _pretrained_trunk(data, seed, config, encoder_dir(config, workdir))
     oracle.reveal(first)
     picks = [[int(i) for i in first]]
@@ -350,10 +387,14 @@ def reference_runs(
     out = []
     for seed in seeds:
         root = workdir / f"reference-{seed}"
-        trunk = (None if config is None
-                 else _pretrained_trunk(data, seed, config, encoder_dir(config, workdir)))
-        trained = _train(recipe, data, data.pool_x, data.pool_y, seed * 1000 + 999, root, None,
-                         trunk)
+        trunk = (
+            None
+            if config is None
+            else _pretrained_trunk(data, seed, config, encoder_dir(config, workdir))
+        )
+        trained = _train(
+            recipe, data, data.pool_x, data.pool_y, seed * 1000 + 999, root, None, trunk
+        )
         out.append(evaluate(trained, data))
         shutil.rmtree(root, ignore_errors=True)
         tick(f"full-data reference seed {seed}")
@@ -378,15 +419,20 @@ def simulate(
         try:
             config.encoder_cache.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise ValueError(f"encoder_cache {config.encoder_cache} cannot be a folder: "
-                             f"{error.strerror or error}") from error
+            raise ValueError(
+                f"encoder_cache {config.encoder_cache} cannot be a folder: "
+                f"{error.strerror or error}"
+            ) from error
     if data.task == "segmentation":  # refused now, not after the first trainings
         for name in config.strategies:
             params = config.strategy_params.get(name, {})
             if "embeddings" in build_strategy(name, data, params).needs:
-                raise StrategyError(f"strategy {name!r} reads a classifier's embeddings, which a "
-                                    "segmentation model does not give: use random or a score "
-                                    "strategy", field="strategies")
+                raise StrategyError(
+                    f"strategy {name!r} reads a classifier's embeddings, which a "
+                    "segmentation model does not give: use random or a score "
+                    "strategy",
+                    field="strategies",
+                )
     ref_seeds = list(config.seeds[: config.reference_seeds]) if config.reference else []
     jobs: list[_Job] = [("reference", seed) for seed in ref_seeds] + [
         (name, seed) for name in config.strategies for seed in config.seeds
@@ -430,8 +476,9 @@ def _start_worker(
 
 
 @contextmanager
-def _as_a_worker(data: SimulationData, recipe: Recipe, config: SimulationConfig,
-                 workdir: Path) -> Iterator[None]:
+def _as_a_worker(
+    data: SimulationData, recipe: Recipe, config: SimulationConfig, workdir: Path
+) -> Iterator[None]:
     """`_start_worker` in this process for the block only: its torch threads, warning filters
     and Lightning's log levels are put back after, so a notebook kernel that ran a simulation
     does not go on at one thread with every UserWarning silenced."""
@@ -459,9 +506,7 @@ def _start_pool_worker(
     _start_worker(data, recipe, config, workdir)
 
 
-def _run_job(
-    job: _Job, tick: Callable[[str], None] = lambda _: None
-) -> dict[str, float] | SeedRun:
+def _run_job(job: _Job, tick: Callable[[str], None] = lambda _: None) -> dict[str, float] | SeedRun:
     name, seed = job
     data, recipe, config, workdir = (_WORKER[k] for k in ("data", "recipe", "config", "workdir"))
     try:
@@ -485,7 +530,9 @@ def _run_in_processes(
     advances by a whole curve as each finishes."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        config.workers, mp_context=context, initializer=_start_pool_worker,
+        config.workers,
+        mp_context=context,
+        initializer=_start_pool_worker,
         initargs=(os.getpid(), data, recipe, config, workdir),
     ) as pool:
         futures: dict[Future[dict[str, float] | SeedRun], _Job] = {

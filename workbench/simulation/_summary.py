@@ -42,8 +42,9 @@ def _mean_curve(runs: list[SeedRun], metric: str) -> list[dict[str, Any]]:
     return out
 
 
-def paired_per_budget(runs: list[SeedRun], baseline: list[SeedRun],
-                      metric: str) -> list[dict[str, Any]]:
+def paired_per_budget(
+    runs: list[SeedRun], baseline: list[SeedRun], metric: str
+) -> list[dict[str, Any]]:
     """At every budget of ``runs``, the per-seed difference of ``metric``, ``runs`` minus
     ``baseline`` on the seeds both hold: {labels, mean, lo, hi, n} (metric units; intervals
     with 2 seeds or more). Raises ValueError when a shared seed lacks one of those budgets."""
@@ -58,8 +59,9 @@ def paired_per_budget(runs: list[SeedRun], baseline: list[SeedRun],
             ours = {p.labels: p.metrics[metric] for p in run.curve}
             for side, values in (("", ours), ("the baseline's ", theirs[run.seed])):
                 if labels not in values:
-                    raise ValueError(f"seed {run.seed}: {side}curve has no point at "
-                                     f"{labels} labels")
+                    raise ValueError(
+                        f"seed {run.seed}: {side}curve has no point at {labels} labels"
+                    )
             differences.append(ours[labels] - theirs[run.seed][labels])
         out.append({"labels": labels, **_interval(t_interval(differences))})
     return out
@@ -126,9 +128,14 @@ def summarise(
             )
             reach_range[key] = None
             if has_interval:
-                reach_range[key] = list(labels_to_reach_range(
-                    [p["labels"] for p in mean_curve], [p["lo"] for p in mean_curve],
-                    [p["hi"] for p in mean_curve], t * ref))
+                reach_range[key] = list(
+                    labels_to_reach_range(
+                        [p["labels"] for p in mean_curve],
+                        [p["lo"] for p in mean_curve],
+                        [p["hi"] for p in mean_curve],
+                        t * ref,
+                    )
+                )
             reach_seed[key] = [
                 labels_to_reach(
                     [p.labels for p in r.curve], [p.metrics[metric] for p in r.curve], t * ref
@@ -165,8 +172,11 @@ def summarise(
             "batch": config.batch,
             "rounds": config.rounds,
             "cold_start": config.cold_start,
-            **({"contrastive_steps": config.contrastive_steps}
-               if config.cold_start == "typical" or config.ssl_init else {}),
+            **(
+                {"contrastive_steps": config.contrastive_steps}
+                if config.cold_start == "typical" or config.ssl_init
+                else {}
+            ),
             **({"ssl_init": True} if config.ssl_init else {}),
             "pool_subsample": config.pool_subsample,
             "score_pool": config.score_pool,
@@ -179,20 +189,28 @@ def summarise(
     }
 
 
-def runs_from_report(report: dict[str, Any], strategy: str, *,
-                     renamed: str | None = None) -> list[SeedRun]:
+def runs_from_report(
+    report: dict[str, Any], strategy: str, *, renamed: str | None = None
+) -> list[SeedRun]:
     """One strategy's curves read back from a report (``renamed`` when given), so that runs of
     separate simulations, say a new strategy beside a stored random, can be summarised
     together with `summarise` without rerunning the stored ones."""
     try:
         runs = report["strategies"][strategy]["runs"]
     except KeyError:
-        raise KeyError(f"the report has no runs of strategy {strategy!r}; it has "
-                       f"{', '.join(report.get('strategies', {})) or 'none'}") from None
+        raise KeyError(
+            f"the report has no runs of strategy {strategy!r}; it has "
+            f"{', '.join(report.get('strategies', {})) or 'none'}"
+        ) from None
     return [
-        SeedRun(renamed or strategy, int(run["seed"]),
-                [CurvePoint(int(p["labels"]), dict(p["metrics"]), dict(p.get("training", {})))
-                 for p in run["curve"]],
-                [list(map(int, picks)) for picks in run["picks"]])
+        SeedRun(
+            renamed or strategy,
+            int(run["seed"]),
+            [
+                CurvePoint(int(p["labels"]), dict(p["metrics"]), dict(p.get("training", {})))
+                for p in run["curve"]
+            ],
+            [list(map(int, picks)) for picks in run["picks"]],
+        )
         for run in runs
     ]

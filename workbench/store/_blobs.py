@@ -38,16 +38,23 @@ def put_array(conn: sqlite3.Connection, array: np.ndarray, *, field: str) -> str
     if exists is None:
         conn.execute(
             "INSERT INTO blobs (hash, dtype, shape, codec, nbytes, data) VALUES (?, ?, ?, ?, ?, ?)",
-            (key, array.dtype.str, json.dumps(list(array.shape)), "zlib", array.nbytes,
-             zlib.compress(_raw(array), ZLIB_LEVEL)),
+            (
+                key,
+                array.dtype.str,
+                json.dumps(list(array.shape)),
+                "zlib",
+                array.nbytes,
+                zlib.compress(_raw(array), ZLIB_LEVEL),
+            ),
         )
     return key
 
 
 def get_array(conn: sqlite3.Connection, key: str) -> np.ndarray:
     """The exact array stored under ``key`` (same dtype, shape and values; writable)."""
-    row = conn.execute("SELECT dtype, shape, codec, data FROM blobs WHERE hash = ?",
-                       (key,)).fetchone()
+    row = conn.execute(
+        "SELECT dtype, shape, codec, data FROM blobs WHERE hash = ?", (key,)
+    ).fetchone()
     if row is None:
         raise StoreError(f"no stored array with hash {key!r}", field="mask_hash")
     if row["codec"] != "zlib":

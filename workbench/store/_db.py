@@ -74,8 +74,9 @@ class Database:
             try:
                 _retry(lambda: self.conn.execute("BEGIN IMMEDIATE"), WRITE_DEADLINE_S)
             except sqlite3.Error as error:
-                raise StoreError(f"could not lock the project database: {error}",
-                                 path=self.path) from error
+                raise StoreError(
+                    f"could not lock the project database: {error}", path=self.path
+                ) from error
             try:
                 yield self.conn
                 self.conn.execute("COMMIT")

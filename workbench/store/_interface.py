@@ -37,8 +37,9 @@ class ProjectStore(Protocol):
         """Add items in one transaction; returns their ids. A duplicate key fails the whole call."""
         ...
 
-    def add_items_with_labels(self, items: Sequence[NewItem],
-                              labels: Sequence[LabelSubmission | None]) -> list[int]:
+    def add_items_with_labels(
+        self, items: Sequence[NewItem], labels: Sequence[LabelSubmission | None]
+    ) -> list[int]:
         """Items and their first labels (``labels[i]`` for ``items[i]``, or None) in one
         transaction: an interrupted import adds nothing."""
         ...
@@ -58,15 +59,17 @@ class ProjectStore(Protocol):
         """Many label versions in one transaction (imports)."""
         ...
 
-    def current_label(self, item_id: int, *,
-                      include_ground_truth: bool = False) -> LabelVersion | None:
+    def current_label(
+        self, item_id: int, *, include_ground_truth: bool = False
+    ) -> LabelVersion | None:
         """The newest label version of an item (hidden ground truth excluded unless asked)."""
         ...
 
     def label_history(self, item_id: int) -> list[LabelVersion]: ...
 
-    def current_labels(self, *, split: str | None = None,
-                       include_ground_truth: bool = False) -> list[LabelVersion]:
+    def current_labels(
+        self, *, split: str | None = None, include_ground_truth: bool = False
+    ) -> list[LabelVersion]:
         """The newest label version of every labelled item."""
         ...
 
@@ -78,13 +81,19 @@ class ProjectStore(Protocol):
     def list_flags(self, item_id: int | None = None) -> list[Flag]: ...
 
     # models, predictions, scores ---------------------------------------------------------
-    def add_model_version(self, name: str, params: Mapping[str, object] | None = None,
-                          trained_on: Iterable[int] = ()) -> ModelVersion: ...
+    def add_model_version(
+        self, name: str, params: Mapping[str, object] | None = None, trained_on: Iterable[int] = ()
+    ) -> ModelVersion: ...
 
-    def update_model_version(self, model_version_id: int, *, status: ModelStatus,
-                             checkpoint: str | None = None,
-                             metrics: Mapping[str, float] | None = None,
-                             error: str | None = None) -> ModelVersion: ...
+    def update_model_version(
+        self,
+        model_version_id: int,
+        *,
+        status: ModelStatus,
+        checkpoint: str | None = None,
+        metrics: Mapping[str, float] | None = None,
+        error: str | None = None,
+    ) -> ModelVersion: ...
 
     def list_model_versions(self) -> list[ModelVersion]: ...
 
@@ -92,23 +101,37 @@ class ProjectStore(Protocol):
 
     def get_prediction(self, model_version_id: int, item_id: int) -> Prediction | None: ...
 
-    def add_scores(self, model_version_id: int, strategy: str,
-                   scores: Mapping[int, float]) -> None: ...
+    def add_scores(
+        self, model_version_id: int, strategy: str, scores: Mapping[int, float]
+    ) -> None: ...
 
     def get_scores(self, model_version_id: int, strategy: str) -> dict[int, float]: ...
 
     # rounds ------------------------------------------------------------------------------
-    def start_round(self, strategy: str, params: Mapping[str, object],
-                    model_version_id: int | None) -> Round: ...
+    def start_round(
+        self, strategy: str, params: Mapping[str, object], model_version_id: int | None
+    ) -> Round: ...
 
-    def finish_round(self, round_id: int, *, status: RoundStatus,
-                     selected: Sequence[int] = (), error: str | None = None) -> Round: ...
+    def finish_round(
+        self,
+        round_id: int,
+        *,
+        status: RoundStatus,
+        selected: Sequence[int] = (),
+        error: str | None = None,
+    ) -> Round: ...
 
     def list_rounds(self) -> list[Round]: ...
 
     # serving -----------------------------------------------------------------------------
-    def next_item(self, annotator: str, *, lease_seconds: float = 900.0,
-                  split: str | None = None, exclude: Sequence[int] = ()) -> Item | None:
+    def next_item(
+        self,
+        annotator: str,
+        *,
+        lease_seconds: float = 900.0,
+        split: str | None = None,
+        exclude: Sequence[int] = (),
+    ) -> Item | None:
         """Reserve and return the next unlabelled item for this annotator.
 
         Order: the latest finished round's selection first (in its order), then the latest
@@ -118,8 +141,9 @@ class ProjectStore(Protocol):
         """
         ...
 
-    def peek_next(self, annotator: str, *, split: str | None = None,
-                  exclude: Sequence[int] = ()) -> Item | None:
+    def peek_next(
+        self, annotator: str, *, split: str | None = None, exclude: Sequence[int] = ()
+    ) -> Item | None:
         """The item ``next_item`` would serve now, without reserving it."""
         ...
 
@@ -128,4 +152,3 @@ class ProjectStore(Protocol):
     def list_assignments(self) -> list[Assignment]: ...
 
     def close(self) -> None: ...
-

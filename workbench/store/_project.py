@@ -43,8 +43,9 @@ def open_project(path: str | Path) -> SQLiteStore:
     """Open the project in folder ``path``; ProjectNotFoundError naming the folder if none."""
     root = Path(path)
     if not (root / PROJECT_FILE).is_file():
-        raise ProjectNotFoundError(f"no workbench project here ({PROJECT_FILE} not found)",
-                                   path=root)
+        raise ProjectNotFoundError(
+            f"no workbench project here ({PROJECT_FILE} not found)", path=root
+        )
     if not (root / DB_FILE).is_file():
         raise StoreError(f"{PROJECT_FILE} is here but {DB_FILE} is missing", path=root)
     return SQLiteStore(root / DB_FILE)

@@ -147,14 +147,16 @@ def create_schema(conn: sqlite3.Connection) -> None:
     """Create every table in an empty database (inside the caller's transaction)."""
     for statement in _statements(SCHEMA):
         conn.execute(statement)
-    conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                 (str(SCHEMA_VERSION),))
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+    )
 
 
 def schema_version(conn: sqlite3.Connection) -> int | None:
     """The stored schema version, or None when the database has no workbench schema."""
     has_meta = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
     if has_meta is None:
         return None
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -164,8 +166,10 @@ def schema_version(conn: sqlite3.Connection) -> int | None:
 def migrate(conn: sqlite3.Connection, found: int) -> None:
     """Bring a database at version ``found`` up to :data:`SCHEMA_VERSION` (caller's transaction)."""
     if found > SCHEMA_VERSION:
-        raise StoreError(f"the project database has schema version {found}, newer than this "
-                         f"workbench supports ({SCHEMA_VERSION}); upgrade workbench")
+        raise StoreError(
+            f"the project database has schema version {found}, newer than this "
+            f"workbench supports ({SCHEMA_VERSION}); upgrade workbench"
+        )
     for version in range(found, SCHEMA_VERSION):
         step = MIGRATIONS.get(version)
         if step is None:

@@ -84,8 +84,10 @@ class SQLiteStore:
         try:
             with db.write() as conn:
                 create_schema(conn)
-                conn.execute("INSERT INTO meta (key, value) VALUES ('config', ?)",
-                             (_rows.config_to_json(config),))
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('config', ?)",
+                    (_rows.config_to_json(config),),
+                )
         finally:
             db.close()
         return cls(path)
@@ -109,15 +111,24 @@ class SQLiteStore:
             cursor = conn.execute(
                 "INSERT INTO items (key, source_uri, content_hash, modality, shape, spacing, "
                 "split, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (new.key, new.source_uri, new.content_hash, new.modality,
-                 json.dumps([int(s) for s in new.shape]),
-                 json.dumps([float(s) for s in new.spacing]), new.split,
-                 _rows.to_json(new.metadata, field="metadata"), now))
+                (
+                    new.key,
+                    new.source_uri,
+                    new.content_hash,
+                    new.modality,
+                    json.dumps([int(s) for s in new.shape]),
+                    json.dumps([float(s) for s in new.spacing]),
+                    new.split,
+                    _rows.to_json(new.metadata, field="metadata"),
+                    now,
+                ),
+            )
             ids.append(int(cursor.lastrowid or 0))
         return ids
 
-    def add_items_with_labels(self, items: Sequence[NewItem],
-                              labels: Sequence[LabelSubmission | None]) -> list[int]:
+    def add_items_with_labels(
+        self, items: Sequence[NewItem], labels: Sequence[LabelSubmission | None]
+    ) -> list[int]:
         """Add items and their first labels in ONE transaction (imports): all or nothing.
 
         ``labels[i]`` belongs to ``items[i]`` (its ``item_id`` is ignored) or is ``None``.
@@ -127,8 +138,11 @@ class SQLiteStore:
         now = time.time()
         with self._db.write() as conn:
             ids = self._insert_items(conn, items, now)
-            subs = [dataclasses.replace(sub, item_id=item_id)
-                    for item_id, sub in zip(ids, labels, strict=True) if sub is not None]
+            subs = [
+                dataclasses.replace(sub, item_id=item_id)
+                for item_id, sub in zip(ids, labels, strict=True)
+                if sub is not None
+            ]
             for n, sub in enumerate(subs):
                 check_submission(conn, self.config, sub, where=f"labels[{n}]: ")
             for sub in subs:
@@ -149,8 +163,9 @@ class SQLiteStore:
 
     def list_items(self, split: str | None = None) -> list[Item]:
         with self._db.read() as conn:
-            rows = conn.execute("SELECT * FROM items WHERE (? IS NULL OR split = ?) ORDER BY id",
-                                (split, split)).fetchall()
+            rows = conn.execute(
+                "SELECT * FROM items WHERE (? IS NULL OR split = ?) ORDER BY id", (split, split)
+            ).fetchall()
         return [_rows.item(row) for row in rows]
 
     # labels ------------------------------------------------------------------------------
@@ -167,8 +182,9 @@ class SQLiteStore:
                 check_submission(conn, self.config, sub, where=where)
             return [self._insert_label(conn, sub, now) for sub in submissions]
 
-    def _insert_label(self, conn: sqlite3.Connection, sub: LabelSubmission,
-                      now: float) -> LabelVersion:
+    def _insert_label(
+        self, conn: sqlite3.Connection, sub: LabelSubmission, now: float
+    ) -> LabelVersion:
         mask_hash = None if sub.mask is None else put_array(conn, sub.mask, field="mask")
         class_index = None if sub.class_index is None else int(sub.class_index)
         source = LabelSource(sub.source)
@@ -176,37 +192,64 @@ class SQLiteStore:
             "INSERT INTO label_versions (item_id, annotator, source, class_index, mask_hash, "
             "started_at, submitted_at, seconds_spent, model_version_id, replaces_id, comment) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (sub.item_id, sub.annotator, source.value, class_index, mask_hash, sub.started_at,
-             now, sub.seconds_spent, sub.model_version_id, sub.replaces_id, sub.comment))
-        conn.execute("DELETE FROM assignments WHERE item_id = ? AND annotator = ?",
-                     (sub.item_id, sub.annotator))
+            (
+                sub.item_id,
+                sub.annotator,
+                source.value,
+                class_index,
+                mask_hash,
+                sub.started_at,
+                now,
+                sub.seconds_spent,
+                sub.model_version_id,
+                sub.replaces_id,
+                sub.comment,
+            ),
+        )
+        conn.execute(
+            "DELETE FROM assignments WHERE item_id = ? AND annotator = ?",
+            (sub.item_id, sub.annotator),
+        )
         return LabelVersion(
-            id=int(cursor.lastrowid or 0), item_id=sub.item_id, annotator=sub.annotator,
-            source=source, class_index=class_index, mask_hash=mask_hash,
-            started_at=sub.started_at, submitted_at=now, seconds_spent=sub.seconds_spent,
-            model_version_id=sub.model_version_id, replaces_id=sub.replaces_id,
-            comment=sub.comment)
+            id=int(cursor.lastrowid or 0),
+            item_id=sub.item_id,
+            annotator=sub.annotator,
+            source=source,
+            class_index=class_index,
+            mask_hash=mask_hash,
+            started_at=sub.started_at,
+            submitted_at=now,
+            seconds_spent=sub.seconds_spent,
+            model_version_id=sub.model_version_id,
+            replaces_id=sub.replaces_id,
+            comment=sub.comment,
+        )
 
-    def current_label(self, item_id: int, *,
-                      include_ground_truth: bool = False) -> LabelVersion | None:
+    def current_label(
+        self, item_id: int, *, include_ground_truth: bool = False
+    ) -> LabelVersion | None:
         """The newest label version of an item (hidden ground truth excluded unless asked)."""
         with self._db.read() as conn:
             item_shape(conn, item_id)
             row = conn.execute(
                 "SELECT * FROM label_versions WHERE item_id = ? AND (? = 1 OR source <> ?) "
-                "ORDER BY id DESC LIMIT 1", (item_id, int(include_ground_truth), _GT)).fetchone()
+                "ORDER BY id DESC LIMIT 1",
+                (item_id, int(include_ground_truth), _GT),
+            ).fetchone()
         return None if row is None else _rows.label(row)
 
     def label_history(self, item_id: int) -> list[LabelVersion]:
         """Every label version of an item, oldest first, hidden ground truth included."""
         with self._db.read() as conn:
             item_shape(conn, item_id)
-            rows = conn.execute("SELECT * FROM label_versions WHERE item_id = ? ORDER BY id",
-                                (item_id,)).fetchall()
+            rows = conn.execute(
+                "SELECT * FROM label_versions WHERE item_id = ? ORDER BY id", (item_id,)
+            ).fetchall()
         return [_rows.label(row) for row in rows]
 
-    def current_labels(self, *, split: str | None = None,
-                       include_ground_truth: bool = False) -> list[LabelVersion]:
+    def current_labels(
+        self, *, split: str | None = None, include_ground_truth: bool = False
+    ) -> list[LabelVersion]:
         """The newest label version of every labelled item, by item id."""
         with self._db.read() as conn:
             rows = conn.execute(
@@ -214,7 +257,8 @@ class SQLiteStore:
                 "WHERE lv.id IN (SELECT MAX(id) FROM label_versions "
                 "                WHERE ? = 1 OR source <> ? GROUP BY item_id) "
                 "AND (? IS NULL OR i.split = ?) ORDER BY lv.item_id",
-                (int(include_ground_truth), _GT, split, split)).fetchall()
+                (int(include_ground_truth), _GT, split, split),
+            ).fetchall()
         return [_rows.label(row) for row in rows]
 
     def get_mask(self, mask_hash: str) -> np.ndarray:
@@ -231,19 +275,30 @@ class SQLiteStore:
             item_shape(conn, item_id)
             cursor = conn.execute(
                 "INSERT INTO flags (item_id, annotator, kind, comment, created_at) "
-                "VALUES (?, ?, ?, ?, ?)", (item_id, annotator, kind, comment, now))
-        return Flag(id=int(cursor.lastrowid or 0), item_id=item_id, annotator=annotator,
-                    kind=kind, comment=comment, created_at=now)
+                "VALUES (?, ?, ?, ?, ?)",
+                (item_id, annotator, kind, comment, now),
+            )
+        return Flag(
+            id=int(cursor.lastrowid or 0),
+            item_id=item_id,
+            annotator=annotator,
+            kind=kind,
+            comment=comment,
+            created_at=now,
+        )
 
     def list_flags(self, item_id: int | None = None) -> list[Flag]:
         with self._db.read() as conn:
-            rows = conn.execute("SELECT * FROM flags WHERE (? IS NULL OR item_id = ?) ORDER BY id",
-                                (item_id, item_id)).fetchall()
+            rows = conn.execute(
+                "SELECT * FROM flags WHERE (? IS NULL OR item_id = ?) ORDER BY id",
+                (item_id, item_id),
+            ).fetchall()
         return [_rows.flag(row) for row in rows]
 
     # models, predictions, scores ---------------------------------------------------------
-    def add_model_version(self, name: str, params: Mapping[str, object] | None = None,
-                          trained_on: Iterable[int] = ()) -> ModelVersion:
+    def add_model_version(
+        self, name: str, params: Mapping[str, object] | None = None, trained_on: Iterable[int] = ()
+    ) -> ModelVersion:
         """Register a model version (status TRAINING) and the label versions it trains on."""
         label_ids = sorted({int(i) for i in trained_on})
         params_json = _rows.to_json(params or {}, field="params")
@@ -256,30 +311,42 @@ class SQLiteStore:
             cursor = conn.execute(
                 "INSERT INTO model_versions (name, status, created_at, checkpoint, metrics, "
                 "params, error) VALUES (?, ?, ?, NULL, '{}', ?, NULL)",
-                (name, ModelStatus.TRAINING.value, now, params_json))
+                (name, ModelStatus.TRAINING.value, now, params_json),
+            )
             model_id = int(cursor.lastrowid or 0)
-            conn.executemany("INSERT INTO model_training_labels (model_version_id, "
-                             "label_version_id) VALUES (?, ?)",
-                             [(model_id, i) for i in label_ids])
+            conn.executemany(
+                "INSERT INTO model_training_labels (model_version_id, "
+                "label_version_id) VALUES (?, ?)",
+                [(model_id, i) for i in label_ids],
+            )
             return self._model_version(conn, model_id)
 
-    def update_model_version(self, model_version_id: int, *, status: ModelStatus,
-                             checkpoint: str | None = None,
-                             metrics: Mapping[str, float] | None = None,
-                             error: str | None = None) -> ModelVersion:
+    def update_model_version(
+        self,
+        model_version_id: int,
+        *,
+        status: ModelStatus,
+        checkpoint: str | None = None,
+        metrics: Mapping[str, float] | None = None,
+        error: str | None = None,
+    ) -> ModelVersion:
         """Set the status; checkpoint, metrics and error change only when given."""
         try:
             status = ModelStatus(status)
         except ValueError as bad:
             raise StoreError(f"unknown model status {status!r}", field="status") from bad
-        metrics_json = None if metrics is None else _rows.to_json(
-            {k: float(v) for k, v in metrics.items()}, field="metrics")
+        metrics_json = (
+            None
+            if metrics is None
+            else _rows.to_json({k: float(v) for k, v in metrics.items()}, field="metrics")
+        )
         with self._db.write() as conn:
             _require(conn, "model_versions", model_version_id, "model_version_id")
             conn.execute(
                 "UPDATE model_versions SET status = ?, checkpoint = COALESCE(?, checkpoint), "
                 "metrics = COALESCE(?, metrics), error = COALESCE(?, error) WHERE id = ?",
-                (status.value, checkpoint, metrics_json, error, model_version_id))
+                (status.value, checkpoint, metrics_json, error, model_version_id),
+            )
             return self._model_version(conn, model_version_id)
 
     def list_model_versions(self) -> list[ModelVersion]:
@@ -290,9 +357,11 @@ class SQLiteStore:
     @staticmethod
     def _model_version(conn: sqlite3.Connection, model_id: int) -> ModelVersion:
         row = conn.execute("SELECT * FROM model_versions WHERE id = ?", (model_id,)).fetchone()
-        trained = conn.execute("SELECT label_version_id FROM model_training_labels "
-                               "WHERE model_version_id = ? ORDER BY label_version_id",
-                               (model_id,)).fetchall()
+        trained = conn.execute(
+            "SELECT label_version_id FROM model_training_labels "
+            "WHERE model_version_id = ? ORDER BY label_version_id",
+            (model_id,),
+        ).fetchall()
         return _rows.model_version(row, tuple(r[0] for r in trained))
 
     def add_predictions(self, model_version_id: int, predictions: Iterable[Prediction]) -> None:
@@ -304,10 +373,13 @@ class SQLiteStore:
                 item_shape(conn, pred.item_id, where=f"predictions[{n}]: ")
                 arrays = (pred.probs, pred.mask, pred.uncertainty_map)
                 if all(a is None for a in arrays):
-                    raise StoreError(f"predictions[{n}]: no probs, mask or uncertainty map",
-                                     field="predictions")
-                hashes = [None if a is None else put_array(conn, np.asarray(a), field="predictions")
-                          for a in arrays]
+                    raise StoreError(
+                        f"predictions[{n}]: no probs, mask or uncertainty map", field="predictions"
+                    )
+                hashes = [
+                    None if a is None else put_array(conn, np.asarray(a), field="predictions")
+                    for a in arrays
+                ]
                 conn.execute(
                     "INSERT INTO predictions (model_version_id, item_id, probs_hash, mask_hash, "
                     "uncertainty_hash, created_at) VALUES (?, ?, ?, ?, ?, ?) "
@@ -315,20 +387,24 @@ class SQLiteStore:
                     "probs_hash = excluded.probs_hash, mask_hash = excluded.mask_hash, "
                     "uncertainty_hash = excluded.uncertainty_hash, "
                     "created_at = excluded.created_at",
-                    (model_version_id, pred.item_id, *hashes, now))
+                    (model_version_id, pred.item_id, *hashes, now),
+                )
 
     def get_prediction(self, model_version_id: int, item_id: int) -> Prediction | None:
         with self._db.read() as conn:
-            row = conn.execute("SELECT * FROM predictions WHERE model_version_id = ? "
-                               "AND item_id = ?", (model_version_id, item_id)).fetchone()
+            row = conn.execute(
+                "SELECT * FROM predictions WHERE model_version_id = ? AND item_id = ?",
+                (model_version_id, item_id),
+            ).fetchone()
             if row is None:
                 return None
-            probs, mask, unc = (None if row[c] is None else get_array(conn, row[c])
-                                for c in ("probs_hash", "mask_hash", "uncertainty_hash"))
+            probs, mask, unc = (
+                None if row[c] is None else get_array(conn, row[c])
+                for c in ("probs_hash", "mask_hash", "uncertainty_hash")
+            )
         return Prediction(item_id=item_id, probs=probs, mask=mask, uncertainty_map=unc)
 
-    def add_scores(self, model_version_id: int, strategy: str,
-                   scores: Mapping[int, float]) -> None:
+    def add_scores(self, model_version_id: int, strategy: str, scores: Mapping[int, float]) -> None:
         """Store (or replace) one strategy's score per item for a model version."""
         if not strategy:
             raise StoreError("a strategy name is required", field="strategy")
@@ -348,18 +424,22 @@ class SQLiteStore:
                 "INSERT INTO scores (model_version_id, strategy, item_id, score, written_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (model_version_id, strategy, item_id) "
                 "DO UPDATE SET score = excluded.score, written_at = excluded.written_at",
-                [(model_version_id, strategy, i, s, now) for i, s in rows])
+                [(model_version_id, strategy, i, s, now) for i, s in rows],
+            )
 
     def get_scores(self, model_version_id: int, strategy: str) -> dict[int, float]:
         with self._db.read() as conn:
-            rows = conn.execute("SELECT item_id, score FROM scores WHERE model_version_id = ? "
-                                "AND strategy = ? ORDER BY item_id",
-                                (model_version_id, strategy)).fetchall()
+            rows = conn.execute(
+                "SELECT item_id, score FROM scores WHERE model_version_id = ? "
+                "AND strategy = ? ORDER BY item_id",
+                (model_version_id, strategy),
+            ).fetchall()
         return {row[0]: row[1] for row in rows}
 
     # rounds ------------------------------------------------------------------------------
-    def start_round(self, strategy: str, params: Mapping[str, object],
-                    model_version_id: int | None) -> Round:
+    def start_round(
+        self, strategy: str, params: Mapping[str, object], model_version_id: int | None
+    ) -> Round:
         params_json = _rows.to_json(params, field="params")
         now = time.time()
         with self._db.write() as conn:
@@ -368,11 +448,18 @@ class SQLiteStore:
             cursor = conn.execute(
                 "INSERT INTO rounds (strategy, params, model_version_id, status, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (strategy, params_json, model_version_id, RoundStatus.RUNNING.value, now))
+                (strategy, params_json, model_version_id, RoundStatus.RUNNING.value, now),
+            )
             return self._round(conn, int(cursor.lastrowid or 0))
 
-    def finish_round(self, round_id: int, *, status: RoundStatus,
-                     selected: Sequence[int] = (), error: str | None = None) -> Round:
+    def finish_round(
+        self,
+        round_id: int,
+        *,
+        status: RoundStatus,
+        selected: Sequence[int] = (),
+        error: str | None = None,
+    ) -> Round:
         """Close a running round with its selection (in serving order)."""
         try:
             status = RoundStatus(status)
@@ -393,10 +480,14 @@ class SQLiteStore:
             missing = [i for i in picked if i not in known]
             if missing:
                 raise StoreError(f"unknown item ids {missing[:10]}", field="selected")
-            conn.executemany("INSERT INTO round_items (round_id, position, item_id) "
-                             "VALUES (?, ?, ?)", [(round_id, n, i) for n, i in enumerate(picked)])
-            conn.execute("UPDATE rounds SET status = ?, error = ?, finished_at = ? WHERE id = ?",
-                         (status.value, error, time.time(), round_id))
+            conn.executemany(
+                "INSERT INTO round_items (round_id, position, item_id) VALUES (?, ?, ?)",
+                [(round_id, n, i) for n, i in enumerate(picked)],
+            )
+            conn.execute(
+                "UPDATE rounds SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+                (status.value, error, time.time(), round_id),
+            )
             return self._round(conn, round_id)
 
     def list_rounds(self) -> list[Round]:
@@ -407,13 +498,20 @@ class SQLiteStore:
     @staticmethod
     def _round(conn: sqlite3.Connection, round_id: int) -> Round:
         row = conn.execute("SELECT * FROM rounds WHERE id = ?", (round_id,)).fetchone()
-        picked = conn.execute("SELECT item_id FROM round_items WHERE round_id = ? "
-                              "ORDER BY position", (round_id,)).fetchall()
+        picked = conn.execute(
+            "SELECT item_id FROM round_items WHERE round_id = ? ORDER BY position", (round_id,)
+        ).fetchall()
         return _rows.round_(row, tuple(r[0] for r in picked))
 
     # serving -----------------------------------------------------------------------------
-    def next_item(self, annotator: str, *, lease_seconds: float = 900.0,
-                  split: str | None = None, exclude: Sequence[int] = ()) -> Item | None:
+    def next_item(
+        self,
+        annotator: str,
+        *,
+        lease_seconds: float = 900.0,
+        split: str | None = None,
+        exclude: Sequence[int] = (),
+    ) -> Item | None:
         """Reserve and return the next unlabelled item for this annotator.
 
         Order: the latest finished round's selection first (in its order), then the latest
@@ -426,25 +524,40 @@ class SQLiteStore:
         if not annotator:
             raise StoreError("annotator must be a non-empty string", field="annotator")
         with self._db.write() as conn:
-            item_id = reserve_next(conn, annotator, now=time.time(),
-                                   lease_seconds=float(lease_seconds), split=split,
-                                   exclude=exclude)
+            item_id = reserve_next(
+                conn,
+                annotator,
+                now=time.time(),
+                lease_seconds=float(lease_seconds),
+                split=split,
+                exclude=exclude,
+            )
             if item_id is None:
                 return None
             row = conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
         return _rows.item(row)
 
-    def peek_next(self, annotator: str, *, split: str | None = None,
-                  exclude: Sequence[int] = ()) -> Item | None:
+    def peek_next(
+        self, annotator: str, *, split: str | None = None, exclude: Sequence[int] = ()
+    ) -> Item | None:
         """The item ``next_item`` would serve now, without reserving it (so a widget can load
         it ahead). The choice runs the same query inside a savepoint that is rolled back."""
         with self._db.write() as conn:
             conn.execute("SAVEPOINT peek")
             try:
-                item_id = reserve_next(conn, annotator, now=time.time(), lease_seconds=1.0,
-                                       split=split, exclude=exclude)
-                row = None if item_id is None else conn.execute(
-                    "SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+                item_id = reserve_next(
+                    conn,
+                    annotator,
+                    now=time.time(),
+                    lease_seconds=1.0,
+                    split=split,
+                    exclude=exclude,
+                )
+                row = (
+                    None
+                    if item_id is None
+                    else conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+                )
             finally:
                 conn.execute("ROLLBACK TO peek")
                 conn.execute("RELEASE peek")
@@ -453,14 +566,16 @@ class SQLiteStore:
     def release(self, item_id: int, annotator: str) -> None:
         """End ``annotator``'s reservation of ``item_id`` (no-op when they hold none)."""
         with self._db.write() as conn:
-            conn.execute("DELETE FROM assignments WHERE item_id = ? AND annotator = ?",
-                         (item_id, annotator))
+            conn.execute(
+                "DELETE FROM assignments WHERE item_id = ? AND annotator = ?", (item_id, annotator)
+            )
 
     def list_assignments(self) -> list[Assignment]:
         """Live (unexpired) reservations, by item id."""
         with self._db.read() as conn:
-            rows = conn.execute("SELECT * FROM assignments WHERE expires_at > ? ORDER BY item_id",
-                                (time.time(),)).fetchall()
+            rows = conn.execute(
+                "SELECT * FROM assignments WHERE expires_at > ? ORDER BY item_id", (time.time(),)
+            ).fetchall()
         return [_rows.assignment(row) for row in rows]
 
     # lifecycle ---------------------------------------------------------------------------
@@ -475,8 +590,12 @@ class SQLiteStore:
     def __enter__(self) -> SQLiteStore:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -505,12 +624,13 @@ def _require(conn: sqlite3.Connection, table: str, row_id: int, field: str) -> N
         raise StoreError(f"no {table[:-1].replace('_', ' ')} with id {row_id!r}", field=field)
 
 
-def _in_chunks(conn: sqlite3.Connection, select: str, ids: Sequence[int],
-               size: int = 500) -> list[sqlite3.Row]:
+def _in_chunks(
+    conn: sqlite3.Connection, select: str, ids: Sequence[int], size: int = 500
+) -> list[sqlite3.Row]:
     """Rows of ``select ... WHERE id IN (ids)``, in chunks under SQLite's parameter limit."""
     out: list[sqlite3.Row] = []
     for start in range(0, len(ids), size):
-        chunk = ids[start:start + size]
+        chunk = ids[start : start + size]
         marks = ", ".join("?" * len(chunk))
         out.extend(conn.execute(f"{select} WHERE id IN ({marks})", chunk).fetchall())
     return out

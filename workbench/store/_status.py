@@ -32,8 +32,12 @@ def project_status(store: ProjectStore) -> dict[str, Any]:
         counted = Counter(lv.class_index for lv in labels)
         by_class = {name: counted.get(n, 0) for n, name in enumerate(config.classes)}
     return {
-        "project": {"name": config.name, "task": config.task.value,
-                    "classes": list(config.classes), "created_at": config.created_at},
+        "project": {
+            "name": config.name,
+            "task": config.task.value,
+            "classes": list(config.classes),
+            "created_at": config.created_at,
+        },
         "items": {"total": len(items), "by_split": _sorted(Counter(split_of.values()))},
         "labelled": {
             "total": len(labels),
@@ -44,17 +48,29 @@ def project_status(store: ProjectStore) -> dict[str, Any]:
         "unlabelled": len(items) - len(labels),
         "ground_truth_pending": sum(lv.source is LabelSource.GROUND_TRUTH for lv in newest_any),
         "flags": {"total": len(flags), "by_kind": _sorted(Counter(f.kind for f in flags))},
-        "rounds": {"total": len(rounds),
-                   "by_status": _sorted(Counter(r.status.value for r in rounds)),
-                   "latest": None if not rounds else {
-                       "id": rounds[-1].id, "strategy": rounds[-1].strategy,
-                       "status": rounds[-1].status.value, "selected": len(rounds[-1].selected)}},
+        "rounds": {
+            "total": len(rounds),
+            "by_status": _sorted(Counter(r.status.value for r in rounds)),
+            "latest": None
+            if not rounds
+            else {
+                "id": rounds[-1].id,
+                "strategy": rounds[-1].strategy,
+                "status": rounds[-1].status.value,
+                "selected": len(rounds[-1].selected),
+            },
+        },
         "model_versions": {
             "total": len(models),
             "by_status": _sorted(Counter(m.status.value for m in models)),
-            "latest_ready": None if not ready else {
-                "id": ready[-1].id, "name": ready[-1].name, "metrics": dict(ready[-1].metrics),
-                "trained_on": len(ready[-1].trained_on)},
+            "latest_ready": None
+            if not ready
+            else {
+                "id": ready[-1].id,
+                "name": ready[-1].name,
+                "metrics": dict(ready[-1].metrics),
+                "trained_on": len(ready[-1].trained_on),
+            },
         },
         "assignments": {"live": len(store.list_assignments())},
     }

@@ -189,7 +189,8 @@ def select_cold_start(
     """
     if method not in COLD_START_METHODS:
         raise InvalidEmbeddingsError(
-            f"unknown method {method!r}; use one of {', '.join(COLD_START_METHODS)}")
+            f"unknown method {method!r}; use one of {', '.join(COLD_START_METHODS)}"
+        )
     x = as_embeddings(features, field="features", flatten=True)  # validates every value
     if method == "random":
         return select_random(x.shape[0], k, labelled_mask=labelled_mask, rng=rng)

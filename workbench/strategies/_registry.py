@@ -281,8 +281,10 @@ class EPIGStrategy(_Base):
     def __post_init__(self) -> None:
         _check_mode(self.mode)
         check_beta(self.beta)
-        if isinstance(self.num_targets, bool) or not isinstance(self.num_targets, int) or (
-            self.num_targets < 1
+        if (
+            isinstance(self.num_targets, bool)
+            or not isinstance(self.num_targets, int)
+            or (self.num_targets < 1)
         ):
             raise StrategyError(
                 f"num_targets must be an int >= 1, got {self.num_targets!r}", field="num_targets"

@@ -155,7 +155,9 @@ def _split_moments(moments: ArrayLike, spatial_dims: int) -> tuple[np.ndarray, n
     if m.ndim != 2 + spatial_dims or m.shape[1] < 2:
         raise InvalidProbabilitiesError(
             f"expected moments [N, C + 1{''.join(f', S{i}' for i in range(spatial_dims))}] "
-            f"with C >= 1, got {tuple(m.shape)}", field="moments")
+            f"with C >= 1, got {tuple(m.shape)}",
+            field="moments",
+        )
     mean = as_probs(m[:, :-1], spatial_dims=spatial_dims, field="moments")[:, 0]
     return mean, m[:, -1].astype(mean.dtype, copy=False)
 
@@ -180,8 +182,14 @@ def _score(
     return _reduced(_MAPS[kind](p), p, spatial_dims, reduction, q, background_class)
 
 
-def _reduced(umap: np.ndarray, p: np.ndarray, spatial_dims: int, reduction: Reduction,
-             q: float, background_class: int) -> np.ndarray:
+def _reduced(
+    umap: np.ndarray,
+    p: np.ndarray,
+    spatial_dims: int,
+    reduction: Reduction,
+    q: float,
+    background_class: int,
+) -> np.ndarray:
     # umap [N, *S] of probabilities p [N, T, C, *S] -> [N] (the map itself unreduced)
     if spatial_dims == 0 or reduction == "none":
         return umap

@@ -91,8 +91,12 @@ def log_weights(s: np.ndarray, mode: StochasticMode, beta: float) -> np.ndarray:
 
 def check_beta(beta: float) -> float:
     """``beta`` as a float; refused unless a finite number >= 0."""
-    if isinstance(beta, bool) or not isinstance(beta, int | float | np.number) \
-            or not np.isfinite(beta) or beta < 0:
+    if (
+        isinstance(beta, bool)
+        or not isinstance(beta, int | float | np.number)
+        or not np.isfinite(beta)
+        or beta < 0
+    ):
         raise StrategyError(f"beta must be a finite number >= 0, got {beta!r}", field="beta")
     return float(beta)
 

@@ -29,13 +29,13 @@ def parse_strategy_spec(spec: str) -> tuple[str, dict[str, SpecValue]]:
     for option in options:
         key, sep, value = option.partition("=")
         if not sep or not key.isidentifier() or not value:
-            raise StrategyError(f"strategy {spec!r}: option {option!r} is not key=value",
-                                field="strategy")
+            raise StrategyError(
+                f"strategy {spec!r}: option {option!r} is not key=value", field="strategy"
+            )
         if key in params:
             raise StrategyError(f"strategy {spec!r}: {key!r} given twice", field="strategy")
         params[key] = _value(value)
     return name.strip(), params
-
 
 
 def with_spec_options(spec: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:

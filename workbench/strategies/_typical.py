@@ -119,10 +119,12 @@ def select_typiclust(
         return empty_result(np.zeros(0))
     chosen_by = None if priority is None else as_scores(priority, field="priority")
     if chosen_by is not None and chosen_by.shape[0] != n:
-        raise StrategyError(f"priority has {chosen_by.shape[0]} values for {n} items",
-                            field="priority")
-    clusters = cluster_embeddings(x, min(int(labelled.sum()) + max(k, 1), max_clusters),
-                                  make_rng(rng))
+        raise StrategyError(
+            f"priority has {chosen_by.shape[0]} values for {n} items", field="priority"
+        )
+    clusters = cluster_embeddings(
+        x, min(int(labelled.sum()) + max(k, 1), max_clusters), make_rng(rng)
+    )
     within = typicality(x, clusters, neighbours) if chosen_by is None else chosen_by  # [N]
     pool = with_nan(within, labelled)
     if k == 0:

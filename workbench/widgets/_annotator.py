@@ -110,9 +110,16 @@ class Annotator(anywidget.AnyWidget):
     display_size = t.Int(512).tag(sync=True)
     show_help = t.Bool(False).tag(sync=True)
 
-    def __init__(self, project_or_store: str | Path | ProjectStore, annotator: str = "annotator",
-                 *, image_loader: ImageLoader | None = None, lease_seconds: float = 900.0,
-                 budget: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        project_or_store: str | Path | ProjectStore,
+        annotator: str = "annotator",
+        *,
+        image_loader: ImageLoader | None = None,
+        lease_seconds: float = 900.0,
+        budget: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if isinstance(project_or_store, str | Path):
             from workbench.store import open_project
@@ -120,8 +127,9 @@ class Annotator(anywidget.AnyWidget):
             store: ProjectStore = open_project(project_or_store)
         else:
             store = project_or_store
-        self.session = AnnotationSession(store, annotator, image_loader=image_loader,
-                                         lease_seconds=lease_seconds, budget=budget)
+        self.session = AnnotationSession(
+            store, annotator, image_loader=image_loader, lease_seconds=lease_seconds, budget=budget
+        )
         self._syncing = False
         self._sent: dict[str, None] = {}  # display keys the front-end was sent (insertion order)
         self._gen = 0  # bumped when an edit may change masks off the displayed plane
@@ -191,8 +199,10 @@ class Annotator(anywidget.AnyWidget):
         cur = s._current
         if cur is None or cur.prediction is None:
             return {}
-        out: dict[str, Any] = {"model_version_id": cur.model_version_id,
-                               "mask": s.has_mask_proposal}
+        out: dict[str, Any] = {
+            "model_version_id": cur.model_version_id,
+            "mask": s.has_mask_proposal,
+        }
         if cur.prediction.probs is not None:
             out["probs"] = [float(p) for p in np.asarray(cur.prediction.probs).reshape(-1)]
             out["class"] = s.proposal_class
@@ -210,8 +220,10 @@ class Annotator(anywidget.AnyWidget):
         mask = self.session.plane_mask()
         if mask is None:
             return
-        self.send({"type": "mask", "key": self._display_key(), "shape": list(mask.shape)},
-                  [mask.tobytes()])
+        self.send(
+            {"type": "mask", "key": self._display_key(), "shape": list(mask.shape)},
+            [mask.tobytes()],
+        )
 
     def _remember(self, key: str) -> None:
         self._sent.pop(key, None)
@@ -226,9 +238,10 @@ class Annotator(anywidget.AnyWidget):
             return
         img, mask = s.plane_image(), s.plane_mask()
         key = self._display_key()
-        self.send({"type": "plane", "key": key, "shape": _shape3(img),
-                   "has_mask": mask is not None},
-                  [img.tobytes(), b"" if mask is None else mask.tobytes()])
+        self.send(
+            {"type": "plane", "key": key, "shape": _shape3(img), "has_mask": mask is not None},
+            [img.tobytes(), b"" if mask is None else mask.tobytes()],
+        )
         self._remember(key)
 
     def _after_display(self) -> None:
@@ -256,11 +269,19 @@ class Annotator(anywidget.AnyWidget):
             return
         start, stop = missing[0], missing[-1] + 1
         images, masks = s.slab(start, stop)
-        self.send({"type": "slab", "prefix": prefix, "window_key": self.window_key,
-                   "start": start, "count": stop - start, "gen": self._gen,
-                   "shape": [int(images.shape[1]), int(images.shape[2]), 1],
-                   "has_mask": masks is not None},
-                  [images.tobytes(), b"" if masks is None else masks.tobytes()])
+        self.send(
+            {
+                "type": "slab",
+                "prefix": prefix,
+                "window_key": self.window_key,
+                "start": start,
+                "count": stop - start,
+                "gen": self._gen,
+                "shape": [int(images.shape[1]), int(images.shape[2]), 1],
+                "has_mask": masks is not None,
+            },
+            [images.tobytes(), b"" if masks is None else masks.tobytes()],
+        )
         for k in range(start, stop):
             self._remember(f"{prefix}{k}|{self.window_key}")
 
@@ -283,29 +304,55 @@ class Annotator(anywidget.AnyWidget):
         img, mask = s.plane_image(ahead), s.plane_mask(ahead)
         w = ahead.window
         key = f"{ahead.item.id}:{ahead.plane.key}|{w.center:.6g},{w.width:.6g}"
-        self.send({"type": "ahead", "key": key, "after": item.id, "shape": _shape3(img),
-                   "has_mask": mask is not None},
-                  [img.tobytes(), b"" if mask is None else mask.tobytes()])
+        self.send(
+            {
+                "type": "ahead",
+                "key": key,
+                "after": item.id,
+                "shape": _shape3(img),
+                "has_mask": mask is not None,
+            },
+            [img.tobytes(), b"" if mask is None else mask.tobytes()],
+        )
         self._remember(key)
 
-    def _send_diff(self, diff: MaskDiff | None, seq: Any = None,
-                   timing: dict[str, Any] | None = None) -> None:
+    def _send_diff(
+        self, diff: MaskDiff | None, seq: Any = None, timing: dict[str, Any] | None = None
+    ) -> None:
         """Send ``diff``'s part on the displayed plane; ``timing`` (wall-clock ms: chunk sent by
         the page, received and answered here) rides along for the benchmark."""
         plane = self.session.plane
         if plane is None:
             return
         if diff is None or len(diff) == 0:
-            self.send({"type": "diff", "view_key": self.view_key, "seq": seq, "n": 0,
-                       "gen": self._gen, "timing": timing}, [b"", b""])
+            self.send(
+                {
+                    "type": "diff",
+                    "view_key": self.view_key,
+                    "seq": seq,
+                    "n": 0,
+                    "gen": self._gen,
+                    "timing": timing,
+                },
+                [b"", b""],
+            )
         else:
             on = plane.on_plane(diff.indices)
             idx = plane.from_mask_index(diff.indices).astype("<u4")
-            self.send({"type": "diff", "view_key": self.view_key, "seq": seq,
-                       "n": int(idx.size), "gen": self._gen, "timing": timing},
-                      [idx.tobytes(), diff.new[on].tobytes()])
+            self.send(
+                {
+                    "type": "diff",
+                    "view_key": self.view_key,
+                    "seq": seq,
+                    "n": int(idx.size),
+                    "gen": self._gen,
+                    "timing": timing,
+                },
+                [idx.tobytes(), diff.new[on].tobytes()],
+            )
         if self.session.edit_state != tuple(
-                self.status.get(k) for k in ("can_undo", "can_redo", "rejected")):
+            self.status.get(k) for k in ("can_undo", "can_redo", "rejected")
+        ):
             self.status = self._status()
 
     # browser -> kernel ---------------------------------------------------------------------
@@ -340,12 +387,24 @@ class Annotator(anywidget.AnyWidget):
             self._send_plane()
         elif kind == "stroke":
             received = time.time() * 1000.0
-            diff = s.apply_edit(Stroke(tuple((float(r), float(c)) for r, c in msg["points"]),
-                                       float(msg["radius"]), int(msg["value"]),
-                                       str(msg.get("stroke_id", ""))))
-            self._send_diff(diff, msg.get("seq"), timing={
-                "sent": msg.get("sent"), "drawn": msg.get("drawn"), "received": received,
-                "replied": time.time() * 1000.0})
+            diff = s.apply_edit(
+                Stroke(
+                    tuple((float(r), float(c)) for r, c in msg["points"]),
+                    float(msg["radius"]),
+                    int(msg["value"]),
+                    str(msg.get("stroke_id", "")),
+                )
+            )
+            self._send_diff(
+                diff,
+                msg.get("seq"),
+                timing={
+                    "sent": msg.get("sent"),
+                    "drawn": msg.get("drawn"),
+                    "received": received,
+                    "replied": time.time() * 1000.0,
+                },
+            )
             s.flush_draft()
         elif kind == "fill":
             r, c = msg["point"]
@@ -360,8 +419,12 @@ class Annotator(anywidget.AnyWidget):
 
     def _action(self, name: str, msg: dict[str, Any]) -> None:
         s = self.session
-        edits = {"undo": s.undo, "redo": s.redo, "reject": s.reject_proposal,
-                 "clear": lambda: s.apply_edit(Clear())}
+        edits = {
+            "undo": s.undo,
+            "redo": s.redo,
+            "reject": s.reject_proposal,
+            "clear": lambda: s.apply_edit(Clear()),
+        }
         if name in edits:
             self._gen += 1  # these may change the mask off the displayed plane
             item = f"{s.item.id}:" if s.item else "-"
@@ -406,8 +469,9 @@ class Annotator(anywidget.AnyWidget):
             raise WorkbenchError("view_3d needs a 3D volume on screen")
         root = getattr(s.store, "root", None)
         folder = (Path(root) if root is not None else Path.cwd()) / VIEWER_DIR
-        return Viewer3D(cur.image, s.mask, folder, name=f"item{cur.item.id}",
-                        window=s.window, height=height).widget
+        return Viewer3D(
+            cur.image, s.mask, folder, name=f"item{cur.item.id}", window=s.window, height=height
+        ).widget
 
     @property
     def is_segmentation(self) -> bool:

@@ -43,26 +43,60 @@ class Draft:
     redo: tuple[MaskDiff, ...] = ()  # its redo stack (the last one is redone next)
 
     @staticmethod
-    def from_masks(item_id: int, base: str, base_mask: np.ndarray, mask: np.ndarray, *,
-                   model_version_id: int | None, rejected: bool, started_at: float,
-                   undo: Sequence[MaskDiff] = (), redo: Sequence[MaskDiff] = ()) -> Draft:
+    def from_masks(
+        item_id: int,
+        base: str,
+        base_mask: np.ndarray,
+        mask: np.ndarray,
+        *,
+        model_version_id: int | None,
+        rejected: bool,
+        started_at: float,
+        undo: Sequence[MaskDiff] = (),
+        redo: Sequence[MaskDiff] = (),
+    ) -> Draft:
         idx = np.flatnonzero(mask.reshape(-1) != base_mask.reshape(-1))
-        return Draft(item_id, base, model_version_id, rejected, started_at,
-                     idx.astype(np.int64), mask.reshape(-1)[idx].astype(np.uint8),
-                     tuple(undo), tuple(redo))
+        return Draft(
+            item_id,
+            base,
+            model_version_id,
+            rejected,
+            started_at,
+            idx.astype(np.int64),
+            mask.reshape(-1)[idx].astype(np.uint8),
+            tuple(undo),
+            tuple(redo),
+        )
 
     @staticmethod
-    def from_touched(item_id: int, base: str, base_mask: np.ndarray, mask: np.ndarray,
-                     touched: np.ndarray, *, model_version_id: int | None, rejected: bool,
-                     started_at: float, undo: Sequence[MaskDiff] = (),
-                     redo: Sequence[MaskDiff] = ()) -> Draft:
+    def from_touched(
+        item_id: int,
+        base: str,
+        base_mask: np.ndarray,
+        mask: np.ndarray,
+        touched: np.ndarray,
+        *,
+        model_version_id: int | None,
+        rejected: bool,
+        started_at: float,
+        undo: Sequence[MaskDiff] = (),
+        redo: Sequence[MaskDiff] = (),
+    ) -> Draft:
         """Like ``from_masks`` but only looks at ``touched`` (flat indices that may differ):
         cheap for a few strokes on a large volume."""
         values = mask.reshape(-1)[touched]
         keep = values != base_mask.reshape(-1)[touched]
-        return Draft(item_id, base, model_version_id, rejected, started_at,
-                     np.asarray(touched, np.int64)[keep], values[keep].astype(np.uint8),
-                     tuple(undo), tuple(redo))
+        return Draft(
+            item_id,
+            base,
+            model_version_id,
+            rejected,
+            started_at,
+            np.asarray(touched, np.int64)[keep],
+            values[keep].astype(np.uint8),
+            tuple(undo),
+            tuple(redo),
+        )
 
     def apply_to(self, base_mask: np.ndarray) -> np.ndarray:
         """The drafted mask: ``base_mask`` with the draft's voxels written in."""
@@ -91,15 +125,25 @@ class DraftStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         undo, redo = _within_limit(draft.undo, draft.redo, HISTORY_LIMIT)
         arrays: dict[str, Any] = _pack([*undo, *redo])
-        meta = {"item_id": draft.item_id, "base": draft.base,
-                "model_version_id": draft.model_version_id, "rejected": draft.rejected,
-                "started_at": draft.started_at, "history_undo": len(undo),
-                "history_groups": [d.group for d in (*undo, *redo)]}
+        meta = {
+            "item_id": draft.item_id,
+            "base": draft.base,
+            "model_version_id": draft.model_version_id,
+            "rejected": draft.rejected,
+            "started_at": draft.started_at,
+            "history_undo": len(undo),
+            "history_groups": [d.group for d in (*undo, *redo)],
+        }
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".draft-", suffix=".npz")
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, indices=draft.indices, values=draft.values,
-                         meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+                np.savez(
+                    fh,
+                    indices=draft.indices,
+                    values=draft.values,
+                    meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                    **arrays,
+                )
                 fh.flush()
                 if self.fsync:
                     os.fsync(fh.fileno())
@@ -116,9 +160,13 @@ class DraftStore:
             meta = json.loads(bytes(data["meta"]).decode())
             n_undo = int(meta.pop("history_undo", 0))
             diffs = _unpack(data, meta.pop("history_groups", []))
-            return Draft(indices=data["indices"].astype(np.int64),
-                         values=data["values"].astype(np.uint8),
-                         undo=diffs[:n_undo], redo=diffs[n_undo:], **meta)
+            return Draft(
+                indices=data["indices"].astype(np.int64),
+                values=data["values"].astype(np.uint8),
+                undo=diffs[:n_undo],
+                redo=diffs[n_undo:],
+                **meta,
+            )
 
     def delete(self, item_id: int) -> None:
         self._path(item_id).unlink(missing_ok=True)
@@ -129,8 +177,9 @@ class DraftStore:
         return sorted(int(p.stem) for p in self.folder.glob("*.npz") if p.stem.isdigit())
 
 
-def _within_limit(undo: Sequence[MaskDiff], redo: Sequence[MaskDiff], limit: int
-                  ) -> tuple[tuple[MaskDiff, ...], tuple[MaskDiff, ...]]:
+def _within_limit(
+    undo: Sequence[MaskDiff], redo: Sequence[MaskDiff], limit: int
+) -> tuple[tuple[MaskDiff, ...], tuple[MaskDiff, ...]]:
     """The newest undo entries, then the next redo entries, holding at most ``limit`` voxel
     changes together."""
     budget = limit
@@ -156,10 +205,12 @@ def _pack(diffs: Sequence[MaskDiff]) -> dict[str, np.ndarray]:
         return {}
     indices = np.concatenate([d.indices for d in diffs])
     small = indices.size == 0 or int(indices.max()) < 2**32
-    return {"history_sizes": np.array([len(d) for d in diffs], np.int64),
-            "history_indices": indices.astype(np.uint32 if small else np.int64),
-            "history_old": np.concatenate([d.old for d in diffs]).astype(np.uint8),
-            "history_new": np.concatenate([d.new for d in diffs]).astype(np.uint8)}
+    return {
+        "history_sizes": np.array([len(d) for d in diffs], np.int64),
+        "history_indices": indices.astype(np.uint32 if small else np.int64),
+        "history_old": np.concatenate([d.old for d in diffs]).astype(np.uint8),
+        "history_new": np.concatenate([d.new for d in diffs]).astype(np.uint8),
+    }
 
 
 def _unpack(data: np.lib.npyio.NpzFile, groups: Sequence[str]) -> tuple[MaskDiff, ...]:
@@ -169,5 +220,7 @@ def _unpack(data: np.lib.npyio.NpzFile, groups: Sequence[str]) -> tuple[MaskDiff
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     indices = data["history_indices"].astype(np.int64)
     old, new = data["history_old"], data["history_new"]
-    return tuple(MaskDiff(indices[a:b], old[a:b], new[a:b], str(group))
-                 for a, b, group in zip(bounds[:-1], bounds[1:], groups, strict=True))
+    return tuple(
+        MaskDiff(indices[a:b], old[a:b], new[a:b], str(group))
+        for a, b, group in zip(bounds[:-1], bounds[1:], groups, strict=True)
+    )

@@ -118,11 +118,17 @@ class AnnotationSession:
     `default_loader`, which gives a file without a modality, e.g. NIfTI, the item's) reads an
     item's scan; its image's modality picks the first display window."""
 
-    def __init__(self, store: ProjectStore, annotator: str, *,
-                 drafts_dir: str | Path | None = None,
-                 image_loader: ImageLoader | None = None,
-                 lease_seconds: float = 900.0, budget: int | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: ProjectStore,
+        annotator: str,
+        *,
+        drafts_dir: str | Path | None = None,
+        image_loader: ImageLoader | None = None,
+        lease_seconds: float = 900.0,
+        budget: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if not annotator:
             raise SessionError("annotator must be a non-empty name", field="annotator")
         self.store = store
@@ -254,8 +260,9 @@ class AnnotationSession:
         if self.task is not Task.CLASSIFICATION:
             raise SessionError("choose_class is for classification projects")
         if not 0 <= class_index < len(self.classes):
-            raise SessionError(f"class {class_index} is not one of {list(self.classes)}",
-                               field="class_index")
+            raise SessionError(
+                f"class {class_index} is not one of {list(self.classes)}", field="class_index"
+            )
         proposed = self.proposal_class
         if proposed is None:
             source = LabelSource.HUMAN
@@ -407,8 +414,11 @@ class AnnotationSession:
         if cur.image.array.ndim != 3 or cur.plane.axis == "image":
             raise SessionError("slabs are for single-channel volumes")
         image = to_uint8(cur.plane.take_range(cur.image.array, start, stop), cur.window)
-        mask = (None if cur.mask is None
-                else cur.plane.take_range(cur.mask, start, stop).astype(np.uint8, copy=False))
+        mask = (
+            None
+            if cur.mask is None
+            else cur.plane.take_range(cur.mask, start, stop).astype(np.uint8, copy=False)
+        )
         return image, mask
 
     # looking ahead ---------------------------------------------------------------------
@@ -533,8 +543,9 @@ class AnnotationSession:
 
     def _reserve_next(self) -> Item | None:
         """The store's next item for this annotator, passing over items skipped here."""
-        return self.store.next_item(self.annotator, lease_seconds=self.lease_seconds,
-                                    exclude=tuple(self._skipped))
+        return self.store.next_item(
+            self.annotator, lease_seconds=self.lease_seconds, exclude=tuple(self._skipped)
+        )
 
     def _show(self, item_id: int) -> None:
         self.flush_draft()
@@ -551,8 +562,9 @@ class AnnotationSession:
     def _still_fresh(self, cur: _Current) -> bool:
         """Nothing that ``_build`` read for ``cur`` has changed in the store since."""
         label = self.store.current_label(cur.item.id)
-        return ((label.id if label else None) == (cur.label.id if cur.label else None)
-                and latest_ready_model(self.store) == cur.ready_model)
+        return (label.id if label else None) == (
+            cur.label.id if cur.label else None
+        ) and latest_ready_model(self.store) == cur.ready_model
 
     def _build(self, item_id: int) -> _Current:
         """Everything needed to show ``item_id``: its scan, proposal, label and mask."""
@@ -567,11 +579,19 @@ class AnnotationSession:
         prediction = self.store.get_prediction(model_id, item_id) if model_id is not None else None
         if prediction is None:
             model_id = None
-        cur = _Current(item=item, image=image, prediction=prediction, model_version_id=model_id,
-                       started_at=self._clock(), label=label, ready_model=ready)
+        cur = _Current(
+            item=item,
+            image=image,
+            prediction=prediction,
+            model_version_id=model_id,
+            started_at=self._clock(),
+            label=label,
+            ready_model=ready,
+        )
         spatial = image.spatial_shape
-        cur.plane = (Plane(spatial) if image.ndim_spatial == 2
-                     else Plane(spatial, "axial", spatial[2] // 2))
+        cur.plane = (
+            Plane(spatial) if image.ndim_spatial == 2 else Plane(spatial, "axial", spatial[2] // 2)
+        )
         cur.window = default_window(image)
         if self.task is Task.SEGMENTATION:
             self._init_mask(cur, spatial)  # an RGB scan's mask has no channel axis
@@ -580,8 +600,10 @@ class AnnotationSession:
     def _init_mask(self, cur: _Current, shape: tuple[int, ...]) -> None:
         proposal = self._proposal_mask(cur, shape)
         if cur.label is not None and cur.label.mask_hash is not None:
-            cur.base, cur.base_mask = f"label:{cur.label.id}", self._as_mask(
-                self.store.get_mask(cur.label.mask_hash), shape)
+            cur.base, cur.base_mask = (
+                f"label:{cur.label.id}",
+                self._as_mask(self.store.get_mask(cur.label.mask_hash), shape),
+            )
             cur.rejected = proposal is not None and cur.label.source is LabelSource.HUMAN
         elif proposal is not None:
             cur.base, cur.base_mask = "proposal", proposal
@@ -595,12 +617,15 @@ class AnnotationSession:
             cur.rejected = draft.rejected
             cur.started_at = draft.started_at
             cur.recovered = True
-            if all(d.indices.size == 0 or int(d.indices.max()) < cur.mask.size
-                   for d in (*draft.undo, *draft.redo)):
+            if all(
+                d.indices.size == 0 or int(d.indices.max()) < cur.mask.size
+                for d in (*draft.undo, *draft.redo)
+            ):
                 cur.history = EditHistory.from_stacks(draft.undo, draft.redo)
 
-    def _proposal_mask(self, cur: _Current, shape: tuple[int, ...] | None = None
-                       ) -> np.ndarray | None:
+    def _proposal_mask(
+        self, cur: _Current, shape: tuple[int, ...] | None = None
+    ) -> np.ndarray | None:
         if cur.prediction is None or cur.prediction.mask is None:
             return None
         return self._as_mask(cur.prediction.mask, shape or cur.image.spatial_shape)
@@ -631,27 +656,52 @@ class AnnotationSession:
     def flush_draft(self) -> None:
         """Write the current item's draft if an edit changed it since the last write."""
         cur = self._current
-        if (not self._draft_dirty or self.drafts is None or cur is None or cur.mask is None
-                or cur.base_mask is None):
+        if (
+            not self._draft_dirty
+            or self.drafts is None
+            or cur is None
+            or cur.mask is None
+            or cur.base_mask is None
+        ):
             return
         self._draft_dirty = False
         draft = Draft.from_touched(
-            cur.item.id, cur.base, cur.base_mask, cur.mask, cur.touched,
-            model_version_id=cur.model_version_id, rejected=cur.rejected,
-            started_at=cur.started_at, undo=cur.history.undo_stack,
-            redo=cur.history.redo_stack)
+            cur.item.id,
+            cur.base,
+            cur.base_mask,
+            cur.mask,
+            cur.touched,
+            model_version_id=cur.model_version_id,
+            rejected=cur.rejected,
+            started_at=cur.started_at,
+            undo=cur.history.undo_stack,
+            redo=cur.history.redo_stack,
+        )
         cur.touched = draft.indices
         self.drafts.save(draft)
 
-    def _submit(self, cur: _Current, source: LabelSource, *, class_index: int | None = None,
-                mask: np.ndarray | None = None) -> LabelVersion:
+    def _submit(
+        self,
+        cur: _Current,
+        source: LabelSource,
+        *,
+        class_index: int | None = None,
+        mask: np.ndarray | None = None,
+    ) -> LabelVersion:
         now = self._clock()
-        version = self.store.submit_label(LabelSubmission(
-            item_id=cur.item.id, annotator=self.annotator, source=source,
-            class_index=class_index, mask=mask, started_at=cur.started_at,
-            seconds_spent=max(now - cur.started_at, 0.0),
-            model_version_id=cur.model_version_id,
-            replaces_id=cur.label.id if cur.label is not None else None))
+        version = self.store.submit_label(
+            LabelSubmission(
+                item_id=cur.item.id,
+                annotator=self.annotator,
+                source=source,
+                class_index=class_index,
+                mask=mask,
+                started_at=cur.started_at,
+                seconds_spent=max(now - cur.started_at, 0.0),
+                model_version_id=cur.model_version_id,
+                replaces_id=cur.label.id if cur.label is not None else None,
+            )
+        )
         self._draft_dirty = False
         if self.drafts is not None:
             self.drafts.delete(cur.item.id)

@@ -36,20 +36,33 @@ class Viewer3D:
     (or None); files go under ``folder`` as ``<name>-image.nii`` / ``<name>-mask.nii``.
     """
 
-    def __init__(self, image: ScanImage, mask: np.ndarray | None, folder: str | Path, *,
-                 name: str = "item", window: Window | None = None, height: int = 400,
-                 mask_opacity: float = 0.5) -> None:
+    def __init__(
+        self,
+        image: ScanImage,
+        mask: np.ndarray | None,
+        folder: str | Path,
+        *,
+        name: str = "item",
+        window: Window | None = None,
+        height: int = 400,
+        mask_opacity: float = 0.5,
+    ) -> None:
         if image.ndim_spatial != 3 or image.array.ndim != 3:
             raise ValueError("Viewer3D shows single-channel 3D volumes")
         if mask is not None and tuple(mask.shape) != tuple(image.array.shape):
-            raise ValueError(f"mask shape {mask.shape} differs from the volume's "
-                             f"{image.array.shape}")
+            raise ValueError(
+                f"mask shape {mask.shape} differs from the volume's {image.array.shape}"
+            )
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "item"
         self.folder = Path(folder)
-        self.image_path = _write_nifti(self.folder / f"{safe}-image.nii", image.array,
-                                       image.affine)
-        self.mask_path = (None if mask is None else _write_nifti(
-            self.folder / f"{safe}-mask.nii", np.asarray(mask, np.uint8), image.affine))
+        self.image_path = _write_nifti(self.folder / f"{safe}-image.nii", image.array, image.affine)
+        self.mask_path = (
+            None
+            if mask is None
+            else _write_nifti(
+                self.folder / f"{safe}-mask.nii", np.asarray(mask, np.uint8), image.affine
+            )
+        )
         self.window = window
         self.height = height
         self.mask_opacity = mask_opacity
@@ -62,15 +75,23 @@ class Viewer3D:
             try:
                 from ipyniivue import NiiVue
             except ImportError as error:  # a core dependency; only a broken install lacks it
-                raise ImportError("Viewer3D needs ipyniivue: pip install 'ipyniivue>=2.4'"
-                                  ) from error
+                raise ImportError(
+                    "Viewer3D needs ipyniivue: pip install 'ipyniivue>=2.4'"
+                ) from error
             volume: dict[str, Any] = {"path": str(self.image_path), "colormap": "gray"}
             if self.window is not None:
                 volume.update(cal_min=self.window.low, cal_max=self.window.high)
             volumes = [volume]
             if self.mask_path is not None:
-                volumes.append({"path": str(self.mask_path), "colormap": "red",
-                                "opacity": self.mask_opacity, "cal_min": 0.5, "cal_max": 1.0})
+                volumes.append(
+                    {
+                        "path": str(self.mask_path),
+                        "colormap": "red",
+                        "opacity": self.mask_opacity,
+                        "cal_min": 0.5,
+                        "cal_max": 1.0,
+                    }
+                )
             nv = NiiVue(height=self.height)
             nv.load_volumes(volumes)
             self._widget = nv
