@@ -9,7 +9,7 @@ run of that many seeds would: labels to ``--target`` of the reference from each 
 and their ratio, the paired AULC difference and its 95% t-interval. The full-data reference is
 the report's own, held fixed, so reference noise (which moves the line too) is left out: the
 spread here is what the seeds alone do. Writes ``benchmarks/results/seed_subsets_<stem>.json``
-and a histogram of the ratios, ``docs/seed_subsets_<stem>.png``::
+and a histogram of the ratios, ``docs/seed_subsets_<stem>.png`` (not with ``--no-plot``)::
 
     .venv/bin/python benchmarks/seed_subsets.py \
         benchmarks/results/ssl_init_breastmnist_40epochs_60seeds.json --arm power_bald_typical
@@ -188,6 +188,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=5, help="seeds per set (the issue's 5)")
     parser.add_argument("--draws", type=int, default=2000)
     parser.add_argument("--target", type=float, default=0.99)
+    parser.add_argument("--no-plot", action="store_true", help="write the JSON only")
     args = parser.parse_args()
     if not args.report.is_file():
         parser.error(f"report: no file {args.report}")
@@ -208,7 +209,8 @@ def main() -> None:
     stem = args.report.stem if args.size == 5 else f"{args.report.stem}_size{args.size}"
     out = RESULTS / f"seed_subsets_{stem}.json"
     out.write_text(json.dumps(result, indent=1))
-    plot_ratios(result, REPO / "docs" / f"seed_subsets_{stem}.png", args.report.stem)
+    if not args.no_plot:
+        plot_ratios(result, REPO / "docs" / f"seed_subsets_{stem}.png", args.report.stem)
     whole, q = result["all_seeds"], result["ratio_quantiles"]
     print(
         f"all {result['seeds']} seeds: labels {whole['labels'][0]} vs {whole['labels'][1]}, "
