@@ -257,6 +257,16 @@ def test_cli_simulate_prints_labels_to_reach_with_the_interval_range() -> None:
     assert _reach_text(one_seed) == "20"
 
 
+def test_cli_simulate_prints_the_area_difference_with_its_interval() -> None:
+    from workbench._cli_simulate import _vs_random_text
+
+    seeds = {"mean": 0.0033, "lo": 0.0001, "hi": 0.0065, "n": 60}
+    assert _vs_random_text(seeds) == ", vs random +0.33 [+0.01, +0.65] points"
+    one_seed = {"mean": -0.012, "lo": None, "hi": None, "n": 1}
+    assert _vs_random_text(one_seed) == ", vs random -1.20 points"
+    assert _vs_random_text(None) == ""
+
+
 def test_cli_simulate_names_the_budgets_where_a_strategy_differs_from_random() -> None:
     from workbench._cli_simulate import _budgets_text
 
