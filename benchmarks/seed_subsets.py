@@ -153,6 +153,16 @@ def seed_subsets(
     }
 
 
+def ratio_counts(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with ``ratio_counts``: how many sets read each ratio (4 decimals; "unread"
+    for sets where an arm never reaches the line), the compact form of ``ratios`` to store."""
+    counts: dict[str, int] = {}
+    for r in result["ratios"]:
+        key = "unread" if r is None else f"{r:.4f}"
+        counts[key] = counts.get(key, 0) + 1
+    return {**result, "ratio_counts": dict(sorted(counts.items()))}
+
+
 def plot_ratios(result: dict[str, Any], path: Path, title: str) -> None:
     """A histogram of the sets' ratios, the goal and the all-seeds reading marked."""
     import matplotlib
@@ -208,7 +218,8 @@ def main() -> None:
     result["report"] = args.report.name
     stem = args.report.stem if args.size == 5 else f"{args.report.stem}_size{args.size}"
     out = RESULTS / f"seed_subsets_{stem}.json"
-    out.write_text(json.dumps(result, indent=1))
+    stored = {k: v for k, v in ratio_counts(result).items() if k != "ratios"}
+    out.write_text(json.dumps(stored, indent=1))
     if not args.no_plot:
         plot_ratios(result, REPO / "docs" / f"seed_subsets_{stem}.png", args.report.stem)
     whole, q = result["all_seeds"], result["ratio_quantiles"]

@@ -94,6 +94,11 @@ def test_the_shares_count_the_sets_that_meet_the_goal() -> None:
     assert out["share_ratio_unread"] == 0.0
 
 
+def test_the_stored_form_counts_each_ratio() -> None:
+    counts = _script().ratio_counts({"ratios": [0.5, None, 1 / 3, 0.5]})["ratio_counts"]
+    assert counts == {"0.3333": 1, "0.5000": 2, "unread": 1}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"size": 1}, "at least 2"), ({"size": 9}, "share 4 seeds"), ({"draws": 0}, "draws")],
