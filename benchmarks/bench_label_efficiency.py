@@ -11,6 +11,13 @@ Run (each dataset can run in its own process; 1 torch thread each)::
     .venv/bin/python benchmarks/bench_label_efficiency.py --dataset breastmnist
     .venv/bin/python benchmarks/bench_label_efficiency.py --dataset hippocampus
     .venv/bin/python benchmarks/bench_label_efficiency.py --merge
+
+A held-out replicate runs the same setup on later seeds, with a reference of its own, into
+``label_efficiency_<dataset>_seeds<A>-<B>.json`` (``benchmarks/pool_reports.py`` pools it with
+the first run)::
+
+    .venv/bin/python benchmarks/bench_label_efficiency.py --workers 2 \
+        --dataset hippocampus_warm_default_long --seeds 5 --first-seed 5
 """
 
 from __future__ import annotations
