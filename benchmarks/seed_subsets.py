@@ -12,7 +12,7 @@ spread here is what the seeds alone do. Writes ``benchmarks/results/seed_subsets
 and a histogram of the ratios, ``docs/seed_subsets_<stem>.png`` (not with ``--no-plot``)::
 
     .venv/bin/python benchmarks/seed_subsets.py \
-        benchmarks/results/ssl_init_breastmnist_40epochs_60seeds.json --arm power_bald_typical
+        benchmarks/results/ssl_init_breastmnist_xlong_40epochs_60seeds.json --arm power_bald_typical
 """
 
 from __future__ import annotations
