@@ -79,6 +79,12 @@ def register_simulate_command(commands: argparse._SubParsersAction) -> None:
         "for one run)",
     )
     sim.add_argument("--epochs", type=int, help="max epochs per training (recipe default)")
+    sim.add_argument(
+        "--patience",
+        type=int,
+        help="epochs without a better validation metric before a training stops "
+        "(recipe default); with --epochs, what `workbench train --epochs --patience` sets",
+    )
     sim.add_argument("--mc-samples", type=int, help="MC-dropout samples T (recipe default)")
     sim.add_argument("--max-pool", type=int, help="use a fixed seeded subset of the pool")
     sim.add_argument("--max-val", type=int, default=200, help="val items for early stopping")
@@ -114,8 +120,9 @@ def _check(args: argparse.Namespace) -> None:
         "workers",
         "contrastive_steps",
         "epochs",
+        "patience",
         "mc_samples",
-    ):  # epochs and MC samples unset: the recipe's default
+    ):  # epochs, patience and MC samples unset: the recipe's default
         value = getattr(args, name)
         if value is not None and value < 1:
             raise SimulateArgumentError(f"--{name.replace('_', '-')} must be >= 1", field=name)
@@ -168,7 +175,11 @@ def _simulate(args: argparse.Namespace) -> int:
     recipe: Any = ClassificationRecipe() if data.task == "classification" else SegmentationRecipe()
     changes = {
         k: v
-        for k, v in (("max_epochs", args.epochs), ("mc_samples", args.mc_samples))
+        for k, v in (
+            ("max_epochs", args.epochs),
+            ("patience", args.patience),
+            ("mc_samples", args.mc_samples),
+        )
         if v is not None
     }
     recipe = dataclasses.replace(recipe, spatial_dims=data.spatial_dims, **changes)

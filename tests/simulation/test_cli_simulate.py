@@ -95,7 +95,9 @@ def test_cli_simulate_reports_missing_data(tmp_path: Path) -> None:
     assert code == 1
 
 
-@pytest.mark.parametrize("flag", ["--workers", "--contrastive-steps", "--epochs", "--mc-samples"])
+@pytest.mark.parametrize(
+    "flag", ["--workers", "--contrastive-steps", "--epochs", "--patience", "--mc-samples"]
+)
 def test_cli_simulate_rejects_zero(
     tmp_path: Path, flag: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -154,6 +156,8 @@ def test_cli_simulate_on_a_project_with_hidden_ground_truth(tmp_path: Path) -> N
             "1",
             "--epochs",
             "1",
+            "--patience",
+            "3",
             "--mc-samples",
             "2",
             "--max-pool",
@@ -169,6 +173,7 @@ def test_cli_simulate_on_a_project_with_hidden_ground_truth(tmp_path: Path) -> N
     assert code == 0
     report = json.loads(out.read_text())
     assert report["config"]["seeds"] == [7]  # a held-out seed, for the reference too
+    assert (report["recipe"]["max_epochs"], report["recipe"]["patience"]) == (1, 3)
     assert [r["seed"] for r in report["strategies"]["random"]["runs"]] == [7]
     assert report["dataset"]["notes"] == "project splits"
     assert report["dataset"]["image_shape"] == [1, 28, 28]  # channels first, as the loop
