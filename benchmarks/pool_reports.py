@@ -6,7 +6,7 @@ by side, paired by seed, with every distinct reference training (a report's i-th
 training ran on its i-th seed; one seed's training is counted once), and summarises them as one
 run would (`workbench.simulation.summarise`). Nothing is trained; the setup's data are loaded
 only for the report's dataset fields. Each (arm, seed) must come from one report only. Writes
-``benchmarks/results/<out>.json`` and ``docs/<out>.png``::
+``benchmarks/results/<out>.json`` and ``docs/<out>.png`` (not with ``--no-plot``)::
 
     .venv/bin/python benchmarks/pool_reports.py --setup hippocampus_warm_default_long \
         --reports cold_starts_hippocampus_warm_default_long.json,$HELD_OUT \
@@ -89,6 +89,7 @@ def main() -> None:
     )
     parser.add_argument("--arms", required=True, help="comma-separated, random first")
     parser.add_argument("--out", required=True, help="file stem under benchmarks/results and docs")
+    parser.add_argument("--no-plot", action="store_true", help="write the JSON only")
     args = parser.parse_args()
     catalogue = setups(1)
     if args.setup not in catalogue:
@@ -117,7 +118,8 @@ def main() -> None:
     report["pooled_from"] = sorted(reports)
     report["reference_seeds"] = sorted(reference)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=1))
-    plot_curves(report, REPO / "docs" / f"{args.out}.png")
+    if not args.no_plot:
+        plot_curves(report, REPO / "docs" / f"{args.out}.png")
     print_strategies(report)
 
 
