@@ -1,13 +1,34 @@
-"""Printing a `simulate` report at the end of a benchmark, and reusing an earlier one's
-curves."""
+"""Reading a stored `simulate` report, printing one at the end of a benchmark, and reusing an
+earlier one's curves."""
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from workbench.simulation import SeedRun
+
+
+def load_report(
+    parser: argparse.ArgumentParser, path: Path, strategies: Iterable[str]
+) -> dict[str, Any]:
+    """The stored simulation report at ``path``, or the script's usage error naming the file and
+    what is wrong: missing, not JSON, or lacking one of ``strategies``."""
+    if not path.is_file():
+        parser.error(f"report: no file {path}")
+    try:
+        report = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        parser.error(f"{path}: not a JSON report ({error})")
+    held = report.get("strategies", {}) if isinstance(report, dict) else {}
+    for strategy in strategies:
+        if strategy not in held:
+            parser.error(f"{path}: no strategy {strategy!r}; it holds {', '.join(held) or 'none'}")
+    return report
 
 
 def kept_runs(

@@ -23,6 +23,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from _report import load_report
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -122,15 +124,7 @@ def main() -> None:
     parser.add_argument("--against", default="random")
     parser.add_argument("--target", type=float, default=0.99)
     args = parser.parse_args()
-    if not args.report.is_file():
-        parser.error(f"report: no file {args.report}")
-    report = json.loads(args.report.read_text())
-    for strategy in (args.arm, args.against):
-        if strategy not in report.get("strategies", {}):
-            parser.error(
-                f"{args.report}: no strategy {strategy!r}; it holds "
-                f"{', '.join(report.get('strategies', {}))}"
-            )
+    report = load_report(parser, args.report, (args.arm, args.against))
     try:
         result = paired_budgets(report, args.arm, args.against, args.target)
     except (ValueError, KeyError) as error:  # a report of another layout, too few seeds

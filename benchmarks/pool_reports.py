@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from _machine import require_shared
-from _report import print_strategies
+from _report import load_report, print_strategies
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -49,7 +49,8 @@ def pooled_runs(
     """The runs of ``arms`` from every report (named by file), sorted by arm then seed, and the
     reference trainings by seed. Raises ValueError when an arm is missing from every report, an
     (arm, seed) comes from two reports, two reports disagree on one seed's reference training,
-    or an arm lacks a seed that another arm has (the pairing would be lost)."""
+    a run's budgets differ from the others' (another setup), or an arm lacks a seed that another
+    arm has (the pairing would be lost)."""
     runs: dict[tuple[str, int], tuple[str, SeedRun]] = {}
     reference: dict[int, dict[str, float]] = {}
     for name, report in reports.items():
@@ -67,6 +68,13 @@ def pooled_runs(
                     raise ValueError(
                         f"{arm} seed {run.seed} is in both {runs[key][0]} and {name}: pool "
                         "reports of different seeds"
+                    )
+                budgets = [p.labels for p in run.curve]
+                first = next(iter(runs.values()), None)
+                if first is not None and budgets != [p.labels for p in first[1].curve]:
+                    raise ValueError(
+                        f"{name}: {arm} seed {run.seed} was read at budgets {budgets}, "
+                        f"{first[0]} at {[p.labels for p in first[1].curve]}: another setup"
                     )
                 runs[key] = (name, run)
     seeds_of = {arm: {s for a, s in runs if a == arm} for arm in arms}
@@ -99,10 +107,7 @@ def main() -> None:
         parser.error("--arms: name random first (the report pairs every arm against it)")
     reports = {}
     for name in (r for r in args.reports.split(",") if r):
-        path = RESULTS / name
-        if not path.is_file():
-            parser.error(f"--reports: no stored report {path}")
-        reports[name] = json.loads(path.read_text())
+        reports[name] = load_report(parser, RESULTS / name, ())
     if len(reports) < 2:
         parser.error("--reports: name at least two reports to pool")
     try:

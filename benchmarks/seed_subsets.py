@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _report import load_report
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -99,7 +100,8 @@ def seed_subsets(
     module docstring): the share of sets whose ratio is at most ``goal``, whose ratio cannot be
     read (an arm never reaches the line), whose AULC interval lies above zero, and quantiles of
     the ratio over the sets that read one; the same readings over all shared seeds. Raises
-    ValueError for fewer shared seeds than ``size``, a ``size`` below 2 or no reference."""
+    ValueError for fewer shared seeds than ``size``, a ``size`` below 2, ``draws`` below 1, a
+    ``target`` outside (0, 1] or no reference."""
     metric = str(report["metric"])
     reference = report["reference"]["metric"]
     if not isinstance(reference, (int, float)):
@@ -108,6 +110,8 @@ def seed_subsets(
         raise ValueError(f"size must be at least 2 (an interval needs 2 seeds), got {size}")
     if draws < 1:
         raise ValueError(f"draws must be at least 1, got {draws}")
+    if not 0 < target <= 1:
+        raise ValueError(f"target is a share of the reference in (0, 1], got {target}")
     mine, base = _curves(report, arm, metric), _curves(report, against, metric)
     labels = _budgets(report, arm)
     if labels != _budgets(report, against):
@@ -200,15 +204,7 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--no-plot", action="store_true", help="write the JSON only")
     args = parser.parse_args()
-    if not args.report.is_file():
-        parser.error(f"report: no file {args.report}")
-    report = json.loads(args.report.read_text())
-    for strategy in (args.arm, args.against):
-        if strategy not in report.get("strategies", {}):
-            parser.error(
-                f"{args.report}: no strategy {strategy!r}; it holds "
-                f"{', '.join(report.get('strategies', {}))}"
-            )
+    report = load_report(parser, args.report, (args.arm, args.against))
     try:
         result = seed_subsets(
             report, args.arm, args.against, size=args.size, draws=args.draws, target=args.target

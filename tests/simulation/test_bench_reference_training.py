@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from tests.simulation.test_bench_ssl_init_arms import _load
+from tests._benchmarks import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
-    return _load("bench_reference_training")
+    return load_benchmark("bench_reference_training")
 
 
 def test_settings_are_max_epochs_and_patience_pairs(script: ModuleType) -> None:

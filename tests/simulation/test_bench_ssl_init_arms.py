@@ -4,32 +4,17 @@ reports."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load(name: str) -> ModuleType:
-    sys.path.insert(0, str(BENCHMARKS))  # the scripts import their sibling modules
-    try:
-        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+from tests._benchmarks import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
-    return _load("bench_ssl_init")
+    return load_benchmark("bench_ssl_init")
 
 
 def test_a_plain_name_and_a_spec_with_options_become_separate_arms(script: ModuleType) -> None:
@@ -66,7 +51,7 @@ def _report(curves: dict[str, dict[int, float]]) -> dict[str, Any]:
 
 
 def test_kept_runs_take_each_arm_and_seed_from_the_first_report_that_holds_it() -> None:
-    kept_runs = _load("_report").kept_runs
+    kept_runs = load_benchmark("_report").kept_runs
     first = _report({"a": {0: 0.1, 1: 0.2}, "other": {0: 0.9}})
     second = _report({"a": {1: 0.7, 2: 0.3}, "b": {0: 0.4, 5: 0.5}})
     runs = kept_runs([first, second], ["a", "b"], (0, 1, 2))

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "paired_budgets.py"
-
-
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("paired_budgets", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests._benchmarks import load_benchmark
 
 
 def _runs(curves: dict[int, list[float]]) -> list[dict[str, Any]]:
@@ -48,7 +37,7 @@ def test_differences_shares_and_the_budgets_where_the_means_reach_the_line() -> 
             },
         },
     }
-    out = _script().paired_budgets(report, "smart")
+    out = load_benchmark("paired_budgets").paired_budgets(report, "smart")
     first, second = out["per_budget"]
     assert first["difference_points"]["mean"] == pytest.approx((9 + 5) / 2)
     assert second["difference_points"]["mean"] == pytest.approx((0.5 - 0.5) / 2)
@@ -71,7 +60,7 @@ def test_a_report_without_a_shared_seed_is_refused() -> None:
         },
     }
     with pytest.raises(ValueError, match="share 0 seeds"):
-        _script().paired_budgets(report, "smart")
+        load_benchmark("paired_budgets").paired_budgets(report, "smart")
 
 
 def test_a_target_the_report_has_no_figures_for_is_refused() -> None:
@@ -84,4 +73,4 @@ def test_a_target_the_report_has_no_figures_for_is_refused() -> None:
         },
     }
     with pytest.raises(ValueError, match="target 0.9 is not one of the report's"):
-        _script().paired_budgets(report, "smart", target=0.9)
+        load_benchmark("paired_budgets").paired_budgets(report, "smart", target=0.9)

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests._benchmarks import load_benchmark
 
 
-def _script() -> ModuleType:
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports its neighbours
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "pool_reports", BENCHMARKS / "pool_reports.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
+def _run(seed: int, budgets: tuple[int, ...], base: float = 0.5) -> dict[str, Any]:
+    """One seed's curve: the metric ``base + seed / 100`` at each budget."""
+    return {
+        "seed": seed,
+        "picks": [],
+        "curve": [{"labels": n, "metrics": {"dice": base + seed / 100}} for n in budgets],
+    }
 
 
 def _report(seeds: list[int], reference: list[float], arms: dict[str, float]) -> dict[str, Any]:
@@ -34,19 +25,7 @@ def _report(seeds: list[int], reference: list[float], arms: dict[str, float]) ->
         "config": {"seeds": seeds},
         "reference": {"per_seed": [{"dice": v} for v in reference]},
         "strategies": {
-            arm: {
-                "runs": [
-                    {
-                        "seed": s,
-                        "picks": [],
-                        "curve": [
-                            {"labels": n, "metrics": {"dice": base + s / 100}} for n in (10, 20)
-                        ],
-                    }
-                    for s in seeds
-                ]
-            }
-            for arm, base in arms.items()
+            arm: {"runs": [_run(s, (10, 20), base) for s in seeds]} for arm, base in arms.items()
         },
     }
 
@@ -54,7 +33,7 @@ def _report(seeds: list[int], reference: list[float], arms: dict[str, float]) ->
 def test_runs_and_reference_trainings_are_pooled_by_seed() -> None:
     first = _report([0, 1], [0.80], {"random": 0.5, "smart": 0.6, "other": 0.1})
     held_out = _report([5, 6], [0.82], {"random": 0.5, "smart": 0.6})
-    runs, reference = _script().pooled_runs(
+    runs, reference = load_benchmark("pool_reports").pooled_runs(
         {"a.json": first, "b.json": held_out}, ("random", "smart")
     )
     assert [(r.strategy, r.seed) for r in runs] == [
@@ -70,7 +49,7 @@ def test_the_same_reference_training_in_two_reports_counts_once() -> None:
     # a cold-start report copies random's curves and reference from the run it read them from
     label_efficiency = _report([0, 1], [0.80], {"random": 0.5})
     cold_starts = _report([0, 1], [0.80], {"smart": 0.6})
-    _, reference = _script().pooled_runs(
+    _, reference = load_benchmark("pool_reports").pooled_runs(
         {"a.json": label_efficiency, "b.json": cold_starts}, ("random", "smart")
     )
     assert reference == {0: {"dice": 0.80}}
@@ -96,6 +75,12 @@ BOTH = {"random": 0.5, "smart": 0.6}
             "no report holds",
         ),
         (
+            _report([0], [0.8], BOTH),
+            {**_report([5], [0.8], BOTH), "strategies": {"random": {"runs": [_run(5, (10, 30))]}}},
+            ("random",),
+            "another setup",
+        ),
+        (
             _report([0, 1], [0.8], BOTH),
             _report([5, 6], [0.8], {"random": 0.5}),
             ("random", "smart"),
@@ -107,4 +92,4 @@ def test_reports_that_cannot_be_pooled_are_refused_with_the_reason(
     first: dict[str, Any], second: dict[str, Any], arms: tuple[str, ...], message: str
 ) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
-        _script().pooled_runs({"a.json": first, "b.json": second}, arms)
+        load_benchmark("pool_reports").pooled_runs({"a.json": first, "b.json": second}, arms)

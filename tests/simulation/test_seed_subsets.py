@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "seed_subsets.py"
+from tests._benchmarks import load_benchmark
+
 BUDGETS = (10, 20, 30)
-
-
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("seed_subsets", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _runs(curves: dict[int, list[float]]) -> list[dict[str, Any]]:
@@ -46,7 +36,7 @@ def _report(smart: dict[int, list[float]], random: dict[int, list[float]]) -> di
 def test_one_set_reads_labels_ratio_area_and_deficit_by_hand() -> None:
     ours = np.array([[0.99, 0.99, 1.0], [0.99, 0.97, 1.0]])
     theirs = np.array([[0.90, 0.98, 1.0], [0.94, 1.0, 1.0]])
-    out = _script().read_subset(list(BUDGETS), ours, theirs, 0.99)
+    out = load_benchmark("seed_subsets").read_subset(list(BUDGETS), ours, theirs, 0.99)
     # mean curves: ours 0.99, 0.98, 1.0 -> reaches 0.99 at 10; theirs 0.92, 0.99 -> at 20
     assert out["labels"] == [10, 20]
     assert out["ratio"] == 0.5
@@ -62,7 +52,7 @@ def test_one_set_reads_labels_ratio_area_and_deficit_by_hand() -> None:
 def test_an_arm_that_never_reaches_the_line_has_no_ratio() -> None:
     ours = np.array([[0.5, 0.6, 0.7], [0.5, 0.6, 0.7]])
     theirs = np.array([[0.5, 0.99, 1.0], [0.5, 0.99, 1.0]])
-    out = _script().read_subset(list(BUDGETS), ours, theirs, 0.99)
+    out = load_benchmark("seed_subsets").read_subset(list(BUDGETS), ours, theirs, 0.99)
     assert out["labels"] == [None, 20] and out["ratio"] is None
 
 
@@ -70,7 +60,7 @@ def test_sets_of_every_seed_read_as_the_whole_run_and_repeat_under_a_seed() -> N
     rng = np.random.default_rng(1)
     smart = {s: list(np.clip(0.95 + 0.04 * rng.random(3), 0, 1)) for s in range(6)}
     random = {s: list(np.clip(0.90 + 0.09 * rng.random(3), 0, 1)) for s in range(6)}
-    module = _script()
+    module = load_benchmark("seed_subsets")
     whole = module.seed_subsets(_report(smart, random), "smart", size=6, draws=5)
     # every set of 6 from 6 seeds is the whole run: each reading equals the all-seeds one
     assert whole["ratios"] == [whole["all_seeds"]["ratio"]] * 5
@@ -84,7 +74,9 @@ def test_the_shares_count_the_sets_that_meet_the_goal() -> None:
     # seeds 0-1: smart reaches the line at 10, random at 30 (ratio 1/3); seeds 2-3: both at 10
     smart = {0: [1.0, 1.0, 1.0], 1: [1.0, 1.0, 1.0], 2: [1.0, 1.0, 1.0], 3: [1.0, 1.0, 1.0]}
     random = {0: [0.5, 0.5, 1.0], 1: [0.5, 0.5, 1.0], 2: [1.0, 1.0, 1.0], 3: [1.0, 1.0, 1.0]}
-    out = _script().seed_subsets(_report(smart, random), "smart", size=2, draws=600, seed=0)
+    out = load_benchmark("seed_subsets").seed_subsets(
+        _report(smart, random), "smart", size=2, draws=600, seed=0
+    )
     # a set's ratio: 1/3 for {0,1}; {2,3} 1.0; a mixed pair's random mean is 0.75, 0.75, 1.0 -> 1/3
     ratios = np.array(out["ratios"])
     assert set(np.round(ratios, 4)) <= {0.3333, 1.0}
@@ -95,15 +87,21 @@ def test_the_shares_count_the_sets_that_meet_the_goal() -> None:
 
 
 def test_the_stored_form_counts_each_ratio() -> None:
-    counts = _script().ratio_counts({"ratios": [0.5, None, 1 / 3, 0.5]})["ratio_counts"]
+    script = load_benchmark("seed_subsets")
+    counts = script.ratio_counts({"ratios": [0.5, None, 1 / 3, 0.5]})["ratio_counts"]
     assert counts == {"0.3333": 1, "0.5000": 2, "unread": 1}
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"size": 1}, "at least 2"), ({"size": 9}, "share 4 seeds"), ({"draws": 0}, "draws")],
+    [
+        ({"size": 1}, "at least 2"),
+        ({"size": 9}, "share 4 seeds"),
+        ({"draws": 0}, "draws"),
+        ({"target": 99.0}, "target is a share"),
+    ],
 )
 def test_bad_settings_are_refused_by_name(kwargs: dict[str, int], message: str) -> None:
     report = _report({s: [1.0] * 3 for s in range(4)}, {s: [1.0] * 3 for s in range(4)})
     with pytest.raises(ValueError, match=message):
-        _script().seed_subsets(report, "smart", **kwargs)
+        load_benchmark("seed_subsets").seed_subsets(report, "smart", **kwargs)
