@@ -54,7 +54,7 @@ from _report import kept_runs, print_strategies
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench_label_efficiency import Setup, setups  # noqa: E402
+from bench_label_efficiency import Setup, held_out_suffix, setups  # noqa: E402
 
 import workbench.simulation._run as simulation_run  # noqa: E402
 from workbench.recipes import ClassificationRecipe  # noqa: E402
@@ -405,9 +405,7 @@ def main() -> None:
         strategies=tuple(arms),
         encoder_cache=args.encoder_cache,
     )
-    stem = args.out or f"ssl_init_{args.setup}" + (
-        f"_seeds{seeds[0]}-{seeds[-1]}" if args.first_seed else ""
-    )
+    stem = args.out or f"ssl_init_{args.setup}{held_out_suffix(seeds, args.first_seed)}"
     if args.reanalyse:
         report = json.loads((RESULTS / f"{stem}.json").read_text())
         if tuple(report["config"]["seeds"]) != seeds:
