@@ -9,6 +9,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
     from workbench.simulation import SeedRun
 
@@ -52,6 +54,49 @@ def kept_runs(
                 kept += new
                 done |= {(arm, r.seed) for r in new}
     return kept
+
+
+def _curves(report: dict[str, Any], strategy: str, metric: str) -> dict[int, np.ndarray]:
+    """Per seed, the strategy's test metric at each budget (budgets checked to be shared)."""
+    from workbench.simulation import runs_from_report
+
+    out, budgets = {}, None
+    for run in runs_from_report(report, strategy):
+        labels = [p.labels for p in run.curve]
+        if budgets is None:
+            budgets = labels
+        elif labels != budgets:
+            raise ValueError(
+                f"{strategy!r} seed {run.seed}: budgets {labels} differ from {budgets}"
+            )
+        out[run.seed] = np.array([p.metrics[metric] for p in run.curve], dtype=float)
+    return out
+
+
+def _budgets(report: dict[str, Any], strategy: str) -> list[int]:
+    return [int(p["labels"]) for p in report["strategies"][strategy]["runs"][0]["curve"]]
+
+
+def paired_curves(
+    report: dict[str, Any], arm: str, against: str = "random"
+) -> tuple[list[int], list[int], np.ndarray, np.ndarray]:
+    """``(budgets, seeds, ours, theirs)``: the budgets both arms were read at, the seeds both
+    ran (sorted) and each arm's test metric (the report's primary one) as a [seeds, budgets]
+    array, rows paired by seed. Raises ValueError when the arms were read at other budgets."""
+    metric = str(report["metric"])
+    mine, base = _curves(report, arm, metric), _curves(report, against, metric)
+    labels = _budgets(report, arm)
+    if labels != _budgets(report, against):
+        raise ValueError(f"{arm!r} and {against!r} were read at different budgets")
+    seeds = sorted(set(mine) & set(base))
+    if not seeds:
+        return labels, [], np.empty((0, len(labels))), np.empty((0, len(labels)))
+    return (
+        labels,
+        seeds,
+        np.stack([mine[s] for s in seeds]),
+        np.stack([base[s] for s in seeds]),
+    )
 
 
 def _points(interval: dict[str, Any]) -> str:

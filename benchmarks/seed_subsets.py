@@ -24,39 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _report import load_report
+from _report import load_report, paired_curves
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from workbench.simulation import (  # noqa: E402
-    aulc,
-    labels_to_reach,
-    runs_from_report,
-    t_interval,
-)
+from workbench.simulation import aulc, labels_to_reach, t_interval  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-
-
-def _curves(report: dict[str, Any], strategy: str, metric: str) -> dict[int, np.ndarray]:
-    """Per seed, the strategy's test metric at each budget (budgets checked to be shared)."""
-    out, budgets = {}, None
-    for run in runs_from_report(report, strategy):
-        labels = [p.labels for p in run.curve]
-        if budgets is None:
-            budgets = labels
-        elif labels != budgets:
-            raise ValueError(
-                f"{strategy!r} seed {run.seed}: budgets {labels} differ from {budgets}"
-            )
-        out[run.seed] = np.array([p.metrics[metric] for p in run.curve], dtype=float)
-    return out
-
-
-def _budgets(report: dict[str, Any], strategy: str) -> list[int]:
-    return [p.labels for p in runs_from_report(report, strategy)[0].curve]
 
 
 def read_subset(
@@ -112,15 +88,9 @@ def seed_subsets(
         raise ValueError(f"draws must be at least 1, got {draws}")
     if not 0 < target <= 1:
         raise ValueError(f"target is a share of the reference in (0, 1], got {target}")
-    mine, base = _curves(report, arm, metric), _curves(report, against, metric)
-    labels = _budgets(report, arm)
-    if labels != _budgets(report, against):
-        raise ValueError(f"{arm!r} and {against!r} were read at different budgets")
-    seeds = sorted(set(mine) & set(base))
+    labels, seeds, ours, theirs = paired_curves(report, arm, against)
     if len(seeds) < size:
         raise ValueError(f"{arm!r} and {against!r} share {len(seeds)} seeds; need {size}")
-    ours = np.stack([mine[s] for s in seeds])
-    theirs = np.stack([base[s] for s in seeds])
     line = target * float(reference)
     rng = np.random.default_rng(seed)
     readings = []

@@ -1,4 +1,5 @@
-"""Loading a script under benchmarks/ as a module, so its pure functions can be tested."""
+"""Loading a script under benchmarks/ as a module, so its pure functions can be tested, and
+building the stored curves such scripts read."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -21,3 +23,18 @@ def load_benchmark(name: str) -> ModuleType:
         return module
     finally:
         sys.path.remove(str(BENCHMARKS))
+
+
+def stored_runs(curves: dict[int, list[float]], budgets: tuple[int, ...]) -> list[dict[str, Any]]:
+    """A report's ``runs`` of one strategy as `simulate` stores them: per seed, its test AUC at
+    each of ``budgets``, no picks."""
+    return [
+        {
+            "seed": seed,
+            "picks": [],
+            "curve": [
+                {"labels": n, "metrics": {"auc": v}} for n, v in zip(budgets, values, strict=True)
+            ],
+        }
+        for seed, values in curves.items()
+    ]

@@ -210,7 +210,8 @@ def _simulate(args: argparse.Namespace) -> int:
         console.print(
             f"{name}: AULC {s['aulc']['mean']:.4f}{_vs_random_text(s['aulc_vs_random'])}, "
             "labels to 95/98/99%: "
-            f"{_reach_text(s)}{_budgets_text(s.get('vs_random_per_budget'))}"
+            f"{_reach_text(s)}{_ratio_text(s.get('labels_to_reach_vs_random'))}"
+            f"{_budgets_text(s.get('vs_random_per_budget'))}"
         )
     console.print(f"wrote [bold]{args.out}[/]" + (f" and {args.plot}" if args.plot else ""))
     return 0
@@ -225,6 +226,20 @@ def _vs_random_text(difference: dict[str, Any] | None) -> str:
     if difference["lo"] is not None:
         text += f" [{100 * difference['lo']:+.2f}, {100 * difference['hi']:+.2f}]"
     return text + " points"
+
+
+def _ratio_text(ratios: dict[str, Any] | None, target: str = "0.99") -> str:
+    """``"; labels to 99% 85% of random's [70%, 105%]"``: the share with its bootstrap
+    interval (an end the curves do not bound shows as ``?``; "not read" when a mean curve
+    never reaches the target; empty for random itself or with fewer than 2 seeds)."""
+    reading = (ratios or {}).get(target)
+    if reading is None:
+        return ""
+    share = f"{float(target):.0%}"
+    if reading["ratio"] is None:
+        return f"; labels to {share} vs random's: not read (a mean curve never reaches it)"
+    lo, hi = (("?" if v is None else f"{v:.0%}") for v in (reading["lo"], reading["hi"]))
+    return f"; labels to {share} {reading['ratio']:.0%} of random's [{lo}, {hi}]"
 
 
 def _budgets_text(per_budget: list[dict[str, Any]] | None) -> str:

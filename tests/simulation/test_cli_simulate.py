@@ -272,6 +272,18 @@ def test_cli_simulate_prints_the_area_difference_with_its_interval() -> None:
     assert _vs_random_text(None) == ""
 
 
+def test_cli_simulate_prints_labels_to_99_percent_as_a_share_of_randoms() -> None:
+    from workbench._cli_simulate import _ratio_text
+
+    reading = {"ratio": 0.85, "lo": 0.7, "hi": 1.05}
+    assert _ratio_text({"0.99": reading}) == "; labels to 99% 85% of random's [70%, 105%]"
+    open_ended = {"ratio": 0.5, "lo": None, "hi": 0.75}
+    assert _ratio_text({"0.99": open_ended}) == "; labels to 99% 50% of random's [?, 75%]"
+    unread = {"ratio": None, "lo": None, "hi": None}
+    assert "not read" in _ratio_text({"0.99": unread})
+    assert _ratio_text(None) == "" and _ratio_text({"0.95": reading}) == ""
+
+
 def test_cli_simulate_names_the_budgets_where_a_strategy_differs_from_random() -> None:
     from workbench._cli_simulate import _budgets_text
 

@@ -6,20 +6,11 @@ from typing import Any
 
 import pytest
 
-from tests._benchmarks import load_benchmark
+from tests._benchmarks import load_benchmark, stored_runs
 
 
 def _runs(curves: dict[int, list[float]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "seed": seed,
-            "picks": [],
-            "curve": [
-                {"labels": n, "metrics": {"auc": v}} for n, v in zip((10, 20), values, strict=True)
-            ],
-        }
-        for seed, values in curves.items()
-    ]
+    return stored_runs(curves, (10, 20))
 
 
 def test_differences_shares_and_the_budgets_where_the_means_reach_the_line() -> None:

@@ -7,22 +7,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests._benchmarks import load_benchmark
+from tests._benchmarks import load_benchmark, stored_runs
 
 BUDGETS = (10, 20, 30)
 
 
 def _runs(curves: dict[int, list[float]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "seed": seed,
-            "picks": [],
-            "curve": [
-                {"labels": n, "metrics": {"auc": v}} for n, v in zip(BUDGETS, values, strict=True)
-            ],
-        }
-        for seed, values in curves.items()
-    ]
+    return stored_runs(curves, BUDGETS)
 
 
 def _report(smart: dict[int, list[float]], random: dict[int, list[float]]) -> dict[str, Any]:

@@ -232,7 +232,17 @@ def test_report_schema_is_complete_and_consistent(report: dict[str, Any], tmp_pa
         if name == "random":
             assert s["aulc_vs_random"] is None
             assert s["vs_random_per_budget"] is None
+            assert s["labels_to_reach_vs_random"] is None
         else:
+            ratios = s["labels_to_reach_vs_random"]
+            assert set(ratios) == set(s["labels_to_reach"])
+            for key, reading in ratios.items():  # the point reading is the two mean curves'
+                mine, base = (
+                    s["labels_to_reach"][key],
+                    report["strategies"]["random"]["labels_to_reach"][key],
+                )
+                assert reading["ratio"] == (None if None in (mine, base) else mine / base)
+                assert reading["resamples"] == 2000 and 0.0 <= reading["censored"] <= 1.0
             diff = s["aulc_vs_random"]
             assert diff["per_seed"] == pytest.approx(np.subtract(per_seed, random_aulc))
             assert diff["lo"] <= diff["mean"] <= diff["hi"]

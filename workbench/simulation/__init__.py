@@ -9,9 +9,11 @@ train with the recipe, score the pool, select with the strategy, reveal the orac
 The report (a JSON-ready dict, see `summarise`) holds the curves, normalised AULC with 95%
 t-intervals over seeds, the paired AULC difference against random (and of the test metric at
 each budget) and the labels needed to reach 95/98/99% of the full-data reference, with the
-budgets over which the mean curve's interval reaches each (`labels_to_reach_range`).
+budgets over which the mean curve's interval reaches each (`labels_to_reach_range`), and those
+labels as a share of random's with a paired bootstrap interval (`labels_ratio`).
 """
 
+from workbench.simulation._bootstrap import LabelsRatio, labels_ratio
 from workbench.simulation._data import SimulationData, SimulationDataError, load_simulation_data
 from workbench.simulation._oracle import Oracle, OracleError
 from workbench.simulation._plot import plot_curves
@@ -34,6 +36,7 @@ from workbench.simulation._stats import (
 from workbench.simulation._summary import (
     TARGETS,
     paired_per_budget,
+    reach_vs_random,
     runs_from_report,
     summarise,
 )
@@ -42,6 +45,7 @@ __all__ = [
     "TARGETS",
     "CurvePoint",
     "Interval",
+    "LabelsRatio",
     "Oracle",
     "OracleError",
     "SeedRun",
@@ -50,12 +54,14 @@ __all__ = [
     "SimulationDataError",
     "aulc",
     "evaluate",
+    "labels_ratio",
     "labels_to_reach",
     "labels_to_reach_range",
     "load_simulation_data",
     "paired_per_budget",
     "plot_curves",
     "primary_metric",
+    "reach_vs_random",
     "run_strategy",
     "runs_from_report",
     "simulate",

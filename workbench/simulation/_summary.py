@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.simulation._bootstrap import labels_ratio
 from workbench.simulation._data import SimulationData
 from workbench.simulation._run import (
     CurvePoint,
@@ -67,6 +68,30 @@ def paired_per_budget(
     return out
 
 
+def reach_vs_random(
+    runs: list[SeedRun],
+    baseline: list[SeedRun],
+    metric: str,
+    reference: list[float],
+) -> dict[str, dict[str, Any]] | None:
+    """Per target, labels to reach it as a share of the baseline's, with a paired bootstrap
+    interval over seeds and reference trainings (`labels_ratio`); None with fewer than 2 seeds
+    both arms ran or no reference. Raises ValueError when a paired seed's curves were read at
+    other budgets. A reference that failed (not finite) gives None too."""
+    theirs = {r.seed: r for r in baseline}
+    paired = [r for r in runs if r.seed in theirs]
+    if len(paired) < 2 or not reference or not np.all(np.isfinite(reference)):
+        return None
+    labels = [p.labels for p in paired[0].curve]
+    for run in paired:
+        for side, curve in (("", run.curve), ("the baseline's ", theirs[run.seed].curve)):
+            if [p.labels for p in curve] != labels:
+                raise ValueError(f"seed {run.seed}: {side}curve was read at other budgets")
+    ours = np.array([[p.metrics[metric] for p in r.curve] for r in paired])
+    base = np.array([[p.metrics[metric] for p in theirs[r.seed].curve] for r in paired])
+    return {f"{t:.2f}": labels_ratio(labels, ours, base, reference, t).summary() for t in TARGETS}
+
+
 def summarise(
     data: SimulationData,
     recipe: Recipe,
@@ -87,8 +112,10 @@ def summarise(
     each budget, `paired_per_budget`; null likewise), ``labels_to_reach`` ({"0.95": n or null,
     ...} of the reference, read off the mean curve), ``labels_to_reach_range`` ({"0.99":
     [earliest, surely] or null}: where the mean curve's 95% interval reaches the target at its
-    upper and at its lower end, i.e. how finely the run tells labels to reach) and
-    ``labels_to_reach_per_seed``.
+    upper and at its lower end, i.e. how finely the run tells labels to reach),
+    ``labels_to_reach_per_seed`` and ``labels_to_reach_vs_random`` ({"0.99": {ratio, lo, hi,
+    ...}}: labels to each target as a share of random's, with a paired bootstrap interval,
+    `reach_vs_random`; null like ``aulc_vs_random``).
     """
     metric = primary_metric(data.task)
     ref_values = [r[metric] for r in reference]
@@ -106,8 +133,9 @@ def summarise(
     strategies: dict[str, Any] = {}
     for name, rs in by_name.items():
         mean_curve = _mean_curve(rs, metric)
-        diff = per_budget = None
+        diff = per_budget = reach_ratio = None
         if name != "random" and "random" in aulcs:
+            reach_ratio = reach_vs_random(rs, by_name["random"], metric, ref_values)
             paired = [
                 aulcs[name][s] - aulcs["random"][s] for s in aulcs[name] if s in aulcs["random"]
             ]
@@ -157,6 +185,7 @@ def summarise(
             "labels_to_reach": reach,
             "labels_to_reach_range": reach_range,
             "labels_to_reach_per_seed": reach_seed,
+            "labels_to_reach_vs_random": reach_ratio,
         }
     return {
         "schema_version": SCHEMA_VERSION,
