@@ -84,7 +84,7 @@ def _train_reference(epochs: int, patience: int, seed: int) -> dict[str, float]:
     worker = simulation_run._WORKER
     data, config = worker["data"], worker["config"]
     recipe = dataclasses.replace(worker["recipe"], max_epochs=epochs, patience=patience)
-    trunk = simulation_run._pretrained_trunk(data, seed, config, config.encoder_cache)
+    trunk = simulation_run._self_supervised_start(data, recipe, seed, config, config.encoder_cache)
     start = time.time()
     trained = simulation_run._train(
         recipe, data, data.pool_x, data.pool_y, seed * 1000 + 999, None, None, trunk

@@ -1,10 +1,13 @@
-"""Classifiers started from the cold start's self-supervised trunk, against fresh weights.
+"""Networks started from self-supervised weights learnt on the pool, against fresh weights.
 
 The typical cold start already trains a SimCLR encoder on the pool (no label read) to pick the
 first labels. This benchmark asks whether the classifier should also *start* from that encoder's
 trunk (`SimulationConfig.ssl_init`, ``workbench simulate --ssl-init``) instead of random weights:
 the first round of every curve and the full-data reference do; later rounds warm-start from the
-round before, as always. Two arms, each with ``ssl_init`` and the same per-seed encoder:
+round before, as always. A segmentation setup (e.g. ``hippocampus_warm_default_long``) starts
+its U-Net instead from the same network pretrained to restore painted-over boxes of the pool's
+scans (`workbench.recipes.pretrain_restoration`); "trunk" below then means those weights. Two
+arms, each with ``ssl_init`` and the same per-seed encoder:
 
 * ``random``: a random cold start, then random picks (the baseline);
 * ``power_bald_typical``: the typical cold start, then power-BALD (the loop's default).
@@ -57,7 +60,6 @@ sys.path.insert(0, str(REPO))
 from bench_label_efficiency import Setup, held_out_suffix, setups  # noqa: E402
 
 import workbench.simulation._run as simulation_run  # noqa: E402
-from workbench.recipes import ClassificationRecipe  # noqa: E402
 from workbench.simulation import (  # noqa: E402
     SeedRun,
     SimulationConfig,
@@ -174,7 +176,7 @@ def plot_with_and_without(ssl: dict[str, Any], fresh: dict[str, Any], path: Path
         ("power_bald_typical", STORED_DEFAULT_ARM, "tab:orange"),
     ):
         for report, name, style, how in (
-            (ssl, arm, "-", "trunk"),
+            (ssl, arm, "-", "pretrained"),
             (fresh, fresh_arm, "--", "fresh weights"),
         ):
             curve = report["strategies"][name]["mean_curve"]
@@ -188,7 +190,7 @@ def plot_with_and_without(ssl: dict[str, Any], fresh: dict[str, Any], path: Path
                 lw=1.2,
                 label=f"{arm}, {how}",
             )
-    for report, style, how in ((ssl, "-", "trunk"), (fresh, "--", "fresh")):
+    for report, style, how in ((ssl, "-", "pretrained"), (fresh, "--", "fresh")):
         ax.axhline(
             0.99 * report["reference"]["metric"],
             color="grey",
@@ -199,7 +201,7 @@ def plot_with_and_without(ssl: dict[str, Any], fresh: dict[str, Any], path: Path
     ax.set_xlabel("labelled items")
     ax.set_ylabel(f"test {ssl['metric']}")
     ax.set_title(
-        f"{ssl['dataset']['name']}: pretrained trunk vs fresh weights, "
+        f"{ssl['dataset']['name']}: self-supervised start vs fresh weights, "
         f"{len(ssl['config']['seeds'])} seeds",
         fontsize=10,
     )
@@ -380,8 +382,6 @@ def main() -> None:
     if args.setup not in catalogue:
         parser.error(f"--setup: unknown setup {args.setup!r}")
     setup = catalogue[args.setup]
-    if not isinstance(setup.recipe, ClassificationRecipe):
-        parser.error("--setup: a pretrained trunk starts classifiers only")
     stored_random = RESULTS / f"label_efficiency_{args.setup}.json"
     stored_default = RESULTS / (args.default_from or f"cold_starts_{args.setup}.json")
     if args.default_from and not stored_default.exists():

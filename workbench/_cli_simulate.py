@@ -65,9 +65,16 @@ def register_simulate_command(commands: argparse._SubParsersAction) -> None:
     sim.add_argument(
         "--ssl-init",
         action="store_true",
-        help="classification: the first training of every curve and the full-data "
-        "reference start from the trunk of a self-supervised encoder trained on the "
-        "pool (per seed, no label read) instead of random weights",
+        help="the first training of every curve and the full-data reference start from "
+        "self-supervised weights learnt on the pool (per seed, no label read) instead of "
+        "random ones: a classifier from a contrastive encoder's trunk, a segmenter from its "
+        "own network trained to restore painted-over boxes of the scans",
+    )
+    sim.add_argument(
+        "--restoration-steps",
+        type=int,
+        default=400,  # workbench.recipes.DEFAULT_RESTORATION_STEPS, without importing torch
+        help="segmentation with --ssl-init: steps of the restoration pretraining (default 400)",
     )
     sim.add_argument(
         "--encoder-cache",
@@ -159,10 +166,10 @@ def _simulate(args: argparse.Namespace) -> int:
     data = load_simulation_data(
         args.data, max_pool=args.max_pool, max_val=args.max_val, max_test=args.max_test
     )
-    if args.ssl_init and data.task != "classification":
+    if args.restoration_steps < 1:
         raise SimulateArgumentError(
-            f"--ssl-init starts a classifier's trunk; {args.data} is a {data.task} task",
-            field="ssl_init",
+            f"--restoration-steps must be at least 1, got {args.restoration_steps}",
+            field="restoration_steps",
         )
     if (
         args.encoder_cache is not None
@@ -192,6 +199,7 @@ def _simulate(args: argparse.Namespace) -> int:
         cold_start=args.cold_start,
         contrastive_steps=args.contrastive_steps,
         ssl_init=args.ssl_init,
+        restoration_steps=args.restoration_steps,
         encoder_cache=args.encoder_cache,
         pool_subsample=args.pool_subsample,
         reference=args.reference_seeds > 0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -299,16 +300,23 @@ def test_cli_simulate_names_the_budgets_where_a_strategy_differs_from_random() -
     assert _budgets_text(None) == ""
 
 
-def test_cli_simulate_refuses_ssl_init_on_segmentation_data(
+def test_cli_simulate_refuses_restoration_steps_below_one_by_name(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from workbench._cli_simulate import register_simulate_command
+    from workbench.recipes import DEFAULT_RESTORATION_STEPS
+
     demo = Path(__file__).resolve().parents[2] / "workbench/demo_data/hippocampus"
     out = tmp_path / "r.json"
-    code = main(["simulate", str(demo), "--ssl-init", "--seeds", "1", "--out", str(out)])
-    assert code == 1
+    argv = ["simulate", str(demo), "--ssl-init", "--restoration-steps", "0", "--out", str(out)]
+    assert main(argv) == 1
     err = " ".join(capsys.readouterr().err.split())
-    assert "--ssl-init starts a classifier's trunk" in err and "segmentation task" in err
-    assert "ssl_init" in err and not out.exists()
+    assert "--restoration-steps must be at least 1, got 0" in err and "restoration_steps" in err
+    assert not out.exists()
+    parser = argparse.ArgumentParser()
+    register_simulate_command(parser.add_subparsers())
+    defaults = parser.parse_args(["simulate", "data", "--out", "r.json"])
+    assert defaults.restoration_steps == DEFAULT_RESTORATION_STEPS
 
 
 def test_cli_simulate_refuses_an_encoder_cache_that_is_a_file(

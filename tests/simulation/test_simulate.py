@@ -30,7 +30,7 @@ from workbench.simulation import (
     simulate,
     summarise,
 )
-from workbench.simulation._run import _train
+from workbench.simulation._run import _train, evaluate, pool_restoration
 from workbench.strategies import StrategyError, get_strategy, select_typiclust
 
 pytestmark = pytest.mark.shared_data
@@ -465,15 +465,44 @@ def test_ssl_init_starts_every_curve_and_the_reference_from_the_seeds_encoder(
     assert without["reference"] != alone["reference"]
 
 
-def test_ssl_init_is_refused_for_segmentation_before_any_training(
-    hippocampus_tiny: Path, tiny_seg_recipe: SegmentationRecipe
+def test_ssl_init_starts_a_segmenter_from_its_restoration_pretrained_network(
+    hippocampus_tiny: Path, tiny_seg_recipe: SegmentationRecipe, tmp_path: Path
 ) -> None:
     data = load_simulation_data(hippocampus_tiny, shape=(24, 32, 24))
     config = SimulationConfig(
-        strategies=("random",), seeds=(0,), initial=2, batch=1, rounds=1, ssl_init=True
+        strategies=("random",),
+        seeds=(0,),
+        initial=2,
+        batch=1,
+        rounds=1,
+        ssl_init=True,
+        restoration_steps=3,
+        encoder_cache=tmp_path / "cache",
     )
-    with pytest.raises(ValueError, match="segmentation networks have none"):
-        simulate(data, tiny_seg_recipe, config)
+    report = simulate(data, tiny_seg_recipe, config)
+    assert report["config"]["restoration_steps"] == 3
+    (cached,) = (tmp_path / "cache").glob("restoration-*.pt")  # one per seed, shared
+    state = pool_restoration(data, 0, tiny_seg_recipe.network, 3)
+    assert torch.load(cached, weights_only=True).keys() == state.keys()
+    (run,) = runs_from_report(report, "random")
+    first = np.asarray(run.picks[0])
+    by_hand = _train(
+        tiny_seg_recipe,
+        data,
+        data.pool_x[first],
+        data.pool_y[first],
+        0,
+        tmp_path / "by-hand",
+        None,
+        state,
+    )
+    assert evaluate(by_hand, data) == run.curve[0].metrics
+    fresh = _train(
+        tiny_seg_recipe, data, data.pool_x[first], data.pool_y[first], 0, tmp_path / "f", None
+    )
+    assert not torch.equal(
+        next(iter(fresh.state_dict.values())), next(iter(by_hand.state_dict.values()))
+    )
 
 
 def test_a_process_keeps_only_the_newest_few_pool_encoders(breast_tiny: SimulationData) -> None:

@@ -19,6 +19,8 @@ trunk_state=)` can start from.
 
 Segmentation: `SegmentationRecipe`, `train_segmenter`, `predict_segmentation` (per-image
 scores and per-voxel uncertainty maps), `predict_segmentation_probs` ([N, T, C, *spatial]).
+`pretrain_restoration` trains the segmenter's network on unlabelled scans (restoring painted-over
+boxes), which `train_segmenter(..., pretrained_state=)` can start from.
 """
 
 from workbench.recipes._classification import (
@@ -39,6 +41,12 @@ from workbench.recipes._contrastive import (
     train_contrastive,
 )
 from workbench.recipes._pool_scores import predict_scores
+from workbench.recipes._restoration import (
+    DEFAULT_RESTORATION_STEPS,
+    load_pretrained,
+    paint_boxes,
+    pretrain_restoration,
+)
 from workbench.recipes._segmentation import (
     SegmentationPrediction,
     SegmentationRecipe,
@@ -56,6 +64,7 @@ from workbench.recipes._segmentation import (
 )
 
 __all__ = [
+    "DEFAULT_RESTORATION_STEPS",
     "ClassificationRecipe",
     "ContrastiveEncoder",
     "NetworkFactory",
@@ -72,12 +81,15 @@ __all__ = [
     "embed",
     "iter_segmentation_moments",
     "iter_segmentation_probs",
+    "load_pretrained",
+    "paint_boxes",
     "predict_labels",
     "predict_mean",
     "predict_probs",
     "predict_scores",
     "predict_segmentation",
     "predict_segmentation_probs",
+    "pretrain_restoration",
     "small_unet",
     "train_classifier",
     "train_contrastive",

@@ -41,6 +41,7 @@ from workbench.recipes._data import (
     split_val,
 )
 from workbench.recipes._fit import fit_best
+from workbench.recipes._restoration import load_pretrained
 from workbench.recipes._scans import PatchDraws, ScanList
 from workbench.strategies import moment_uncertainty_map, reduce_map
 from workbench.strategies._types import Reduction, UncertaintyKind
@@ -256,6 +257,7 @@ def train_segmenter(
     seed: int | None = None,
     root_dir: str | Path | None = None,
     init_state: Mapping[str, Tensor] | None = None,
+    pretrained_state: Mapping[str, Tensor] | None = None,
     callbacks: Sequence[Callback] = (),
 ) -> TrainedSegmenter:
     """Train on images ``[N, (C,) *spatial]`` and masks ``[N, *spatial]`` of class indices;
@@ -265,7 +267,11 @@ def train_segmenter(
     With a ``patch_size`` the images may also be a list of scans ``[(C,) *spatial_i]`` of their
     own shapes (masks ``[*spatial_i]``): each is kept once as given (uint8 is scaled to [0, 1]
     patch by patch), not padded, stacked or converted to float (see `PatchDraws`). The caller's
-    global random generators are left as they were (`keep_global_rng`)."""
+    global random generators are left as they were (`keep_global_rng`).
+
+    ``init_state`` (a previous `TrainedSegmenter.state_dict`) is loaded first when
+    ``recipe.warm_start``; otherwise ``pretrained_state`` (`pretrain_restoration`'s weights),
+    when given, starts every weight but the output layer's (`load_pretrained`)."""
     seed = recipe.seed if seed is None else seed
     dims = recipe.spatial_dims
     train_set: Dataset[dict[str, Any]]
@@ -295,6 +301,8 @@ def train_segmenter(
     module.recipe = recipe
     if init_state is not None and recipe.warm_start:
         module.net.load_state_dict(dict(init_state))
+    elif pretrained_state is not None:
+        load_pretrained(module.net, pretrained_state)
     data = SplitDataModule(
         train_set,
         val_set,

@@ -27,6 +27,7 @@ import torch
 from workbench.errors import WorkbenchError
 from workbench.models import keep_torch_threads, resolve_device
 from workbench.recipes import (
+    DEFAULT_RESTORATION_STEPS,
     ClassificationRecipe,
     ContrastiveEncoder,
     SegmentationRecipe,
@@ -37,6 +38,7 @@ from workbench.recipes import (
     predict_mean,
     predict_probs,
     predict_segmentation_probs,
+    pretrain_restoration,
     train_classifier,
     train_contrastive,
     train_segmenter,
@@ -57,8 +59,10 @@ class SimulationConfig:
     this factor per axis before the strategies see them. ``contrastive_steps``: training steps
     of the self-supervised encoder of a ``typical`` cold start. ``ssl_init``: a classifier's
     first round and the full-data reference start from that encoder's trunk (trained per seed
-    on the pool, no label read; ``small_cnn``-like networks only). ``encoder_cache``: a folder
-    that keeps those encoders between simulations (keyed by the pool's content, the seed, the
+    on the pool, no label read; ``small_cnn``-like networks only); a segmenter's start from its
+    own network pretrained for ``restoration_steps`` on the pool's scans
+    (`pretrain_restoration`). ``encoder_cache``: a folder that keeps those encoders (and
+    pretrained segmenters) between simulations (keyed by the pool's content, the seed, the
     steps and the device), so a rerun on the same data trains none; None keeps them for one
     run. ``workers``: run the (strategy, seed) curves and the reference trainings in this many
     processes, each with ``threads`` torch threads; the report is the same for any number of
@@ -72,6 +76,7 @@ class SimulationConfig:
     cold_start: Literal["random", "kcenter", "typical"] = "random"
     contrastive_steps: int = 600
     ssl_init: bool = False
+    restoration_steps: int = DEFAULT_RESTORATION_STEPS
     encoder_cache: Path | None = None
     pool_subsample: int | None = None
     score_pool: int = 4
@@ -128,11 +133,11 @@ def _train(
     seed: int,
     root: Path | None,
     init: Mapping[str, torch.Tensor] | None,
-    trunk: Mapping[str, torch.Tensor] | None = None,
+    start: Mapping[str, torch.Tensor] | None = None,
 ) -> Any:
+    """One training; ``start``: the self-supervised weights a first round starts from (a
+    classifier's trunk, a segmenter's restoration-pretrained network)."""
     if isinstance(recipe, SegmentationRecipe):
-        if trunk is not None:
-            raise ValueError("a pretrained trunk starts a classifier, not a segmenter")
         return train_segmenter(
             recipe,
             x,
@@ -143,6 +148,7 @@ def _train(
             seed=seed,
             root_dir=root,
             init_state=init,
+            pretrained_state=start,
         )
     return train_classifier(
         recipe,
@@ -154,7 +160,7 @@ def _train(
         num_classes=data.num_classes,
         root_dir=root,
         init_state=init,
-        trunk_state=trunk,
+        trunk_state=start,
     )
 
 
@@ -300,11 +306,74 @@ def initial_picks(
     return np.sort(rng.choice(len(data.pool_x), min(n, len(data.pool_x)), replace=False))
 
 
-def _pretrained_trunk(
-    data: SimulationData, seed: int, config: SimulationConfig, cache_dir: Path | None
+_RESTORED: dict[tuple[object, ...], dict[str, torch.Tensor]] = {}  # like _ENCODERS
+_RESTORATION_FORMAT = 1  # part of the cache key: raise it when the pretraining changes
+
+
+def pool_restoration(
+    data: SimulationData,
+    seed: int,
+    network: Callable[..., Any],
+    steps: int = DEFAULT_RESTORATION_STEPS,
+    cache_dir: Path | None = None,
+) -> dict[str, torch.Tensor]:
+    """The segmenter ``network`` pretrained on the pool's scans for ``seed`` by restoring
+    painted-over boxes (`pretrain_restoration`, no label read), kept like `pool_encoder`'s
+    encoders: for the process's next strategy and under ``cache_dir``."""
+    pool = np.ascontiguousarray(data.pool_x)
+    digest = hashlib.blake2b(pool.data, digest_size=16).hexdigest()
+    name = getattr(network, "name", None) or getattr(network, "__qualname__", repr(network))
+    device = resolve_device(None).type
+    key = (_RESTORATION_FORMAT, digest, pool.shape, str(pool.dtype), seed, steps, name, device)
+    if key in _RESTORED:
+        return _RESTORED[key]
+    stored = None
+    if cache_dir is not None:
+        stem = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
+        stored = cache_dir / f"restoration-{stem}.pt"
+    state = _read_state(stored) if stored is not None and stored.is_file() else None
+    if state is None:
+        state = pretrain_restoration(
+            data.pool_x, network, spatial_dims=data.spatial_dims, seed=seed, steps=steps
+        )
+        if stored is not None:  # written whole, then renamed: a reader never sees half
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            partial = stored.with_suffix(f".{os.getpid()}.partial")
+            torch.save(state, partial)
+            os.replace(partial, stored)
+    while len(_RESTORED) >= _KEPT_ENCODERS:
+        _RESTORED.pop(next(iter(_RESTORED)))
+    _RESTORED[key] = state
+    return state
+
+
+def _read_state(path: Path) -> dict[str, torch.Tensor] | None:
+    try:
+        return dict(torch.load(path, weights_only=True))
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, AttributeError) as error:
+        warnings.warn(
+            f"cached pretrained network {path} cannot be read ({type(error).__name__}): "
+            "training it again",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+
+
+def _self_supervised_start(
+    data: SimulationData,
+    recipe: Recipe,
+    seed: int,
+    config: SimulationConfig,
+    cache_dir: Path | None,
 ) -> Mapping[str, torch.Tensor] | None:
+    """With ``config.ssl_init``, the weights a first training starts from: a classifier's
+    contrastive trunk (`pool_encoder`), a segmenter's restoration-pretrained network
+    (`pool_restoration`); else None."""
     if not config.ssl_init:
         return None
+    if isinstance(recipe, SegmentationRecipe):
+        return pool_restoration(data, seed, recipe.network, config.restoration_steps, cache_dir)
     return pool_encoder(data, seed, config.contrastive_steps, cache_dir).trunk_state
 
 
@@ -329,7 +398,7 @@ def run_strategy(
         config.contrastive_steps,
         encoder_dir(config, workdir),
     )
-    trunk = _pretrained_trunk(data, seed, config, encoder_dir(config, workdir))
+    start = _self_supervised_start(data, recipe, seed, config, encoder_dir(config, workdir))
     oracle.reveal(first)
     picks = [[int(i) for i in first]]
     curve: list[CurvePoint] = []
@@ -345,7 +414,7 @@ def run_strategy(
             seed * 1000 + r,
             root,
             state if recipe.warm_start else None,
-            trunk,
+            start,
         )
         kept = {k: float(v) for k, v in trained.metrics.items() if np.isfinite(v)}
         curve.append(CurvePoint(len(idx), evaluate(trained, data), kept))
@@ -383,17 +452,17 @@ def reference_runs(
     config: SimulationConfig | None = None,
 ) -> list[dict[str, float]]:
     """Test metrics of the same recipe trained on every pool label, one per seed (from the
-    seed's pretrained trunk when ``config.ssl_init``)."""
+    seed's self-supervised start when ``config.ssl_init``)."""
     out = []
     for seed in seeds:
         root = workdir / f"reference-{seed}"
-        trunk = (
+        start = (
             None
             if config is None
-            else _pretrained_trunk(data, seed, config, encoder_dir(config, workdir))
+            else _self_supervised_start(data, recipe, seed, config, encoder_dir(config, workdir))
         )
         trained = _train(
-            recipe, data, data.pool_x, data.pool_y, seed * 1000 + 999, root, None, trunk
+            recipe, data, data.pool_x, data.pool_y, seed * 1000 + 999, root, None, start
         )
         out.append(evaluate(trained, data))
         shutil.rmtree(root, ignore_errors=True)
@@ -413,8 +482,6 @@ def simulate(
         raise ValueError(f"a {type(recipe).__name__} cannot train a {data.task} task")
     if config.workers < 1:
         raise ValueError(f"workers must be >= 1, got {config.workers}")
-    if config.ssl_init and data.task == "segmentation":
-        raise ValueError("ssl_init starts a classifier's trunk; segmentation networks have none")
     if config.encoder_cache is not None:  # refused now, not when the first encoder is saved
         try:
             config.encoder_cache.mkdir(parents=True, exist_ok=True)

@@ -207,6 +207,11 @@ def summarise(
                 else {}
             ),
             **({"ssl_init": True} if config.ssl_init else {}),
+            **(
+                {"restoration_steps": config.restoration_steps}
+                if config.ssl_init and data.task == "segmentation"
+                else {}
+            ),
             "pool_subsample": config.pool_subsample,
             "score_pool": config.score_pool,
             "strategy_params": {k: dict(v) for k, v in config.strategy_params.items()},
