@@ -66,6 +66,7 @@ from workbench.simulation import (  # noqa: E402
     SimulationData,
     labels_to_reach,
     load_simulation_data,
+    paired_per_budget,
     plot_curves,
     runs_from_report,
     summarise,
@@ -152,6 +153,9 @@ def comparison(ssl: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
             "aulc_fresh": fresh["strategies"][fresh_arm]["aulc"]["mean"],
             "aulc_gain": dataclasses.asdict(t_interval(gain)),
             "aulc_gain_per_seed": gain,
+            "gain_per_budget": paired_per_budget(
+                with_trunk, list(without.values()), str(ssl["metric"])
+            ),
         }
     for key, report, default in (
         ("ssl_init", ssl, "power_bald_typical"),
@@ -324,6 +328,12 @@ def print_comparison(report: dict[str, Any]) -> None:
             f"{c['aulc_fresh']:.4f} -> {c['aulc_ssl_init']:.4f}, gain {100 * gain['mean']:+.2f} "
             f"[{100 * gain['lo']:+.2f}, {100 * gain['hi']:+.2f}] points"
         )
+        first = c["gain_per_budget"][0]
+        if first["lo"] is not None:
+            print(
+                f"  at {first['labels']} labels: {100 * first['mean']:+.2f} "
+                f"[{100 * first['lo']:+.2f}, {100 * first['hi']:+.2f}] points"
+            )
 
 
 def main() -> None:
@@ -340,6 +350,12 @@ def main() -> None:
         "comparison with fresh weights",
     )
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--random-from",
+        default=None,
+        help="stored report holding random's fresh-weight curves "
+        "(default label_efficiency_<setup>.json)",
+    )
     parser.add_argument(
         "--default-from",
         default=None,
@@ -382,7 +398,9 @@ def main() -> None:
     if args.setup not in catalogue:
         parser.error(f"--setup: unknown setup {args.setup!r}")
     setup = catalogue[args.setup]
-    stored_random = RESULTS / f"label_efficiency_{args.setup}.json"
+    stored_random = RESULTS / (args.random_from or f"label_efficiency_{args.setup}.json")
+    if args.random_from and not stored_random.exists():
+        parser.error(f"--random-from: no stored run {stored_random}")
     stored_default = RESULTS / (args.default_from or f"cold_starts_{args.setup}.json")
     if args.default_from and not stored_default.exists():
         parser.error(f"--default-from: no stored run {stored_default}")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests._benchmarks import load_benchmark
+from tests._benchmarks import load_benchmark, stored_runs
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +86,42 @@ def test_an_earlier_reference_is_kept_only_for_the_same_seeds(script: ModuleType
     assert len(script.kept_reference(earlier, (0, 1, 2, 3, 4))) == 3
     # held-out seeds (--first-seed 30 --extend of a seeds 0-29 report): nothing is kept
     assert script.kept_reference(earlier, (30, 31, 32)) == []
+
+
+def _arm(curves: dict[int, list[float]], budgets: tuple[int, ...]) -> dict[str, Any]:
+    means = [sum(c[j] for c in curves.values()) / len(curves) for j in range(len(budgets))]
+    return {
+        "runs": stored_runs(curves, budgets),
+        "labels_to_reach": {"0.99": None},
+        "aulc": {"mean": 0.0},
+        "mean_curve": [{"labels": n, "mean": m} for n, m in zip(budgets, means, strict=True)],
+    }
+
+
+def test_the_comparison_gives_the_pretrained_starts_gain_at_each_budget(
+    script: ModuleType,
+) -> None:
+    budgets = (4, 8)
+    ssl = {
+        "metric": "auc",
+        "reference": {"metric": 1.0},
+        "strategies": {
+            "random": _arm({0: [0.70, 0.80], 1: [0.60, 0.80]}, budgets),
+            "power_bald_typical": _arm({0: [0.70, 0.90], 1: [0.70, 0.90]}, budgets),
+        },
+    }
+    fresh = {
+        "metric": "auc",
+        "reference": {"metric": 1.0},
+        "strategies": {
+            "random": _arm({0: [0.50, 0.80], 1: [0.50, 0.80]}, budgets),
+            script.STORED_DEFAULT_ARM: _arm({0: [0.70, 0.90], 1: [0.70, 0.90]}, budgets),
+        },
+    }
+    out = script.comparison(ssl, fresh)
+    at_four, at_eight = out["random"]["gain_per_budget"]
+    # seed 0 gains 0.2 at 4 labels, seed 1 0.1; nothing at 8
+    assert at_four["labels"] == 4 and at_four["mean"] == pytest.approx(0.15)
+    assert at_four["n"] == 2 and at_four["lo"] < 0.15 < at_four["hi"]
+    assert at_eight["mean"] == pytest.approx(0.0)
+    assert [b["mean"] for b in out["power_bald_typical"]["gain_per_budget"]] == [0.0, 0.0]
