@@ -233,30 +233,35 @@ def pool_encoder(
     )
     if key in _ENCODERS:
         return _ENCODERS[key]
-    stored = None
-    if cache_dir is not None:
-        name = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
-        stored = cache_dir / f"encoder-{name}.pt"
+    stored = _cache_file(cache_dir, "encoder", key)
     encoder = _read_encoder(stored) if stored is not None and stored.is_file() else None
     if encoder is None:
         encoder = train_contrastive(
             data.pool_x, spatial_dims=data.spatial_dims, seed=seed, steps=contrastive_steps
         )
-        if stored is not None:  # written whole, then renamed: a reader never sees half
-            stored.parent.mkdir(parents=True, exist_ok=True)
-            partial = stored.with_suffix(f".{os.getpid()}.partial")
-            torch.save(
-                {
-                    "features": torch.from_numpy(encoder.features),
-                    "trunk_state": encoder.trunk_state,
-                },
-                partial,
-            )
-            os.replace(partial, stored)
+        if stored is not None:
+            features = torch.from_numpy(encoder.features)
+            _save_whole({"features": features, "trunk_state": encoder.trunk_state}, stored)
     while len(_ENCODERS) >= _KEPT_ENCODERS:  # a pool's features are N x 128 floats each
         _ENCODERS.pop(next(iter(_ENCODERS)))
     _ENCODERS[key] = encoder
     return encoder
+
+
+def _cache_file(cache_dir: Path | None, prefix: str, key: tuple[object, ...]) -> Path | None:
+    """Where the object of ``key`` is kept under ``cache_dir`` (None: kept in memory only)."""
+    if cache_dir is None:
+        return None
+    name = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
+    return cache_dir / f"{prefix}-{name}.pt"
+
+
+def _save_whole(obj: object, path: Path) -> None:
+    """Written whole, then renamed: a reader never sees half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    torch.save(obj, partial)
+    os.replace(partial, path)
 
 
 def _read_encoder(path: Path) -> ContrastiveEncoder | None:
@@ -322,25 +327,21 @@ def pool_restoration(
     encoders: for the process's next strategy and under ``cache_dir``."""
     pool = np.ascontiguousarray(data.pool_x)
     digest = hashlib.blake2b(pool.data, digest_size=16).hexdigest()
-    name = getattr(network, "name", None) or getattr(network, "__qualname__", repr(network))
+    name = getattr(network, "name", None) or (
+        f"{getattr(network, '__module__', '')}.{getattr(network, '__qualname__', repr(network))}"
+    )
     device = resolve_device(None).type
     key = (_RESTORATION_FORMAT, digest, pool.shape, str(pool.dtype), seed, steps, name, device)
     if key in _RESTORED:
         return _RESTORED[key]
-    stored = None
-    if cache_dir is not None:
-        stem = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
-        stored = cache_dir / f"restoration-{stem}.pt"
+    stored = _cache_file(cache_dir, "restoration", key)
     state = _read_state(stored) if stored is not None and stored.is_file() else None
     if state is None:
         state = pretrain_restoration(
             data.pool_x, network, spatial_dims=data.spatial_dims, seed=seed, steps=steps
         )
-        if stored is not None:  # written whole, then renamed: a reader never sees half
-            stored.parent.mkdir(parents=True, exist_ok=True)
-            partial = stored.with_suffix(f".{os.getpid()}.partial")
-            torch.save(state, partial)
-            os.replace(partial, stored)
+        if stored is not None:
+            _save_whole(state, stored)
     while len(_RESTORED) >= _KEPT_ENCODERS:
         _RESTORED.pop(next(iter(_RESTORED)))
     _RESTORED[key] = state
