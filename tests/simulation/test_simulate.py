@@ -479,8 +479,11 @@ def test_ssl_init_starts_a_segmenter_from_its_restoration_pretrained_network(
         restoration_steps=3,
         encoder_cache=tmp_path / "cache",
     )
+    with pytest.raises(ValueError, match="restoration_steps must be >= 1, got 0"):
+        simulate(data, tiny_seg_recipe, dataclasses.replace(config, restoration_steps=0))
     report = simulate(data, tiny_seg_recipe, config)
     assert report["config"]["restoration_steps"] == 3
+    assert "contrastive_steps" not in report["config"]  # no encoder: a random cold start
     (cached,) = (tmp_path / "cache").glob("restoration-*.pt")  # one per seed, shared
     state = pool_restoration(data, 0, tiny_seg_recipe.network, 3)
     assert torch.load(cached, weights_only=True).keys() == state.keys()

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -218,70 +218,83 @@ def pool_encoder(
     axis): kept for the process's next strategy and, under ``cache_dir``, for the other worker
     processes of the simulation (or later ones: `SimulationConfig.encoder_cache`). A cached
     file that cannot be read is trained again and replaced, with a warning."""
-    pool = np.ascontiguousarray(data.pool_x)
-    digest = hashlib.blake2b(pool.data, digest_size=16).hexdigest()  # content, not id()
-    device = resolve_device(None).type  # where `train_contrastive` runs: CPU and CUDA differ
-    key = (
-        _ENCODER_FORMAT,
-        digest,
-        pool.shape,
-        str(pool.dtype),
-        data.spatial_dims,
-        seed,
-        contrastive_steps,
-        device,
-    )
-    if key in _ENCODERS:
-        return _ENCODERS[key]
-    stored = _cache_file(cache_dir, "encoder", key)
-    encoder = _read_encoder(stored) if stored is not None and stored.is_file() else None
-    if encoder is None:
-        encoder = train_contrastive(
+    key = (_ENCODER_FORMAT, *_pool_key(data), data.spatial_dims, seed, contrastive_steps)
+
+    def train() -> ContrastiveEncoder:
+        return train_contrastive(
             data.pool_x, spatial_dims=data.spatial_dims, seed=seed, steps=contrastive_steps
         )
+
+    def saved(encoder: ContrastiveEncoder) -> dict[str, object]:
+        return {"features": torch.from_numpy(encoder.features), "trunk_state": encoder.trunk_state}
+
+    def read(stored: dict[str, Any]) -> ContrastiveEncoder:
+        return ContrastiveEncoder(stored["features"].numpy(), dict(stored["trunk_state"]))
+
+    return _kept(_ENCODERS, key, "encoder", cache_dir, train, saved, read)
+
+
+def _pool_key(data: SimulationData) -> tuple[object, ...]:
+    """What a pool's self-supervised weights depend on besides their settings: the pool's
+    content (not its id()), shape and type, and the device they train on (CPU and CUDA
+    differ)."""
+    pool = np.ascontiguousarray(data.pool_x)
+    digest = hashlib.blake2b(pool.data, digest_size=16).hexdigest()
+    return digest, pool.shape, str(pool.dtype), resolve_device(None).type
+
+
+T = TypeVar("T")
+
+
+def _kept(
+    memo: dict[tuple[object, ...], T],
+    key: tuple[object, ...],
+    prefix: str,
+    cache_dir: Path | None,
+    train: Callable[[], T],
+    saved: Callable[[T], object],
+    read: Callable[[dict[str, Any]], T],
+) -> T:
+    """``memo[key]``, else the file of ``key`` under ``cache_dir`` (`read` from what `saved`
+    wrote), else `train` it and write that file whole (a reader never sees half). The process
+    keeps the newest `_KEPT_ENCODERS` (a seed's strategies run one after another). A file that
+    cannot be read is trained again and replaced, with a warning (`quiet` keeps these)."""
+    if key in memo:
+        return memo[key]
+    stored = None
+    if cache_dir is not None:
+        name = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
+        stored = cache_dir / f"{prefix}-{name}.pt"
+    value = None
+    if stored is not None and stored.is_file():
+        try:
+            value = read(torch.load(stored, weights_only=True))
+        except (
+            pickle.UnpicklingError,
+            RuntimeError,
+            OSError,
+            EOFError,
+            KeyError,
+            AttributeError,
+            TypeError,
+        ) as error:
+            warnings.warn(
+                f"cached {prefix} {stored} cannot be read ({type(error).__name__}): "
+                "training it again",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    if value is None:
+        value = train()
         if stored is not None:
-            features = torch.from_numpy(encoder.features)
-            _save_whole({"features": features, "trunk_state": encoder.trunk_state}, stored)
-    while len(_ENCODERS) >= _KEPT_ENCODERS:  # a pool's features are N x 128 floats each
-        _ENCODERS.pop(next(iter(_ENCODERS)))
-    _ENCODERS[key] = encoder
-    return encoder
-
-
-def _cache_file(cache_dir: Path | None, prefix: str, key: tuple[object, ...]) -> Path | None:
-    """Where the object of ``key`` is kept under ``cache_dir`` (None: kept in memory only)."""
-    if cache_dir is None:
-        return None
-    name = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
-    return cache_dir / f"{prefix}-{name}.pt"
-
-
-def _save_whole(obj: object, path: Path) -> None:
-    """Written whole, then renamed: a reader never sees half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.partial")
-    torch.save(obj, partial)
-    os.replace(partial, path)
-
-
-def _read_encoder(path: Path) -> ContrastiveEncoder | None:
-    try:
-        saved = torch.load(path, weights_only=True)
-        return ContrastiveEncoder(saved["features"].numpy(), dict(saved["trunk_state"]))
-    except (
-        pickle.UnpicklingError,
-        RuntimeError,
-        OSError,
-        EOFError,
-        KeyError,
-        AttributeError,
-    ) as error:
-        warnings.warn(
-            f"cached encoder {path} cannot be read ({type(error).__name__}): training it again",
-            RuntimeWarning,
-            stacklevel=3,
-        )  # `quiet` keeps these
-        return None
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            partial = stored.with_suffix(f".{os.getpid()}.partial")
+            torch.save(saved(value), partial)
+            os.replace(partial, stored)
+    while len(memo) >= _KEPT_ENCODERS:
+        memo.pop(next(iter(memo)))
+    memo[key] = value
+    return value
 
 
 def encoder_dir(config: SimulationConfig, workdir: Path) -> Path:
@@ -311,7 +324,7 @@ def initial_picks(
     return np.sort(rng.choice(len(data.pool_x), min(n, len(data.pool_x)), replace=False))
 
 
-_RESTORED: dict[tuple[object, ...], dict[str, torch.Tensor]] = {}  # like _ENCODERS
+_RESTORED: dict[tuple[object, ...], dict[str, torch.Tensor]] = {}  # (pool digest, ...) -> state
 _RESTORATION_FORMAT = 1  # part of the cache key: raise it when the pretraining changes
 
 
@@ -325,40 +338,17 @@ def pool_restoration(
     """The segmenter ``network`` pretrained on the pool's scans for ``seed`` by restoring
     painted-over boxes (`pretrain_restoration`, no label read), kept like `pool_encoder`'s
     encoders: for the process's next strategy and under ``cache_dir``."""
-    pool = np.ascontiguousarray(data.pool_x)
-    digest = hashlib.blake2b(pool.data, digest_size=16).hexdigest()
     name = getattr(network, "name", None) or (
         f"{getattr(network, '__module__', '')}.{getattr(network, '__qualname__', repr(network))}"
     )
-    device = resolve_device(None).type
-    key = (_RESTORATION_FORMAT, digest, pool.shape, str(pool.dtype), seed, steps, name, device)
-    if key in _RESTORED:
-        return _RESTORED[key]
-    stored = _cache_file(cache_dir, "restoration", key)
-    state = _read_state(stored) if stored is not None and stored.is_file() else None
-    if state is None:
-        state = pretrain_restoration(
+    key = (_RESTORATION_FORMAT, *_pool_key(data), seed, steps, name)
+
+    def train() -> dict[str, torch.Tensor]:
+        return pretrain_restoration(
             data.pool_x, network, spatial_dims=data.spatial_dims, seed=seed, steps=steps
         )
-        if stored is not None:
-            _save_whole(state, stored)
-    while len(_RESTORED) >= _KEPT_ENCODERS:
-        _RESTORED.pop(next(iter(_RESTORED)))
-    _RESTORED[key] = state
-    return state
 
-
-def _read_state(path: Path) -> dict[str, torch.Tensor] | None:
-    try:
-        return dict(torch.load(path, weights_only=True))
-    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, AttributeError) as error:
-        warnings.warn(
-            f"cached pretrained network {path} cannot be read ({type(error).__name__}): "
-            "training it again",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return None
+    return _kept(_RESTORED, key, "restoration", cache_dir, train, lambda s: s, dict)
 
 
 def _self_supervised_start(
@@ -483,6 +473,8 @@ def simulate(
         raise ValueError(f"a {type(recipe).__name__} cannot train a {data.task} task")
     if config.workers < 1:
         raise ValueError(f"workers must be >= 1, got {config.workers}")
+    if config.ssl_init and data.task == "segmentation" and config.restoration_steps < 1:
+        raise ValueError(f"restoration_steps must be >= 1, got {config.restoration_steps}")
     if config.encoder_cache is not None:  # refused now, not when the first encoder is saved
         try:
             config.encoder_cache.mkdir(parents=True, exist_ok=True)

@@ -203,7 +203,8 @@ def summarise(
             "cold_start": config.cold_start,
             **(
                 {"contrastive_steps": config.contrastive_steps}
-                if config.cold_start == "typical" or config.ssl_init
+                if config.cold_start == "typical"
+                or (config.ssl_init and data.task == "classification")
                 else {}
             ),
             **({"ssl_init": True} if config.ssl_init else {}),
